@@ -1,0 +1,136 @@
+"""Declarative environment specs: the YAML files under ``envs/``.
+
+A spec is validated against the shipped default (``envs/pick_place.yaml``): a user's file
+or dict may override any field, but every field must exist there and keep its shape.
+Errors name the offending field by its dotted path, e.g. ``randomization.object_mass``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_ENV_SPEC = "pick_place"
+
+
+class SpecError(ValueError):
+    """A spec file or dict is malformed; the message names the file and the field."""
+
+
+def spec_dir(kind: str = "envs") -> Path:
+    """Directory of the shipped specs (``envs`` or ``baselines``), inside the package."""
+    return Path(str(resources.files("residual_bench").joinpath("specs", kind)))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning parse errors into a :class:`SpecError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _check_like(value: Any, default: Any, where: str) -> None:
+    """Check that ``value`` has the structure of ``default``."""
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise SpecError(f"{where}: expected a mapping, got {value!r}")
+        for key, sub in value.items():
+            if key not in default:
+                valid = ", ".join(sorted(default))
+                raise SpecError(f"{where}.{key}: unknown field; valid fields: {valid}")
+            _check_like(sub, default[key], f"{where}.{key}")
+        if set(default) == {"low", "high"}:
+            merged = {**default, **value}
+            if any(lo > hi for lo, hi in zip(merged["low"], merged["high"], strict=True)):
+                raise SpecError(f"{where}: low must not exceed high, got {merged}")
+    elif isinstance(default, list):
+        if not isinstance(value, list) or len(value) != len(default):
+            raise SpecError(f"{where}: expected a list of {len(default)} numbers, got {value!r}")
+        if not all(_is_number(v) for v in value):
+            raise SpecError(f"{where}: expected numbers, got {value!r}")
+        # Two-element lists of scalars are [low, high] ranges throughout the specs.
+        if len(value) == 2 and value[0] > value[1]:
+            raise SpecError(f"{where}: range [low, high] has low > high: {value!r}")
+    elif _is_number(default):
+        if not _is_number(value):
+            raise SpecError(f"{where}: expected a number, got {value!r}")
+        if value < 0:
+            raise SpecError(f"{where}: must not be negative, got {value!r}")
+    elif not isinstance(value, type(default)):
+        raise SpecError(f"{where}: expected {type(default).__name__}, got {value!r}")
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_env_spec(
+    spec: str | Path | dict | None = None, overrides: dict | None = None
+) -> dict[str, Any]:
+    """Resolve an environment spec.
+
+    Args:
+        spec: ``None`` for the default, the name of a shipped spec, a path to a YAML file,
+            or a dict; anything given is laid over the default.
+        overrides: a dict laid over the result, for one-off changes from ``gym.make``.
+
+    Returns:
+        The merged, validated spec as a plain dict.
+
+    Raises:
+        SpecError: naming the file and the field that is wrong.
+    """
+    default_path = spec_dir() / f"{DEFAULT_ENV_SPEC}.yaml"
+    default = read_yaml(default_path)
+    layers: list[tuple[str, dict]] = []
+    if isinstance(spec, dict):
+        layers.append(("spec", spec))
+    elif spec is not None:
+        path = Path(spec)
+        if path.suffix not in (".yaml", ".yml"):
+            path = spec_dir() / f"{spec}.yaml"
+        layers.append((str(path), read_yaml(path)))
+    if overrides:
+        layers.append(("scene_overrides", overrides))
+    merged = default
+    for origin, layer in layers:
+        try:
+            _check_like(layer, default, "spec")
+        except SpecError as exc:
+            raise SpecError(f"{origin}: {str(exc).removeprefix('spec.')}") from None
+        merged = _merge(merged, layer)
+    if merged["version"] != default["version"]:
+        raise SpecError(f"version: expected {default['version']}, got {merged['version']}")
+    lo, hi = merged["task"]["n_objects"]
+    if int(lo) != lo or int(hi) != hi or not 1 <= lo <= hi <= 3:
+        raise SpecError(f"task.n_objects: expected integers 1 <= low <= high <= 3, got {[lo, hi]}")
+    return merged
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    """A short content hash of a resolved spec, recorded with every episode."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,334 @@
+"""``ResidualPickPlace-v0``: the gymnasium environment.
+
+See :mod:`residual_bench.tasks.pick_place` for the task and :mod:`residual_bench.sim.panda`
+for the action convention. This module wires world, robot, task and camera into a
+``gymnasium.Env`` and owns everything about observations, seeding and input checking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from residual_bench.env_spec import load_env_spec, spec_hash
+from residual_bench.sim.camera import Camera, CameraPose
+from residual_bench.sim.objects import OBJECT_SPLITS
+from residual_bench.sim.panda import Panda
+from residual_bench.sim.pybullet_world import PHYSICS_HZ, PyBulletWorld
+from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES, PickPlaceTask
+
+OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg")
+REWARD_MODES = ("dense", "sparse")
+MAX_OBJECTS = 3
+INSTRUCTION_DIM = 32
+PROPRIO_DIM = 20
+OBJECT_FEATURES = 13
+SETTLE_SECONDS = 1.0
+"""Simulated time objects get to come to rest before an episode starts (blobs rock)."""
+
+
+def instruction_features(instruction: str, dim: int = INSTRUCTION_DIM) -> np.ndarray:
+    """A fixed, hashed bag-of-words vector of an instruction (same in every process).
+
+    Enough for a small learned policy to tell instructions apart; language models embed
+    the string themselves from ``info["instruction"]``.
+    """
+    vec = np.zeros(dim, dtype=np.float32)
+    for word in instruction.lower().split():
+        h = zlib.crc32(word.encode())
+        vec[h % dim] += 1.0 if (h >> 16) & 1 else -1.0
+    norm = np.linalg.norm(vec)
+    return vec / norm if norm > 0 else vec
+
+
+class ResidualPickPlaceEnv(gym.Env):
+    """Language-conditioned Franka Panda pick-and-place in PyBullet.
+
+    Args:
+        obs_mode: ``"state"`` (privileged object and goal state), ``"rgb"``, ``"rgbd"`` or
+            ``"rgb+seg"`` (camera images plus proprioception and instruction features).
+        control_hz: control rate; physics runs at 240 Hz, so it must divide 240.
+        objects: object split, ``"train"`` or ``"heldout"`` (novel objects).
+        image_size: camera resolution in pixels (square), 32-256.
+        render_mode: ``None`` or ``"rgb_array"`` (a 256 px view for videos).
+        reward_mode: ``"dense"`` (staged shaping in [0, 1]) or ``"sparse"`` (1 on success).
+        scene_spec: scene and randomisation spec: a shipped name, a YAML path or a dict,
+            laid over ``envs/pick_place.yaml``.
+        scene_overrides: dict laid over that, e.g. ``{"task": {"n_objects": [1, 1]}}``.
+        terminate_on_success: end the episode at the first success instead of at the time
+            limit (the benchmark's metrics use the state at the time limit, so default off).
+
+    Observation (a ``Dict``; all arrays float32 unless noted):
+        ``proprio`` (20,): 7 arm joints, 2 finger joints, grasp-point position (3),
+        quaternion (4), linear velocity (3), gripper width (1).
+        ``instruction`` (32,): :func:`instruction_features` of the instruction.
+        state mode: ``objects`` (3, 13): per object position, quaternion, linear velocity and
+        position relative to the grasp point, target first, zero rows for absent objects;
+        ``object_mask`` (3,); ``goal`` (3,): the plate's centre on its top surface.
+        image modes: ``rgb`` (H, W, 3) uint8; ``depth`` (H, W, 1) metres; ``segmentation``
+        (H, W, 1) uint8 with the ids of :attr:`segmentation_names`.
+
+    The instruction string is ``env.unwrapped.instruction`` and ``info["instruction"]``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        obs_mode: str = "state",
+        control_hz: int = 20,
+        objects: str = "train",
+        image_size: int = 84,
+        render_mode: str | None = None,
+        reward_mode: str = "dense",
+        scene_spec: str | dict | None = None,
+        scene_overrides: dict | None = None,
+        terminate_on_success: bool = False,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            valid = "obs_mode, control_hz, objects, image_size, render_mode, reward_mode, " \
+                "scene_spec, scene_overrides, terminate_on_success"
+            raise TypeError(
+                f"ResidualPickPlace-v0 got unknown keyword argument(s) {sorted(unknown)}; "
+                f"valid ones are: {valid}"
+            )
+        _check_choice("obs_mode", obs_mode, OBS_MODES)
+        _check_choice("objects", objects, OBJECT_SPLITS)
+        _check_choice("reward_mode", reward_mode, REWARD_MODES)
+        _check_choice("render_mode", render_mode, (None, "rgb_array"))
+        if not isinstance(control_hz, int) or control_hz <= 0 or PHYSICS_HZ % control_hz:
+            raise ValueError(f"control_hz must be a positive divisor of {PHYSICS_HZ}, got {control_hz!r}")
+        if not isinstance(image_size, int) or not 32 <= image_size <= 256:
+            raise ValueError(f"image_size must be an integer in [32, 256], got {image_size!r}")
+        self.obs_mode = obs_mode
+        self.control_hz = control_hz
+        self.dt = 1.0 / control_hz
+        self.substeps = PHYSICS_HZ // control_hz
+        self.objects_split = objects
+        self.reward_mode = reward_mode
+        self.render_mode = render_mode
+        self.terminate_on_success = terminate_on_success
+        self.scene_spec = load_env_spec(scene_spec, scene_overrides)
+        self.scene_spec_hash = spec_hash(self.scene_spec)
+        self.max_steps = int(round(self.scene_spec["task"]["episode_seconds"] * control_hz))
+
+        self.world = PyBulletWorld()
+        self.robot = Panda(self.world)
+        self.task = PickPlaceTask(self.world, self.robot, self.scene_spec, objects)
+        self.camera = Camera(self.world, image_size, image_size)
+        self._render_camera = Camera(self.world, 256, 256)
+        self._clean_state = self.world.save_state()
+
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
+        self.observation_space = self._make_observation_space(image_size)
+        self.instruction = ""
+        self.episode_seed: int | None = None
+        self._rng = np.random.default_rng(0)
+        self._pixel_noise_std = 0.0
+        self._steps = 0
+        self._first_success_time: float | None = None
+
+    # -- spaces ----------------------------------------------------------------------------
+
+    def _make_observation_space(self, size: int) -> spaces.Dict:
+        inf = np.inf
+        obs = {
+            "proprio": spaces.Box(-inf, inf, (PROPRIO_DIM,), np.float32),
+            "instruction": spaces.Box(-1.0, 1.0, (INSTRUCTION_DIM,), np.float32),
+        }
+        if self.obs_mode == "state":
+            obs["objects"] = spaces.Box(-inf, inf, (MAX_OBJECTS, OBJECT_FEATURES), np.float32)
+            obs["object_mask"] = spaces.Box(0.0, 1.0, (MAX_OBJECTS,), np.float32)
+            obs["goal"] = spaces.Box(-inf, inf, (3,), np.float32)
+        else:
+            obs["rgb"] = spaces.Box(0, 255, (size, size, 3), np.uint8)
+            if self.obs_mode == "rgbd":
+                obs["depth"] = spaces.Box(0.0, inf, (size, size, 1), np.float32)
+            if self.obs_mode == "rgb+seg":
+                n = len(SEGMENTATION_CLASSES) - 1
+                obs["segmentation"] = spaces.Box(0, n, (size, size, 1), np.uint8)
+        return spaces.Dict(obs)
+
+    @property
+    def segmentation_names(self) -> dict[int, str]:
+        """Segmentation id -> what it marks (the target object is always id 4)."""
+        return dict(enumerate(SEGMENTATION_CLASSES))
+
+    @property
+    def time(self) -> float:
+        """Simulated seconds since the last reset."""
+        return self._steps * self.dt
+
+    # -- gymnasium API -----------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode. Every episode gets a seed (drawn from the env's generator when
+        none is given), reported in ``info["seed"]``: resetting with it replays the episode."""
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"reset() takes no options, got {sorted(options)}")
+        self.episode_seed = (
+            int(seed) if seed is not None else int(self.np_random.integers(2**63 - 1))
+        )
+        self._rng = np.random.default_rng(self.episode_seed)
+        # Back to the snapshot taken right after construction, so nothing from previous
+        # episodes (contacts, solver warm starts, body ids) can leak into this one.
+        self.task.clear()
+        self.world.restore_state(self._clean_state)
+        self.robot.reset()
+        self.task.build(self._rng)
+        self._randomize_camera()
+        self.world.step(int(SETTLE_SECONDS * PHYSICS_HZ))
+        self.task.record_rest_heights()
+        self.instruction = self.task.instruction
+        self._instruction_vec = instruction_features(self.instruction)
+        self._steps = 0
+        self._first_success_time = None
+        progress = self._update()
+        info = self._info(progress)
+        info["seed"] = self.episode_seed
+        info["objects"] = [o.model.name for o in self.task.objects]
+        info["scene_spec_hash"] = self.scene_spec_hash
+        return self._observation(), info
+
+    def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict[str, Any]]:
+        """Apply one 7-D action for ``1 / control_hz`` simulated seconds."""
+        action = validate_action(action)
+        self.robot.apply_action(action)
+        self.world.step(self.substeps)
+        self._steps += 1
+        progress = self._update()
+        if progress["success"] and self._first_success_time is None:
+            self._first_success_time = self.time
+        reward = self.task.reward(progress, self.reward_mode)
+        terminated = bool(self.terminate_on_success and progress["success"])
+        truncated = self._steps >= self.max_steps
+        return self._observation(), reward, terminated, truncated, self._info(progress)
+
+    def render(self) -> np.ndarray | None:
+        """A 256 x 256 RGB view from the (jittered) task camera, for videos and figures."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self.camera.pose is not None:
+            self._render_camera.set_pose(self.camera.pose)
+            self._render_camera.light_direction = self.camera.light_direction
+        return self._render_camera.render(rgb=True).rgb
+
+    def close(self) -> None:
+        if getattr(self, "world", None) is not None:
+            self.world.close()
+            self.world = None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _randomize_camera(self) -> None:
+        rand, cam = self.scene_spec["randomization"], self.scene_spec["camera"]
+        rng = self._rng
+        eye = np.array(cam["eye"]) + rng.uniform(-1, 1, 3) * rand["camera_eye_jitter"]
+        target = np.array(cam["target"]) + rng.uniform(-1, 1, 3) * rand["camera_target_jitter"]
+        light = rng.uniform(rand["light_direction"]["low"], rand["light_direction"]["high"])
+        for camera in (self.camera, self._render_camera):
+            camera.set_pose(CameraPose(tuple(eye), tuple(target), cam["fov_deg"]))
+            camera.light_direction = light.tolist()
+        self._pixel_noise_std = float(rand["pixel_noise_std"])
+        bodies = self.world.bodies
+        classes = {bodies["table"]: 1, bodies["panda"]: 2, bodies["plate"]: 3}
+        for index, obj in enumerate(self.task.objects):
+            classes[bodies[obj.body_name]] = 4 + index
+        self.camera.set_segmentation_classes(classes)
+
+    def _update(self) -> dict:
+        """Read the simulator once per step; observation and info use this snapshot."""
+        joints = self.robot.joint_positions()
+        tcp, orn, vel = self.robot.tcp_state()
+        self._proprio = np.concatenate(
+            [joints, tcp, orn, vel, [joints[7] + joints[8]]]
+        ).astype(np.float32)
+        self._object_states = self.task.object_states()
+        return self.task.progress(self._object_states, tcp)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        obs = {"proprio": self._proprio, "instruction": self._instruction_vec.copy()}
+        if self.obs_mode == "state":
+            tcp = self._proprio[9:12]
+            objects = np.zeros((MAX_OBJECTS, OBJECT_FEATURES), dtype=np.float32)
+            mask = np.zeros(MAX_OBJECTS, dtype=np.float32)
+            for i, state in enumerate(self._object_states):
+                c = state.center
+                objects[i] = np.concatenate([c, state.orientation, state.linear_velocity, c - tcp])
+                mask[i] = 1.0
+            obs.update(objects=objects, object_mask=mask, goal=self.task.goal.astype(np.float32))
+            return obs
+        frame = self.camera.render(
+            rgb=True, depth=self.obs_mode == "rgbd", segmentation=self.obs_mode == "rgb+seg"
+        )
+        rgb = frame.rgb
+        if self._pixel_noise_std > 0:
+            noise = self._rng.normal(0.0, self._pixel_noise_std, rgb.shape)
+            rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
+        obs["rgb"] = rgb
+        if frame.depth is not None:
+            obs["depth"] = frame.depth
+        if frame.segmentation is not None:
+            obs["segmentation"] = frame.segmentation
+        return obs
+
+    def _info(self, progress: dict) -> dict[str, Any]:
+        return {
+            **progress,
+            "time": self.time,
+            "first_success_time": self._first_success_time,
+            "instruction": self.instruction,
+            "target_object": self.task.target.description,
+        }
+
+    # -- privileged access (scripted controllers, metrics, tests) --------------------------
+
+    @property
+    def object_states(self) -> list:
+        """This step's :class:`~residual_bench.tasks.pick_place.ObjectState` list, target
+        first: privileged state for scripted controllers, metrics and tests."""
+        return self._object_states
+
+    def state_hash(self) -> str:
+        """Hash of the full physical state (robot joints, all object poses and velocities)."""
+        h = hashlib.sha256(self.robot.joint_positions().tobytes())
+        for obj in self.task.objects:
+            s = self.world.body_state(obj.body_name)
+            for arr in (s.position, s.orientation, s.linear_velocity, s.angular_velocity):
+                h.update(np.asarray(arr, dtype=np.float64).tobytes())
+        return h.hexdigest()
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def validate_action(action: Any) -> np.ndarray:
+    """Check a 7-D action and return it as float64, clipped to [-1, 1].
+
+    Raises:
+        ValueError: wrong shape, a non-numeric dtype, or NaN/inf entries.
+    """
+    arr = np.asarray(action)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"action must be a real numeric array, got dtype {arr.dtype}")
+    if arr.shape != (7,):
+        raise ValueError(
+            f"action must have shape (7,) = (dx, dy, dz, droll, dpitch, dyaw, gripper), "
+            f"got shape {arr.shape}"
+        )
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        bad = [i for i in range(7) if not np.isfinite(arr[i])]
+        raise ValueError(f"action contains NaN or inf at index {bad}: {arr.tolist()}")
+    return np.clip(arr, -1.0, 1.0)

@@ -1,0 +1,19 @@
+"""Gymnasium registration of the benchmark's environment ids."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENV_IDS = ("ResidualPickPlace-v0",)
+
+
+def register_envs() -> None:
+    """Register every environment id; safe to call more than once."""
+    if "ResidualPickPlace-v0" not in gym.registry:
+        # No max_episode_steps: the episode length is set in simulated seconds and the
+        # env truncates itself, because the number of steps depends on ``control_hz``.
+        gym.register(
+            id="ResidualPickPlace-v0",
+            entry_point="residual_bench.pick_place_env:ResidualPickPlaceEnv",
+            disable_env_checker=False,
+        )

@@ -1,0 +1,255 @@
+"""Language-conditioned pick-and-place onto a plate.
+
+**Task Description:**
+The table holds one to three objects and a round plate. The instruction names one object by
+colour and type ("put the red cube on the plate"); the robot must pick that object up and
+leave it resting on the plate, with the gripper no longer touching it.
+
+**Randomizations** (ranges in ``envs/pick_place.yaml``, all drawn from the episode's seeded
+generator):
+
+- number of objects; which objects (from the chosen split); their size, yaw, mass, friction
+- object positions (pairwise separated, and away from the plate); plate position
+- object colours: distinct named colours, with per-channel jitter
+- light direction, camera eye and target jitter, RGB pixel noise
+- the instruction's wording (one of several templates)
+
+**Success Conditions:**
+
+- the target object's centre lies within ``goal_radius`` of the plate's centre (horizontally),
+- its lowest point is within 2 cm of the plate's top surface (it rests on the plate),
+- its speed is below 5 cm/s, and
+- neither finger touches it (it has been released).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as pb
+
+from residual_bench.sim.geometry import quat_from_yaw, yaw_of
+from residual_bench.sim.objects import (
+    MESH_RAW_SCALE,
+    ObjectModel,
+    mesh_vertices,
+    objects_in_split,
+)
+from residual_bench.sim.panda import Panda
+from residual_bench.sim.pybullet_world import PyBulletWorld
+
+COLORS: dict[str, tuple[float, float, float]] = {
+    "red": (0.85, 0.12, 0.10),
+    "green": (0.15, 0.65, 0.20),
+    "blue": (0.12, 0.25, 0.85),
+    "yellow": (0.92, 0.82, 0.12),
+    "orange": (0.95, 0.50, 0.08),
+    "purple": (0.55, 0.18, 0.70),
+    "pink": (0.95, 0.45, 0.70),
+    "cyan": (0.10, 0.75, 0.80),
+}
+TEMPLATES = (
+    "put the {object} on the plate",
+    "place the {object} on the plate",
+    "move the {object} onto the plate",
+    "pick up the {object} and put it on the plate",
+)
+TABLE_COLOR = (0.72, 0.62, 0.50, 1.0)
+PLATE_COLOR = (0.93, 0.93, 0.90, 1.0)
+PLATE_HEIGHT = 0.01
+SUCCESS_REST_TOL = 0.02
+SUCCESS_MAX_SPEED = 0.05
+
+# Semantic segmentation ids, also the layout of the ``objects`` observation (target first).
+SEGMENTATION_CLASSES = ("background", "table", "robot", "plate", "target", "distractor_1",
+                        "distractor_2")
+
+
+@dataclass
+class SceneObject:
+    """One object placed in the current episode."""
+
+    model: ObjectModel
+    color_name: str
+    scale: float
+    body_name: str
+
+    @property
+    def description(self) -> str:
+        return f"{self.color_name} {self.model.noun}"
+
+    rest_height: float = 0.0  # height of the body origin above the table once settled
+
+    @property
+    def height(self) -> float:
+        return self.model.extents[2] * self.scale
+
+
+@dataclass
+class ObjectState:
+    """An object's bounding-box centre (its body origin), orientation and velocity."""
+
+    center: np.ndarray
+    orientation: np.ndarray
+    linear_velocity: np.ndarray
+
+
+class PickPlaceTask:
+    """Scene construction, instruction, reward and success for pick-and-place."""
+
+    def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:
+        self.world = world
+        self.robot = robot
+        self.spec = spec
+        self.models = objects_in_split(objects)
+        self.objects: list[SceneObject] = []
+        self.goal = np.zeros(3)
+        self.instruction = ""
+        world.create_primitive(
+            "table", "box", (0.55, 0.6, 0.025), 0.0, (0.35, 0.0, -0.025), rgba=TABLE_COLOR
+        )
+        world.create_primitive(
+            "plate", "cylinder", (spec["task"]["goal_radius"], PLATE_HEIGHT), 0.0,
+            (0.5, 0.0, PLATE_HEIGHT / 2), rgba=PLATE_COLOR,
+        )
+
+    @property
+    def target(self) -> SceneObject:
+        return self.objects[0]
+
+    # -- scene -----------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Remove the previous episode's objects."""
+        for obj in self.objects:
+            self.world.remove(obj.body_name)
+        self.objects = []
+
+    def build(self, rng: np.random.Generator) -> None:
+        """Sample and create a new scene: the plate's pose, objects and the instruction."""
+        task, rand = self.spec["task"], self.spec["randomization"]
+        lo, hi = task["n_objects"]
+        n = int(rng.integers(lo, hi + 1))
+        goal_xy = rng.uniform(task["goal_region"]["low"], task["goal_region"]["high"])
+        self.goal = np.array([goal_xy[0], goal_xy[1], PLATE_HEIGHT])
+        self.world.set_pose("plate", np.array([*goal_xy, PLATE_HEIGHT / 2]), np.array([0, 0, 0, 1.0]))
+        placed = [goal_xy]
+        models = [self.models[i] for i in rng.choice(len(self.models), size=n, replace=False)]
+        color_names = [list(COLORS)[i] for i in rng.choice(len(COLORS), size=n, replace=False)]
+        for index, (model, color_name) in enumerate(zip(models, color_names, strict=True)):
+            xy = self._free_spot(rng, placed)
+            placed.append(xy)
+            scale = model.scale_for(float(rng.uniform(*task["object_size"])))
+            yaw = float(rng.uniform(-math.pi, math.pi))
+            rgb = np.clip(np.array(COLORS[color_name]) + rng.uniform(-1, 1, 3) * rand["color_jitter"], 0, 1)
+            obj = SceneObject(model, color_name, scale, f"object_{index}")
+            self._create(obj, xy, yaw, (*rgb, 1.0))
+            self.world.set_dynamics(
+                obj.body_name,
+                mass=float(rng.uniform(*rand["object_mass"])),
+                lateralFriction=float(rng.uniform(*rand["object_friction"])),
+            )
+            self.objects.append(obj)
+        template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+        self.instruction = template.format(object=self.target.description)
+
+    def record_rest_heights(self) -> None:
+        """Remember how high each settled object's origin sits above the table.
+
+        Meshes come to rest in whatever pose they fall into, so "resting on the plate" is
+        judged against this measured height rather than the mesh's nominal extents.
+        """
+        for obj, state in zip(self.objects, self.object_states(), strict=True):
+            obj.rest_height = float(state.center[2])
+
+    def _free_spot(self, rng: np.random.Generator, placed: list[np.ndarray]) -> np.ndarray:
+        region = self.spec["task"]["object_region"]
+        sep = self.spec["task"]["min_separation"]
+        for _ in range(200):
+            xy = rng.uniform(region["low"], region["high"])
+            if all(np.linalg.norm(xy - other) >= sep for other in placed):
+                return xy
+        raise RuntimeError(
+            "could not place objects with task.min_separation="
+            f"{sep} inside task.object_region={region}; widen the region or lower the separation"
+        )
+
+    def _create(self, obj: SceneObject, xy: np.ndarray, yaw: float, rgba: tuple) -> None:
+        model, s = obj.model, obj.scale
+        orn = quat_from_yaw(yaw)
+        length, width, height = (e * s for e in model.extents)
+        if model.kind == "box":
+            z = height / 2
+            self.world.create_primitive(obj.body_name, "box", (length / 2, width / 2, height / 2),
+                                        0.1, (*xy, z + 1e-4), orn, rgba)
+        elif model.kind == "cylinder":
+            self.world.create_primitive(obj.body_name, "cylinder", (length / 2, height), 0.1,
+                                        (*xy, height / 2 + 1e-4), orn, rgba)
+        else:
+            # The body's origin (and so its centre of mass) is the mesh's bounding-box centre,
+            # so objects stand the way they look instead of tipping over an offset origin.
+            center = np.array(model.center) * s
+            self.world.create_mesh(
+                obj.body_name, mesh_vertices(model) * s - center,
+                model.urdf.replace(".urdf", ".obj"), MESH_RAW_SCALE * s, -center, 0.1,
+                (*xy, height / 2 + 1e-4), orn, rgba,
+            )
+
+    # -- state -----------------------------------------------------------------------------
+
+    def object_states(self) -> list[ObjectState]:
+        """Pose, velocity and grasp point of every object, target first (one pass)."""
+        cid = self.world.id
+        states = []
+        for obj in self.objects:
+            body = self.world.bodies[obj.body_name]
+            pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=cid)
+            lin, _ = pb.getBaseVelocity(body, physicsClientId=cid)
+            states.append(ObjectState(np.array(pos), np.array(orn), np.array(lin)))
+        return states
+
+    def grasp_yaw(self, obj: SceneObject, state: ObjectState) -> float:
+        """World angle of the direction the fingers should close along."""
+        return yaw_of(state.orientation) + obj.model.grasp_yaw
+
+    def progress(self, states: list[ObjectState], tcp: np.ndarray) -> dict[str, float | bool]:
+        """Task-progress quantities: grasp state and distances (metres)."""
+        target, state = self.target, states[0]
+        left, right = self.robot.fingers_touch(self.world.bodies[target.body_name])
+        center = state.center
+        bottom = float(center[2]) - target.rest_height
+        dx, dy = float(center[0] - tcp[0]), float(center[1] - tcp[1])
+        gx, gy = float(center[0] - self.goal[0]), float(center[1] - self.goal[1])
+        to_goal = math.hypot(gx, gy)
+        on_plate = (
+            to_goal <= self.spec["task"]["goal_radius"]
+            and abs(bottom - self.goal[2]) <= SUCCESS_REST_TOL
+        )
+        speed = float(np.linalg.norm(state.linear_velocity))
+        touching = left or right
+        return {
+            "is_grasped": bool(left and right),
+            "touching_object": bool(touching),
+            "tcp_to_object": math.hypot(dx, dy, float(center[2] - tcp[2])),
+            "tcp_to_object_xy": math.hypot(dx, dy),
+            "object_to_goal": to_goal,
+            "object_height": bottom,
+            "object_speed": speed,
+            "success": bool(on_plate and speed < SUCCESS_MAX_SPEED and not touching),
+        }
+
+    @staticmethod
+    def reward(progress: dict, mode: str) -> float:
+        """``sparse``: 1 on success. ``dense``: staged reach/grasp/place shaping in [0, 1]."""
+        if mode == "sparse":
+            return float(progress["success"])
+        if progress["success"]:
+            return 1.0
+        reach = 1.0 - math.tanh(10.0 * progress["tcp_to_object"])
+        if not progress["is_grasped"]:
+            return 0.25 * reach
+        lifted = min(progress["object_height"] / 0.05, 1.0)
+        place = 1.0 - math.tanh(5.0 * progress["object_to_goal"])
+        return 0.25 + 0.15 * lifted + 0.4 * place
