@@ -92,8 +92,10 @@ class ResidualPickPlaceEnv(gym.Env):
         **unknown: Any,
     ) -> None:
         if unknown:
-            valid = "obs_mode, control_hz, objects, image_size, render_mode, reward_mode, " \
+            valid = (
+                "obs_mode, control_hz, objects, image_size, render_mode, reward_mode, "
                 "scene_spec, scene_overrides, terminate_on_success"
+            )
             raise TypeError(
                 f"ResidualPickPlace-v0 got unknown keyword argument(s) {sorted(unknown)}; "
                 f"valid ones are: {valid}"
@@ -103,7 +105,9 @@ class ResidualPickPlaceEnv(gym.Env):
         _check_choice("reward_mode", reward_mode, REWARD_MODES)
         _check_choice("render_mode", render_mode, (None, "rgb_array"))
         if not isinstance(control_hz, int) or control_hz <= 0 or PHYSICS_HZ % control_hz:
-            raise ValueError(f"control_hz must be a positive divisor of {PHYSICS_HZ}, got {control_hz!r}")
+            raise ValueError(
+                f"control_hz must be a positive divisor of {PHYSICS_HZ}, got {control_hz!r}"
+            )
         if not isinstance(image_size, int) or not 32 <= image_size <= 256:
             raise ValueError(f"image_size must be an integer in [32, 256], got {image_size!r}")
         self.obs_mode = obs_mode
@@ -249,9 +253,9 @@ class ResidualPickPlaceEnv(gym.Env):
         """Read the simulator once per step; observation and info use this snapshot."""
         joints = self.robot.joint_positions()
         tcp, orn, vel = self.robot.tcp_state()
-        self._proprio = np.concatenate(
-            [joints, tcp, orn, vel, [joints[7] + joints[8]]]
-        ).astype(np.float32)
+        self._proprio = np.concatenate([joints, tcp, orn, vel, [joints[7] + joints[8]]]).astype(
+            np.float32
+        )
         self._object_states = self.task.object_states()
         return self.task.progress(self._object_states, tcp)
 

@@ -62,7 +62,18 @@ class Camera:
             lut[body + 1] = cls  # +1 so that background (-1) lands on index 0
         self._class_lut = lut
 
-    def render(self, rgb: bool = True, depth: bool = False, segmentation: bool = False) -> CameraFrame:
+    def resized(self, width: int, height: int) -> Camera:
+        """A camera with the same pose, light and segmentation classes at another size."""
+        other = Camera(self.world, width, height)
+        if self.pose is not None:
+            other.set_pose(self.pose)
+        other.light_direction = list(self.light_direction)
+        other._class_lut = self._class_lut.copy()
+        return other
+
+    def render(
+        self, rgb: bool = True, depth: bool = False, segmentation: bool = False
+    ) -> CameraFrame:
         """Render the requested modalities in one pass."""
         if self.pose is None:
             raise RuntimeError("Camera.set_pose must be called before render")
@@ -80,9 +91,11 @@ class Camera:
         )
         frame = CameraFrame()
         if rgb:
-            frame.rgb = np.asarray(color, dtype=np.uint8).reshape(self.height, self.width, 4)[
-                ..., :3
-            ].copy()
+            frame.rgb = (
+                np.asarray(color, dtype=np.uint8)
+                .reshape(self.height, self.width, 4)[..., :3]
+                .copy()
+            )
         if depth:
             z = np.asarray(z_buffer, dtype=np.float32).reshape(self.height, self.width, 1)
             near, far = self.pose.near, self.pose.far

@@ -13,6 +13,8 @@ import pybullet as p
 import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
+from residual_bench.sim.native_output import quiet_native_output
+
 PHYSICS_HZ = 240
 """Physics rate in Hz. PyBullet's default, and what its contact parameters are tuned for."""
 
@@ -35,7 +37,8 @@ class PyBulletWorld:
     """
 
     def __init__(self, physics_hz: int = PHYSICS_HZ) -> None:
-        self.client = BulletClient(connection_mode=p.DIRECT)
+        with quiet_native_output():
+            self.client = BulletClient(connection_mode=p.DIRECT)
         # Hot paths call pybullet directly with this id: BulletClient's attribute lookup
         # builds a new partial on every call, which shows up at thousands of steps/s.
         self.id: int = self.client._client

@@ -63,8 +63,15 @@ SUCCESS_REST_TOL = 0.02
 SUCCESS_MAX_SPEED = 0.05
 
 # Semantic segmentation ids, also the layout of the ``objects`` observation (target first).
-SEGMENTATION_CLASSES = ("background", "table", "robot", "plate", "target", "distractor_1",
-                        "distractor_2")
+SEGMENTATION_CLASSES = (
+    "background",
+    "table",
+    "robot",
+    "plate",
+    "target",
+    "distractor_1",
+    "distractor_2",
+)
 
 
 @dataclass
@@ -111,8 +118,12 @@ class PickPlaceTask:
             "table", "box", (0.55, 0.6, 0.025), 0.0, (0.35, 0.0, -0.025), rgba=TABLE_COLOR
         )
         world.create_primitive(
-            "plate", "cylinder", (spec["task"]["goal_radius"], PLATE_HEIGHT), 0.0,
-            (0.5, 0.0, PLATE_HEIGHT / 2), rgba=PLATE_COLOR,
+            "plate",
+            "cylinder",
+            (spec["task"]["goal_radius"], PLATE_HEIGHT),
+            0.0,
+            (0.5, 0.0, PLATE_HEIGHT / 2),
+            rgba=PLATE_COLOR,
         )
 
     @property
@@ -134,7 +145,9 @@ class PickPlaceTask:
         n = int(rng.integers(lo, hi + 1))
         goal_xy = rng.uniform(task["goal_region"]["low"], task["goal_region"]["high"])
         self.goal = np.array([goal_xy[0], goal_xy[1], PLATE_HEIGHT])
-        self.world.set_pose("plate", np.array([*goal_xy, PLATE_HEIGHT / 2]), np.array([0, 0, 0, 1.0]))
+        self.world.set_pose(
+            "plate", np.array([*goal_xy, PLATE_HEIGHT / 2]), np.array([0, 0, 0, 1.0])
+        )
         placed = [goal_xy]
         models = [self.models[i] for i in rng.choice(len(self.models), size=n, replace=False)]
         color_names = [list(COLORS)[i] for i in rng.choice(len(COLORS), size=n, replace=False)]
@@ -143,7 +156,9 @@ class PickPlaceTask:
             placed.append(xy)
             scale = model.scale_for(float(rng.uniform(*task["object_size"])))
             yaw = float(rng.uniform(-math.pi, math.pi))
-            rgb = np.clip(np.array(COLORS[color_name]) + rng.uniform(-1, 1, 3) * rand["color_jitter"], 0, 1)
+            rgb = np.clip(
+                np.array(COLORS[color_name]) + rng.uniform(-1, 1, 3) * rand["color_jitter"], 0, 1
+            )
             obj = SceneObject(model, color_name, scale, f"object_{index}")
             self._create(obj, xy, yaw, (*rgb, 1.0))
             self.world.set_dynamics(
@@ -182,19 +197,39 @@ class PickPlaceTask:
         length, width, height = (e * s for e in model.extents)
         if model.kind == "box":
             z = height / 2
-            self.world.create_primitive(obj.body_name, "box", (length / 2, width / 2, height / 2),
-                                        0.1, (*xy, z + 1e-4), orn, rgba)
+            self.world.create_primitive(
+                obj.body_name,
+                "box",
+                (length / 2, width / 2, height / 2),
+                0.1,
+                (*xy, z + 1e-4),
+                orn,
+                rgba,
+            )
         elif model.kind == "cylinder":
-            self.world.create_primitive(obj.body_name, "cylinder", (length / 2, height), 0.1,
-                                        (*xy, height / 2 + 1e-4), orn, rgba)
+            self.world.create_primitive(
+                obj.body_name,
+                "cylinder",
+                (length / 2, height),
+                0.1,
+                (*xy, height / 2 + 1e-4),
+                orn,
+                rgba,
+            )
         else:
             # The body's origin (and so its centre of mass) is the mesh's bounding-box centre,
             # so objects stand the way they look instead of tipping over an offset origin.
             center = np.array(model.center) * s
             self.world.create_mesh(
-                obj.body_name, mesh_vertices(model) * s - center,
-                model.urdf.replace(".urdf", ".obj"), MESH_RAW_SCALE * s, -center, 0.1,
-                (*xy, height / 2 + 1e-4), orn, rgba,
+                obj.body_name,
+                mesh_vertices(model) * s - center,
+                model.urdf.replace(".urdf", ".obj"),
+                MESH_RAW_SCALE * s,
+                -center,
+                0.1,
+                (*xy, height / 2 + 1e-4),
+                orn,
+                rgba,
             )
 
     # -- state -----------------------------------------------------------------------------
