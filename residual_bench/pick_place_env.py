@@ -13,9 +13,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pybullet as pb
 from gymnasium import spaces
 
 from residual_bench.env_spec import load_env_spec, spec_hash
+from residual_bench.perturb import PerturbationScheduler, Suite, load_suite
 from residual_bench.sim.camera import Camera, CameraPose
 from residual_bench.sim.objects import OBJECT_SPLITS
 from residual_bench.sim.panda import Panda
@@ -62,6 +64,8 @@ class ResidualPickPlaceEnv(gym.Env):
         scene_overrides: dict laid over that, e.g. ``{"task": {"n_objects": [1, 1]}}``.
         terminate_on_success: end the episode at the first success instead of at the time
             limit (the benchmark's metrics use the state at the time limit, so default off).
+        suite: perturbation suite: a shipped name (``bench list``), a YAML path or a dict;
+            ``None`` is ``nominal`` (no perturbations). See :mod:`residual_bench.perturb`.
 
     Observation (a ``Dict``; all arrays float32 unless noted):
         ``proprio`` (20,): 7 arm joints, 2 finger joints, grasp-point position (3),
@@ -89,12 +93,13 @@ class ResidualPickPlaceEnv(gym.Env):
         scene_spec: str | dict | None = None,
         scene_overrides: dict | None = None,
         terminate_on_success: bool = False,
+        suite: str | dict | Suite | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
             valid = (
                 "obs_mode, control_hz, objects, image_size, render_mode, reward_mode, "
-                "scene_spec, scene_overrides, terminate_on_success"
+                "scene_spec, scene_overrides, terminate_on_success, suite"
             )
             raise TypeError(
                 f"ResidualPickPlace-v0 got unknown keyword argument(s) {sorted(unknown)}; "
@@ -120,6 +125,7 @@ class ResidualPickPlaceEnv(gym.Env):
         self.terminate_on_success = terminate_on_success
         self.scene_spec = load_env_spec(scene_spec, scene_overrides)
         self.scene_spec_hash = spec_hash(self.scene_spec)
+        self.suite = load_suite(suite)
         self.max_steps = int(round(self.scene_spec["task"]["episode_seconds"] * control_hz))
 
         self.world = PyBulletWorld()
@@ -137,6 +143,11 @@ class ResidualPickPlaceEnv(gym.Env):
         self._pixel_noise_std = 0.0
         self._steps = 0
         self._first_success_time: float | None = None
+        self._scheduler = PerturbationScheduler(self.suite, self._rng)
+        self._phase = "approach"
+        self._stall_until = -1.0
+        self._object_force: np.ndarray | None = None
+        self._object_force_substeps = 0
 
     # -- spaces ----------------------------------------------------------------------------
 
@@ -192,13 +203,20 @@ class ResidualPickPlaceEnv(gym.Env):
         self._randomize_camera()
         self.world.step(int(SETTLE_SECONDS * PHYSICS_HZ))
         self.task.record_rest_heights()
+        # Planned after the scene, so adding a suite never changes the scene a seed gives.
+        self._scheduler = PerturbationScheduler(self.suite, self._rng)
+        self._stall_until = -1.0
+        self._object_force, self._object_force_substeps = None, 0
         self.instruction = self.task.instruction
         self._instruction_vec = instruction_features(self.instruction)
         self._steps = 0
         self._first_success_time = None
         progress = self._update()
+        self._phase = self.task.phase(progress)
         info = self._info(progress)
+        info["new_events"] = []
         info["seed"] = self.episode_seed
+        info["suite"] = self.suite.name
         info["objects"] = [o.model.name for o in self.task.objects]
         info["scene_spec_hash"] = self.scene_spec_hash
         return self._observation(), info
@@ -206,16 +224,20 @@ class ResidualPickPlaceEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict[str, Any]]:
         """Apply one 7-D action for ``1 / control_hz`` simulated seconds."""
         action = validate_action(action)
+        events = self._scheduler.fire(self, self.time, self._phase)
         self.robot.apply_action(action)
-        self.world.step(self.substeps)
+        self._simulate(self.substeps)
         self._steps += 1
         progress = self._update()
+        self._phase = self.task.phase(progress)
         if progress["success"] and self._first_success_time is None:
             self._first_success_time = self.time
         reward = self.task.reward(progress, self.reward_mode)
         terminated = bool(self.terminate_on_success and progress["success"])
         truncated = self._steps >= self.max_steps
-        return self._observation(), reward, terminated, truncated, self._info(progress)
+        info = self._info(progress)
+        info["new_events"] = events
+        return self._observation(), reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         """A 256 x 256 RGB view from the (jittered) task camera, for videos and figures."""
@@ -231,7 +253,45 @@ class ResidualPickPlaceEnv(gym.Env):
             self.world.close()
             self.world = None
 
+    # -- perturbation hooks (called by residual_bench.perturb) -------------------------------
+
+    def add_object_force(self, force: np.ndarray, n_substeps: int) -> None:
+        """Push the target object with ``force`` (N, world frame) for ``n_substeps``."""
+        self._object_force = np.asarray(force, dtype=float)
+        self._object_force_substeps = int(n_substeps)
+
+    def stall_base_until(self, time: float) -> None:
+        """Mark the base policy as delivering no fresh action until simulated ``time``."""
+        self._stall_until = max(self._stall_until, time)
+
+    @property
+    def base_stalled(self) -> bool:
+        """Whether the base policy is stalled for the next control step."""
+        return self.time < self._stall_until - 1e-9
+
     # -- internals -------------------------------------------------------------------------
+
+    def _simulate(self, n_substeps: int) -> None:
+        if self._object_force_substeps == 0 and not self.robot.gripper_forced_open:
+            self.world.step(n_substeps)
+            return
+        # A fault is active: go substep by substep (external forces last one substep).
+        cid = self.world.id
+        body = self.world.bodies[self.task.target.body_name]
+        for _ in range(n_substeps):
+            if self._object_force_substeps > 0:
+                pos, _ = pb.getBasePositionAndOrientation(body, physicsClientId=cid)
+                pb.applyExternalForce(
+                    body,
+                    -1,
+                    self._object_force.tolist(),
+                    pos,
+                    pb.WORLD_FRAME,
+                    physicsClientId=cid,
+                )
+                self._object_force_substeps -= 1
+            self.world.step(1)
+            self.robot.tick_substep()
 
     def _randomize_camera(self) -> None:
         rand, cam = self.scene_spec["randomization"], self.scene_spec["camera"]
@@ -292,6 +352,8 @@ class ResidualPickPlaceEnv(gym.Env):
             "first_success_time": self._first_success_time,
             "instruction": self.instruction,
             "target_object": self.task.target.description,
+            "phase": self._phase,
+            "base_stalled": self.base_stalled,
         }
 
     # -- privileged access (scripted controllers, metrics, tests) --------------------------

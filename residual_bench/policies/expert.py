@@ -49,17 +49,37 @@ class ScriptedExpert:
 
     Args:
         speed: fraction of the maximum end-effector speed used in free space.
+        open_loop: plan from the object's pose at the first step and never look again (no
+            re-grasp, no retry): the contrast that shows what a perturbation does to a
+            policy that does not react.
     """
 
-    def __init__(self, speed: float = 1.0) -> None:
+    def __init__(self, speed: float = 1.0, open_loop: bool = False) -> None:
         self.speed = speed
+        self.open_loop = open_loop
         self.phase = Phase.APPROACH
         self._phase_time = 0.0
+        self._frozen: tuple[np.ndarray, float] | None = None
 
     def reset(self) -> None:
         """Forget the previous episode."""
         self.phase = Phase.APPROACH
         self._phase_time = 0.0
+        self._frozen = None
+
+    def _perceive(self, sim, tcp: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """Object centre, grasp direction and the object's offset from the grasp point."""
+        state = sim.object_states[0]
+        if not self.open_loop:
+            return state.center, sim.task.grasp_yaw(sim.task.target, state), tcp - state.center
+        if self._frozen is None:
+            self._frozen = (state.center.copy(), sim.task.grasp_yaw(sim.task.target, state))
+        center, yaw = self._frozen
+        grasp_z = max(center[2] - 0.005, 0.015)
+        # Blind: assume the object sits where it was grasped, relative to the fingers.
+        held = np.array([0.0, 0.0, grasp_z - center[2]])
+        in_hand = self.phase in (Phase.LIFT, Phase.TRANSPORT, Phase.LOWER, Phase.RELEASE)
+        return (tcp - held if in_hand else center), yaw, held
 
     def _enter(self, phase: Phase) -> None:
         self.phase = phase
@@ -69,23 +89,28 @@ class ScriptedExpert:
         """The next 7-D action for ``env`` (a ``ResidualPickPlace-v0``, wrapped or not)."""
         sim = env.unwrapped
         task, robot = sim.task, sim.robot
-        state = sim.object_states[0]
         target = task.target
         tcp, tcp_orn = robot.tcp_pose()
-        obj = state.center
+        obj, yaw_target, offset3 = self._perceive(sim, tcp)
         goal = task.goal
         progress = task.progress(sim.object_states, tcp)
         grasped, touching = progress["is_grasped"], progress["touching_object"]
+        if self.open_loop:  # no feedback about the object at all
+            grasped, touching = True, False
         self._phase_time += sim.dt
         grasp_z = max(obj[2] - 0.005, 0.015)
         gripper = 1.0
         speed = self.speed
-        yaw_target = task.grasp_yaw(target, state)
 
         phase = self.phase
         if phase in (Phase.LIFT, Phase.TRANSPORT, Phase.LOWER) and not grasped:
             self._enter(Phase.APPROACH)  # dropped it: go back and pick it up again
-        elif phase == Phase.RETREAT and not progress["success"] and self._phase_time > 1.0:
+        elif (
+            phase == Phase.RETREAT
+            and not self.open_loop
+            and not progress["success"]
+            and self._phase_time > 1.0
+        ):
             self._enter(Phase.APPROACH)  # the placement did not hold: try again
         phase = self.phase
 
@@ -114,14 +139,14 @@ class ScriptedExpert:
             if tcp[2] > CARRY_HEIGHT - 0.02:
                 self._enter(Phase.TRANSPORT)
         elif phase == Phase.TRANSPORT:
-            offset = tcp[:2] - obj[:2]
+            offset = offset3[:2]
             goal_pos = np.array([goal[0] + offset[0], goal[1] + offset[1], CARRY_HEIGHT])
             gripper = -1.0
             yaw_target = None
             if np.linalg.norm(obj[:2] - goal[:2]) < 0.012:
                 self._enter(Phase.LOWER)
         elif phase == Phase.LOWER:
-            offset = tcp[:2] - obj[:2]
+            offset = offset3[:2]
             bottom = obj[2] - target.rest_height
             drop = bottom - (goal[2] + PLACE_CLEARANCE)
             goal_pos = np.array([goal[0] + offset[0], goal[1] + offset[1], tcp[2] - drop])

@@ -94,6 +94,7 @@ class Panda:
         self._target_pos = np.zeros(3)
         self._target_orn = np.array([0.0, 0.0, 0.0, 1.0])
         self._gripper_target = FINGER_MAX
+        self._forced_open_substeps = 0
         self.reset()
 
     # -- state -----------------------------------------------------------------------------
@@ -107,6 +108,7 @@ class Panda:
         for j in self.finger_joints:
             client.resetJointState(self.body, j, width)
         self._gripper_target = width
+        self._forced_open_substeps = 0
         self._target_pos, self._target_orn = self.tcp_pose()
         self._send_joint_targets(np.asarray(joints, dtype=float))
 
@@ -189,14 +191,37 @@ class Panda:
             forces=self._arm_forces,
             physicsClientId=cid,
         )
+        self._send_finger_targets()
+
+    def _send_finger_targets(self) -> None:
+        width = FINGER_MAX if self._forced_open_substeps > 0 else self._gripper_target
         pb.setJointMotorControlArray(
             self.body,
             self.finger_joints,
             pb.POSITION_CONTROL,
-            targetPositions=[self._gripper_target] * 2,
+            targetPositions=[width] * 2,
             forces=[40.0, 40.0],
-            physicsClientId=cid,
+            physicsClientId=self._cid,
         )
+
+    # -- faults (perturbations) --------------------------------------------------------------
+
+    def force_gripper_open(self, n_substeps: int) -> None:
+        """Open the gripper for ``n_substeps`` physics steps, overriding every command."""
+        self._forced_open_substeps = max(self._forced_open_substeps, int(n_substeps))
+        self._send_finger_targets()
+
+    @property
+    def gripper_forced_open(self) -> bool:
+        """Whether a forced opening is in progress."""
+        return self._forced_open_substeps > 0
+
+    def tick_substep(self) -> None:
+        """Advance fault timers by one physics step (call once per substep while faulted)."""
+        if self._forced_open_substeps > 0:
+            self._forced_open_substeps -= 1
+            if self._forced_open_substeps == 0:
+                self._send_finger_targets()  # back to what the policy commands
 
     @property
     def commanded_gripper(self) -> float:

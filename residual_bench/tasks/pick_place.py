@@ -276,6 +276,37 @@ class PickPlaceTask:
         }
 
     @staticmethod
+    def phase(progress: dict) -> str:
+        """The task phase perturbations trigger on, from the progress quantities alone.
+
+        ``approach`` until the grasp point is within 4 cm of the object, ``grasp`` until the
+        object is held and lifted 2 cm, ``transport`` while it is carried, ``done`` once the
+        task condition holds.
+        """
+        if progress["success"]:
+            return "done"
+        if progress["is_grasped"] and progress["object_height"] > 0.02:
+            return "transport"
+        if progress["tcp_to_object"] < 0.04:
+            return "grasp"
+        return "approach"
+
+    def clear_spot_towards(self, xy: np.ndarray, azimuth: float, distance: float) -> np.ndarray:
+        """The farthest point up to ``distance`` along ``azimuth`` from ``xy`` that stays on
+        the table's object region (widened by 5 cm) and clear of the other objects."""
+        region = self.spec["task"]["object_region"]
+        lo = np.array(region["low"]) - 0.05
+        hi = np.array(region["high"]) + 0.05
+        clearance = 0.5 * self.spec["task"]["min_separation"]
+        others = [s.center[:2] for s in self.object_states()[1:]]
+        direction = np.array([math.cos(azimuth), math.sin(azimuth)])
+        for fraction in np.linspace(1.0, 0.0, 11):
+            candidate = np.clip(xy + direction * distance * fraction, lo, hi)
+            if all(np.linalg.norm(candidate - o) >= clearance for o in others):
+                return candidate
+        return np.asarray(xy, dtype=float)
+
+    @staticmethod
     def reward(progress: dict, mode: str) -> float:
         """``sparse``: 1 on success. ``dense``: staged reach/grasp/place shaping in [0, 1]."""
         if mode == "sparse":

@@ -1,0 +1,201 @@
+"""The perturbations: one small class per kind of in-episode disturbance.
+
+Every perturbation samples all of its randomness when the episode is planned (at reset, from
+the episode's generator), so the same seed gives the same disturbances bit for bit, whatever
+the policy does. ``apply`` then acts on the simulation when the scheduler fires it and
+returns the event record (JSON-serialisable) that goes into ``info["new_events"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pybullet as pb
+
+from residual_bench.sim.geometry import quat_from_yaw
+
+
+@dataclass
+class Perturbation:
+    """Base class: ``params`` are the YAML fields of one suite entry (already validated)."""
+
+    kind: ClassVar[str] = ""
+    #: YAML fields this kind accepts, with their defaults; ranges are [low, high].
+    fields: ClassVar[dict[str, Any]] = {}
+    sampled: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def sample(cls, params: dict[str, Any], rng: np.random.Generator) -> Perturbation:
+        """Draw this event's magnitudes from the ranges in ``params``."""
+        raise NotImplementedError
+
+    def apply(self, sim: Any, time: float, trigger: str) -> dict[str, Any]:
+        """Disturb the simulation now; return the event record."""
+        raise NotImplementedError
+
+    def event(
+        self, time: float, trigger: str, magnitude: float, target: str, duration: float = 0.0
+    ) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "trigger": trigger,
+            "time": float(time),
+            "magnitude": float(magnitude),
+            "target": target,
+            "duration": float(duration),
+            "params": {k: _plain(v) for k, v in self.sampled.items()},
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [float(v) for v in value]
+    if isinstance(value, np.floating | np.integer):
+        return value.item()
+    return value
+
+
+def _uniform(rng: np.random.Generator, bounds: list[float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+class Poke(Perturbation):
+    """A push on the target object: a constant force for ``duration`` seconds.
+
+    The horizontal direction is uniform; ``elevation`` tilts it upwards (degrees). While the
+    object is in the hand this is a knock that may dislodge it; on the table, a shove.
+    """
+
+    kind = "poke"
+    fields = {"force": [5.0, 10.0], "duration": [0.04, 0.06], "elevation": [0.0, 20.0]}
+
+    @classmethod
+    def sample(cls, params, rng):
+        azimuth = float(rng.uniform(-math.pi, math.pi))
+        elevation = math.radians(_uniform(rng, params["elevation"]))
+        direction = np.array(
+            [
+                math.cos(azimuth) * math.cos(elevation),
+                math.sin(azimuth) * math.cos(elevation),
+                math.sin(elevation),
+            ]
+        )
+        return cls(
+            sampled={
+                "force": _uniform(rng, params["force"]),
+                "duration": _uniform(rng, params["duration"]),
+                "direction": direction,
+            }
+        )
+
+    def apply(self, sim, time, trigger):
+        force = self.sampled["force"] * np.asarray(self.sampled["direction"])
+        n_substeps = max(1, round(self.sampled["duration"] * sim.world.physics_hz))
+        sim.add_object_force(force, n_substeps)
+        target = sim.task.target.body_name
+        return self.event(time, trigger, self.sampled["force"], target, self.sampled["duration"])
+
+
+class Slide(Perturbation):
+    """The target object moves sideways on the table.
+
+    ``mode: displace`` shifts it by ``distance`` metres at once (kept on the table and clear of
+    the other objects); ``mode: kick`` gives it a horizontal velocity of ``speed`` m/s.
+    """
+
+    kind = "slide"
+    fields = {"mode": "displace", "distance": [0.03, 0.06], "speed": [0.3, 0.6]}
+
+    @classmethod
+    def sample(cls, params, rng):
+        return cls(
+            sampled={
+                "mode": params["mode"],
+                "azimuth": float(rng.uniform(-math.pi, math.pi)),
+                "distance": _uniform(rng, params["distance"]),
+                "speed": _uniform(rng, params["speed"]),
+            }
+        )
+
+    def apply(self, sim, time, trigger):
+        world, task = sim.world, sim.task
+        body = world.bodies[task.target.body_name]
+        pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=world.id)
+        azimuth = self.sampled["azimuth"]
+        if self.sampled["mode"] == "kick":
+            speed = self.sampled["speed"]
+            velocity = [speed * math.cos(azimuth), speed * math.sin(azimuth), 0.0]
+            pb.resetBaseVelocity(body, velocity, [0.0, 0.0, 0.0], physicsClientId=world.id)
+            magnitude = speed
+        else:
+            magnitude = self.sampled["distance"]
+            new_xy = task.clear_spot_towards(np.array(pos[:2]), azimuth, magnitude)
+            world.set_pose(task.target.body_name, np.array([*new_xy, pos[2]]), np.array(orn))
+            magnitude = float(np.linalg.norm(new_xy - np.array(pos[:2])))
+        return self.event(time, trigger, magnitude, task.target.body_name)
+
+
+class Drop(Perturbation):
+    """The object leaves the hand, or falls from a height.
+
+    ``mode: release``: the gripper is forced open for ``duration`` seconds whatever the policy
+    commands (a slip or a gripper fault mid-transport). ``mode: from_height``: the object is
+    lifted ``height`` metres straight up, turned to a random yaw, and let fall where it was
+    (an object handed over and fumbled). A top-down parallel gripper has its palm above its
+    fingers, so nothing can fall *into* it; the object lands on the table or bounces off
+    the fingers, and the policy has to find it again.
+    """
+
+    kind = "drop"
+    fields = {"mode": "release", "duration": [0.2, 0.4], "height": [0.08, 0.15]}
+
+    @classmethod
+    def sample(cls, params, rng):
+        return cls(
+            sampled={
+                "mode": params["mode"],
+                "duration": _uniform(rng, params["duration"]),
+                "height": _uniform(rng, params["height"]),
+                "yaw": float(rng.uniform(-math.pi, math.pi)),
+            }
+        )
+
+    def apply(self, sim, time, trigger):
+        target = sim.task.target.body_name
+        if self.sampled["mode"] == "from_height":
+            state = sim.world.body_state(target)
+            height = self.sampled["height"]
+            pos = np.array([state.position[0], state.position[1], state.position[2] + height])
+            sim.world.set_pose(target, pos, quat_from_yaw(self.sampled["yaw"]))
+            return self.event(time, trigger, height, target)
+        duration = self.sampled["duration"]
+        sim.robot.force_gripper_open(round(duration * sim.world.physics_hz))
+        return self.event(time, trigger, duration, target, duration)
+
+
+class Latency(Perturbation):
+    """The base policy stalls: no fresh action for ``duration`` seconds (a network stall).
+
+    The environment only marks the window (``info["base_stalled"]``); whoever runs the base
+    policy holds its last good action meanwhile.
+    """
+
+    kind = "latency"
+    fields = {"duration": [0.3, 0.8]}
+
+    @classmethod
+    def sample(cls, params, rng):
+        return cls(sampled={"duration": _uniform(rng, params["duration"])})
+
+    def apply(self, sim, time, trigger):
+        duration = self.sampled["duration"]
+        sim.stall_base_until(time + duration)
+        return self.event(time, trigger, duration, "base_policy", duration)
+
+
+PERTURBATIONS: dict[str, type[Perturbation]] = {
+    cls.kind: cls for cls in (Poke, Slide, Drop, Latency)
+}

@@ -1,0 +1,173 @@
+"""Perturbation suites: declarative YAML specs under ``envs/suites/``.
+
+A suite lists perturbation entries; each entry says what kind, when (a task phase or a time
+window, plus a random delay), how often and how strong. Example (``envs/suites/poke.yaml``)::
+
+    name: poke
+    description: the object is shoved on the table or knocked while carried
+    perturbations:
+      - type: poke
+        trigger: {phase: [approach, transport]}   # one of these, drawn per episode
+        delay: [0.0, 0.3]                         # seconds after the phase starts
+        count: [1, 1]                             # events per episode from this entry
+        force: [1.5, 3.0]                         # newtons
+
+Fields a kind does not set keep the defaults of its class in :mod:`.events`. A malformed
+suite raises :class:`~residual_bench.env_spec.SpecError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from residual_bench.env_spec import SpecError, read_yaml, spec_dir
+from residual_bench.perturb.events import PERTURBATIONS
+
+PHASES = ("approach", "grasp", "transport", "done")
+ENTRY_FIELDS = {"type", "trigger", "delay", "count", "gap", "probability"}
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One line of a suite: a perturbation kind with its trigger rule and parameters."""
+
+    type: str
+    phases: tuple[str, ...] | None  # trigger on entering one of these phases...
+    time: tuple[float, float] | None  # ...or at a simulated time drawn from this window
+    delay: tuple[float, float]
+    count: tuple[int, int]
+    gap: float
+    probability: float
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named set of perturbation entries."""
+
+    name: str
+    description: str
+    entries: tuple[SuiteEntry, ...] = field(default_factory=tuple)
+
+
+def suite_names() -> list[str]:
+    """Names of the suites shipped under ``envs/suites/``."""
+    return sorted(p.stem for p in (spec_dir() / "suites").glob("*.yaml"))
+
+
+def load_suite(suite: str | Path | dict | Suite | None) -> Suite:
+    """A suite by name, YAML path or dict (``None`` is the unperturbed ``nominal`` suite)."""
+    if isinstance(suite, Suite):
+        return suite
+    if suite is None:
+        suite = "nominal"
+    if isinstance(suite, dict):
+        return parse_suite(suite, "suite")
+    path = Path(suite)
+    if path.suffix not in (".yaml", ".yml"):
+        path = spec_dir() / "suites" / f"{suite}.yaml"
+        if not path.is_file():
+            raise ValueError(
+                f"unknown suite {str(suite)!r}; shipped suites: {', '.join(suite_names())} "
+                "(or pass a path to a .yaml file)"
+            )
+    return parse_suite(read_yaml(path), str(path))
+
+
+def _range(value: Any, where: str, integer: bool = False) -> tuple:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value, value]
+    ok = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
+    if not ok:
+        raise SpecError(f"{where}: expected a number or [low, high], got {value!r}")
+    if value[0] > value[1] or value[0] < 0:
+        raise SpecError(f"{where}: expected 0 <= low <= high, got {value!r}")
+    if integer and any(int(v) != v for v in value):
+        raise SpecError(f"{where}: expected whole numbers, got {value!r}")
+    return (int(value[0]), int(value[1])) if integer else (float(value[0]), float(value[1]))
+
+
+def _entry(raw: Any, where: str) -> SuiteEntry:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: expected a mapping, got {raw!r}")
+    kind = raw.get("type")
+    if kind not in PERTURBATIONS:
+        raise SpecError(f"{where}.type: expected one of {sorted(PERTURBATIONS)}, got {kind!r}")
+    cls = PERTURBATIONS[kind]
+    for key in raw:
+        if key not in ENTRY_FIELDS and key not in cls.fields:
+            valid = ", ".join(sorted(ENTRY_FIELDS | set(cls.fields)))
+            raise SpecError(f"{where}.{key}: unknown field for a {kind}; valid fields: {valid}")
+    trigger = raw.get("trigger", {"phase": list(PHASES[:3])})
+    if not isinstance(trigger, dict) or len(trigger) != 1 or not {"phase", "time"} >= set(trigger):
+        raise SpecError(
+            f"{where}.trigger: expected {{phase: NAME or [NAMES]}} or "
+            f"{{time: [low, high]}}, got {trigger!r}"
+        )
+    phases, time = None, None
+    if "phase" in trigger:
+        phases = trigger["phase"] if isinstance(trigger["phase"], list) else [trigger["phase"]]
+        bad = [p for p in phases if p not in PHASES]
+        if bad or not phases:
+            raise SpecError(
+                f"{where}.trigger.phase: expected names from {list(PHASES)}, "
+                f"got {trigger['phase']!r}"
+            )
+        phases = tuple(phases)
+    else:
+        time = _range(trigger["time"], f"{where}.trigger.time")
+    params = {}
+    for key, default in cls.fields.items():
+        value = raw.get(key, default)
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise SpecError(f"{where}.{key}: expected a string, got {value!r}")
+            params[key] = value
+        else:
+            params[key] = list(_range(value, f"{where}.{key}"))
+    if kind == "slide" and params["mode"] not in ("displace", "kick"):
+        raise SpecError(f"{where}.mode: expected displace or kick, got {params['mode']!r}")
+    if kind == "drop" and params["mode"] not in ("release", "from_height"):
+        raise SpecError(f"{where}.mode: expected release or from_height, got {params['mode']!r}")
+    probability = raw.get("probability", 1.0)
+    if not isinstance(probability, int | float) or not 0.0 <= probability <= 1.0:
+        raise SpecError(f"{where}.probability: expected a number in [0, 1], got {probability!r}")
+    gap = raw.get("gap", 1.0)
+    if not isinstance(gap, int | float) or gap < 0:
+        raise SpecError(f"{where}.gap: expected seconds >= 0, got {gap!r}")
+    return SuiteEntry(
+        type=kind,
+        phases=phases,
+        time=time,
+        delay=_range(raw.get("delay", 0.0), f"{where}.delay"),
+        count=_range(raw.get("count", 1), f"{where}.count", integer=True),
+        gap=float(gap),
+        probability=float(probability),
+        params=params,
+    )
+
+
+def parse_suite(raw: dict[str, Any], origin: str) -> Suite:
+    """Validate a suite mapping; errors name ``origin`` and the field."""
+    for key in raw:
+        if key not in ("name", "description", "perturbations"):
+            raise SpecError(
+                f"{origin}: {key}: unknown field; valid fields: description, name, perturbations"
+            )
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{origin}: name: expected a non-empty string, got {name!r}")
+    entries = raw.get("perturbations") or []
+    if not isinstance(entries, list):
+        raise SpecError(f"{origin}: perturbations: expected a list, got {entries!r}")
+    try:
+        parsed = tuple(_entry(e, f"perturbations[{i}]") for i, e in enumerate(entries))
+    except SpecError as exc:
+        raise SpecError(f"{origin}: {exc}") from None
+    return Suite(name=name, description=str(raw.get("description", "")), entries=parsed)
