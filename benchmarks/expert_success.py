@@ -12,7 +12,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from residual_bench.demo import run_demo
+from residual_bench.rollout import run_episodes
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -30,7 +30,9 @@ def main() -> None:
         out = args.out / "expert" / split
         if args.force and out.exists():
             shutil.rmtree(out)
-        summary = run_demo(args.episodes, objects=split, seed=args.seed, out=out)
+        _, summary = run_episodes(
+            args.episodes, objects=split, seed=args.seed, out=out, scene_figure=True
+        )
         rate = summary["success_rate"]
         lo, hi = rate["ci"]
         ct = summary["completion_time_mean"]

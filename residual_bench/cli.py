@@ -18,6 +18,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from residual_bench.env_spec import spec_dir
+    from residual_bench.perturb import load_suite, suite_names
     from residual_bench.pick_place_env import OBS_MODES
     from residual_bench.policies.registry import base_names, get_base
     from residual_bench.registration import ENV_IDS
@@ -32,12 +33,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("scene specs (envs/):")
     for path in sorted(spec_dir().glob("*.yaml")):
         print(f"  {path.stem}")
-    suites = sorted(spec_dir().glob("suites/*.yaml"))
     print("perturbation suites (envs/suites/):")
-    for path in suites:
-        print(f"  {path.stem}")
-    if not suites:
-        print("  (none shipped yet)")
+    for name in suite_names():
+        print(f"  {name:<14} {load_suite(name).description}")
     print("base policies:")
     for name in base_names():
         print(f"  {name:<16} {get_base(name).description}")
@@ -45,25 +43,31 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from residual_bench.demo import run_demo
+    from residual_bench.rollout import run_episodes, success_line
 
-    summary = run_demo(
-        episodes=args.episodes,
+    _, summary = run_episodes(
+        args.episodes,
+        policy=args.policy,
+        suite=args.suite,
         objects=args.objects,
         seed=args.seed,
         out=args.out,
         progress=not args.quiet,
+        scene_figure=True,
     )
-    rate = summary["success_rate"]
-    lo, hi = rate["ci"]
     print(
-        f"expert on {args.objects} objects: success {rate['k']}/{rate['n']} = "
-        f"{rate['rate']:.1%} (95% CI {lo:.1%}-{hi:.1%})"
+        f"{args.policy} on suite {summary['run']['suite']}, {args.objects} objects: "
+        f"{success_line(summary)}"
     )
     if summary["completion_time_mean"] is not None:
         print(f"mean completion time {summary['completion_time_mean']:.2f} s (simulated)")
-    if args.out:
-        print(f"wrote {args.out}/episodes.jsonl, summary.json and scene.png")
+    recovery = summary["recovery_rate"]
+    if recovery["n"]:
+        print(
+            f"recovery rate {recovery['k']}/{recovery['n']} perturbed episodes = "
+            f"{recovery['rate']:.1%}"
+        )
+    print(f"wrote {args.out}/episodes.jsonl, summary.json and scene.png")
     return 0
 
 
@@ -84,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_demo.add_argument("--episodes", type=int, default=20, help="number of episodes (20)")
     p_demo.add_argument("--objects", default="train", help="object split: train | heldout")
+    p_demo.add_argument("--suite", default="nominal", help="perturbation suite name or YAML path")
+    p_demo.add_argument("--policy", default="expert", help="expert | expert-open-loop | expert-4hz")
     p_demo.add_argument("--seed", type=int, default=0, help="master seed (0)")
     p_demo.add_argument(
         "--out", default="runs/demo", help="output directory, must not hold results yet"

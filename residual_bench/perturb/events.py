@@ -65,12 +65,14 @@ def _uniform(rng: np.random.Generator, bounds: list[float]) -> float:
 class Poke(Perturbation):
     """A push on the target object: a constant force for ``duration`` seconds.
 
-    The horizontal direction is uniform; ``elevation`` tilts it upwards (degrees). While the
-    object is in the hand this is a knock that may dislodge it; on the table, a shove.
+    The push is specified by the velocity change it would give the free object, ``speed``
+    (m/s), so that it means the same for a 50 g and a 250 g object; the force applied is
+    ``mass * speed / duration``. The horizontal direction is uniform and ``elevation``
+    tilts it upwards (degrees). Friction and the fingers then decide how far it goes.
     """
 
     kind = "poke"
-    fields = {"force": [5.0, 10.0], "duration": [0.04, 0.06], "elevation": [0.0, 20.0]}
+    fields = {"speed": [0.3, 0.6], "duration": [0.02, 0.03], "elevation": [0.0, 20.0]}
 
     @classmethod
     def sample(cls, params, rng):
@@ -85,18 +87,21 @@ class Poke(Perturbation):
         )
         return cls(
             sampled={
-                "force": _uniform(rng, params["force"]),
+                "speed": _uniform(rng, params["speed"]),
                 "duration": _uniform(rng, params["duration"]),
                 "direction": direction,
             }
         )
 
     def apply(self, sim, time, trigger):
-        force = self.sampled["force"] * np.asarray(self.sampled["direction"])
-        n_substeps = max(1, round(self.sampled["duration"] * sim.world.physics_hz))
-        sim.add_object_force(force, n_substeps)
         target = sim.task.target.body_name
-        return self.event(time, trigger, self.sampled["force"], target, self.sampled["duration"])
+        mass = pb.getDynamicsInfo(sim.world.bodies[target], -1, physicsClientId=sim.world.id)[0]
+        n_substeps = max(1, round(self.sampled["duration"] * sim.world.physics_hz))
+        duration = n_substeps / sim.world.physics_hz
+        force = mass * self.sampled["speed"] / duration
+        sim.add_object_force(force * np.asarray(self.sampled["direction"]), n_substeps)
+        self.sampled["force"] = force
+        return self.event(time, trigger, self.sampled["speed"], target, duration)
 
 
 class Slide(Perturbation):
@@ -143,14 +148,19 @@ class Drop(Perturbation):
 
     ``mode: release``: the gripper is forced open for ``duration`` seconds whatever the policy
     commands (a slip or a gripper fault mid-transport). ``mode: from_height``: the object is
-    lifted ``height`` metres straight up, turned to a random yaw, and let fall where it was
-    (an object handed over and fumbled). A top-down parallel gripper has its palm above its
-    fingers, so nothing can fall *into* it; the object lands on the table or bounces off
-    the fingers, and the policy has to find it again.
+    lifted ``height`` metres, moved ``shift`` metres sideways, turned to a random yaw and let
+    fall (an object handed over and fumbled). A top-down parallel gripper has its palm above
+    its fingers, so nothing can fall *into* it; the object lands on the table, or on the arm
+    if the arm is in the way, and the policy has to find it again.
     """
 
     kind = "drop"
-    fields = {"mode": "release", "duration": [0.2, 0.4], "height": [0.08, 0.15]}
+    fields = {
+        "mode": "release",
+        "duration": [0.2, 0.4],
+        "height": [0.08, 0.15],
+        "shift": [0.04, 0.08],
+    }
 
     @classmethod
     def sample(cls, params, rng):
@@ -159,6 +169,8 @@ class Drop(Perturbation):
                 "mode": params["mode"],
                 "duration": _uniform(rng, params["duration"]),
                 "height": _uniform(rng, params["height"]),
+                "shift": _uniform(rng, params["shift"]),
+                "azimuth": float(rng.uniform(-math.pi, math.pi)),
                 "yaw": float(rng.uniform(-math.pi, math.pi)),
             }
         )
@@ -168,8 +180,17 @@ class Drop(Perturbation):
         if self.sampled["mode"] == "from_height":
             state = sim.world.body_state(target)
             height = self.sampled["height"]
-            pos = np.array([state.position[0], state.position[1], state.position[2] + height])
-            sim.world.set_pose(target, pos, quat_from_yaw(self.sampled["yaw"]))
+            tcp, _ = sim.robot.tcp_pose()
+            orientation = quat_from_yaw(self.sampled["yaw"])
+            # Fall where the hand is not: try the sampled direction, then turn by 45 degrees.
+            for turn in range(8):
+                azimuth = self.sampled["azimuth"] + turn * math.pi / 4
+                xy = sim.task.clear_spot_towards(state.position[:2], azimuth, self.sampled["shift"])
+                pos = np.array([xy[0], xy[1], state.position[2] + height])
+                sim.world.set_pose(target, pos, orientation)
+                clear_of_hand = np.linalg.norm(xy - tcp[:2]) >= 0.1
+                if clear_of_hand and not sim.world.overlaps(target, "panda", margin=0.01):
+                    break
             return self.event(time, trigger, height, target)
         duration = self.sampled["duration"]
         sim.robot.force_gripper_open(round(duration * sim.world.physics_hz))

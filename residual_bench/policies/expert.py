@@ -49,22 +49,31 @@ class ScriptedExpert:
 
     Args:
         speed: fraction of the maximum end-effector speed used in free space.
+        hold_steps: how many control steps each action will be held for by whoever runs the
+            expert (a slow policy); actions are scaled to land on target over all of them.
         open_loop: plan from the object's pose at the first step and never look again (no
             re-grasp, no retry): the contrast that shows what a perturbation does to a
             policy that does not react.
     """
 
-    def __init__(self, speed: float = 1.0, open_loop: bool = False) -> None:
+    def __init__(self, speed: float = 1.0, open_loop: bool = False, hold_steps: int = 1) -> None:
         self.speed = speed
         self.open_loop = open_loop
+        self.hold_steps = hold_steps
         self.phase = Phase.APPROACH
-        self._phase_time = 0.0
+        self._phase_start = 0.0
+        self._now = 0.0
         self._frozen: tuple[np.ndarray, float] | None = None
+
+    @property
+    def _phase_time(self) -> float:
+        return self._now - self._phase_start
 
     def reset(self) -> None:
         """Forget the previous episode."""
         self.phase = Phase.APPROACH
-        self._phase_time = 0.0
+        self._phase_start = 0.0
+        self._now = 0.0
         self._frozen = None
 
     def _perceive(self, sim, tcp: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -83,7 +92,7 @@ class ScriptedExpert:
 
     def _enter(self, phase: Phase) -> None:
         self.phase = phase
-        self._phase_time = 0.0
+        self._phase_start = self._now
 
     def act(self, env) -> np.ndarray:
         """The next 7-D action for ``env`` (a ``ResidualPickPlace-v0``, wrapped or not)."""
@@ -97,7 +106,7 @@ class ScriptedExpert:
         grasped, touching = progress["is_grasped"], progress["touching_object"]
         if self.open_loop:  # no feedback about the object at all
             grasped, touching = True, False
-        self._phase_time += sim.dt
+        self._now = sim.time
         grasp_z = max(obj[2] - 0.005, 0.015)
         gripper = 1.0
         speed = self.speed
@@ -165,8 +174,10 @@ class ScriptedExpert:
             yaw_target = None
 
         action = np.zeros(7)
-        action[:3] = np.clip((goal_pos - tcp) / POSITION_SCALE, -speed, speed)
-        action[3:6] = self._rotation_action(tcp_orn, yaw_target)
+        # An action held for several steps must reach the target over all of them.
+        step = POSITION_SCALE * self.hold_steps
+        action[:3] = np.clip((goal_pos - tcp) / step, -speed, speed)
+        action[3:6] = self._rotation_action(tcp_orn, yaw_target) / self.hold_steps
         action[6] = gripper
         return action.astype(np.float32)
 

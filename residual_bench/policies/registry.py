@@ -41,14 +41,13 @@ def get_base(name: str) -> BaseEntry:
         ) from None
 
 
-def _make_expert(**kwargs: Any) -> Any:
-    from residual_bench.policies.expert import ScriptedExpert
+def _register_scripted() -> None:
+    from residual_bench.policies.scripted import SCRIPTED_POLICIES
 
-    return ScriptedExpert(**kwargs)
+    for preset in SCRIPTED_POLICIES.values():
+        register_base(
+            preset.name, f"{preset.description} (privileged state, sim only)", preset.make
+        )
 
 
-register_base(
-    "expert",
-    "scripted pick-and-place expert on privileged simulator state (upper bound, sim only)",
-    _make_expert,
-)
+_register_scripted()

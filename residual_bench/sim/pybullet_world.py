@@ -127,6 +127,17 @@ class PyBulletWorld:
         self.bodies[name] = body
         return body
 
+    def create_ground_plane(self, name: str, height: float = 0.0) -> int:
+        """An infinite static collision plane (no visual) at ``height``.
+
+        Contacts against a plane are about 20% cheaper than against a box, and resting
+        contacts are most of the physics cost of a tabletop scene.
+        """
+        shape = self.client.createCollisionShape(p.GEOM_PLANE)
+        body = self.client.createMultiBody(0.0, shape, -1, [0.0, 0.0, height])
+        self.bodies[name] = body
+        return body
+
     def create_mesh(
         self,
         name: str,
@@ -220,6 +231,13 @@ class PyBulletWorld:
             points = self.client.getContactPoints(
                 self.bodies[name_a], self.bodies[name_b], linkIndexA=link_a
             )
+        return len(points) > 0
+
+    def overlaps(self, name_a: str, name_b: str, margin: float = 0.0) -> bool:
+        """Whether two bodies are closer than ``margin`` (or interpenetrating)."""
+        points = p.getClosestPoints(
+            self.bodies[name_a], self.bodies[name_b], margin, physicsClientId=self.id
+        )
         return len(points) > 0
 
     def close(self) -> None:

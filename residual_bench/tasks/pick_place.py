@@ -114,8 +114,16 @@ class PickPlaceTask:
         self.objects: list[SceneObject] = []
         self.goal = np.zeros(3)
         self.instruction = ""
+        # The table top collides as a plane; the box is only what the camera sees.
+        world.create_ground_plane("table_top")
         world.create_primitive(
-            "table", "box", (0.55, 0.6, 0.025), 0.0, (0.35, 0.0, -0.025), rgba=TABLE_COLOR
+            "table",
+            "box",
+            (0.55, 0.6, 0.025),
+            0.0,
+            (0.35, 0.0, -0.025),
+            rgba=TABLE_COLOR,
+            collision=False,
         )
         world.create_primitive(
             "plate",
