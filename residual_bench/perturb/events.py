@@ -95,6 +95,7 @@ class Poke(Perturbation):
 
     def apply(self, sim, time, trigger):
         target = sim.task.target.body_name
+        sim.world.wake(target)
         mass = pb.getDynamicsInfo(sim.world.bodies[target], -1, physicsClientId=sim.world.id)[0]
         n_substeps = max(1, round(self.sampled["duration"] * sim.world.physics_hz))
         duration = n_substeps / sim.world.physics_hz
@@ -127,6 +128,7 @@ class Slide(Perturbation):
 
     def apply(self, sim, time, trigger):
         world, task = sim.world, sim.task
+        world.wake(task.target.body_name)
         body = world.bodies[task.target.body_name]
         pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=world.id)
         azimuth = self.sampled["azimuth"]
@@ -177,6 +179,7 @@ class Drop(Perturbation):
 
     def apply(self, sim, time, trigger):
         target = sim.task.target.body_name
+        sim.world.wake(target)
         if self.sampled["mode"] == "from_height":
             state = sim.world.body_state(target)
             height = self.sampled["height"]

@@ -175,6 +175,26 @@ class PyBulletWorld:
         self.bodies[name] = body
         return body
 
+    def allow_sleeping(self, name: str) -> None:
+        """Let a body fall asleep once it has been at rest for a while.
+
+        Resting contacts are most of the physics cost of a tabletop scene; a sleeping body
+        costs nothing until something active touches it. Code that pushes or moves a body
+        directly must call :meth:`wake` first.
+        """
+        self.client.changeDynamics(
+            self.bodies[name], -1, activationState=p.ACTIVATION_STATE_ENABLE_SLEEPING
+        )
+
+    def wake(self, name: str) -> None:
+        """Wake a sleeping body so that forces and velocities applied to it take effect."""
+        p.changeDynamics(
+            self.bodies[name],
+            -1,
+            activationState=p.ACTIVATION_STATE_WAKE_UP,
+            physicsClientId=self.id,
+        )
+
     def remove(self, name: str) -> None:
         """Remove a body from the simulation and forget its name."""
         self.client.removeBody(self.bodies.pop(name))

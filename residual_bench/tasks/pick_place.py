@@ -174,6 +174,7 @@ class PickPlaceTask:
                 mass=float(rng.uniform(*rand["object_mass"])),
                 lateralFriction=float(rng.uniform(*rand["object_friction"])),
             )
+            self.world.allow_sleeping(obj.body_name)
             self.objects.append(obj)
         template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
         self.instruction = template.format(object=self.target.description)
