@@ -25,6 +25,9 @@ class Perturbation:
     kind: ClassVar[str] = ""
     #: YAML fields this kind accepts, with their defaults; ranges are [low, high].
     fields: ClassVar[dict[str, Any]] = {}
+    #: For kinds with a ``mode``: the sampled values each mode uses (the others are left
+    #: out of the event record so it only says what happened).
+    mode_params: ClassVar[dict[str, tuple[str, ...]]] = {}
     sampled: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -46,8 +49,12 @@ class Perturbation:
             "magnitude": float(magnitude),
             "target": target,
             "duration": float(duration),
-            "params": {k: _plain(v) for k, v in self.sampled.items()},
+            "params": {k: _plain(v) for k, v in self.sampled.items() if self._recorded(k)},
         }
+
+    def _recorded(self, key: str) -> bool:
+        mode = self.sampled.get("mode")
+        return mode is None or key == "mode" or key in self.mode_params[mode]
 
 
 def _plain(value: Any) -> Any:
@@ -114,6 +121,7 @@ class Slide(Perturbation):
 
     kind = "slide"
     fields = {"mode": "displace", "distance": [0.03, 0.06], "speed": [0.3, 0.6]}
+    mode_params = {"displace": ("azimuth", "distance"), "kick": ("azimuth", "speed")}
 
     @classmethod
     def sample(cls, params, rng):
@@ -163,6 +171,7 @@ class Drop(Perturbation):
         "height": [0.08, 0.15],
         "shift": [0.04, 0.08],
     }
+    mode_params = {"release": ("duration",), "from_height": ("height", "shift", "azimuth", "yaw")}
 
     @classmethod
     def sample(cls, params, rng):

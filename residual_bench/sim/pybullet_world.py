@@ -134,7 +134,13 @@ class PyBulletWorld:
         contacts are most of the physics cost of a tabletop scene.
         """
         shape = self.client.createCollisionShape(p.GEOM_PLANE)
-        body = self.client.createMultiBody(0.0, shape, -1, [0.0, 0.0, height])
+        # A body without a visual shape is drawn from its collision shape, and an infinite
+        # plane drawn at table height fights with the table's own surface: give it a speck
+        # of a visual, out of sight below the table.
+        speck = self.client.createVisualShape(
+            p.GEOM_SPHERE, radius=1e-3, rgbaColor=[0, 0, 0, 0], visualFramePosition=[0, 0, -0.5]
+        )
+        body = self.client.createMultiBody(0.0, shape, speck, [0.0, 0.0, height])
         self.bodies[name] = body
         return body
 
