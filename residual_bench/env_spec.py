@@ -46,8 +46,8 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-def _check_like(value: Any, default: Any, where: str) -> None:
-    """Check that ``value`` has the structure of ``default``."""
+def _check_structure(value: Any, default: Any, where: str) -> None:
+    """Check that ``value`` has the structure and types of ``default`` (not its ranges)."""
     if isinstance(default, dict):
         if not isinstance(value, dict):
             raise SpecError(f"{where}: expected a mapping, got {value!r}")
@@ -55,19 +55,12 @@ def _check_like(value: Any, default: Any, where: str) -> None:
             if key not in default:
                 valid = ", ".join(sorted(default))
                 raise SpecError(f"{where}.{key}: unknown field; valid fields: {valid}")
-            _check_like(sub, default[key], f"{where}.{key}")
-        if set(default) == {"low", "high"}:
-            merged = {**default, **value}
-            if any(lo > hi for lo, hi in zip(merged["low"], merged["high"], strict=True)):
-                raise SpecError(f"{where}: low must not exceed high, got {merged}")
+            _check_structure(sub, default[key], f"{where}.{key}")
     elif isinstance(default, list):
         if not isinstance(value, list) or len(value) != len(default):
             raise SpecError(f"{where}: expected a list of {len(default)} numbers, got {value!r}")
         if not all(_is_number(v) for v in value):
             raise SpecError(f"{where}: expected numbers, got {value!r}")
-        # Two-element lists of scalars are [low, high] ranges throughout the specs.
-        if len(value) == 2 and value[0] > value[1]:
-            raise SpecError(f"{where}: range [low, high] has low > high: {value!r}")
     elif _is_number(default):
         if not _is_number(value):
             raise SpecError(f"{where}: expected a number, got {value!r}")
@@ -75,6 +68,32 @@ def _check_like(value: Any, default: Any, where: str) -> None:
             raise SpecError(f"{where}: must not be negative, got {value!r}")
     elif not isinstance(value, type(default)):
         raise SpecError(f"{where}: expected {type(default).__name__}, got {value!r}")
+
+
+def _check_ranges(spec: Any, where: str) -> None:
+    """Check every range of a complete spec.
+
+    Two forms: a ``{low: [...], high: [...]}`` box (low <= high elementwise; its corners are
+    points, not ranges) and a two-number ``[low, high]`` list anywhere else.
+    """
+    if isinstance(spec, dict):
+        if set(spec) == {"low", "high"}:
+            if any(lo > hi for lo, hi in zip(spec["low"], spec["high"], strict=True)):
+                raise SpecError(f"{where}: low must not exceed high, got {spec}")
+            return
+        for key, sub in spec.items():
+            _check_ranges(sub, f"{where}.{key}")
+    elif isinstance(spec, list) and len(spec) == 2 and spec[0] > spec[1]:
+        raise SpecError(f"{where}: range [low, high] has low > high: {spec!r}")
+
+
+def _check_values(spec: dict[str, Any], default: dict[str, Any]) -> None:
+    """Checks of single fields that the structure cannot express."""
+    if spec["version"] != default["version"]:
+        raise SpecError(f"version: expected {default['version']}, got {spec['version']}")
+    lo, hi = spec["task"]["n_objects"]
+    if int(lo) != lo or int(hi) != hi or not 1 <= lo <= hi <= 3:
+        raise SpecError(f"task.n_objects: expected integers 1 <= low <= high <= 3, got {[lo, hi]}")
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -117,16 +136,15 @@ def load_env_spec(
         layers.append(("scene_overrides", overrides))
     merged = default
     for origin, layer in layers:
+        # Each layer is checked on its own for structure, then the spec it produces for
+        # ranges and values: the first layer that makes the spec inconsistent is named.
         try:
-            _check_like(layer, default, "spec")
+            _check_structure(layer, default, "spec")
+            merged = _merge(merged, layer)
+            _check_ranges(merged, "spec")
+            _check_values(merged, default)
         except SpecError as exc:
             raise SpecError(f"{origin}: {str(exc).removeprefix('spec.')}") from None
-        merged = _merge(merged, layer)
-    if merged["version"] != default["version"]:
-        raise SpecError(f"version: expected {default['version']}, got {merged['version']}")
-    lo, hi = merged["task"]["n_objects"]
-    if int(lo) != lo or int(hi) != hi or not 1 <= lo <= hi <= 3:
-        raise SpecError(f"task.n_objects: expected integers 1 <= low <= high <= 3, got {[lo, hi]}")
     return merged
 
 

@@ -7,7 +7,9 @@ for the action convention. This module wires world, robot, task and camera into 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import numbers
 import zlib
 from typing import Any
 
@@ -30,7 +32,7 @@ MAX_OBJECTS = 3
 INSTRUCTION_DIM = 32
 PROPRIO_DIM = 20
 OBJECT_FEATURES = 13
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 2.0
 """Simulated time objects get to come to rest before an episode starts (blobs rock)."""
 
 
@@ -109,6 +111,10 @@ class ResidualPickPlaceEnv(gym.Env):
         _check_choice("objects", objects, OBJECT_SPLITS)
         _check_choice("reward_mode", reward_mode, REWARD_MODES)
         _check_choice("render_mode", render_mode, (None, "rgb_array"))
+        if isinstance(control_hz, numbers.Integral) and not isinstance(control_hz, bool):
+            control_hz = int(control_hz)
+        if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
+            image_size = int(image_size)
         if not isinstance(control_hz, int) or control_hz <= 0 or PHYSICS_HZ % control_hz:
             raise ValueError(
                 f"control_hz must be a positive divisor of {PHYSICS_HZ}, got {control_hz!r}"
@@ -117,6 +123,8 @@ class ResidualPickPlaceEnv(gym.Env):
             raise ValueError(f"image_size must be an integer in [32, 256], got {image_size!r}")
         self.obs_mode = obs_mode
         self.control_hz = control_hz
+        # Per instance: recorded videos must play at this env's own control rate.
+        self.metadata = {**type(self).metadata, "render_fps": control_hz}
         self.dt = 1.0 / control_hz
         self.substeps = PHYSICS_HZ // control_hz
         self.objects_split = objects
@@ -126,6 +134,14 @@ class ResidualPickPlaceEnv(gym.Env):
         self.scene_spec = load_env_spec(scene_spec, scene_overrides)
         self.scene_spec_hash = spec_hash(self.scene_spec)
         self.suite = load_suite(suite)
+        # Everything that shapes the episodes a seed gives (not the observation format).
+        self.env_spec_hash = spec_hash(
+            {
+                "scene": self.scene_spec,
+                "suite": dataclasses.asdict(self.suite),
+                "control_hz": control_hz,
+            }
+        )
         self.max_steps = int(round(self.scene_spec["task"]["episode_seconds"] * control_hz))
 
         self.world = PyBulletWorld()
@@ -140,6 +156,8 @@ class ResidualPickPlaceEnv(gym.Env):
         self.instruction = ""
         self.episode_seed: int | None = None
         self._rng = np.random.default_rng(0)
+        self._suite_rng = np.random.default_rng(0)
+        self._noise_rng = np.random.default_rng(0)
         self._pixel_noise_std = 0.0
         self._steps = 0
         self._first_success_time: float | None = None
@@ -193,7 +211,12 @@ class ResidualPickPlaceEnv(gym.Env):
         self.episode_seed = (
             int(seed) if seed is not None else int(self.np_random.integers(2**63 - 1))
         )
-        self._rng = np.random.default_rng(self.episode_seed)
+        # One stream per purpose, all from the episode seed: a suite's draws never shift the
+        # scene or the camera noise, so adding a suite changes nothing before its first event.
+        scene_seq, suite_seq, noise_seq = np.random.SeedSequence(self.episode_seed).spawn(3)
+        self._rng = np.random.default_rng(scene_seq)
+        self._suite_rng = np.random.default_rng(suite_seq)
+        self._noise_rng = np.random.default_rng(noise_seq)
         # Back to the snapshot taken right after construction, so nothing from previous
         # episodes (contacts, solver warm starts, body ids) can leak into this one.
         self.task.clear()
@@ -203,8 +226,7 @@ class ResidualPickPlaceEnv(gym.Env):
         self._randomize_camera()
         self.world.step(int(SETTLE_SECONDS * PHYSICS_HZ))
         self.task.record_rest_heights()
-        # Planned after the scene, so adding a suite never changes the scene a seed gives.
-        self._scheduler = PerturbationScheduler(self.suite, self._rng)
+        self._scheduler = PerturbationScheduler(self.suite, self._suite_rng)
         self._stall_until = -1.0
         self._object_force, self._object_force_substeps = None, 0
         self.instruction = self.task.instruction
@@ -219,6 +241,7 @@ class ResidualPickPlaceEnv(gym.Env):
         info["suite"] = self.suite.name
         info["objects"] = [o.model.name for o in self.task.objects]
         info["scene_spec_hash"] = self.scene_spec_hash
+        info["env_spec_hash"] = self.env_spec_hash
         return self._observation(), info
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict[str, Any]]:
@@ -336,7 +359,7 @@ class ResidualPickPlaceEnv(gym.Env):
         )
         rgb = frame.rgb
         if self._pixel_noise_std > 0:
-            noise = self._rng.normal(0.0, self._pixel_noise_std, rgb.shape)
+            noise = self._noise_rng.normal(0.0, self._pixel_noise_std, rgb.shape)
             rgb = np.clip(rgb + noise, 0, 255).astype(np.uint8)
         obs["rgb"] = rgb
         if frame.depth is not None:

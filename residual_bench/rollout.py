@@ -66,14 +66,14 @@ def run_episodes(
     if out_dir is not None:
         _check_out_dir(out_dir)
     env = gym.make(ENV_ID, objects=objects, suite=suite, **(env_kwargs or {}))
-    sim = env.unwrapped
-    suite_name = sim.suite.name
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    controller = spec.make()
-    recorder = EpisodeRecorder()
     records = []
     try:
+        sim = env.unwrapped
+        suite_name = sim.suite.name
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        controller = spec.make()
+        recorder = EpisodeRecorder()
         for index in tqdm(
             range(episodes), desc=f"{policy}/{suite_name}/{objects}", disable=not progress
         ):
@@ -84,7 +84,7 @@ def run_episodes(
             recorder.start(
                 info,
                 env_id=ENV_ID,
-                env_spec_hash=sim.scene_spec_hash,
+                env_spec_hash=sim.env_spec_hash,
                 suite=suite_name,
                 objects=objects,
                 base=policy,

@@ -4,13 +4,13 @@ A suite lists perturbation entries; each entry says what kind, when (a task phas
 window, plus a random delay), how often and how strong. Example (``envs/suites/poke.yaml``)::
 
     name: poke
-    description: the object is shoved on the table or knocked while carried
+    description: one push on the target object while the robot reaches for it or closes on it
     perturbations:
       - type: poke
-        trigger: {phase: [approach, transport]}   # one of these, drawn per episode
-        delay: [0.0, 0.3]                         # seconds after the phase starts
-        count: [1, 1]                             # events per episode from this entry
-        force: [1.5, 3.0]                         # newtons
+        trigger: {phase: [approach, grasp]}   # one of these, drawn per episode
+        delay: [0.0, 0.3]                     # seconds after the phase starts
+        count: [1, 1]                         # events per episode from this entry
+        speed: [0.3, 0.6]                     # velocity change it gives the object, m/s
 
 Fields a kind does not set keep the defaults of its class in :mod:`.events`. A malformed
 suite raises :class:`~residual_bench.env_spec.SpecError` naming the file and the field.
@@ -76,6 +76,10 @@ def load_suite(suite: str | Path | dict | Suite | None) -> Suite:
     return parse_suite(read_yaml(path), str(path))
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _range(value: Any, where: str, integer: bool = False) -> tuple:
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = [value, value]
@@ -136,10 +140,10 @@ def _entry(raw: Any, where: str) -> SuiteEntry:
     if kind == "drop" and params["mode"] not in ("release", "from_height"):
         raise SpecError(f"{where}.mode: expected release or from_height, got {params['mode']!r}")
     probability = raw.get("probability", 1.0)
-    if not isinstance(probability, int | float) or not 0.0 <= probability <= 1.0:
+    if not _is_number(probability) or not 0.0 <= probability <= 1.0:
         raise SpecError(f"{where}.probability: expected a number in [0, 1], got {probability!r}")
     gap = raw.get("gap", 1.0)
-    if not isinstance(gap, int | float) or gap < 0:
+    if not _is_number(gap) or gap < 0:
         raise SpecError(f"{where}.gap: expected seconds >= 0, got {gap!r}")
     return SuiteEntry(
         type=kind,

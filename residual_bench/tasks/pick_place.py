@@ -302,16 +302,19 @@ class PickPlaceTask:
 
     def clear_spot_towards(self, xy: np.ndarray, azimuth: float, distance: float) -> np.ndarray:
         """The farthest point up to ``distance`` along ``azimuth`` from ``xy`` that stays on
-        the table's object region (widened by 5 cm) and clear of the other objects."""
+        the table's object region (widened by 5 cm), clear of the other objects and off the
+        plate (a disturbance must never do the task for the policy)."""
         region = self.spec["task"]["object_region"]
         lo = np.array(region["low"]) - 0.05
         hi = np.array(region["high"]) + 0.05
         clearance = 0.5 * self.spec["task"]["min_separation"]
+        plate_clearance = self.spec["task"]["goal_radius"] + 0.04
         others = [s.center[:2] for s in self.object_states()[1:]]
         direction = np.array([math.cos(azimuth), math.sin(azimuth)])
         for fraction in np.linspace(1.0, 0.0, 11):
             candidate = np.clip(xy + direction * distance * fraction, lo, hi)
-            if all(np.linalg.norm(candidate - o) >= clearance for o in others):
+            off_plate = np.linalg.norm(candidate - self.goal[:2]) >= plate_clearance
+            if off_plate and all(np.linalg.norm(candidate - o) >= clearance for o in others):
                 return candidate
         return np.asarray(xy, dtype=float)
 

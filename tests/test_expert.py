@@ -1,0 +1,134 @@
+"""The scripted expert proves the task solvable; success, termination and rewards follow.
+
+Success means the target rests on the plate, released. ``terminate_on_success`` ends the
+episode at the first success; the dense reward is staged shaping in [0, 1] and the sparse
+reward is 1 exactly on success.
+"""
+
+import numpy as np
+import pytest
+
+from residual_bench.policies.expert import ScriptedExpert
+
+EPISODE_SECONDS = 12.0  # the shipped spec's time limit
+
+
+def run_expert(env, seed: int) -> list[tuple[float, bool, bool, dict]]:
+    """One expert episode; per step (reward, terminated, truncated, info)."""
+    expert = ScriptedExpert()
+    env.reset(seed=seed)
+    expert.reset()
+    steps = []
+    while True:
+        _, reward, terminated, truncated, info = env.step(expert.act(env))
+        steps.append((reward, terminated, truncated, info))
+        if terminated or truncated:
+            return steps
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_expert_solves_seeded_episodes_of_each_split(make_env, split):
+    env = make_env(objects=split)
+    for seed in range(5):
+        steps = run_expert(env, seed)
+        _, terminated, truncated, info = steps[-1]
+        assert truncated and not terminated
+        assert info["time"] == pytest.approx(EPISODE_SECONDS)
+        assert info["success"], f"{split} seed {seed}: not on the plate at the time limit"
+        first = info["first_success_time"]
+        assert first is not None
+        assert 0.0 < first <= info["time"]
+        # first_success_time is the time of the first step whose info says success.
+        first_step = next(i for _, _, _, i in steps if i["success"])
+        assert first == pytest.approx(first_step["time"])
+
+
+def test_first_success_time_stays_none_until_a_success(make_env, actions):
+    env = make_env(scene_overrides={"task": {"episode_seconds": 1.0}})
+    env.reset(seed=0)
+    for action in actions(0, 20):
+        *_, info = env.step(action)
+        assert not info["success"]
+        assert info["first_success_time"] is None
+
+
+def test_success_does_not_end_the_episode_by_default(make_env):
+    env = make_env()
+    steps = run_expert(env, seed=1)
+    assert any(info["success"] for *_, info in steps)
+    assert not any(terminated for _, terminated, _, _ in steps)
+    assert [truncated for _, _, truncated, _ in steps].index(True) == len(steps) - 1
+    assert len(steps) == EPISODE_SECONDS * 20
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_terminate_on_success_ends_the_episode_at_the_first_success(make_env, seed):
+    reference = run_expert(make_env(), seed)
+    first_time = reference[-1][3]["first_success_time"]
+    assert first_time is not None
+
+    steps = run_expert(make_env(terminate_on_success=True), seed)
+    _, terminated, truncated, info = steps[-1]
+    assert terminated and not truncated
+    assert info["success"]
+    assert info["time"] == pytest.approx(first_time)
+    assert info["first_success_time"] == pytest.approx(first_time)
+    assert not any(i["success"] for *_, i in steps[:-1])
+
+
+# -- rewards -------------------------------------------------------------------------------
+
+
+def test_sparse_reward_is_one_exactly_when_info_reports_success(make_env):
+    env = make_env(reward_mode="sparse")
+    steps = run_expert(env, seed=2)
+    for reward, _, _, info in steps:
+        assert isinstance(reward, float)
+        assert reward == (1.0 if info["success"] else 0.0)
+    assert any(info["success"] for *_, info in steps)
+    assert any(not info["success"] for *_, info in steps)
+
+
+def test_dense_reward_stays_in_unit_interval_and_is_one_exactly_on_success(make_env):
+    env = make_env(reward_mode="dense")
+    rewards, successes, grasped = [], [], []
+    for seed in (3, 4):
+        for reward, _, _, info in run_expert(env, seed):
+            rewards.append(reward)
+            successes.append(info["success"])
+            grasped.append(info["is_grasped"])
+    rewards = np.array(rewards)
+    successes = np.array(successes)
+    assert np.all((rewards >= 0.0) & (rewards <= 1.0))
+    np.testing.assert_array_equal(rewards == 1.0, successes)
+    assert successes.any() and np.array(grasped).any()
+
+
+def test_dense_reward_stays_in_unit_interval_under_random_actions(make_env, actions):
+    env = make_env(scene_overrides={"task": {"episode_seconds": 2.0}})
+    for seed in range(3):
+        env.reset(seed=seed)
+        for action in actions(seed, 40):
+            _, reward, *_ = env.step(action)
+            assert 0.0 <= reward <= 1.0
+
+
+def test_dense_reward_grows_as_the_expert_reaches_then_grasps_the_object(make_env):
+    """Staged shaping: reaching pays less than holding the object, which pays less than
+    success."""
+    env = make_env(reward_mode="dense")
+    steps = run_expert(env, seed=0)
+    first_grasp = next(k for k, (*_, info) in enumerate(steps) if info["is_grasped"])
+    before = max(reward for reward, *_ in steps[:first_grasp])
+    carried = [r for r, *_, info in steps if info["is_grasped"] and info["object_height"] > 0.03]
+    assert carried, "the expert never lifted the object"
+    assert before <= 0.25 < min(carried) < 1.0
+    assert steps[-1][0] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_expert_success_rate_is_at_least_90_percent_over_50_episodes(make_env, split):
+    env = make_env(objects=split)
+    successes = [run_expert(env, seed)[-1][3]["success"] for seed in range(1000, 1050)]
+    assert np.mean(successes) >= 0.9, f"{split}: {np.mean(successes):.0%}"
