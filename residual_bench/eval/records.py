@@ -7,7 +7,8 @@ All times are simulated seconds since ``reset`` (never wall-clock time).
 
 - ``schema_version``: layout version of the record, must equal :data:`SCHEMA_VERSION`.
 - ``env_id``: registered environment id.
-- ``env_spec_hash``: hash of the resolved environment spec (objects, suite, physics settings).
+- ``env_spec_hash``: hash of everything that shapes the episodes a seed gives: the resolved
+  scene spec, the perturbation suite and the control rate (``env.unwrapped.env_spec_hash``).
 - ``seed``: seed passed to ``reset`` (``None`` only for an unseeded, non-reproducible reset).
 - ``suite``: perturbation suite name.
 - ``objects``: object split the target was drawn from (e.g. ``"train"`` / ``"heldout"``).
@@ -111,7 +112,9 @@ class PerturbationEvent:
     :param time: simulated time at which it fired.
     :param magnitude: type-specific strength (impulse, displacement, stall length, ...).
     :param target: name of the perturbed body or subsystem.
-    :param duration: length of the stall window for ``latency`` events, otherwise 0.
+    :param duration: how long the disturbance acts (the stall for ``latency``, the force for
+        ``poke``, the forced opening for a ``drop`` release; 0 when instantaneous). Only
+        ``latency`` uses it in the recovery metric.
     :param params: further type-specific parameters.
     :param recovery_time: seconds until recovery (see ``docs/metrics.md``), ``None`` if never.
     :param grasped_at_event: whether the target was grasped just before the event.
