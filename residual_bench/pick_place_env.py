@@ -32,7 +32,7 @@ MAX_OBJECTS = 3
 INSTRUCTION_DIM = 32
 PROPRIO_DIM = 20
 OBJECT_FEATURES = 13
-SETTLE_SECONDS = 2.0
+SETTLE_SECONDS = 0.5
 """Simulated time objects get to come to rest before an episode starts (blobs rock)."""
 
 

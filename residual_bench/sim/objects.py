@@ -5,9 +5,10 @@ The catalogue splits into a ``train`` set (three primitives and random meshes 00
 mesh is normalised at load time so its longest horizontal side matches a sampled size,
 which keeps all of them within the Panda gripper's 8 cm stroke.
 
-The mesh statistics (extents, principal axes) are computed once from the OBJ files by
-``python -m residual_bench.sim.objects`` and committed as ``data/object_catalog.json``;
-a test recomputes a sample of them.
+Each mesh is dropped once onto a table to find the pose it rests in; its statistics
+(extents, principal axes) are taken in that pose. This is computed once from the OBJ files by
+``python -m residual_bench.sim.objects`` and committed as ``data/object_catalog.json``; a test
+recomputes a sample of entries.
 """
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ class ObjectModel:
             principal horizontal axis, ``width`` across it.
         grasp_yaw: angle (rad, object frame) of the narrow horizontal axis: the direction
             the fingers should close along.
-        center: centre of the bounding box in the object frame at scale 1.
+        center: the body origin (also the centre of mass) in the object frame at scale 1:
+            the centre of the OBJ file's bounding box, which is where the resting pose was
+            found; the grasp point.
         urdf: path relative to pybullet_data, for meshes.
+        rest_orientation: quaternion from the OBJ file's frame to the object frame, the pose
+            the mesh rests in on a table (identity for primitives).
     """
 
     name: str
@@ -54,6 +59,7 @@ class ObjectModel:
     grasp_yaw: float
     center: tuple[float, float, float] = (0.0, 0.0, 0.0)
     urdf: str | None = None
+    rest_orientation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
 
     def scale_for(self, size: float) -> float:
         """The scale that makes the longest horizontal side ``size`` metres."""
@@ -77,18 +83,115 @@ def read_obj_vertices(obj_path: Path) -> np.ndarray:
     return np.asarray(vertices)
 
 
+def _quat_matrix(q: np.ndarray) -> np.ndarray:
+    x, y, z, w = q
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
 @lru_cache(maxsize=1024)
 def mesh_vertices(model: ObjectModel) -> np.ndarray:
-    """Vertices of a mesh model at the URDF's own scale (``MESH_RAW_SCALE``)."""
+    """Vertices of a mesh model in its resting frame, at the URDF's scale (``MESH_RAW_SCALE``)."""
     import pybullet_data
 
     path = Path(pybullet_data.getDataPath()) / model.urdf.replace(".urdf", ".obj")
-    return read_obj_vertices(path) * MESH_RAW_SCALE
+    raw = read_obj_vertices(path) * MESH_RAW_SCALE
+    return raw @ _quat_matrix(np.asarray(model.rest_orientation)).T
 
 
-def mesh_statistics(obj_path: Path) -> dict:
-    """Extents, principal horizontal axis and bounding-box centre of one OBJ file."""
-    v = read_obj_vertices(obj_path) * MESH_RAW_SCALE
+def rest_orientation(vertices: np.ndarray, settle_seconds: float = 3.0) -> np.ndarray | None:
+    """The orientation a convex body of these vertices comes to rest in on a table.
+
+    Dropped once, flat, from just above a plane, in a world of its own. Spawning objects in
+    this pose lets episodes start with every object already at rest, instead of rocking.
+    Returns ``None`` for a shape that does not stay put when set down in that pose the way
+    the environment builds it (some hulls balance on an edge or rock for seconds).
+    """
+    import pybullet as pb
+
+    from residual_bench.sim.pybullet_world import PHYSICS_HZ, PyBulletWorld
+
+    world = PyBulletWorld()
+    cid = world.id
+    try:
+        world.create_ground_plane("ground")
+        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+        centered = vertices - (lo + hi) / 2
+        shape = pb.createCollisionShape(
+            pb.GEOM_MESH, vertices=centered.tolist(), physicsClientId=cid
+        )
+        body = pb.createMultiBody(
+            0.1, shape, -1, [0, 0, (hi[2] - lo[2]) / 2 + 1e-4], physicsClientId=cid
+        )
+        world.step(int(settle_seconds * PHYSICS_HZ))
+        _, orientation = pb.getBasePositionAndOrientation(body, physicsClientId=cid)
+        pb.removeBody(body, physicsClientId=cid)
+        # Rest means the body the environment builds (vertices turned into this pose) stays
+        # put when set down, whatever size, mass and friction the randomisation gives it.
+        rested = centered @ _quat_matrix(np.asarray(orientation)).T
+        for size in (0.8, 1.1):
+            hull = rested * size
+            shape = pb.createCollisionShape(
+                pb.GEOM_MESH, vertices=hull.tolist(), physicsClientId=cid
+            )
+            body = pb.createMultiBody(
+                0.1, shape, -1, [0, 0, 1e-4 - hull[:, 2].min()], physicsClientId=cid
+            )
+            start = world.save_state()
+            for mass, friction in ((0.05, 0.7), (0.05, 1.2), (0.25, 0.7), (0.25, 1.2)):
+                world.restore_state(start)
+                pb.changeDynamics(
+                    body, -1, mass=mass, lateralFriction=friction, physicsClientId=cid
+                )
+                world.step(PHYSICS_HZ // 2)
+                if np.linalg.norm(pb.getBaseVelocity(body, physicsClientId=cid)[0]) > 0.005:
+                    return None
+            pb.removeBody(body, physicsClientId=cid)
+        return np.asarray(orientation)
+    finally:
+        world.close()
+
+
+def catalog_entry(data_path: str, index: int) -> dict | None:
+    """The catalogue entry of ``random_urdfs/<index>``, or ``None`` if it is not graspable.
+
+    The statistics are taken in the mesh's resting pose: extents and grasp direction are
+    those of the object as it lies on the table.
+    """
+    rel = f"random_urdfs/{index:03d}/{index:03d}.urdf"
+    raw = read_obj_vertices(Path(data_path) / rel.replace(".urdf", ".obj")) * MESH_RAW_SCALE
+    # The resting pose does not depend on size: simulate at the nominal size.
+    extent = raw.max(axis=0) - raw.min(axis=0)
+    scale = NOMINAL_SIZE / max(extent[0], extent[1])
+    orientation = rest_orientation(raw * scale)
+    if orientation is None:
+        return None
+    rotation = _quat_matrix(orientation)
+    rested = raw @ rotation.T
+    stats = mesh_statistics(rested)
+    # The body origin (and centre of mass) must be the point it was when the resting pose
+    # was found, the centre of the file's own bounding box, or the pose is not a rest.
+    raw_center = (raw.min(axis=0) + raw.max(axis=0)) / 2
+    stats["center"] = [float(c) for c in rotation @ raw_center]
+    length, narrow, height = stats["extents"]
+    scale = NOMINAL_SIZE / length
+    if narrow * scale < MIN_NARROW_WIDTH or not MIN_HEIGHT <= height * scale <= MAX_HEIGHT:
+        return None
+    return {
+        "name": f"mesh_{index:03d}",
+        "urdf": rel,
+        "rest_orientation": [round(float(q), 6) for q in orientation],
+        **stats,
+    }
+
+
+def mesh_statistics(v: np.ndarray) -> dict:
+    """Extents, principal horizontal axis and bounding-box centre of a vertex cloud."""
     xy = v[:, :2] - v[:, :2].mean(axis=0)
     # eigh sorts eigenvalues ascending: column 0 is the narrow axis, column 1 the long one.
     _, axes = np.linalg.eigh(np.cov(xy.T))
@@ -103,17 +206,11 @@ def mesh_statistics(obj_path: Path) -> dict:
 
 
 def build_catalog(data_path: str) -> list[dict]:
-    """Scan pybullet_data's random_urdfs and keep the graspable ones."""
-    entries = []
-    for index in range(1000):
-        rel = f"random_urdfs/{index:03d}/{index:03d}.urdf"
-        stats = mesh_statistics(Path(data_path) / rel.replace(".urdf", ".obj"))
-        length, narrow, height = stats["extents"]
-        scale = NOMINAL_SIZE / length
-        if narrow * scale < MIN_NARROW_WIDTH or not MIN_HEIGHT <= height * scale <= MAX_HEIGHT:
-            continue
-        entries.append({"name": f"mesh_{index:03d}", "urdf": rel, **stats})
-    return entries
+    """Scan pybullet_data's random_urdfs and keep the graspable ones (about a minute)."""
+    from tqdm import tqdm
+
+    entries = (catalog_entry(data_path, i) for i in tqdm(range(1000), desc="meshes"))
+    return [e for e in entries if e is not None]
 
 
 @lru_cache(maxsize=1)
@@ -128,6 +225,7 @@ def _mesh_models() -> tuple[ObjectModel, ...]:
             grasp_yaw=e["grasp_yaw"],
             center=tuple(e["center"]),
             urdf=e["urdf"],
+            rest_orientation=tuple(e["rest_orientation"]),
         )
         for e in json.loads(text)
     )

@@ -151,6 +151,7 @@ class PyBulletWorld:
         visual_obj: str,
         visual_scale: float,
         visual_offset: np.ndarray,
+        visual_orientation: np.ndarray | tuple,
         mass: float,
         position: tuple,
         orientation: np.ndarray | tuple,
@@ -170,6 +171,7 @@ class PyBulletWorld:
             meshScale=[visual_scale] * 3,
             rgbaColor=list(rgba),
             visualFramePosition=list(visual_offset),
+            visualFrameOrientation=list(visual_orientation),
         )
         body = self.client.createMultiBody(
             baseMass=mass,

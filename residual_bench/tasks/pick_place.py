@@ -226,17 +226,19 @@ class PickPlaceTask:
                 rgba,
             )
         else:
-            # The body's origin (and so its centre of mass) is the mesh's bounding-box centre,
-            # so objects stand the way they look instead of tipping over an offset origin.
+            # The body frame is the mesh's resting pose with its origin (and so its centre of
+            # mass) at the bounding-box centre: it lands at rest and stands the way it looks.
             center = np.array(model.center) * s
+            hull = mesh_vertices(model) * s - center
             self.world.create_mesh(
                 obj.body_name,
-                mesh_vertices(model) * s - center,
+                hull,
                 model.urdf.replace(".urdf", ".obj"),
                 MESH_RAW_SCALE * s,
                 -center,
+                model.rest_orientation,
                 0.1,
-                (*xy, height / 2 + 1e-4),
+                (*xy, 1e-4 - hull[:, 2].min()),
                 orn,
                 rgba,
             )
