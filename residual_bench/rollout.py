@@ -1,9 +1,8 @@
 """Running a policy for a batch of seeded episodes and recording them.
 
 :func:`run_episodes` is the loop behind ``bench demo`` and the reference-result scripts in
-``benchmarks/``. While the environment reports the base policy stalled (a ``latency``
-perturbation), the loop holds the last action, as a real deployment holds the last known good
-command when the policy server is late.
+``benchmarks/``; the policy is any registered name (``bench list``), driven through its
+:class:`~residual_bench.policies.controller.Controller`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import gymnasium as gym
 from tqdm import tqdm
 
 from residual_bench.eval import EpisodeRecord, EpisodeRecorder, append_jsonl, read_jsonl, summarize
-from residual_bench.policies.scripted import SCRIPTED_POLICIES
+from residual_bench.policies.registry import get_base, make_controller
 from residual_bench.seeding import episode_seed
 from residual_bench.viz import save_scene_figure
 
@@ -57,11 +56,7 @@ def run_episodes(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
-    if policy not in SCRIPTED_POLICIES:
-        raise ValueError(
-            f"unknown policy {policy!r}; valid choices: {', '.join(SCRIPTED_POLICIES)}"
-        )
-    spec = SCRIPTED_POLICIES[policy]
+    get_base(policy)  # an unknown name fails here, before anything is made or written
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         _check_out_dir(out_dir)
@@ -72,15 +67,15 @@ def run_episodes(
         suite_name = sim.suite.name
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
-        controller = spec.make()
+        controller = make_controller(policy, env)
         recorder = EpisodeRecorder()
         for index in tqdm(
             range(episodes), desc=f"{policy}/{suite_name}/{objects}", disable=not progress
         ):
-            _, info = env.reset(seed=episode_seed(seed, suite_name, objects, index))
+            obs, info = env.reset(seed=episode_seed(seed, suite_name, objects, index))
             if index == 0 and out_dir is not None and scene_figure:
                 save_scene_figure(env, out_dir / "scene.png")
-            controller.reset()
+            controller.reset(info)
             recorder.start(
                 info,
                 env_id=ENV_ID,
@@ -89,13 +84,11 @@ def run_episodes(
                 objects=objects,
                 base=policy,
             )
-            action, step, done = None, 0, False
+            done = False
             while not done:
-                if action is None or (step % spec.act_every == 0 and not info["base_stalled"]):
-                    action = controller.act(env)
-                _, _, terminated, truncated, info = env.step(action)
+                action, _ = controller.act(obs, info)
+                obs, _, terminated, truncated, info = env.step(action)
                 recorder.step(action, info)
-                step += 1
                 done = terminated or truncated
             record = recorder.finish(final_state_hash=sim.state_hash())
             records.append(record)

@@ -14,7 +14,7 @@ import pytest
 
 import residual_bench.rollout as rollout
 from residual_bench.cli import main
-from residual_bench.policies.scripted import SCRIPTED_POLICIES
+from residual_bench.policies.registry import base_names
 from residual_bench.rollout import run_episodes
 
 SHORT = {"scene_overrides": {"task": {"episode_seconds": 6.0}}}
@@ -100,9 +100,9 @@ def test_the_master_seed_changes_the_episodes():
 
 
 def test_unknown_policy_is_a_value_error_naming_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown policy 'oracle'") as err:
+    with pytest.raises(ValueError, match="unknown base policy 'oracle'") as err:
         run_episodes(1, policy="oracle", out=tmp_path / "x", progress=False)
-    for name in SCRIPTED_POLICIES:
+    for name in base_names():
         assert name in str(err.value)
     assert not (tmp_path / "x").exists()
 

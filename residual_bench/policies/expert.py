@@ -8,6 +8,7 @@ re-grasps when the object slips out of the hand, and retries a placement that mi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
@@ -21,6 +22,27 @@ PLACE_CLEARANCE = 0.012  # object bottom above the plate when the gripper opens
 CLOSE_SECONDS = 0.4
 RELEASE_SECONDS = 0.3
 DESCEND_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class PerceptionErrors:
+    """Systematic errors a learned policy makes, imposed on the expert (all zero: none).
+
+    Attributes:
+        object_offset: where the expert believes the target object is, relative to where it
+            is (m, world frame): visual miscalibration.
+        goal_offset: the same for the plate.
+        yaw_offset: error of the grasp direction (rad): an awkward approach angle.
+        grasp_height: how much higher (m) the fingers close than they should: grasp timing.
+        grip_command: gripper command when closing, -1 (full force) to 1; near 0 the
+            fingers stop short of a firm grip: too little force.
+    """
+
+    object_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    goal_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    yaw_offset: float = 0.0
+    grasp_height: float = 0.0
+    grip_command: float = -1.0
 
 
 class Phase(Enum):
@@ -51,19 +73,35 @@ class ScriptedExpert:
         speed: fraction of the maximum end-effector speed used in free space.
         hold_steps: how many control steps each action will be held for by whoever runs the
             expert (a slow policy); actions are scaled to land on target over all of them.
+        errors: systematic perception and execution errors (see :class:`PerceptionErrors`).
+        settle_seconds: extra time it gives the gripper to close and to open before judging
+            the result, for a policy whose commands take effect late (latency, slow rate).
+        descend_tolerance: how close (m) to the grasp point counts as arrived.
         open_loop: plan from the object's pose at the first step and never look again (no
             re-grasp, no retry): the contrast that shows what a perturbation does to a
             policy that does not react.
     """
 
-    def __init__(self, speed: float = 1.0, open_loop: bool = False, hold_steps: int = 1) -> None:
+    def __init__(
+        self,
+        speed: float = 1.0,
+        open_loop: bool = False,
+        hold_steps: int = 1,
+        errors: PerceptionErrors | None = None,
+        settle_seconds: float = 0.0,
+        descend_tolerance: float = 0.008,
+    ) -> None:
         self.speed = speed
         self.open_loop = open_loop
         self.hold_steps = hold_steps
+        self.errors = errors or PerceptionErrors()
+        self.settle_seconds = settle_seconds
+        self.descend_tolerance = descend_tolerance
         self.phase = Phase.APPROACH
         self._phase_start = 0.0
         self._now = 0.0
         self._frozen: tuple[np.ndarray, float] | None = None
+        self.last_plan: dict | None = None
 
     @property
     def _phase_time(self) -> float:
@@ -101,13 +139,17 @@ class ScriptedExpert:
         target = task.target
         tcp, tcp_orn = robot.tcp_pose()
         obj, yaw_target, offset3 = self._perceive(sim, tcp)
-        goal = task.goal
+        errors = self.errors
+        obj = obj + errors.object_offset
+        offset3 = offset3 - errors.object_offset
+        yaw_target += errors.yaw_offset
+        goal = task.goal + errors.goal_offset
         progress = task.progress(sim.object_states, tcp)
         grasped, touching = progress["is_grasped"], progress["touching_object"]
         if self.open_loop:  # no feedback about the object at all
             grasped, touching = True, False
         self._now = sim.time
-        grasp_z = max(obj[2] - 0.005, 0.015)
+        grasp_z = max(obj[2] - 0.005, 0.015) + errors.grasp_height
         gripper = 1.0
         speed = self.speed
 
@@ -133,24 +175,24 @@ class ScriptedExpert:
         elif phase == Phase.DESCEND:
             goal_pos = np.array([obj[0], obj[1], grasp_z])
             speed = 0.6 * self.speed
-            close_enough = np.linalg.norm(goal_pos - tcp) < 0.008
+            close_enough = np.linalg.norm(goal_pos - tcp) < self.descend_tolerance
             if close_enough or self._phase_time > DESCEND_TIMEOUT_SECONDS:
                 self._enter(Phase.CLOSE)
         elif phase == Phase.CLOSE:
             goal_pos = np.array([obj[0], obj[1], grasp_z])
-            gripper = -1.0
-            if self._phase_time >= CLOSE_SECONDS:
+            gripper = errors.grip_command
+            if self._phase_time >= CLOSE_SECONDS + self.settle_seconds:
                 self._enter(Phase.LIFT if grasped else Phase.APPROACH)
         elif phase == Phase.LIFT:
             goal_pos = np.array([tcp[0], tcp[1], CARRY_HEIGHT])
-            gripper = -1.0
+            gripper = errors.grip_command
             yaw_target = None
             if tcp[2] > CARRY_HEIGHT - 0.02:
                 self._enter(Phase.TRANSPORT)
         elif phase == Phase.TRANSPORT:
             offset = offset3[:2]
             goal_pos = np.array([goal[0] + offset[0], goal[1] + offset[1], CARRY_HEIGHT])
-            gripper = -1.0
+            gripper = errors.grip_command
             yaw_target = None
             if np.linalg.norm(obj[:2] - goal[:2]) < 0.012:
                 self._enter(Phase.LOWER)
@@ -159,7 +201,7 @@ class ScriptedExpert:
             bottom = obj[2] - target.rest_height
             drop = bottom - (goal[2] + PLACE_CLEARANCE)
             goal_pos = np.array([goal[0] + offset[0], goal[1] + offset[1], tcp[2] - drop])
-            gripper = -1.0
+            gripper = errors.grip_command
             speed = 0.6 * self.speed
             yaw_target = None
             if drop < 0.005:
@@ -167,17 +209,25 @@ class ScriptedExpert:
         elif phase == Phase.RELEASE:
             goal_pos = tcp.copy()
             yaw_target = None
-            if self._phase_time >= RELEASE_SECONDS:
+            if self._phase_time >= RELEASE_SECONDS + self.settle_seconds:
                 self._enter(Phase.RETREAT)
         else:  # RETREAT
             goal_pos = np.array([tcp[0], tcp[1], CARRY_HEIGHT + 0.04])
             yaw_target = None
 
+        rotation = self._rotation_error(tcp_orn, yaw_target)
+        # What it wants, before any step limit: chunked policies plan several steps from it.
+        self.last_plan = {
+            "translation": goal_pos - tcp,
+            "rotation": rotation,
+            "gripper": gripper,
+            "speed": speed,
+        }
         action = np.zeros(7)
         # An action held for several steps must reach the target over all of them.
         step = POSITION_SCALE * self.hold_steps
         action[:3] = np.clip((goal_pos - tcp) / step, -speed, speed)
-        action[3:6] = self._rotation_action(tcp_orn, yaw_target) / self.hold_steps
+        action[3:6] = np.clip(rotation / ROTATION_SCALE, -1.0, 1.0) / self.hold_steps
         action[6] = gripper
         return action.astype(np.float32)
 
@@ -194,11 +244,12 @@ class ScriptedExpert:
             error += math.pi
         return error
 
-    def _rotation_action(self, tcp_orn: np.ndarray, closing_angle: float | None) -> np.ndarray:
+    def _rotation_error(self, tcp_orn: np.ndarray, closing_angle: float | None) -> np.ndarray:
+        """Rotation (rad, world axes) that points the gripper down and aligns the fingers."""
         # Keep the gripper pointing straight down: rotate its z axis onto -z.
         z_axis = rotate(tcp_orn, np.array([0.0, 0.0, 1.0]))
         tilt = np.cross(z_axis, np.array([0.0, 0.0, -1.0]))
         rot = np.array([tilt[0], tilt[1], 0.0])
         if closing_angle is not None:
             rot[2] = self._yaw_error(tcp_orn, closing_angle)
-        return np.clip(rot / ROTATION_SCALE, -1.0, 1.0)
+        return rot

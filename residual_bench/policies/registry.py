@@ -1,4 +1,8 @@
-"""Base policies by name, as the command line and configs refer to them."""
+"""Policies by name, as the command line and configs refer to them.
+
+Each entry's factory takes the environment and returns a
+:class:`~residual_bench.policies.controller.Controller` ready to drive it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class BaseEntry:
-    """A registered base policy: a one-line description and a factory."""
+    """A registered policy: a one-line description and ``factory(env) -> Controller``."""
 
     name: str
     description: str
@@ -41,13 +45,60 @@ def get_base(name: str) -> BaseEntry:
         ) from None
 
 
-def _register_scripted() -> None:
+def make_controller(name: str, env: Any) -> Any:
+    """The controller of policy ``name`` for ``env``."""
+    return get_base(name).factory(env)
+
+
+def _scripted_controller(preset_name: str) -> Callable[[Any], Any]:
+    def factory(env: Any) -> Any:
+        from residual_bench.policies.controller import ScriptedController
+        from residual_bench.policies.scripted import SCRIPTED_POLICIES
+
+        return ScriptedController(env, SCRIPTED_POLICIES[preset_name])
+
+    return factory
+
+
+def _scripted_base(vla_errors: bool) -> Callable[[Any], Any]:
+    def factory(env: Any) -> Any:
+        from residual_bench.policies.controller import BaseController
+        from residual_bench.policies.executor import ChunkExecutor, LatencyModel
+        from residual_bench.policies.scripted_vla import NO_ERRORS, ScriptedVLABase
+
+        sim = env.unwrapped
+        if vla_errors:
+            policy = ScriptedVLABase(env, name="scripted")
+            latency = LatencyModel(fixed_s=0.1, jitter_s=0.1)
+        else:
+            policy = ScriptedVLABase(
+                env, NO_ERRORS, control_hz=sim.control_hz, chunk_len=1, name="scripted-expert"
+            )
+            latency = None
+        return BaseController(policy, ChunkExecutor(policy, sim.dt, latency=latency))
+
+    return factory
+
+
+def _register_builtin() -> None:
     from residual_bench.policies.scripted import SCRIPTED_POLICIES
 
     for preset in SCRIPTED_POLICIES.values():
         register_base(
-            preset.name, f"{preset.description} (privileged state, sim only)", preset.make
+            preset.name,
+            f"{preset.description} (privileged scripted controller, sim only)",
+            _scripted_controller(preset.name),
         )
+    register_base(
+        "scripted-expert",
+        "base: the scripted expert behind the base-policy interface, no errors (upper bound)",
+        _scripted_base(vla_errors=False),
+    )
+    register_base(
+        "scripted",
+        "base: VLA-like scripted policy, 5 Hz chunks, 100-200 ms latency, seeded errors",
+        _scripted_base(vla_errors=True),
+    )
 
 
-_register_scripted()
+_register_builtin()

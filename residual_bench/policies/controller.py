@@ -1,0 +1,73 @@
+"""What the rollout loop drives: anything that turns an observation into the env's action.
+
+Two kinds:
+
+- :class:`ScriptedController`: a privileged scripted controller acting directly on the
+  simulator at a fixed decision rate (the reference rows of the perturbation table);
+- :class:`BaseController`: a frozen base policy behind a :class:`ChunkExecutor`, which
+  runs it at its own rate, with its latency, converting its native actions.
+
+While the environment reports the base stalled (a ``latency`` perturbation), both hold the
+last action, as a deployment holds the last known good command when the policy is late.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from residual_bench.policies.base import BasePolicy
+from residual_bench.policies.executor import ChunkExecutor
+from residual_bench.policies.scripted import ScriptedPolicy
+
+
+class Controller(Protocol):
+    """Produces one env action per control step."""
+
+    name: str
+
+    def reset(self, info: dict[str, Any]) -> None:
+        """Start an episode; ``info`` is what ``env.reset`` returned."""
+
+    def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        """The action for this step, from the latest observation and info."""
+
+
+class ScriptedController:
+    """A :class:`ScriptedPolicy` preset deciding every ``act_every`` steps on ``env``."""
+
+    def __init__(self, env, preset: ScriptedPolicy) -> None:
+        self.env = env
+        self.name = preset.name
+        self.preset = preset
+        self.expert = preset.make()
+        self._action: np.ndarray | None = None
+        self._step = 0
+
+    def reset(self, info: dict[str, Any]) -> None:
+        self.expert.reset()
+        self._action, self._step = None, 0
+
+    def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        due = self._step % self.preset.act_every == 0 and not info["base_stalled"]
+        fresh = self._action is None or due
+        if fresh:
+            self._action = self.expert.act(self.env)
+        self._step += 1
+        return self._action, {"base_fresh": fresh, "base_held": not fresh}
+
+
+class BaseController:
+    """A base policy run by a :class:`ChunkExecutor`."""
+
+    def __init__(self, policy: BasePolicy, executor: ChunkExecutor) -> None:
+        self.policy = policy
+        self.executor = executor
+        self.name = policy.spec.name
+
+    def reset(self, info: dict[str, Any]) -> None:
+        self.executor.reset(info["instruction"], info.get("seed"))
+
+    def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        return self.executor.step(obs, info["time"], stalled=bool(info.get("base_stalled")))
