@@ -95,9 +95,19 @@ def main() -> None:
             ax = axes[row, col]
             if frame is not None:
                 ax.imshow(frame)
+            else:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "before the\nepisode began",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    transform=ax.transAxes,
+                )
             ax.set_xticks([])
             ax.set_yticks([])
-            label = f"{offset:+.2f} s" if offset else "event"
+            label = f"{offset:+.2f} s" if offset else "event (before it acts)"
             ax.set_title(f"{label}  [{phase}]", fontsize=8)
             if col == 0:
                 mode = event["params"].get("mode", "")
