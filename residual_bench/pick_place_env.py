@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import numbers
-import zlib
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +18,7 @@ import pybullet as pb
 from gymnasium import spaces
 
 from residual_bench.env_spec import load_env_spec, spec_hash
+from residual_bench.language import INSTRUCTION_DIM, instruction_features
 from residual_bench.perturb import PerturbationScheduler, Suite, load_suite
 from residual_bench.sim.camera import Camera, CameraPose
 from residual_bench.sim.objects import OBJECT_SPLITS
@@ -29,25 +29,10 @@ from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES, PickPlaceTask
 OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg")
 REWARD_MODES = ("dense", "sparse")
 MAX_OBJECTS = 3
-INSTRUCTION_DIM = 32
 PROPRIO_DIM = 20
 OBJECT_FEATURES = 13
 SETTLE_SECONDS = 0.5
 """Simulated time objects get to come to rest before an episode starts (blobs rock)."""
-
-
-def instruction_features(instruction: str, dim: int = INSTRUCTION_DIM) -> np.ndarray:
-    """A fixed, hashed bag-of-words vector of an instruction (same in every process).
-
-    Enough for a small learned policy to tell instructions apart; language models embed
-    the string themselves from ``info["instruction"]``.
-    """
-    vec = np.zeros(dim, dtype=np.float32)
-    for word in instruction.lower().split():
-        h = zlib.crc32(word.encode())
-        vec[h % dim] += 1.0 if (h >> 16) & 1 else -1.0
-    norm = np.linalg.norm(vec)
-    return vec / norm if norm > 0 else vec
 
 
 class ResidualPickPlaceEnv(gym.Env):

@@ -17,7 +17,8 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from residual_bench.pick_place_env import ResidualPickPlaceEnv, instruction_features
+from residual_bench.language import instruction_features
+from residual_bench.pick_place_env import ResidualPickPlaceEnv
 from residual_bench.sim.objects import objects_in_split
 from residual_bench.tasks.pick_place import COLORS, TABLE_COLOR, TEMPLATES
 
