@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--episodes", type=int, default=20, help="number of episodes (20)")
     p_demo.add_argument("--objects", default="train", help="object split: train | heldout")
     p_demo.add_argument("--suite", default="nominal", help="perturbation suite name or YAML path")
-    p_demo.add_argument("--policy", default="expert", help="expert | expert-open-loop | expert-4hz")
+    p_demo.add_argument("--policy", default="expert", help="a policy name from `bench list`")
     p_demo.add_argument("--seed", type=int, default=0, help="master seed (0)")
     p_demo.add_argument(
         "--out", default="runs/demo", help="output directory, must not hold results yet"
