@@ -55,7 +55,7 @@ class ScriptedController:
         if fresh:
             self._action = self.expert.act(self.env)
         self._step += 1
-        return self._action, {"base_fresh": fresh, "base_held": not fresh}
+        return self._action.copy(), {"base_fresh": fresh, "base_held": not fresh}
 
 
 class BaseController:
