@@ -71,6 +71,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_base_collect(args: argparse.Namespace) -> int:
+    from residual_bench.policies.bc_data import collect_demonstrations
+
+    data = collect_demonstrations(
+        args.episodes, seed=args.seed, out=args.out, progress=not args.quiet
+    )
+    print(f"wrote {len(data['action'])} steps of {args.episodes} expert episodes to {args.out}")
+    return 0
+
+
+def _cmd_base_train(args: argparse.Namespace) -> int:
+    if args.kind != "bc":
+        raise ValueError(f"unknown trainable base {args.kind!r}; valid choices: bc")
+    from residual_bench.policies.bc_train import train_bc
+
+    summary = train_bc(
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        resume=not args.restart,
+        progress=not args.quiet,
+    )
+    print(
+        f"trained bc for {summary['epochs']} epochs on {summary['samples']} steps, "
+        f"final loss {summary['final_loss']:.4f}; wrote {args.out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bench`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -96,6 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_demo.add_argument("--quiet", action="store_true", help="no progress bar")
     p_demo.set_defaults(func=_cmd_demo)
+
+    p_base = sub.add_parser("base", help="collect demonstrations and train learned bases")
+    base_sub = p_base.add_subparsers(dest="base_command", metavar="BASE_COMMAND", required=True)
+    p_collect = base_sub.add_parser("collect", help="record expert demonstrations (camera view)")
+    p_collect.add_argument("--episodes", type=int, default=300, help="episodes (300)")
+    p_collect.add_argument("--seed", type=int, default=0, help="master seed (0)")
+    p_collect.add_argument("--out", default="runs/bc_demos.npz", help="output .npz file")
+    p_collect.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_collect.set_defaults(func=_cmd_base_collect)
+    p_train = base_sub.add_parser("train", help="train a learned base (bc) on demonstrations")
+    p_train.add_argument("kind", help="which base: bc")
+    p_train.add_argument("--data", default="runs/bc_demos.npz", help="demonstrations file")
+    p_train.add_argument("--out", default="runs/bc_base.pt", help="checkpoint to write")
+    p_train.add_argument("--epochs", type=int, default=30, help="epochs (30)")
+    p_train.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    p_train.add_argument("--batch-size", type=int, default=128, help="batch size (128)")
+    p_train.add_argument("--lr", type=float, default=1e-3, help="learning rate (1e-3)")
+    p_train.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore an interrupted run's state instead of resuming it",
+    )
+    p_train.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_train.set_defaults(func=_cmd_base_train)
     return parser
 
 

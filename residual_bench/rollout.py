@@ -56,11 +56,13 @@ def run_episodes(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
-    get_base(policy)  # an unknown name fails here, before anything is made or written
+    entry = get_base(policy)  # an unknown name fails here, before anything is made or written
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         _check_out_dir(out_dir)
-    env = gym.make(ENV_ID, objects=objects, suite=suite, **(env_kwargs or {}))
+    env = gym.make(
+        ENV_ID, objects=objects, suite=suite, **{**entry.env_kwargs, **(env_kwargs or {})}
+    )
     records = []
     try:
         sim = env.unwrapped

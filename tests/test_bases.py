@@ -16,7 +16,7 @@ import pytest
 from gymnasium.error import ResetNeeded
 
 from residual_bench.policies.base import ActionChunk, BasePolicy, check_chunk
-from residual_bench.policies.registry import base_names, make_controller
+from residual_bench.policies.registry import base_names, get_base, make_controller
 from residual_bench.policies.scripted_vla import NO_ERRORS, ScriptedVLABase
 from residual_bench.policies.wrapper import BasePolicyWrapper
 
@@ -76,7 +76,8 @@ def record_chunks(controller: Any) -> list[ActionChunk]:
 
 @pytest.mark.parametrize("name", base_names())
 def test_every_registered_base_drives_a_fresh_env_with_finite_actions_in_the_box(make_env, name):
-    actions, infos = base_alone(make_env(**SHORT), name, seed=0, steps=12)
+    env = make_env(**SHORT, **get_base(name).env_kwargs)
+    actions, infos = base_alone(env, name, seed=0, steps=12)
     assert actions.shape == (12, 7)
     assert np.all(np.isfinite(actions))
     assert np.all(np.abs(actions) <= 1.0)
@@ -180,7 +181,7 @@ def test_scripted_expert_alone_solves_nominal_episodes(make_env, seed):
 
 @pytest.mark.parametrize("name", base_names())
 def test_every_base_holds_its_last_action_while_the_env_reports_it_stalled(make_env, name):
-    env = BasePolicyWrapper(make_env(suite=STALL_SUITE, **SHORT), name)
+    env = BasePolicyWrapper(make_env(suite=STALL_SUITE, **SHORT, **get_base(name).env_kwargs), name)
     reset_info, infos = wrapped(env, seed=0, corrections=[ZERO] * 40)
     before = [reset_info, *infos[:-1]]  # what the base saw when it chose step k's action
     stalled = [k for k, info in enumerate(before) if info["base_stalled"]]

@@ -57,9 +57,10 @@ def test_the_wheel_contains_every_scene_spec_and_suite(wheel):
     assert expected and all(name in names for name in expected), sorted(set(expected) - names)
 
 
-def test_the_wheel_contains_the_object_catalogue_and_the_bench_command(wheel):
+def test_the_wheel_contains_the_data_files_and_the_bench_command(wheel):
     names = wheel.namelist()
     assert "residual_bench/data/object_catalog.json" in names
+    assert "residual_bench/data/bc_base.pt" in names  # the shipped bc checkpoint
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "bench = residual_bench.cli:main" in wheel.read(entry_points).decode()
 

@@ -7,27 +7,34 @@ Each entry's factory takes the environment and returns a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
 class BaseEntry:
-    """A registered policy: a one-line description and ``factory(env) -> Controller``."""
+    """A registered policy: a one-line description, ``factory(env) -> Controller`` and the
+    environment keyword arguments it needs (e.g. a camera for a visuomotor base)."""
 
     name: str
     description: str
     factory: Callable[..., Any]
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, BaseEntry] = {}
 
 
-def register_base(name: str, description: str, factory: Callable[..., Any]) -> None:
+def register_base(
+    name: str,
+    description: str,
+    factory: Callable[..., Any],
+    env_kwargs: dict[str, Any] | None = None,
+) -> None:
     """Make a base policy available under ``name``."""
     if name in _REGISTRY:
         raise ValueError(f"base policy {name!r} is already registered")
-    _REGISTRY[name] = BaseEntry(name, description, factory)
+    _REGISTRY[name] = BaseEntry(name, description, factory, dict(env_kwargs or {}))
 
 
 def base_names() -> list[str]:
@@ -80,6 +87,24 @@ def _scripted_base(vla_errors: bool) -> Callable[[Any], Any]:
     return factory
 
 
+def _bc_base(env: Any) -> Any:
+    from residual_bench.policies.bc import BCBase
+    from residual_bench.policies.controller import BaseController
+    from residual_bench.policies.executor import ChunkExecutor, LatencyModel
+
+    sim = env.unwrapped
+    if sim.obs_mode == "state" or sim.camera.width != 84:
+        raise ValueError(
+            "the bc base needs camera images: make the env with obs_mode='rgb' and image_size=84"
+        )
+    policy = BCBase()
+    # One chunk of 4 steps every 4 steps (5 Hz), answered 50-100 ms late.
+    executor = ChunkExecutor(
+        policy, sim.dt, replan_every=4, latency=LatencyModel(fixed_s=0.05, jitter_s=0.05)
+    )
+    return BaseController(policy, executor)
+
+
 def _register_builtin() -> None:
     from residual_bench.policies.scripted import SCRIPTED_POLICIES
 
@@ -98,6 +123,12 @@ def _register_builtin() -> None:
         "scripted",
         "base: VLA-like scripted policy, 5 Hz chunks, 100-200 ms latency, seeded errors",
         _scripted_base(vla_errors=True),
+    )
+    register_base(
+        "bc",
+        "base: behaviour-cloned CNN on the 84 px camera, 4-step chunks at 5 Hz (shipped weights)",
+        _bc_base,
+        env_kwargs={"obs_mode": "rgb", "image_size": 84},
     )
 
 

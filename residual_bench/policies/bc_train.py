@@ -1,0 +1,143 @@
+"""Training the ``bc`` base by behaviour cloning (``bench base train bc``).
+
+A readable loop: random-shift image augmentation, mean-squared error on the next
+``chunk_len`` expert actions (the chunk is padded with the episode's last action), Adam. After
+every epoch the full training state (network, optimiser, generator, epoch) is written to
+``<out>.train.pt``, so an interrupted run resumes where it stopped; the final file ``<out>``
+holds only what the base needs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet
+from residual_bench.policies.bc_data import load_demonstrations
+
+
+def chunk_targets(actions: np.ndarray, episodes: np.ndarray, chunk_len: int) -> np.ndarray:
+    """For every step, its next ``chunk_len`` actions within the same episode (N, H, 7)."""
+    n = len(actions)
+    index = np.arange(n)[:, None] + np.arange(chunk_len)[None, :]
+    index = np.minimum(index, n - 1)
+    # Past the end of its episode a row repeats the episode's last action.
+    last = np.array([np.flatnonzero(episodes == e)[-1] for e in episodes])
+    index = np.minimum(index, last[:, None])
+    return actions[index]
+
+
+def random_shift(rgb: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Shift each image by up to ``pad`` pixels (replicate padding): cheap camera jitter."""
+    b, h, w, _ = rgb.shape
+    padded = torch.nn.functional.pad(rgb.permute(0, 3, 1, 2).float(), [pad] * 4, mode="replicate")
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    out = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+    return out.permute(0, 2, 3, 1).to(torch.uint8)
+
+
+def train_bc(
+    data_path: str | Path,
+    out: str | Path,
+    epochs: int = 20,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    chunk_len: int = 4,
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a bc network on demonstrations; returns a summary (final loss, epochs, time).
+
+    Raises:
+        FileExistsError: ``out`` already exists (a finished model is never overwritten).
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; choose another --out")
+    state_path = out.with_name(out.name + ".train.pt")
+    data = load_demonstrations(data_path)
+    targets = torch.as_tensor(chunk_targets(data["action"], data["episode"], chunk_len))
+    rgb = torch.as_tensor(data["rgb"])
+    proprio = torch.as_tensor(data["proprio"])
+    words = torch.as_tensor(data["instruction"])
+    mean, std = proprio.mean(0), proprio.std(0) + 1e-3
+    proprio = (proprio - mean) / std
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = BCNet(chunk_len=chunk_len)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    start_epoch, history = 0, []
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        generator.set_state(state["generator"])
+        start_epoch, history = int(state["epoch"]), list(state["history"])
+    n = len(targets)
+    began = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        total, batches = 0.0, 0
+        bar = tqdm(
+            range(0, n, batch_size),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for i in bar:
+            idx = order[i : i + batch_size]
+            predicted = model(random_shift(rgb[idx], generator), proprio[idx], words[idx])
+            loss = nn.functional.mse_loss(predicted, targets[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total, batches = total + loss.item(), batches + 1
+            bar.set_postfix(loss=f"{total / batches:.4f}")
+        history.append(total / batches)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "generator": generator.get_state(),
+                "epoch": epoch + 1,
+                "history": history,
+            },
+            state_path,
+        )
+    summary = {
+        "epochs": epochs,
+        "samples": n,
+        "final_loss": history[-1] if history else None,
+        "seed": seed,
+        "batch_size": batch_size,
+        "lr": lr,
+        "train_seconds_this_run": time.perf_counter() - began,
+    }
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "config": {"chunk_len": chunk_len},
+            "model": model.state_dict(),
+            "proprio_mean": mean,
+            "proprio_std": std,
+            "provenance": {
+                "data": str(Path(data_path).name),
+                "loss_history": history,
+                "epochs": epochs,
+                "seed": seed,
+            },
+        },
+        out,
+    )
+    return summary

@@ -1,0 +1,143 @@
+"""The learned ``bc`` base: demonstrations, training (resumable), checkpoints, the policy."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from residual_bench.policies.base import BasePolicy, check_chunk
+from residual_bench.policies.bc import (
+    CHECKPOINT_FORMAT,
+    BCBase,
+    BCNet,
+    build_model,
+    load_checkpoint,
+)
+from residual_bench.policies.bc_data import collect_demonstrations, load_demonstrations
+from residual_bench.policies.bc_train import chunk_targets, train_bc
+from residual_bench.policies.registry import make_controller
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    path = tmp_path_factory.mktemp("demos") / "demos.npz"
+    collect_demonstrations(2, seed=3, out=path, progress=False)
+    return path
+
+
+def test_chunk_targets_take_the_next_actions_and_stop_at_the_episode_end():
+    actions = np.arange(5, dtype=np.float32)[:, None].repeat(7, axis=1)
+    episodes = np.array([0, 0, 0, 1, 1])
+    targets = chunk_targets(actions, episodes, chunk_len=3)
+    assert targets.shape == (5, 3, 7)
+    np.testing.assert_array_equal(
+        targets[:, :, 0], [[0, 1, 2], [1, 2, 2], [2, 2, 2], [3, 4, 4], [4, 4, 4]]
+    )
+
+
+def test_demonstrations_hold_camera_views_and_expert_actions(demos):
+    data = load_demonstrations(demos)
+    n = len(data["action"])
+    assert n > 50 and data["rgb"].shape == (n, 84, 84, 3) and data["rgb"].dtype == np.uint8
+    assert data["proprio"].shape == (n, 20) and data["instruction"].shape == (n, 32)
+    assert set(np.unique(data["episode"])) == {0, 1}
+    assert np.all(np.abs(data["action"]) <= 1.0)
+
+
+def test_collecting_into_an_existing_file_is_refused(demos):
+    with pytest.raises(FileExistsError, match="already exists"):
+        collect_demonstrations(1, out=demos, progress=False)
+
+
+def test_a_file_that_is_not_demonstrations_is_refused(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, action=np.zeros((3, 7)))
+    with pytest.raises(ValueError, match="missing arrays"):
+        load_demonstrations(bad)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a demonstrations file"):
+        load_demonstrations(garbage)
+    with pytest.raises(FileNotFoundError):
+        load_demonstrations(tmp_path / "missing.npz")
+
+
+def test_training_writes_a_checkpoint_the_base_loads(demos, tmp_path):
+    out = tmp_path / "bc.pt"
+    summary = train_bc(demos, out, epochs=1, batch_size=64, progress=False)
+    assert summary["final_loss"] is not None and np.isfinite(summary["final_loss"])
+    base = BCBase(out)
+    assert isinstance(base, BasePolicy) and base.spec.name == "bc"
+    with pytest.raises(FileExistsError):
+        train_bc(demos, out, epochs=1, progress=False)
+
+
+def test_an_interrupted_training_run_resumes_to_the_same_weights(demos, tmp_path):
+    straight = tmp_path / "straight.pt"
+    train_bc(demos, straight, epochs=2, batch_size=64, progress=False)
+    resumed = tmp_path / "resumed.pt"
+    train_bc(demos, resumed, epochs=1, batch_size=64, progress=False)
+    resumed.unlink()  # as if killed after the first epoch: only the training state is left
+    train_bc(demos, resumed, epochs=2, batch_size=64, progress=False)
+    a, b = load_checkpoint(straight)["model"], load_checkpoint(resumed)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"definitely not torch", "not a readable bc checkpoint"),
+        ({"format": "something-else"}, "not a bc checkpoint"),
+        ({"format": CHECKPOINT_FORMAT, "version": 99}, "version 99"),
+        ({"format": CHECKPOINT_FORMAT, "version": 1}, "lacks 'config'"),
+    ],
+    ids=["garbage", "foreign", "version", "incomplete"],
+)
+def test_a_wrong_or_corrupt_checkpoint_gives_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "ckpt.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path)
+
+
+def test_weights_of_another_network_are_refused():
+    ckpt = load_checkpoint()
+    ckpt = {**ckpt, "config": {"chunk_len": 8}}
+    with pytest.raises(ValueError, match="do not fit"):
+        build_model(ckpt)
+
+
+def test_a_missing_checkpoint_is_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        BCBase(tmp_path / "nope.pt")
+
+
+def test_the_shipped_base_honours_its_spec_and_is_deterministic():
+    base = BCBase()
+    env = gym.make("ResidualPickPlace-v0", obs_mode="rgb", image_size=84)
+    obs, info = env.reset(seed=0)
+    base.reset(info["instruction"], 0)
+    first, again = base.act(obs, info["instruction"]), base.act(obs, info["instruction"])
+    check_chunk(base.spec, first)
+    assert first.actions.dtype == np.float32 and np.all(np.abs(first.actions) <= 1.0)
+    np.testing.assert_array_equal(first.actions, again.actions)
+    env.close()
+
+
+def test_the_bc_base_needs_camera_images():
+    base = BCBase()
+    with pytest.raises(ValueError, match="obs_mode='rgb'"):
+        base.act({"proprio": np.zeros(20, np.float32)}, "put it on the plate")
+    env = gym.make("ResidualPickPlace-v0")  # state observations only
+    with pytest.raises(ValueError, match="needs camera images"):
+        make_controller("bc", env)
+    env.close()
+
+
+def test_the_network_maps_a_batch_to_bounded_chunks():
+    net = BCNet(chunk_len=4)
+    out = net(torch.zeros(2, 84, 84, 3, dtype=torch.uint8), torch.zeros(2, 20), torch.zeros(2, 32))
+    assert out.shape == (2, 4, 7) and torch.all(out.abs() <= 1)
