@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -25,27 +24,12 @@ import gymnasium as gym
 import numpy as np
 
 from residual_bench.policies.registry import get_base, make_controller
-from residual_bench.rollout import run_episodes
+from residual_bench.rollout import format_rate, run_or_reuse
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 BASES = ("scripted-expert", "scripted", "bc")
 SUITES = ("nominal", "poke", "slide", "drop", "latency", "mixed")
 SPLITS = ("train", "heldout")
-
-
-def run_cell(base: str, suite: str, objects: str, episodes: int, seed: int, out: Path) -> dict:
-    """One base x suite x split cell; a complete cell on disk is not re-run."""
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        if summary["n_episodes"] == episodes:
-            return summary
-    if out.exists():
-        shutil.rmtree(out)
-    _, summary = run_episodes(
-        episodes, policy=base, suite=suite, objects=objects, seed=seed, out=out, progress=False
-    )
-    return summary
 
 
 def call_latency(base: str, calls: int = 200) -> dict[str, float]:
@@ -71,13 +55,6 @@ def call_latency(base: str, calls: int = 200) -> dict[str, float]:
     return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99))}
 
 
-def _pct(rate: dict) -> str:
-    if rate["rate"] is None:
-        return "-"
-    lo, hi = rate["ci"]
-    return f"{rate['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=200)
@@ -98,7 +75,15 @@ def main() -> None:
     summaries = {}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {
-            pool.submit(run_cell, b, s, o, args.episodes, args.seed, root / b / s / o): (b, s, o)
+            pool.submit(
+                run_or_reuse,
+                root / b / s / o,
+                args.episodes,
+                policy=b,
+                suite=s,
+                objects=o,
+                seed=args.seed,
+            ): (b, s, o)
             for b, s, o in cells
         }
         for done, future in enumerate(as_completed(futures), 1):
@@ -106,7 +91,7 @@ def main() -> None:
             summaries[cell] = future.result()
             print(
                 f"[{done}/{len(cells)}] {' / '.join(cell):<34} "
-                f"success {_pct(summaries[cell]['success_rate'])}",
+                f"success {format_rate(summaries[cell]['success_rate'])}",
                 flush=True,
             )
     if set(args.bases) != set(BASES):
@@ -134,8 +119,8 @@ def main() -> None:
         r = summaries[(b, s, o)]
         ct = r["completion_time_mean"]
         lines.append(
-            f"| {b} | {s} | {o} | {_pct(r['success_rate'])} | "
-            f"{'-' if ct is None else f'{ct:.2f}'} | {_pct(r['recovery_rate'])} |"
+            f"| {b} | {s} | {o} | {format_rate(r['success_rate'])} | "
+            f"{'-' if ct is None else f'{ct:.2f}'} | {format_rate(r['recovery_rate'])} |"
         )
     lines.append("")
     (args.out / "base_policies.md").write_text("\n".join(lines))

@@ -15,38 +15,15 @@ picks up where it stopped; ``--force`` recomputes everything.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from residual_bench.perturb import suite_names
 from residual_bench.policies.scripted import SCRIPTED_POLICIES
-from residual_bench.rollout import run_episodes
+from residual_bench.rollout import format_rate, run_or_reuse
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-
-
-def run_cell(suite: str, policy: str, episodes: int, seed: int, objects: str, out: Path) -> dict:
-    """One suite x policy cell; a cell with a complete summary on disk is not re-run."""
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        if summary["n_episodes"] == episodes:
-            return summary
-    if out.exists():
-        shutil.rmtree(out)  # an incomplete cell from an interrupted run
-    _, summary = run_episodes(
-        episodes, policy=policy, suite=suite, objects=objects, seed=seed, out=out, progress=False
-    )
-    return summary
-
-
-def _pct(rate: dict) -> str:
-    if rate["rate"] is None:
-        return "-"
-    lo, hi = rate["ci"]
-    return f"{rate['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
 
 
 def main() -> None:
@@ -68,10 +45,15 @@ def main() -> None:
     summaries: dict[tuple[str, str], dict] = {}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {
-            pool.submit(run_cell, s, p, args.episodes, args.seed, args.objects, root / s / p): (
-                s,
-                p,
-            )
+            pool.submit(
+                run_or_reuse,
+                root / s / p,
+                args.episodes,
+                policy=p,
+                suite=s,
+                objects=args.objects,
+                seed=args.seed,
+            ): (s, p)
             for s, p in cells
         }
         for done, future in enumerate(as_completed(futures), 1):
@@ -79,7 +61,7 @@ def main() -> None:
             summaries[(suite, policy)] = summary = future.result()
             print(
                 f"[{done}/{len(cells)}] {suite:<13} {policy:<17} "
-                f"success {_pct(summary['success_rate'])}",
+                f"success {format_rate(summary['success_rate'])}",
                 flush=True,
             )
 
@@ -103,9 +85,9 @@ def main() -> None:
             ct = s["completion_time_mean"]
             at = s["recovery_rate_at"]
             lines.append(
-                f"| {suite} | {policy} | {_pct(s['success_rate'])} | "
-                f"{'-' if ct is None else f'{ct:.2f}'} | {_pct(s['recovery_rate'])} | "
-                f"{_pct(at['0.15'])} | {_pct(at['1.0'])} | {s['n_events']} |"
+                f"| {suite} | {policy} | {format_rate(s['success_rate'])} | "
+                f"{'-' if ct is None else f'{ct:.2f}'} | {format_rate(s['recovery_rate'])} | "
+                f"{format_rate(at['0.15'])} | {format_rate(at['1.0'])} | {s['n_events']} |"
             )
     lines.append("")
     (args.out / "perturbation_suites.md").write_text("\n".join(lines))

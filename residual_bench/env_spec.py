@@ -42,7 +42,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _is_number(x: Any) -> bool:
+def is_number(x: Any) -> bool:
+    """A real number, not a bool (YAML's ``true`` is not 1 here)."""
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
@@ -59,10 +60,10 @@ def _check_structure(value: Any, default: Any, where: str) -> None:
     elif isinstance(default, list):
         if not isinstance(value, list) or len(value) != len(default):
             raise SpecError(f"{where}: expected a list of {len(default)} numbers, got {value!r}")
-        if not all(_is_number(v) for v in value):
+        if not all(is_number(v) for v in value):
             raise SpecError(f"{where}: expected numbers, got {value!r}")
-    elif _is_number(default):
-        if not _is_number(value):
+    elif is_number(default):
+        if not is_number(value):
             raise SpecError(f"{where}: expected a number, got {value!r}")
         if value < 0:
             raise SpecError(f"{where}: must not be negative, got {value!r}")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,33 @@ def run_episodes(
         summary = {**summarize(read_jsonl(out_dir / "episodes.jsonl")), "run": run}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return records, summary
+
+
+def run_or_reuse(out: str | Path, episodes: int, **kwargs: Any) -> dict[str, Any]:
+    """The summary of ``run_episodes(episodes, out=out, **kwargs)``, reusing a finished run.
+
+    A directory whose summary covers ``episodes`` episodes is read back instead of re-run; an
+    unfinished one (an interrupted run) is removed and run again, so long result scripts
+    resume cell by cell.
+    """
+    out = Path(out)
+    summary_path = out / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if summary["n_episodes"] == episodes:
+            return summary
+    if out.exists():
+        shutil.rmtree(out)
+    _, summary = run_episodes(episodes, out=out, progress=False, **kwargs)
+    return summary
+
+
+def format_rate(rate: dict[str, Any]) -> str:
+    """ "90% [70%, 97%]" for a summary rate, "-" when undefined."""
+    if rate["rate"] is None:
+        return "-"
+    lo, hi = rate["ci"]
+    return f"{rate['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
 
 
 def success_line(summary: dict[str, Any]) -> str:

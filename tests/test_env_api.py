@@ -301,7 +301,8 @@ def test_closing_twice_is_harmless(make_env):
     env = make_env()
     env.reset(seed=0)
     env.close()
-    env.close()
+    env.close()  # must not raise
+    assert env.unwrapped.world is None
 
 
 # -- the language instruction -------------------------------------------------------------

@@ -231,4 +231,7 @@ def test_boolean_where_a_number_is_expected_is_refused(field):
 
 def test_the_documented_example_suite_is_valid():
     example = suite_module.__doc__.split("::", 1)[1].split("\n\n", 2)[1]
-    load_suite(yaml.safe_load(example))
+    suite = load_suite(yaml.safe_load(example))  # raises SpecError if the example is invalid
+    assert suite.name == "poke"
+    assert [e.type for e in suite.entries] == ["poke"]
+    assert suite.entries[0].phases == ("approach", "grasp")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from residual_bench.env_spec import SpecError, read_yaml, spec_dir
+from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
 from residual_bench.perturb.events import PERTURBATIONS
 
 PHASES = ("approach", "grasp", "transport", "done")
@@ -76,18 +76,10 @@ def load_suite(suite: str | Path | dict | Suite | None) -> Suite:
     return parse_suite(read_yaml(path), str(path))
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _range(value: Any, where: str, integer: bool = False) -> tuple:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if is_number(value):
         value = [value, value]
-    ok = (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-    )
+    ok = isinstance(value, list) and len(value) == 2 and all(is_number(v) for v in value)
     if not ok:
         raise SpecError(f"{where}: expected a number or [low, high], got {value!r}")
     if value[0] > value[1] or value[0] < 0:
@@ -140,10 +132,10 @@ def _entry(raw: Any, where: str) -> SuiteEntry:
     if kind == "drop" and params["mode"] not in ("release", "from_height"):
         raise SpecError(f"{where}.mode: expected release or from_height, got {params['mode']!r}")
     probability = raw.get("probability", 1.0)
-    if not _is_number(probability) or not 0.0 <= probability <= 1.0:
+    if not is_number(probability) or not 0.0 <= probability <= 1.0:
         raise SpecError(f"{where}.probability: expected a number in [0, 1], got {probability!r}")
     gap = raw.get("gap", 1.0)
-    if not _is_number(gap) or gap < 0:
+    if not is_number(gap) or gap < 0:
         raise SpecError(f"{where}.gap: expected seconds >= 0, got {gap!r}")
     return SuiteEntry(
         type=kind,

@@ -7,33 +7,16 @@ import math
 import numpy as np
 
 
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product ``a * b`` (apply ``b`` first, then ``a``)."""
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
+def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    """3 x 3 rotation matrix of a unit quaternion."""
+    x, y, z, w = q
     return np.array(
         [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
         ]
     )
-
-
-def quat_conjugate(q: np.ndarray) -> np.ndarray:
-    """Inverse of a unit quaternion."""
-    return np.array([-q[0], -q[1], -q[2], q[3]])
-
-
-def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
-    """Axis-angle vector (rad) of a unit quaternion, taking the short way round."""
-    q = q if q[3] >= 0 else -q
-    sin_half = float(np.linalg.norm(q[:3]))
-    if sin_half < 1e-9:
-        return 2.0 * q[:3]
-    angle = 2.0 * math.atan2(sin_half, q[3])
-    return q[:3] / sin_half * angle
 
 
 def quat_from_yaw(yaw: float) -> np.ndarray:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from residual_bench.sim.geometry import quat_to_matrix
+
 OBJECT_SPLITS = ("train", "heldout")
 HELDOUT_FIRST_MESH = 900
 MESH_RAW_SCALE = 0.015  # the scale every random_urdfs/*.urdf applies to its OBJ
@@ -83,17 +85,6 @@ def read_obj_vertices(obj_path: Path) -> np.ndarray:
     return np.asarray(vertices)
 
 
-def _quat_matrix(q: np.ndarray) -> np.ndarray:
-    x, y, z, w = q
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
 @lru_cache(maxsize=1024)
 def mesh_vertices(model: ObjectModel) -> np.ndarray:
     """Vertices of a mesh model in its resting frame, at the URDF's scale (``MESH_RAW_SCALE``)."""
@@ -101,7 +92,7 @@ def mesh_vertices(model: ObjectModel) -> np.ndarray:
 
     path = Path(pybullet_data.getDataPath()) / model.urdf.replace(".urdf", ".obj")
     raw = read_obj_vertices(path) * MESH_RAW_SCALE
-    return raw @ _quat_matrix(np.asarray(model.rest_orientation)).T
+    return raw @ quat_to_matrix(np.asarray(model.rest_orientation)).T
 
 
 def rest_orientation(vertices: np.ndarray, settle_seconds: float = 3.0) -> np.ndarray | None:
@@ -133,7 +124,7 @@ def rest_orientation(vertices: np.ndarray, settle_seconds: float = 3.0) -> np.nd
         pb.removeBody(body, physicsClientId=cid)
         # Rest means the body the environment builds (vertices turned into this pose) stays
         # put when set down, whatever size, mass and friction the randomisation gives it.
-        rested = centered @ _quat_matrix(np.asarray(orientation)).T
+        rested = centered @ quat_to_matrix(np.asarray(orientation)).T
         for size in (0.8, 1.1):
             hull = rested * size
             shape = pb.createCollisionShape(
@@ -171,7 +162,7 @@ def catalog_entry(data_path: str, index: int) -> dict | None:
     orientation = rest_orientation(raw * scale)
     if orientation is None:
         return None
-    rotation = _quat_matrix(orientation)
+    rotation = quat_to_matrix(orientation)
     rested = raw @ rotation.T
     stats = mesh_statistics(rested)
     # The body origin (and centre of mass) must be the point it was when the resting pose

@@ -140,11 +140,6 @@ class Panda:
         states = pb.getJointStates(self.body, self._all_joints, physicsClientId=self._cid)
         return np.array([s[0] for s in states])
 
-    def gripper_width(self) -> float:
-        """Distance between the fingers in metres (0 closed, 0.08 open)."""
-        states = pb.getJointStates(self.body, self.finger_joints, physicsClientId=self._cid)
-        return float(states[0][0] + states[1][0])
-
     def fingers_touch(self, body: int) -> tuple[bool, bool]:
         """Whether the left and the right finger each touch ``body``."""
         left, right = self.finger_links
@@ -227,8 +222,3 @@ class Panda:
             self._forced_open_substeps -= 1
             if self._forced_open_substeps == 0:
                 self._send_finger_targets()  # back to what the policy commands
-
-    @property
-    def commanded_gripper(self) -> float:
-        """The gripper command of the last action in [-1, 1]."""
-        return self._gripper_target / FINGER_MAX * 2.0 - 1.0

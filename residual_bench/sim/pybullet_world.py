@@ -117,6 +117,17 @@ class PyBulletWorld:
         geom = {"box": p.GEOM_BOX, "cylinder": p.GEOM_CYLINDER, "sphere": p.GEOM_SPHERE}[shape]
         collision_id = self.client.createCollisionShape(geom, **kwargs) if collision else -1
         visual_id = self.client.createVisualShape(geom, rgbaColor=list(rgba), **visual_kwargs)
+        return self._spawn(name, collision_id, visual_id, mass, position, orientation)
+
+    def _spawn(
+        self,
+        name: str,
+        collision_id: int,
+        visual_id: int,
+        mass: float,
+        position: np.ndarray | tuple,
+        orientation: np.ndarray | tuple,
+    ) -> int:
         body = self.client.createMultiBody(
             baseMass=mass,
             baseCollisionShapeIndex=collision_id,
@@ -140,9 +151,7 @@ class PyBulletWorld:
         speck = self.client.createVisualShape(
             p.GEOM_SPHERE, radius=1e-3, rgbaColor=[0, 0, 0, 0], visualFramePosition=[0, 0, -0.5]
         )
-        body = self.client.createMultiBody(0.0, shape, speck, [0.0, 0.0, height])
-        self.bodies[name] = body
-        return body
+        return self._spawn(name, shape, speck, 0.0, (0.0, 0.0, height), (0.0, 0.0, 0.0, 1.0))
 
     def create_mesh(
         self,
@@ -173,15 +182,7 @@ class PyBulletWorld:
             visualFramePosition=list(visual_offset),
             visualFrameOrientation=list(visual_orientation),
         )
-        body = self.client.createMultiBody(
-            baseMass=mass,
-            baseCollisionShapeIndex=collision_id,
-            baseVisualShapeIndex=visual_id,
-            basePosition=list(position),
-            baseOrientation=list(orientation),
-        )
-        self.bodies[name] = body
-        return body
+        return self._spawn(name, collision_id, visual_id, mass, position, orientation)
 
     def allow_sleeping(self, name: str) -> None:
         """Let a body fall asleep once it has been at rest for a while.
@@ -242,24 +243,10 @@ class PyBulletWorld:
         """Change mass, friction etc. of one link (``link=-1`` is the base)."""
         self.client.changeDynamics(self.bodies[name], link, **kwargs)
 
-    def set_color(self, name: str, rgba: tuple[float, float, float, float], link: int = -1) -> None:
-        """Change the colour of one link's visual shape."""
-        self.client.changeVisualShape(self.bodies[name], link, rgbaColor=list(rgba))
-
     def aabb(self, name: str, link: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """Axis-aligned bounding box (min, max) of one link in the world frame."""
         lo, hi = self.client.getAABB(self.bodies[name], link)
         return np.array(lo), np.array(hi)
-
-    def in_contact(self, name_a: str, name_b: str, link_a: int | None = None) -> bool:
-        """Whether two bodies touch (optionally only through one link of the first)."""
-        if link_a is None:
-            points = self.client.getContactPoints(self.bodies[name_a], self.bodies[name_b])
-        else:
-            points = self.client.getContactPoints(
-                self.bodies[name_a], self.bodies[name_b], linkIndexA=link_a
-            )
-        return len(points) > 0
 
     def overlaps(self, name_a: str, name_b: str, margin: float = 0.0) -> bool:
         """Whether two bodies are closer than ``margin`` (or interpenetrating)."""
@@ -274,5 +261,5 @@ class PyBulletWorld:
             try:
                 self.client.disconnect()
             except p.error:
-                pass
+                pass  # the server is already gone (closed twice, or torn down at exit)
             self.client = None
