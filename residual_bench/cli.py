@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from residual_bench import __version__
 
@@ -103,6 +104,146 @@ def _cmd_base_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from residual_bench.residual.train import train_residual
+
+    path = train_residual(
+        args.base,
+        args.residual,
+        args.out,
+        steps=args.steps,
+        seed=args.seed,
+        suite=args.suite,
+        features=args.features,
+        progress=not args.quiet,
+    )
+    print(f"trained {args.base} + {args.residual} (seed {args.seed}); wrote {path}")
+    print(f"learning curve: {Path(args.out) / 'progress.csv'}")
+    return 0
+
+
+def _residual_paths(values: list[str]) -> list[str | None]:
+    """``none`` is the base alone; anything else must be a trained residual directory."""
+    paths: list[str | None] = []
+    for value in values:
+        if value == "none":
+            paths.append(None)
+        elif not Path(value).exists():
+            raise FileNotFoundError(f"--residual: {value!r} does not exist")
+        else:
+            paths.append(value)
+    return paths
+
+
+def _print_cells(summary: dict) -> None:
+    from residual_bench.rollout import format_rate
+
+    for cell in summary["cells"]:
+        method = cell["base"] + (f"+{cell['residual']}" if cell["residual"] else "")
+        if cell["train_seed"] is not None:
+            method += f" (seed {cell['train_seed']})"
+        print(
+            f"  {method:<24} {cell['suite']:<12} {cell['objects']:<8} "
+            f"success {format_rate(cell['success_rate'])}  "
+            f"recovery {format_rate(cell['recovery_rate'])}"
+        )
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from residual_bench.eval.runner import evaluate, make_tasks
+
+    tasks = make_tasks(
+        args.base,
+        _residual_paths(args.residual),
+        args.suite,
+        args.objects,
+        args.episodes,
+        args.seed,
+    )
+    summary = evaluate(
+        tasks,
+        args.out,
+        executor=args.executor,
+        workers=args.workers,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    _print_cells(summary)
+    print(f"wrote {args.out}/episodes.jsonl and summary.json")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from residual_bench.protocol import Protocol, parse_seeds, run_benchmark
+
+    protocol = Protocol.quick() if args.quick else Protocol()
+    if args.suite:
+        protocol.suites = args.suite
+    if args.objects:
+        protocol.objects = args.objects
+    if args.episodes:
+        protocol.episodes = args.episodes
+    if args.seeds:
+        protocol.seeds = parse_seeds(args.seeds)
+    if args.steps:
+        protocol.train_steps = args.steps
+    protocol.master_seed = args.seed
+    report = run_benchmark(
+        args.base,
+        args.residual,
+        args.out,
+        protocol,
+        executor=args.executor,
+        workers=args.workers,
+        resume=args.resume,
+        progress=not args.quiet,
+        use_shipped=not args.retrain,
+    )
+    print(f"report: {report} (and {report.with_suffix('.html').name})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from residual_bench.eval.report import build_report
+
+    path = build_report(args.dirs, args.out)
+    print(f"wrote {path} and {path.with_suffix('.html')}")
+    return 0
+
+
+def _add_selection(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options `bench eval` and `bench run` share to select episodes."""
+    suites = "nominal" if defaults else "the protocol's"
+    p.add_argument("--base", required=True, help="a base policy name from `bench list`")
+    p.add_argument(
+        "--suite",
+        nargs="+",
+        default=["nominal"] if defaults else None,
+        help=f"suite names or YAML paths ({suites})",
+    )
+    p.add_argument(
+        "--objects",
+        nargs="+",
+        default=["heldout"] if defaults else None,
+        choices=["train", "heldout"],
+        help="object split(s) (heldout)",
+    )
+    p.add_argument(
+        "--episodes", type=int, default=20 if defaults else None, help="episodes per cell"
+    )
+    p.add_argument("--seed", type=int, default=0, help="master seed of the episode seeds (0)")
+    p.add_argument("--out", required=True, help="results directory")
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "serial", "ray"],
+        help="local process pool (default), serial, or Ray (RAY_ADDRESS)",
+    )
+    p.add_argument("--workers", type=int, default=None, help="parallel workers (one per core)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bench`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -152,6 +293,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
     p_train.set_defaults(func=_cmd_base_train)
+
+    p_rtrain = sub.add_parser("train", help="train a residual on a frozen base")
+    p_rtrain.add_argument("--base", required=True, help="a base policy name from `bench list`")
+    p_rtrain.add_argument("--residual", default="sac", help="config in baselines/ or a YAML path")
+    p_rtrain.add_argument("--suite", default=None, help="training suite (the config's: mixed)")
+    p_rtrain.add_argument("--steps", type=int, default=None, help="environment steps (config)")
+    p_rtrain.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    p_rtrain.add_argument(
+        "--features", default=None, help="objects | privileged | global | proprio (config)"
+    )
+    p_rtrain.add_argument("--out", required=True, help="run directory; rerun to resume")
+    p_rtrain.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_rtrain.set_defaults(func=_cmd_train)
+
+    p_eval = sub.add_parser("eval", help="evaluate a base, alone or with trained residuals")
+    _add_selection(p_eval, defaults=True)
+    p_eval.add_argument(
+        "--residual",
+        nargs="+",
+        default=["none"],
+        help="trained residual directories, or none for the base alone (none)",
+    )
+    p_eval.set_defaults(func=_cmd_eval)
+
+    p_run = sub.add_parser(
+        "run", help="the main job: residual vs base on every suite, with a report"
+    )
+    _add_selection(p_run, defaults=False)
+    p_run.add_argument("--residual", default="sac", help="residual algorithm (sac)")
+    p_run.add_argument("--seeds", nargs="+", default=None, help="training seeds, e.g. 0 1 2")
+    p_run.add_argument("--steps", type=int, default=None, help="training steps if it trains")
+    p_run.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
+    p_run.add_argument(
+        "--retrain", action="store_true", help="train residuals even when one is shipped"
+    )
+    p_run.set_defaults(func=_cmd_run)
+
+    p_report = sub.add_parser("report", help="tables and plots from result directories")
+    p_report.add_argument("dirs", nargs="+", help="result directories (with episodes.jsonl)")
+    p_report.add_argument("--out", default="runs/report", help="report directory")
+    p_report.set_defaults(func=_cmd_report)
     return parser
 
 

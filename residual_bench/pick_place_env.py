@@ -26,7 +26,7 @@ from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PHYSICS_HZ, PyBulletWorld
 from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES, PickPlaceTask
 
-OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg")
+OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg", "rgbd+seg")
 REWARD_MODES = ("dense", "sparse")
 MAX_OBJECTS = 3
 PROPRIO_DIM = 20
@@ -39,8 +39,9 @@ class ResidualPickPlaceEnv(gym.Env):
     """Language-conditioned Franka Panda pick-and-place in PyBullet.
 
     Args:
-        obs_mode: ``"state"`` (privileged object and goal state), ``"rgb"``, ``"rgbd"`` or
-            ``"rgb+seg"`` (camera images plus proprioception and instruction features).
+        obs_mode: ``"state"`` (privileged object and goal state), ``"rgb"``, ``"rgbd"``,
+            ``"rgb+seg"`` or ``"rgbd+seg"`` (camera images plus proprioception and
+            instruction features).
         control_hz: control rate; physics runs at 240 Hz, so it must divide 240.
         objects: object split, ``"train"`` or ``"heldout"`` (novel objects).
         image_size: camera resolution in pixels (square), 32-256.
@@ -166,9 +167,9 @@ class ResidualPickPlaceEnv(gym.Env):
             obs["goal"] = spaces.Box(-inf, inf, (3,), np.float32)
         else:
             obs["rgb"] = spaces.Box(0, 255, (size, size, 3), np.uint8)
-            if self.obs_mode == "rgbd":
+            if self.obs_mode.startswith("rgbd"):
                 obs["depth"] = spaces.Box(0.0, inf, (size, size, 1), np.float32)
-            if self.obs_mode == "rgb+seg":
+            if self.obs_mode.endswith("+seg"):
                 n = len(SEGMENTATION_CLASSES) - 1
                 obs["segmentation"] = spaces.Box(0, n, (size, size, 1), np.uint8)
         return spaces.Dict(obs)
@@ -340,7 +341,9 @@ class ResidualPickPlaceEnv(gym.Env):
             obs.update(objects=objects, object_mask=mask, goal=self.task.goal.astype(np.float32))
             return obs
         frame = self.camera.render(
-            rgb=True, depth=self.obs_mode == "rgbd", segmentation=self.obs_mode == "rgb+seg"
+            rgb=True,
+            depth=self.obs_mode.startswith("rgbd"),
+            segmentation=self.obs_mode.endswith("+seg"),
         )
         rgb = frame.rgb
         if self._pixel_noise_std > 0:

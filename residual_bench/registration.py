@@ -12,8 +12,9 @@ def register_envs() -> None:
     if "ResidualPickPlace-v0" not in gym.registry:
         # No max_episode_steps: the episode length is set in simulated seconds and the
         # env truncates itself, because the number of steps depends on ``control_hz``.
+        # With ``base=...`` the entry point returns the residual env (see residual.factory).
         gym.register(
             id="ResidualPickPlace-v0",
-            entry_point="residual_bench.pick_place_env:ResidualPickPlaceEnv",
+            entry_point="residual_bench.residual.factory:make_env",
             disable_env_checker=False,
         )

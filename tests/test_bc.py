@@ -8,6 +8,7 @@ import torch
 from residual_bench.policies.base import BasePolicy, check_chunk
 from residual_bench.policies.bc import (
     CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
     BCBase,
     BCNet,
     build_model,
@@ -89,7 +90,7 @@ def test_an_interrupted_training_run_resumes_to_the_same_weights(demos, tmp_path
         (b"definitely not torch", "not a readable bc checkpoint"),
         ({"format": "something-else"}, "not a bc checkpoint"),
         ({"format": CHECKPOINT_FORMAT, "version": 99}, "version 99"),
-        ({"format": CHECKPOINT_FORMAT, "version": 1}, "lacks 'config'"),
+        ({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION}, "lacks 'config'"),
     ],
     ids=["garbage", "foreign", "version", "incomplete"],
 )

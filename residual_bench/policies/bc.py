@@ -1,7 +1,8 @@
 """``bc``: a small learned visuomotor base, frozen once trained.
 
-Our stand-in for a VLA that runs on two CPU cores: a CNN on the 84 px camera image, fused with
-proprioception and the instruction features, predicting a chunk of the next 4 actions. It is
+Our stand-in for a VLA that runs on two CPU cores: a CNN on the 84 px camera image, conditioned
+on the instruction features and fused with proprioception, predicting a chunk of the next 4
+actions. It is
 trained by behaviour cloning on the scripted expert (``bench base collect`` then
 ``bench base train bc``), runs at 5 Hz (one chunk every 4 control steps) behind the executor's
 latency, and makes the genuine errors of a learned policy.
@@ -26,34 +27,83 @@ from residual_bench.policies.base import ActionChunk, PolicySpec
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
 CHECKPOINT_FORMAT = "residual-bench-bc"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 SHIPPED_CHECKPOINT = "data/bc_base.pt"
 
 
-class BCNet(nn.Module):
-    """Image + proprioception + instruction -> a chunk of ``chunk_len`` 7-D actions in [-1, 1]."""
+def coordinate_grid(height: int, width: int) -> torch.Tensor:
+    """(2, H, W) x and y pixel-centre coordinates in [-1, 1] (x left to right, y top to bottom)."""
+    ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2 - 1
+    xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width * 2 - 1
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y])
 
-    def __init__(self, chunk_len: int = 4, proprio_dim: int = 20, instruction_dim: int = 32):
+
+def spatial_softmax(heatmaps: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) logits -> (B, K, 2) expected x, y under each map's softmax."""
+    b, k, h, w = heatmaps.shape
+    weights = torch.softmax(heatmaps.reshape(b, k, h * w), dim=-1)
+    grid = coordinate_grid(h, w).to(heatmaps.device).reshape(2, h * w)
+    return torch.einsum("bkn,cn->bkc", weights, grid)
+
+
+class BCNet(nn.Module):
+    """Image + proprioception + instruction -> a chunk of ``chunk_len`` 7-D actions in [-1, 1].
+
+    A small CNN keeps a 21 x 21 feature map (with coordinate channels, so positions are easy to
+    read out); the instruction modulates it (FiLM) so heatmaps can light up on the instructed
+    object, the plate and the gripper. A spatial softmax turns the heatmaps into image keypoints,
+    which feed the action head with pooled image features, proprioception and the instruction.
+    Training supervises the keypoints with the masks' centroids (see ``bc_train``).
+    """
+
+    def __init__(
+        self,
+        chunk_len: int = 4,
+        proprio_dim: int = 20,
+        instruction_dim: int = 32,
+        channels: int = 32,
+        keypoints: int = 3,
+    ):
         super().__init__()
         self.chunk_len = chunk_len
-        self.vision = nn.Sequential(
-            nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, stride=2), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+        self.keypoints = keypoints
+        self.register_buffer("coords", coordinate_grid(84, 84), persistent=False)
+        self.trunk = nn.Sequential(
+            nn.Conv2d(5, 16, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(16, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
         )  # fmt: skip
+        self.film = nn.Linear(instruction_dim, 2 * channels)
+        self.refine = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
+        self.heatmaps = nn.Conv2d(channels, keypoints, 1)
+        self.pooled = nn.Sequential(
+            nn.Conv2d(channels, 16, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten()
+        )
         self.head = nn.Sequential(
-            nn.Linear(32 * 16 + proprio_dim + instruction_dim, 256), nn.ReLU(),
+            nn.Linear(keypoints * 2 + 16 * 16 + proprio_dim + instruction_dim, 256), nn.ReLU(),
             nn.Linear(256, 256), nn.ReLU(),
             nn.Linear(256, chunk_len * 7),
         )  # fmt: skip
 
-    def forward(self, rgb: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor):
-        """``rgb`` (B, H, W, 3) uint8; ``proprio`` normalised; returns (B, chunk_len, 7)."""
+    def forward_with_keypoints(
+        self, rgb: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions (B, chunk_len, 7) and image keypoints (B, keypoints, 2)."""
         image = rgb.permute(0, 3, 1, 2).float() / 255.0
-        features = torch.cat([self.vision(image), proprio, instruction], dim=1)
-        return torch.tanh(self.head(features)).view(-1, self.chunk_len, 7)
+        coords = self.coords.expand(image.shape[0], -1, -1, -1)
+        features = self.trunk(torch.cat([image, coords], dim=1))
+        scale, shift = self.film(instruction).chunk(2, dim=1)
+        features = features * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        features = self.refine(features)
+        points = spatial_softmax(self.heatmaps(features))
+        fused = torch.cat([points.flatten(1), self.pooled(features), proprio, instruction], dim=1)
+        actions = torch.tanh(self.head(fused)).view(-1, self.chunk_len, 7)
+        return actions, points
+
+    def forward(self, rgb: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor):
+        """``rgb`` (B, 84, 84, 3) uint8; ``proprio`` normalised; returns (B, chunk_len, 7)."""
+        return self.forward_with_keypoints(rgb, proprio, instruction)[0]
 
 
 def load_checkpoint(path: str | Path | None = None) -> dict[str, Any]:

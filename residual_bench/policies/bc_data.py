@@ -8,6 +8,12 @@ after the first success, so the data is mostly the task and not idling.
 The executed action is the expert's plus Gaussian noise while the recorded label is the clean
 expert action (DART): the data then covers the states just off the expert's path, and the
 cloned policy learns to come back from its own small mistakes instead of compounding them.
+
+Each frame also records where the target object, the plate and the gripper are in the image
+(``keypoints`` in [-1, 1]: the centroids of the two segmentation masks, and the grasp point
+projected through the camera). Training uses them as an auxiliary target so the small network
+learns to find the instructed object relative to its own gripper, whatever the camera's
+per-episode jitter; the policy itself never sees a mask or the camera pose.
 """
 
 from __future__ import annotations
@@ -21,10 +27,35 @@ from tqdm import tqdm
 
 from residual_bench.policies.expert import ScriptedExpert
 from residual_bench.seeding import episode_seed
+from residual_bench.sim.camera import project_to_image
 
 IMAGE_SIZE = 84
 AFTER_SUCCESS_S = 1.0
-ARRAYS = ("rgb", "proprio", "instruction", "action", "episode")
+ARRAYS = ("rgb", "proprio", "instruction", "action", "episode", "keypoints", "keypoint_visible")
+# Segmentation ids of what the keypoints mark, in order (see SEGMENTATION_CLASSES).
+KEYPOINT_CLASSES = (4, 3)  # target object, plate
+
+
+def mask_keypoints(segmentation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroids of the :data:`KEYPOINT_CLASSES` masks in normalised image coordinates.
+
+    ``x`` runs left to right and ``y`` top to bottom, both from -1 to 1 across pixel centres'
+    extent (the convention of a spatial softmax). A class with no visible pixel gets (0, 0) and
+    visibility False.
+
+    Returns:
+        ``(keypoints (K, 2) float32, visible (K,) bool)``.
+    """
+    seg = segmentation[..., 0] if segmentation.ndim == 3 else segmentation
+    h, w = seg.shape
+    points = np.zeros((len(KEYPOINT_CLASSES), 2), dtype=np.float32)
+    visible = np.zeros(len(KEYPOINT_CLASSES), dtype=bool)
+    for k, class_id in enumerate(KEYPOINT_CLASSES):
+        rows, cols = np.nonzero(seg == class_id)
+        if len(rows):
+            points[k] = ((cols.mean() + 0.5) / w * 2 - 1, (rows.mean() + 0.5) / h * 2 - 1)
+            visible[k] = True
+    return points, visible
 
 
 def collect_demonstrations(
@@ -41,14 +72,18 @@ def collect_demonstrations(
 
     Returns:
         Arrays ``rgb`` (N, 84, 84, 3) uint8, ``proprio`` (N, 20), ``instruction`` (N, 32),
-        ``action`` (N, 7) float32 and ``episode`` (N,) int32, one row per control step.
+        ``action`` (N, 7) float32, ``episode`` (N,) int32, ``keypoints`` (N, 3, 2) float32 and
+        ``keypoint_visible`` (N, 3) bool (target, plate, gripper), one row per control step.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     out_path = Path(out) if out is not None else None
     if out_path is not None and out_path.exists():
         raise FileExistsError(f"{out_path} already exists; choose another --out")
-    env = gym.make("ResidualPickPlace-v0", obs_mode="rgb", image_size=IMAGE_SIZE, objects="train")
+    env = gym.make(
+        "ResidualPickPlace-v0", obs_mode="rgb+seg", image_size=IMAGE_SIZE, objects="train"
+    )
+    sim = env.unwrapped
     expert = ScriptedExpert()
     rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
     try:
@@ -65,6 +100,12 @@ def collect_demonstrations(
                 rows["instruction"].append(obs["instruction"])
                 rows["action"].append(action)
                 rows["episode"].append(index)
+                points, visible = mask_keypoints(obs["segmentation"])
+                gripper = project_to_image(
+                    sim.camera.pose, IMAGE_SIZE, IMAGE_SIZE, obs["proprio"][9:12]
+                )
+                rows["keypoints"].append(np.vstack([points, gripper]).astype(np.float32))
+                rows["keypoint_visible"].append(np.append(visible, True))
                 executed = action.copy()
                 executed[:6] += noise_rng.normal(0.0, noise, 6)
                 obs, _, terminated, truncated, info = env.step(np.clip(executed, -1.0, 1.0))
@@ -82,6 +123,8 @@ def collect_demonstrations(
         "instruction": np.stack(rows["instruction"]).astype(np.float32),
         "action": np.stack(rows["action"]).astype(np.float32),
         "episode": np.asarray(rows["episode"], dtype=np.int32),
+        "keypoints": np.stack(rows["keypoints"]).astype(np.float32),
+        "keypoint_visible": np.stack(rows["keypoint_visible"]),
     }
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,12 @@
 """Training the ``bc`` base by behaviour cloning (``bench base train bc``).
 
 A readable loop: random-shift image augmentation, mean-squared error on the next
-``chunk_len`` expert actions (the chunk is padded with the episode's last action), Adam. After
-every epoch the full training state (network, optimiser, generator, epoch) is written to
-``<out>.train.pt``, so an interrupted run resumes where it stopped; the final file ``<out>``
-holds only what the base needs.
+``chunk_len`` expert actions (the chunk is padded with the episode's last action) plus an
+auxiliary mean-squared error pulling the network's image keypoints onto the target object, the
+plate and the gripper (where visible), Adam with the learning rate decaying by ``LR_DECAY`` per
+epoch. After every epoch the full training state (network, optimiser, generator, epoch) is
+written to ``<out>.train.pt``, so an interrupted run resumes where it stopped; the final file
+``<out>`` holds only what the base needs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from tqdm import tqdm
 from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet
 from residual_bench.policies.bc_data import load_demonstrations
 
+LR_DECAY = 0.85
+
 
 def chunk_targets(actions: np.ndarray, episodes: np.ndarray, chunk_len: int) -> np.ndarray:
     """For every step, its next ``chunk_len`` actions within the same episode (N, H, 7)."""
@@ -33,14 +37,22 @@ def chunk_targets(actions: np.ndarray, episodes: np.ndarray, chunk_len: int) -> 
     return actions[index]
 
 
-def random_shift(rgb: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Shift each image by up to ``pad`` pixels (replicate padding): cheap camera jitter."""
+def random_shift(
+    rgb: torch.Tensor, generator: torch.Generator, pad: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift each image by up to ``pad`` pixels (replicate padding): cheap camera jitter.
+
+    Returns the shifted images and each image's content shift (B, 2) in normalised x, y units,
+    to move keypoint labels with the image.
+    """
     b, h, w, _ = rgb.shape
     padded = torch.nn.functional.pad(rgb.permute(0, 3, 1, 2).float(), [pad] * 4, mode="replicate")
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
     out = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
-    return out.permute(0, 2, 3, 1).to(torch.uint8)
+    # A crop starting dx pixels into the padded image moves content by (pad - dx) pixels.
+    shift = torch.stack([(pad - dx) * 2.0 / w, (pad - dy) * 2.0 / h], dim=1)
+    return out.permute(0, 2, 3, 1).to(torch.uint8), shift
 
 
 def train_bc(
@@ -51,6 +63,7 @@ def train_bc(
     batch_size: int = 128,
     lr: float = 1e-3,
     chunk_len: int = 4,
+    keypoint_weight: float = 1.0,
     resume: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -68,13 +81,17 @@ def train_bc(
     rgb = torch.as_tensor(data["rgb"])
     proprio = torch.as_tensor(data["proprio"])
     words = torch.as_tensor(data["instruction"])
+    keypoints = torch.as_tensor(data["keypoints"])
+    visible = torch.as_tensor(data["keypoint_visible"]).float()
     mean, std = proprio.mean(0), proprio.std(0) + 1e-3
     proprio = (proprio - mean) / std
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = BCNet(chunk_len=chunk_len)
+    model_channels = 32
+    model = BCNet(chunk_len=chunk_len, channels=model_channels, keypoints=keypoints.shape[1])
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    n = len(targets)
     start_epoch, history = 0, []
     if resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -82,10 +99,12 @@ def train_bc(
         optimiser.load_state_dict(state["optimiser"])
         generator.set_state(state["generator"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
-    n = len(targets)
     began = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         model.train()
+        # Decay by epoch number alone, so a resumed run follows the uninterrupted schedule.
+        for group in optimiser.param_groups:
+            group["lr"] = lr * LR_DECAY**epoch
         order = torch.randperm(n, generator=generator)
         total, batches = 0.0, 0
         bar = tqdm(
@@ -96,8 +115,11 @@ def train_bc(
         )
         for i in bar:
             idx = order[i : i + batch_size]
-            predicted = model(random_shift(rgb[idx], generator), proprio[idx], words[idx])
-            loss = nn.functional.mse_loss(predicted, targets[idx])
+            images, shift = random_shift(rgb[idx], generator)
+            predicted, points = model.forward_with_keypoints(images, proprio[idx], words[idx])
+            point_error = ((points - (keypoints[idx] + shift[:, None, :])) ** 2).sum(-1)
+            point_loss = (point_error * visible[idx]).sum() / visible[idx].sum().clamp(min=1.0)
+            loss = nn.functional.mse_loss(predicted, targets[idx]) + keypoint_weight * point_loss
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -127,7 +149,11 @@ def train_bc(
         {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
-            "config": {"chunk_len": chunk_len},
+            "config": {
+                "chunk_len": chunk_len,
+                "channels": model_channels,
+                "keypoints": keypoints.shape[1],
+            },
             "model": model.state_dict(),
             "proprio_mean": mean,
             "proprio_std": std,

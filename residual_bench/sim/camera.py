@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,3 +105,41 @@ class Camera:
             ids = np.asarray(seg, dtype=np.int64).reshape(self.height, self.width, 1)
             frame.segmentation = self._class_lut[np.clip(ids + 1, 0, 255)]
         return frame
+
+
+def _camera_axes(pose: CameraPose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    eye, target = np.asarray(pose.eye, float), np.asarray(pose.target, float)
+    forward = (target - eye) / np.linalg.norm(target - eye)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    return forward, right, np.cross(right, forward)
+
+
+def _focal_px(pose: CameraPose, height: int) -> float:
+    # PyBullet's field of view is vertical.
+    return (height / 2) / math.tan(math.radians(pose.fov_deg) / 2)
+
+
+def pixel_rays(pose: CameraPose, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) world-frame offsets per metre of depth along the optical axis.
+
+    A pixel's 3D point is ``eye + depth * ray``; depth is the distance from the camera plane,
+    as the env reports it. PyBullet's field of view is vertical.
+    """
+    forward, right, up = _camera_axes(pose)
+    focal = _focal_px(pose, height)
+    u = (np.arange(width) + 0.5 - width / 2) / focal
+    v = (np.arange(height) + 0.5 - height / 2) / focal
+    return forward + u[None, :, None] * right - v[:, None, None] * up
+
+
+def project_to_image(pose: CameraPose, width: int, height: int, point: np.ndarray) -> np.ndarray:
+    """A world point's image position in normalised coordinates (x, y in [-1, 1] across the
+    image, x left to right, y top to bottom); the inverse of :func:`pixel_rays`."""
+    forward, right, up = _camera_axes(pose)
+    offset = np.asarray(point, float) - np.asarray(pose.eye, float)
+    depth = offset @ forward
+    focal = _focal_px(pose, height)
+    col = (offset @ right) / depth * focal + width / 2  # in pixels from the left edge
+    row = -(offset @ up) / depth * focal + height / 2
+    return np.array([col / width * 2 - 1, row / height * 2 - 1])

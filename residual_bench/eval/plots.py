@@ -1,0 +1,227 @@
+"""Figures of evaluation results: success, recovery, completion time and learning curves.
+
+Every function draws one figure, saves it (PNG, or SVG when the path ends in ``.svg``),
+closes it and returns the path. The report (:mod:`residual_bench.eval.report`) embeds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless machines: never try to open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from residual_bench.eval.metrics import CURVE_HORIZONS, recovery_curve  # noqa: E402
+from residual_bench.eval.records import EpisodeRecord  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fmt = "svg" if path.suffix.lower() == ".svg" else "png"
+        fig.tight_layout()
+        fig.savefig(path, format=fmt, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _note(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+def plot_success(table: pd.DataFrame, path: str | Path) -> Path:
+    """Grouped bars of the success rate per suite and method, with Wilson 95% error bars.
+
+    Args:
+        table: Method table from :func:`residual_bench.eval.report.method_table` (columns
+            ``objects, suite, method, success, success_lo, success_hi``), in display order.
+        path: Output file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    groups = list(dict.fromkeys(zip(table["objects"], table["suite"], strict=True)))
+    methods = list(dict.fromkeys(table["method"]))
+    # The object split only needs to be named when there is more than one.
+    several_splits = len({objects for objects, _ in groups}) > 1
+    labels = [f"{suite}\n({objects})" if several_splits else suite for objects, suite in groups]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(methods)) ** 0.5), 4))
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(groups))
+    for i, method in enumerate(methods):
+        rows = table[table["method"] == method].set_index(["objects", "suite"])
+        values, lower, upper = [], [], []
+        for key in groups:
+            if key in rows.index:
+                row = rows.loc[key]
+                values.append(row["success"])
+                lower.append(row["success"] - row["success_lo"])
+                upper.append(row["success_hi"] - row["success"])
+            else:
+                values.append(np.nan)
+                lower.append(0.0)
+                upper.append(0.0)
+        offset = (i - (len(methods) - 1) / 2) * width
+        ax.bar(x + offset, values, width, yerr=[lower, upper], capsize=3, label=method)
+    ax.set_xticks(x, labels)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel("success rate")
+    ax.set_title("success rate (95% Wilson interval)")
+    if methods:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        _note(ax, "no episodes")
+    return _save(fig, path)
+
+
+def plot_recovery_curves(
+    records_by_method: Mapping[str, Sequence[EpisodeRecord]], path: str | Path
+) -> Path:
+    """Recovery rate against time since the perturbation, one line per method.
+
+    Uses :func:`residual_bench.eval.metrics.recovery_curve` on ``CURVE_HORIZONS``; events that
+    never recover count as not recovered at every horizon. Methods without events are skipped.
+
+    Args:
+        records_by_method: Episode records keyed by method label.
+        path: Output file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = 0
+    for method, records in records_by_method.items():
+        events = [e for r in records for e in r.events]
+        if not events:
+            continue
+        rates = recovery_curve(events, CURVE_HORIZONS)
+        # Rates only change at grid points: steps, not interpolated lines.
+        label = f"{method} ({len(events)} events)"
+        ax.plot(CURVE_HORIZONS, rates, drawstyle="steps-post", label=label)
+        drawn += 1
+    ax.set_xlim(float(CURVE_HORIZONS[0]), float(CURVE_HORIZONS[-1]))
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel("time since perturbation [s]")
+    ax.set_ylabel("fraction of events recovered")
+    ax.set_title("recovery after perturbations")
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        _note(ax, "no perturbation events")
+    return _save(fig, path)
+
+
+def plot_completion_times(
+    records_by_method: Mapping[str, Sequence[EpisodeRecord]], path: str | Path
+) -> Path:
+    """Box plot of the completion time (first success time of successful episodes) per method.
+
+    Args:
+        records_by_method: Episode records keyed by method label.
+        path: Output file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    methods = list(records_by_method)
+    times = [
+        [r.first_success_time for r in recs if r.success and r.first_success_time is not None]
+        for recs in records_by_method.values()
+    ]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(methods) + 2), 4))
+    present = [i for i, t in enumerate(times) if t]
+    if present:
+        ax.boxplot([times[i] for i in present], positions=[i + 1 for i in present], showmeans=True)
+        for i, t in enumerate(times):
+            if not t:
+                ax.text(
+                    i + 1,
+                    0.5,
+                    "no successes",
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    color="0.4",
+                    fontsize=8,
+                )
+    else:
+        _note(ax, "no successful episodes")
+    ax.set_xticks(np.arange(1, len(methods) + 1), methods, rotation=15 if len(methods) > 3 else 0)
+    ax.set_xlim(0.5, len(methods) + 0.5)
+    ax.set_ylabel("completion time [s]")
+    ax.set_title("completion time of successful episodes")
+    return _save(fig, path)
+
+
+def _seed_curves(frames: Sequence[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max of several seeds' curves on a shared step grid.
+
+    Seeds may log at different steps, so they are interpolated onto the union of their steps
+    within the range all of them cover (no extrapolation).
+    """
+    curves = []
+    for f in frames:
+        # np.interp needs strictly increasing steps; a repeated step keeps its first value.
+        steps, first = np.unique(f["timesteps"].to_numpy(float), return_index=True)
+        curves.append((steps, f["success_rate"].to_numpy(float)[first]))
+    start = max(t[0] for t, _ in curves)
+    stop = min(t[-1] for t, _ in curves)
+    grid = np.unique(np.concatenate([t for t, _ in curves]))
+    grid = grid[(grid >= start) & (grid <= stop)]
+    values = np.stack([np.interp(grid, t, y) for t, y in curves])
+    return grid, values.mean(axis=0), np.stack([values.min(axis=0), values.max(axis=0)])
+
+
+def plot_learning_curves(curves: Mapping[str, Sequence[pd.DataFrame]], path: str | Path) -> Path:
+    """Success rate against environment steps per method, averaged over training seeds.
+
+    With several seeds the band spans their minimum to maximum; with one seed it is the
+    ``success_ci_low`` / ``success_ci_high`` interval when those columns exist.
+
+    Args:
+        curves: Per method, one ``progress.csv`` frame (columns ``timesteps``,
+            ``success_rate``, optionally ``success_ci_low``, ``success_ci_high``) per seed.
+        path: Output file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = 0
+    for method, frames in curves.items():
+        frames = [f.sort_values("timesteps") for f in frames if len(f)]
+        if not frames:
+            continue
+        if len(frames) == 1:
+            f = frames[0]
+            steps = f["timesteps"].to_numpy(float)
+            (line,) = ax.plot(steps, f["success_rate"], label=method)
+            if {"success_ci_low", "success_ci_high"} <= set(f.columns):
+                ax.fill_between(
+                    steps,
+                    f["success_ci_low"],
+                    f["success_ci_high"],
+                    color=line.get_color(),
+                    alpha=0.2,
+                )
+        else:
+            steps, mean, band = _seed_curves(frames)
+            (line,) = ax.plot(steps, mean, label=f"{method} ({len(frames)} seeds)")
+            ax.fill_between(steps, band[0], band[1], color=line.get_color(), alpha=0.2)
+        drawn += 1
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("success rate")
+    ax.set_title("learning curves")
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        _note(ax, "no learning curves")
+    return _save(fig, path)

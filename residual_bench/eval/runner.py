@@ -1,0 +1,380 @@
+"""Evaluation at scale: seeded episode tasks, executors, and a resumable results directory.
+
+An evaluation is a list of :class:`EpisodeTask` s - one per (method, suite, object split,
+episode index) - and :func:`run_task`, a pure function from a task to its record, is the only
+work unit. Every executor runs the same function, so records do not depend on where they ran:
+
+- ``serial``: in this process (tests, debugging);
+- ``local`` (default): a process pool (joblib's loky), one worker per core, each worker
+  single-threaded in torch so workers do not fight over cores;
+- ``ray``: Ray tasks, on the cluster at ``RAY_ADDRESS`` when set, else a local Ray instance.
+
+:func:`evaluate` appends each record to ``episodes.jsonl`` as it arrives (flushed per
+episode), so an interrupted evaluation keeps everything it finished; ``resume=True`` skips the
+tasks already on disk, so no episode is lost and none is counted twice.
+
+Episode ``i`` of suite ``s`` on split ``o`` uses ``episode_seed(master_seed, s, o, i)`` - the
+seeds of :func:`residual_bench.rollout.run_episodes` - whatever the base, residual or training
+seed, so every comparison between methods is paired on identical scenes and perturbations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from residual_bench.eval.metrics import summarize
+from residual_bench.eval.provenance import run_provenance
+from residual_bench.eval.records import EpisodeRecord, append_jsonl, read_jsonl
+from residual_bench.seeding import episode_seed
+
+EXECUTORS = ("local", "serial", "ray")
+ENV_ID = "ResidualPickPlace-v0"
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    """One episode to evaluate; everything needed to re-run it anywhere.
+
+    Attributes:
+        base: registered base policy name.
+        residual: path of a trained residual checkpoint, or None for the base alone.
+        suite: suite name (``bench list``) or YAML path.
+        suite_name: the suite's own name (keys the episode seed).
+        objects: object split, ``train`` or ``heldout``.
+        index: episode index within the (suite, objects) cell.
+        master_seed: master seed of the evaluation.
+    """
+
+    base: str
+    residual: str | None
+    suite: str
+    suite_name: str
+    objects: str
+    index: int
+    master_seed: int = 0
+
+    @property
+    def seed(self) -> int:
+        """The episode's reset seed."""
+        return episode_seed(self.master_seed, self.suite_name, self.objects, self.index)
+
+
+def make_tasks(
+    base: str,
+    residuals: Sequence[str | None],
+    suites: Sequence[str],
+    objects: Sequence[str],
+    episodes: int,
+    master_seed: int = 0,
+) -> list[EpisodeTask]:
+    """The task grid: every method (base alone = ``None``) x suite x split x episode.
+
+    Raises:
+        ValueError: an unknown base or suite (naming the valid choices), ``episodes < 1``, or
+            a residual trained on another base.
+        FileNotFoundError: a residual path that does not exist.
+    """
+    from residual_bench.perturb import load_suite
+    from residual_bench.policies.registry import get_base
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    get_base(base)
+    for residual in residuals:
+        if residual is not None:
+            from residual_bench.residual.checkpoint import read_metadata
+
+            trained_for = read_metadata(residual)["base"]
+            if trained_for != base:
+                raise ValueError(
+                    f"residual {residual} was trained on base {trained_for!r}, not {base!r}"
+                )
+    names = {suite: load_suite(suite).name for suite in suites}
+    return [
+        EpisodeTask(base, residual, suite, names[suite], split, index, master_seed)
+        for residual in residuals
+        for suite in suites
+        for split in objects
+        for index in range(episodes)
+    ]
+
+
+def task_key(base: str, residual: str | None, suite: str, objects: str, seed: int) -> tuple:
+    """What identifies an episode in a results file (a record or a task)."""
+    return (base, residual, suite, objects, int(seed))
+
+
+def task_of(record: EpisodeRecord) -> EpisodeTask:
+    """The task that re-runs a record written by :func:`evaluate` (same seed, same method)."""
+    extra = record.extra
+    missing = [k for k in ("master_seed", "episode_index") if k not in extra]
+    if missing:
+        raise ValueError(f"record of seed {record.seed} lacks {missing}: not from `bench eval`")
+    return EpisodeTask(
+        record.base,
+        extra.get("residual_path"),
+        extra.get("suite_source", record.suite),
+        record.suite,
+        record.objects,
+        int(extra["episode_index"]),
+        int(extra["master_seed"]),
+    )
+
+
+def record_key(record: EpisodeRecord) -> tuple:
+    """:func:`task_key` of a record (its residual is the checkpoint path it was run with)."""
+    residual_path = record.extra.get("residual_path")
+    return task_key(record.base, residual_path, record.suite, record.objects, record.seed)
+
+
+# -- the work unit -----------------------------------------------------------------------------
+
+_WORKER_CACHE: dict[tuple, Any] = {}
+
+
+def _episode_runner(task: EpisodeTask) -> Any:
+    """The env, base controller and residual agent for a task, built once per worker."""
+    key = (task.base, task.residual, task.suite, task.objects)
+    if key not in _WORKER_CACHE:
+        import gymnasium as gym
+
+        import residual_bench  # noqa: F401  (registers the env id in a fresh worker)
+        from residual_bench.policies.registry import get_base, make_controller
+        from residual_bench.policies.wrapper import BasePolicyWrapper
+
+        entry = get_base(task.base)
+        env_kwargs = dict(entry.env_kwargs)
+        agent = None
+        if task.residual is not None:
+            from residual_bench.residual.checkpoint import load_residual
+
+            agent = load_residual(task.residual)
+            env_kwargs.update(agent.env_kwargs())
+        env = gym.make(ENV_ID, objects=task.objects, suite=task.suite, **env_kwargs)
+        controller = make_controller(task.base, env)
+        wrapped = (
+            agent.wrap(env, controller) if agent is not None else BasePolicyWrapper(env, controller)
+        )
+        _WORKER_CACHE.clear()  # one cell at a time: never hold several PyBullet worlds
+        _WORKER_CACHE[key] = (wrapped, agent)
+    return _WORKER_CACHE[key]
+
+
+def play(task: EpisodeTask, on_step: Any = None) -> EpisodeRecord:
+    """Run one episode of ``task``; ``on_step(env, info)`` is called after reset and each step."""
+    import numpy as np
+
+    from residual_bench.eval.recorder import EpisodeRecorder
+
+    env, agent = _episode_runner(task)
+    sim = env.unwrapped
+    obs, info = env.reset(seed=task.seed)
+    if agent is not None:
+        agent.reset()
+    if on_step is not None:
+        on_step(env, info)
+    recorder = EpisodeRecorder()
+    recorder.start(
+        info,
+        env_id=ENV_ID,
+        env_spec_hash=sim.env_spec_hash,
+        suite=task.suite_name,
+        objects=task.objects,
+        base=task.base,
+        residual=agent.name if agent is not None else None,
+    )
+    zero = np.zeros(7)
+    done = False
+    while not done:
+        action = agent.act(obs) if agent is not None else zero
+        obs, _, terminated, truncated, info = env.step(action)
+        recorder.step(info["executed_action"], info)
+        if on_step is not None:
+            on_step(env, info)
+        done = terminated or truncated
+    extra: dict[str, Any] = {
+        "master_seed": task.master_seed,
+        "episode_index": task.index,
+        "suite_source": task.suite,
+    }
+    if agent is not None:
+        extra.update(residual_path=task.residual, train_seed=agent.train_seed)
+    return recorder.finish(final_state_hash=sim.state_hash(), extra=extra)
+
+
+def run_task(task: EpisodeTask) -> dict[str, Any]:
+    """Run one episode and return its record as a dict (the pure, picklable work unit)."""
+    return play(task).to_dict()
+
+
+# -- executors ---------------------------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _serial(tasks: Sequence[EpisodeTask]) -> Iterator[dict[str, Any]]:
+    for task in tasks:
+        yield run_task(task)
+
+
+def _local(tasks: Sequence[EpisodeTask], workers: int) -> Iterator[dict[str, Any]]:
+    from joblib import Parallel, delayed
+
+    def work(task: EpisodeTask) -> dict[str, Any]:
+        _init_worker()
+        return run_task(task)
+
+    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(work)(task) for task in tasks)
+
+
+def _ray(tasks: Sequence[EpisodeTask], workers: int) -> Iterator[dict[str, Any]]:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--executor ray needs Ray: pip install 'residual-bench[ray]'") from None
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, num_cpus=None if address else workers, log_to_driver=False)
+
+    @ray.remote(num_cpus=1)
+    def work(batch: list[EpisodeTask]) -> list[dict[str, Any]]:
+        _init_worker()
+        return [run_task(task) for task in batch]
+
+    # Whole cells per Ray task, so each worker builds its env once per cell.
+    cells: dict[tuple, list[EpisodeTask]] = {}
+    for task in tasks:
+        cells.setdefault((task.base, task.residual, task.suite, task.objects), []).append(task)
+    size = max(1, min(25, len(tasks) // (4 * workers) or 1))
+    pending = [
+        work.remote(cell[i : i + size])
+        for cell in cells.values()
+        for i in range(0, len(cell), size)
+    ]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield from ray.get(done[0])
+
+
+def execute(
+    tasks: Sequence[EpisodeTask], executor: str = "local", workers: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Run tasks on an executor, yielding record dicts as they finish (in any order).
+
+    Raises:
+        ValueError: an unknown executor, or fewer than one worker.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if executor == "serial" or (executor == "local" and workers == 1):
+        return _serial(tasks)
+    if executor == "local":
+        return _local(tasks, workers)
+    return _ray(tasks, workers)
+
+
+# -- a results directory -----------------------------------------------------------------------
+
+
+def pending_tasks(tasks: Iterable[EpisodeTask], records_path: Path, resume: bool) -> list:
+    """The tasks whose records are not yet in ``records_path``.
+
+    Raises:
+        FileExistsError: the file holds records and ``resume`` is False.
+    """
+    tasks = list(tasks)
+    if not records_path.exists():
+        return tasks
+    done = {record_key(r) for r in read_jsonl(records_path)}
+    if done and not resume:
+        raise FileExistsError(
+            f"{records_path} already holds {len(done)} episodes; pass --resume to continue that "
+            "evaluation, or choose another --out"
+        )
+    return [
+        t
+        for t in tasks
+        if task_key(t.base, t.residual, t.suite_name, t.objects, t.seed) not in done
+    ]
+
+
+def cell_summaries(records: Sequence[EpisodeRecord]) -> list[dict[str, Any]]:
+    """:func:`summarize` per (base, residual, training seed, suite, objects) cell."""
+    cells: dict[tuple, list[EpisodeRecord]] = {}
+    for r in records:
+        key = (r.base, r.residual, r.extra.get("train_seed"), r.suite, r.objects)
+        cells.setdefault(key, []).append(r)
+    return [
+        {
+            "base": base,
+            "residual": residual,
+            "train_seed": train_seed,
+            "suite": suite,
+            "objects": objects,
+            **summarize(cell),
+        }
+        for (base, residual, train_seed, suite, objects), cell in sorted(
+            cells.items(), key=lambda kv: tuple(str(x) for x in kv[0])
+        )
+    ]
+
+
+def evaluate(
+    tasks: Sequence[EpisodeTask],
+    out: str | Path,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run ``tasks`` into ``out/episodes.jsonl`` and write ``out/summary.json``.
+
+    Records are appended and flushed one by one as they finish; with ``resume`` the tasks
+    already on disk are skipped. Each record's ``extra`` carries the package versions, git
+    commit, master seed and episode index, so any episode can be re-run from its record.
+
+    Returns:
+        The summary: ``{"cells": [...], "run": {...}}``.
+
+    Raises:
+        FileExistsError: ``out`` already holds records and ``resume`` is False.
+        ValueError: an unknown executor.
+    """
+    out = Path(out)
+    records_path = out / "episodes.jsonl"
+    todo = pending_tasks(tasks, records_path, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = run_provenance()
+    bar = tqdm(
+        total=len(tasks), initial=len(tasks) - len(todo), unit="episode", disable=not progress
+    )
+    try:
+        for data in execute(todo, executor, workers):
+            data["extra"].update(provenance)
+            append_jsonl(records_path, EpisodeRecord.from_dict(data))
+            bar.update(1)
+    finally:
+        bar.close()
+    records = read_jsonl(records_path) if records_path.exists() else []
+    summary = {
+        "cells": cell_summaries(records),
+        "run": {"episodes": len(records), "executor": executor, **provenance},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,114 @@
+"""Stable-baselines3 agents with the residual safeguards built in.
+
+:func:`build_agent` turns a :class:`~residual_bench.residual.config.ResidualConfig` into an SB3
+model on a residual env. The off-policy agents (SAC, TD3) are SB3's own classes with one
+method changed: :meth:`ResidualOffPolicyMixin._sample_action` makes warm-up transitions the
+base alone (r = 0) instead of uniform noise, and gates the residual on with probability
+min(t / H, 1) (progressive exploration). Critic-only updates keep the actor's weights
+unchanged through the first updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.noise import NormalActionNoise
+
+from residual_bench.residual.config import ResidualConfig
+
+
+class ResidualOffPolicyMixin:
+    """Base-only warm-up, progressive exploration and critic-only updates for SAC / TD3."""
+
+    warmup_steps: int = 0
+    exploration_ramp_steps: int = 0
+    critic_only_steps: int = 0
+
+    def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1):
+        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        t = self.num_timesteps
+        if t < self.warmup_steps:
+            keep = np.zeros(n_envs, dtype=bool)
+        elif self.exploration_ramp_steps > 0:
+            p = min((t - self.warmup_steps) / self.exploration_ramp_steps, 1.0)
+            keep = self._gate_rng.random(n_envs) < p
+        else:
+            keep = np.ones(n_envs, dtype=bool)
+        # The buffer must hold what was executed, so a switched-off residual is stored as 0.
+        action = np.where(keep[:, None], action, 0.0)
+        buffer_action = np.where(keep[:, None], buffer_action, 0.0)
+        return action, buffer_action
+
+    @property
+    def _gate_rng(self) -> np.random.Generator:
+        if getattr(self, "_gate_generator", None) is None:
+            self._gate_generator = np.random.default_rng(self.seed)
+        return self._gate_generator
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if self.num_timesteps >= self.critic_only_steps:
+            return super().train(gradient_steps, batch_size)
+        # Critic-only phase: run SB3's update, then put the actor (and SAC's entropy
+        # coefficient) back, so the policy is exactly the one before the update.
+        frozen = list(self.actor.parameters())
+        if getattr(self, "log_ent_coef", None) is not None:
+            frozen.append(self.log_ent_coef)
+        saved = [p.detach().clone() for p in frozen]
+        super().train(gradient_steps, batch_size)
+        with torch.no_grad():
+            for param, value in zip(frozen, saved, strict=True):
+                param.copy_(value)
+
+
+class ResidualSAC(ResidualOffPolicyMixin, SAC):
+    """SAC with the residual safeguards."""
+
+
+class ResidualTD3(ResidualOffPolicyMixin, TD3):
+    """TD3 with the residual safeguards."""
+
+
+def zero_init_output(model: Any) -> None:
+    """Zero the actor's output layer so the deterministic residual is exactly 0."""
+    layers = []
+    if isinstance(model, SAC):
+        layers = [model.actor.mu]
+    elif isinstance(model, TD3):
+        layers = [model.actor.mu[-2], model.actor_target.mu[-2]]
+    elif isinstance(model, PPO):
+        layers = [model.policy.action_net]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.zero_()
+            layer.bias.zero_()
+
+
+def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: str | None = None):
+    """The SB3 model of ``config`` on ``env`` (a residual env or a VecEnv of them)."""
+    hp = dict(config.hyperparams)
+    safeguards = config.safeguards
+    policy = "MultiInputPolicy" if config.features == "global" else "MlpPolicy"
+    common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
+    if config.algo == "ppo":
+        model = PPO(policy, env, **hp, **common)
+    else:
+        cls = ResidualSAC if config.algo == "sac" else ResidualTD3
+        if config.algo == "td3":
+            std = float(hp.pop("action_noise_std", 0.1))
+            hp["action_noise"] = NormalActionNoise(np.zeros(7), np.full(7, std))
+        model = cls(policy, env, **hp, **common)
+        model.warmup_steps = int(safeguards["warmup_steps"])
+        model.exploration_ramp_steps = int(safeguards["exploration_ramp_steps"])
+        model.critic_only_steps = int(safeguards["critic_only_steps"])
+    if safeguards["zero_init"]:
+        zero_init_output(model)
+    return model
+
+
+def load_agent(algo: str, path: str, env: Any = None):
+    """Load a saved SB3 model of ``algo`` (``sac``, ``td3`` or ``ppo``)."""
+    cls = {"sac": ResidualSAC, "td3": ResidualTD3, "ppo": PPO}[algo]
+    return cls.load(path, env=env, device="cpu")

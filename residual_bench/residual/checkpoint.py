@@ -1,0 +1,128 @@
+"""Trained residuals on disk, and the agent that runs one at evaluation.
+
+A trained residual is a directory::
+
+    residual.json   format, version, algo, base (name and spec), features, alpha,
+                    the full config, training seed / steps / suite, package versions
+    model.zip       the SB3 model (weights and optimiser state, SB3's own format)
+
+:func:`load_residual` checks the metadata before touching the weights, so a wrong or damaged
+directory gives one clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from residual_bench.residual.config import ALGOS
+
+FORMAT = "residual-bench-residual"
+VERSION = 1
+REQUIRED = ("format", "version", "algo", "name", "base", "features", "alpha", "train_seed")
+
+
+def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path:
+    """Write ``model`` and ``metadata`` to directory ``out`` atomically (all or nothing)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save(tmp / "model.zip")
+        meta = {"format": FORMAT, "version": VERSION, **metadata}
+        (tmp / "residual.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The checked ``residual.json`` of a trained residual directory.
+
+    Raises:
+        FileNotFoundError: no such directory.
+        ValueError: not a trained residual, an unknown version, or missing fields.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"residual {str(path)!r} does not exist")
+    meta_path = path / "residual.json"
+    if not path.is_dir() or not meta_path.is_file() or not (path / "model.zip").is_file():
+        raise ValueError(
+            f"{path}: not a trained residual (expected a directory with residual.json and "
+            "model.zip, as written by `bench train`)"
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_path}: not a residual-bench residual (format {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{meta_path}: version {meta.get('version')!r}, expected {VERSION}")
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise ValueError(f"{meta_path}: missing field(s) {missing}")
+    if meta["algo"] not in ALGOS:
+        raise ValueError(f"{meta_path}: unknown algo {meta['algo']!r}")
+    return meta
+
+
+class ResidualAgent:
+    """A trained residual, ready to run: deterministic actions from its residual env's obs."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.metadata = read_metadata(self.path)
+        self.name: str = self.metadata["name"]
+        self.base: str = self.metadata["base"]
+        self.features: str = self.metadata["features"]
+        self.alpha: list[float] = list(self.metadata["alpha"])
+        self.train_seed: int = int(self.metadata["train_seed"])
+        from residual_bench.residual.agents import load_agent
+
+        try:
+            self.model = load_agent(self.metadata["algo"], str(self.path / "model.zip"))
+        except Exception as exc:  # SB3 raises many types for a damaged zip
+            raise ValueError(
+                f"{self.path}: the model could not be loaded ({type(exc).__name__}: {exc})"
+            ) from None
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The env arguments this residual's features need (see ``residual_env_kwargs``)."""
+        from residual_bench.residual.factory import residual_env_kwargs
+
+        return residual_env_kwargs(self.base, self.features)
+
+    def wrap(self, env: Any, controller: Any) -> Any:
+        """The residual env this agent acts in, around ``env`` and a base ``controller``."""
+        from residual_bench.residual.env import ResidualEnv
+
+        return ResidualEnv(env, controller, features=self.features, alpha=tuple(self.alpha))
+
+    def reset(self) -> None:
+        """Nothing to reset: the policy is memoryless."""
+
+    def act(self, obs: Any) -> np.ndarray:
+        """The deterministic residual action r in [-1, 1]^7."""
+        action, _ = self.model.predict(obs, deterministic=True)
+        return np.asarray(action, dtype=np.float64)
+
+
+def load_residual(path: str | Path) -> ResidualAgent:
+    """Load a trained residual directory (see the module docstring)."""
+    return ResidualAgent(path)

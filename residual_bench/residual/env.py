@@ -1,0 +1,179 @@
+"""The residual environment: env + frozen base -> an env whose action corrects the base.
+
+Each step the frozen base proposes ``a_base`` (at its own rate, chunking and latency, through
+its controller), the residual policy outputs ``r`` in [-1, 1]^7, and the robot executes
+
+    a = clip(a_base + scale * alpha * r, -1, 1)
+
+with ``alpha`` per dimension (translation, rotation and gripper separately). SB3's SAC and TD3
+already squash their actions with tanh, so ``r`` is the squashed output and the wrapper does
+not squash again. ``scale`` is 1 at evaluation; training may ramp it up (see
+:mod:`residual_bench.residual.train`).
+
+Observation (flat ``Box``; ``global`` features make it a ``Dict`` with the image):
+proprioception (20), the base's current action (7), then the feature vector of
+:mod:`residual_bench.residual.features`.
+
+Reward: the env's reward, minus optional penalties on the residual's magnitude
+(``magnitude_penalty * mean(r^2)``) and on how much the executed action changes between steps
+(``rate_penalty * mean((a_t - a_{t-1})^2)``), which discourage over-correction and jitter
+when the base is already right.
+"""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+
+from residual_bench.policies.controller import Controller
+from residual_bench.policies.registry import make_controller
+from residual_bench.policies.wrapper import validate_correction
+from residual_bench.residual.features import (
+    FEATURE_DIMS,
+    ObjectFeatureNoise,
+    check_features,
+    object_features,
+    privileged_features,
+)
+
+PROPRIO_DIM, ACTION_DIM = 20, 7
+DEFAULT_ALPHA = 0.1
+
+
+def alpha_vector(alpha: float | tuple[float, float] | tuple[float, float, float]) -> np.ndarray:
+    """Per-dimension alpha from one number, (arm, gripper) or (translation, rotation, gripper).
+
+    Raises:
+        ValueError: a non-finite, negative or malformed alpha.
+    """
+    values = np.atleast_1d(np.asarray(alpha, dtype=float))
+    if values.ndim != 1 or len(values) not in (1, 2, 3) or not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"alpha: expected a number, (arm, gripper) or (translation, rotation, gripper), "
+            f"got {alpha!r}"
+        )
+    if np.any(values < 0):
+        raise ValueError(f"alpha must be non-negative, got {alpha!r}")
+    if len(values) == 1:
+        return np.full(ACTION_DIM, values[0])
+    if len(values) == 2:
+        return np.array([values[0]] * 6 + [values[1]])
+    return np.array([values[0]] * 3 + [values[1]] * 3 + [values[2]])
+
+
+class ResidualEnv(gym.Wrapper):
+    """A frozen base behind ``ResidualPickPlace-v0``; the action is the residual ``r``.
+
+    Args:
+        env: a ``ResidualPickPlace-v0`` env made with the observation mode the base and the
+            features need (:func:`residual_bench.residual.make_residual_env` does this).
+        base: a registered base name or a controller already built for ``env``.
+        features: ``objects``, ``privileged``, ``global`` or ``proprio``.
+        alpha: residual scale (see :func:`alpha_vector`); default 0.1.
+        magnitude_penalty: reward penalty weight on ``mean(r^2)``.
+        rate_penalty: reward penalty weight on the executed action's change per step.
+        feature_noise: corrupt the ``objects`` features (training only); None = clean.
+        seed: seeds the feature noise.
+
+    Step info adds ``base_action``, ``residual_action`` (r), ``alpha`` (the effective
+    per-dimension scale), ``executed_action``, and the base controller's step info.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        base: str | Controller,
+        features: str = "objects",
+        alpha: float | tuple = DEFAULT_ALPHA,
+        magnitude_penalty: float = 0.0,
+        rate_penalty: float = 0.0,
+        feature_noise: ObjectFeatureNoise | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.features = check_features(features)
+        sim = env.unwrapped
+        needs = {"objects": ("depth", "segmentation"), "global": ("rgb",)}.get(features, ())
+        missing = [k for k in needs if k not in env.observation_space.spaces]
+        if missing:
+            raise ValueError(
+                f"features={features!r} needs observation keys {missing}; make the env with "
+                f"obs_mode={'rgbd+seg' if features == 'objects' else 'rgb'!r}"
+            )
+        self.controller = make_controller(base, env) if isinstance(base, str) else base
+        self.base_name: str = getattr(self.controller, "name", str(base))
+        self.alpha = alpha_vector(alpha)
+        self.scale = 1.0
+        self.magnitude_penalty = float(magnitude_penalty)
+        self.rate_penalty = float(rate_penalty)
+        self.feature_noise = feature_noise
+        self._rng = np.random.default_rng(seed)
+        self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        size = PROPRIO_DIM + ACTION_DIM + FEATURE_DIMS[features]
+        vector = spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        if features == "global":
+            self.observation_space = spaces.Dict(
+                {"image": env.observation_space["rgb"], "vector": vector}
+            )
+        else:
+            self.observation_space = vector
+        self._sim = sim
+        self._raw: tuple[dict, dict] | None = None
+        self._base_action = np.zeros(ACTION_DIM)
+        self._last_executed: np.ndarray | None = None
+
+    def _observe(self) -> Any:
+        obs, info = self._raw
+        self._base_action, self._base_info = self.controller.act(obs, info)
+        parts = [obs["proprio"], self._base_action]
+        if self.features == "objects":
+            parts.append(object_features(obs, self._sim.camera.pose, self.feature_noise, self._rng))
+        elif self.features == "privileged":
+            parts.append(privileged_features(self._sim))
+        vector = np.concatenate(parts).astype(np.float32)
+        if self.features == "global":
+            return {"image": obs["rgb"], "vector": vector}
+        return vector
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the env and the base; the first observation already holds the base's action."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.controller.reset(info)
+        self._raw = (obs, info)
+        self._last_executed = None
+        return self._observe(), info
+
+    def step(self, residual: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Execute ``clip(a_base + scale * alpha * r)``; ``r`` outside [-1, 1] is clipped.
+
+        Raises:
+            ValueError: ``r`` of the wrong shape or dtype, or with NaN / inf.
+            gymnasium.error.ResetNeeded: :meth:`reset` has not been called yet.
+        """
+        r = validate_correction(residual)
+        if self._raw is None:
+            raise ResetNeeded("ResidualEnv: call reset() before step()")
+        effective_alpha = self.scale * self.alpha
+        base = np.array(self._base_action, dtype=np.float64)
+        executed = np.clip(base + effective_alpha * r, -1.0, 1.0)
+        obs, reward, terminated, truncated, info = self.env.step(executed)
+        penalty = self.magnitude_penalty * float(np.mean(r**2))
+        if self._last_executed is not None:
+            penalty += self.rate_penalty * float(np.mean((executed - self._last_executed) ** 2))
+        self._last_executed = executed
+        info = {
+            **self._base_info,
+            **info,
+            "base_action": base,
+            "residual_action": r.copy(),
+            "alpha": effective_alpha.copy(),
+            "executed_action": executed.copy(),
+        }
+        self._raw = (obs, info)
+        return self._observe(), float(reward) - penalty, terminated, truncated, info

@@ -1,0 +1,69 @@
+"""Building residual envs: the registered entry point and the helper behind it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from residual_bench.pick_place_env import ResidualPickPlaceEnv
+from residual_bench.policies.registry import get_base
+from residual_bench.residual.env import DEFAULT_ALPHA, ResidualEnv
+from residual_bench.residual.features import OBS_MODE_FOR, check_features
+
+
+def residual_env_kwargs(base: str, features: str) -> dict[str, Any]:
+    """The env keyword arguments a base and a feature mode need together.
+
+    Raises:
+        ValueError: an unknown base or feature mode (naming the valid choices).
+    """
+    entry = get_base(base)
+    kwargs = dict(entry.env_kwargs)
+    needed = OBS_MODE_FOR.get(check_features(features))
+    if needed is not None:
+        # rgbd+seg serves every camera base too: it carries the rgb image they read.
+        kwargs["obs_mode"] = needed
+        kwargs.setdefault("image_size", 84)
+    return kwargs
+
+
+def make_residual_env(
+    base: str,
+    features: str = "objects",
+    alpha: float | tuple = DEFAULT_ALPHA,
+    residual_options: dict[str, Any] | None = None,
+    **env_kwargs: Any,
+) -> ResidualEnv:
+    """``ResidualPickPlace-v0`` with ``base`` frozen behind it and the residual as the action.
+
+    Args:
+        base: a registered base name (``bench list``).
+        features: what the residual observes besides proprioception and the base's action.
+        alpha: residual scale, see :func:`residual_bench.residual.alpha_vector`.
+        residual_options: further :class:`ResidualEnv` arguments (penalties, feature noise).
+        env_kwargs: the env's own arguments (``suite``, ``objects``, ...); an ``obs_mode``
+            that conflicts with what the base and features need is an error.
+    """
+    kwargs = residual_env_kwargs(base, features)
+    for key, value in kwargs.items():
+        if key in env_kwargs and env_kwargs[key] != value:
+            raise ValueError(
+                f"base {base!r} with features {features!r} needs {key}={value!r}, "
+                f"got {key}={env_kwargs[key]!r}"
+            )
+    env = gym.make("ResidualPickPlace-v0", **{**kwargs, **env_kwargs})
+    return ResidualEnv(env, base, features=features, alpha=alpha, **(residual_options or {}))
+
+
+def make_env(
+    base: str | None = None,
+    features: str = "objects",
+    alpha: float | tuple = DEFAULT_ALPHA,
+    residual_options: dict[str, Any] | None = None,
+    **env_kwargs: Any,
+) -> gym.Env:
+    """Entry point of ``ResidualPickPlace-v0``: the raw env, or the residual env with a base."""
+    if base is None:
+        return ResidualPickPlaceEnv(**env_kwargs)
+    return make_residual_env(base, features, alpha, residual_options, **env_kwargs)

@@ -1,0 +1,110 @@
+"""What a residual sees besides proprioception and the base's action (``--features``).
+
+- ``objects`` (default): the instructed object and the plate, found in the camera's
+  segmentation mask and lifted to 3D with the depth image and the camera's calibration:
+  centroid relative to the gripper, extent, how much of it is visible, and the object's
+  offset from the plate. This is what a real robot has (a segmenter and a depth camera); it
+  never reads simulator state. Training adds pose noise and drops the detection now and then,
+  as a real segmenter would.
+- ``privileged``: the simulator's object and plate poses and velocities (an upper bound,
+  clearly labelled as such in results).
+- ``global``: the whole camera image, no masks; the agent learns its own CNN on it (the
+  ablation "no object-centric pathway").
+- ``proprio``: no object information at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from residual_bench.sim.camera import CameraPose, pixel_rays
+
+FEATURE_MODES = ("objects", "privileged", "global", "proprio")
+TARGET_ID, PLATE_ID = 4, 3  # segmentation ids (pick_place.SEGMENTATION_CLASSES)
+FEATURE_DIMS = {"objects": 15, "privileged": 12, "global": 0, "proprio": 0}
+#: The env's observation mode each feature mode needs.
+OBS_MODE_FOR = {"objects": "rgbd+seg", "global": "rgb"}
+
+
+def check_features(features: str) -> str:
+    """Return ``features`` if it is a known mode, else raise a ValueError naming the choices."""
+    if features not in FEATURE_MODES:
+        raise ValueError(
+            f"unknown features {features!r}; valid choices: {', '.join(FEATURE_MODES)}"
+        )
+    return features
+
+
+@dataclass
+class ObjectFeatureNoise:
+    """Training-time corruption of the ``objects`` features (zero at evaluation).
+
+    Attributes:
+        position_std_m: Gaussian noise on each centroid, metres.
+        dropout: probability per step that the target's detection is lost (features zeroed,
+            visibility 0), as when a segmenter misses the object.
+    """
+
+    position_std_m: float = 0.005
+    dropout: float = 0.05
+
+
+def _mask_points(points: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Centroid, extent (std per axis) and visible fraction of the masked 3D points."""
+    selected = points[mask]
+    if len(selected) == 0:
+        return np.zeros(3), np.zeros(3), 0.0
+    return selected.mean(0), selected.std(0), len(selected) / mask.size
+
+
+def object_features(
+    obs: dict[str, np.ndarray],
+    pose: CameraPose,
+    noise: ObjectFeatureNoise | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """The 15-D ``objects`` features from an ``rgbd+seg`` observation.
+
+    Layout: target centroid - gripper (3), target extent (3), target visible fraction x 100
+    (1), target seen (1), plate centroid - gripper (3), plate seen (1), target - plate (3).
+    """
+    seg = obs["segmentation"][..., 0]
+    depth = obs["depth"][..., 0]
+    h, w = seg.shape
+    points = pose.eye + depth[..., None] * pixel_rays(pose, w, h)
+    tcp = np.asarray(obs["proprio"][9:12], dtype=float)
+    target, extent, fraction = _mask_points(points, seg == TARGET_ID)
+    plate, _, plate_fraction = _mask_points(points, seg == PLATE_ID)
+    seen, plate_seen = float(fraction > 0), float(plate_fraction > 0)
+    if noise is not None and rng is not None:
+        target = target + rng.normal(0.0, noise.position_std_m, 3) * seen
+        plate = plate + rng.normal(0.0, noise.position_std_m, 3) * plate_seen
+        if rng.random() < noise.dropout:
+            target, extent, fraction, seen = np.zeros(3), np.zeros(3), 0.0, 0.0
+    to_target = (target - tcp) * seen
+    to_plate = (plate - tcp) * plate_seen
+    return np.concatenate(
+        [
+            to_target,
+            extent,
+            [fraction * 100.0, seen],
+            to_plate,
+            [plate_seen],
+            (target - plate) * seen * plate_seen,
+        ]
+    ).astype(np.float32)
+
+
+def privileged_features(sim) -> np.ndarray:
+    """The 12-D ``privileged`` features from the simulator's state (an upper bound).
+
+    Layout: target - gripper (3), target velocity (3), plate - gripper (3), target - plate (3).
+    """
+    state = sim.object_states[0]  # the target is always first
+    tcp = sim.robot.tcp_state()[0]
+    goal = sim.task.goal
+    return np.concatenate(
+        [state.center - tcp, state.linear_velocity, goal - tcp, state.center - goal]
+    ).astype(np.float32)

@@ -1,0 +1,197 @@
+"""Training a residual on a frozen base (``bench train``).
+
+One readable function, :func:`train_residual`: build the residual env on training objects with
+the config's suite of perturbations, build the SB3 agent with its safeguards, and learn in
+chunks of ``checkpoint_every`` steps. After each chunk the model (and the replay buffer of
+off-policy agents) is written atomically under ``out/checkpoint/``; every ``eval_every`` steps
+the deterministic residual is evaluated on held-out objects and a row is appended to
+``out/progress.csv`` (the learning curve). An interrupted run started again with the same
+``out`` continues from the last checkpoint: no step is lost beyond the unfinished chunk, none
+is counted twice. The finished residual is ``out/residual/`` (see ``checkpoint``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from tqdm import tqdm
+
+from residual_bench.eval.metrics import wilson_interval
+from residual_bench.eval.provenance import package_versions
+from residual_bench.policies.registry import get_base
+from residual_bench.residual.agents import build_agent, load_agent
+from residual_bench.residual.checkpoint import save_residual
+from residual_bench.residual.config import ResidualConfig, load_config
+from residual_bench.residual.env import ResidualEnv
+from residual_bench.residual.factory import make_residual_env
+from residual_bench.residual.features import ObjectFeatureNoise
+from residual_bench.seeding import episode_seed
+
+EVAL_MASTER_SEED = 10_000  # learning-curve episodes, disjoint from the benchmark's seeds
+PROGRESS_FIELDS = ("timesteps", "success_rate", "success_ci_low", "success_ci_high", "wall_s")
+
+
+class _ScheduleAndProgress(BaseCallback):
+    """Ramps the residual scale and advances the progress bar."""
+
+    def __init__(self, env: ResidualEnv, scale_ramp_steps: int, bar: tqdm) -> None:
+        super().__init__()
+        self.env, self.scale_ramp_steps, self.bar = env, scale_ramp_steps, bar
+
+    def _on_step(self) -> bool:
+        if self.scale_ramp_steps > 0:
+            self.env.scale = min(self.num_timesteps / self.scale_ramp_steps, 1.0)
+        self.bar.update(1)
+        return True
+
+
+def evaluate_policy_success(model: Any, env: ResidualEnv, suite: str, episodes: int) -> float:
+    """Success rate of the deterministic residual on fixed held-out episodes."""
+    successes = 0
+    for index in range(episodes):
+        obs, _ = env.reset(seed=episode_seed(EVAL_MASTER_SEED, suite, "heldout", index))
+        done, info = False, {}
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        successes += bool(info["success"])
+    return successes / episodes
+
+
+def _save_checkpoint(model: Any, directory: Path) -> None:
+    tmp = directory.with_name(directory.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save(tmp / "model.zip")
+    if hasattr(model, "replay_buffer"):
+        model.save_replay_buffer(tmp / "replay_buffer.pkl")
+    (tmp / "state.json").write_text(json.dumps({"timesteps": int(model.num_timesteps)}))
+    old = directory.with_name(directory.name + ".old")
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    if old.exists():
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+
+
+def _append_progress(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=PROGRESS_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def train_residual(
+    base: str,
+    residual: str | ResidualConfig = "sac",
+    out: str | Path = "runs/train",
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    suite: str | None = None,
+    features: str | None = None,
+    eval_every: int | None = None,
+    eval_episodes: int | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+    threads: int = 1,
+) -> Path:
+    """Train a residual for ``base``; returns the directory of the finished residual.
+
+    Arguments left at None take the config's value. Re-running with the same ``out`` resumes
+    from ``out/checkpoint``; a finished ``out/residual`` is never overwritten. ``threads``
+    caps torch's threads: small networks gain nothing from more, and parallel runs then do
+    not fight over cores.
+
+    Raises:
+        ValueError: unknown base, residual config, suite or features.
+        FileExistsError: ``out/residual`` already exists.
+    """
+    get_base(base)
+    torch.set_num_threads(threads)
+    config = residual if isinstance(residual, ResidualConfig) else load_config(residual)
+    if features is not None:
+        config.features = features
+    train = dict(config.train)
+    steps = int(steps if steps is not None else train["steps"])
+    suite = suite or train["suite"]
+    eval_every = int(eval_every if eval_every is not None else train["eval_every"])
+    eval_episodes = int(eval_episodes if eval_episodes is not None else train["eval_episodes"])
+    chunk = max(1, min(int(train["checkpoint_every"]), eval_every or steps))
+    out = Path(out)
+    final = out / "residual"
+    if final.exists():
+        raise FileExistsError(f"{final} already exists: that residual is trained")
+    out.mkdir(parents=True, exist_ok=True)
+    safeguards = config.safeguards
+    noise = safeguards["feature_noise"]
+    options = {
+        "magnitude_penalty": safeguards["magnitude_penalty"],
+        "rate_penalty": safeguards["rate_penalty"],
+        "feature_noise": ObjectFeatureNoise(**noise) if noise else None,
+        "seed": seed,
+    }
+    alpha = tuple(config.alpha)
+    env = make_residual_env(base, config.features, alpha, options, suite=suite, objects="train")
+    eval_env = make_residual_env(base, config.features, alpha, suite=suite, objects="heldout")
+    checkpoint = out / "checkpoint"
+    log = str(out / "tensorboard") if tensorboard else None
+    if (checkpoint / "model.zip").exists():
+        model = load_agent(config.algo, str(checkpoint / "model.zip"), env=Monitor(env))
+        if (checkpoint / "replay_buffer.pkl").exists():
+            model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+        model.tensorboard_log = log
+        for key in ("warmup_steps", "exploration_ramp_steps", "critic_only_steps"):
+            if hasattr(model, key):
+                setattr(model, key, int(safeguards[key]))
+    else:
+        model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
+    start = int(model.num_timesteps)
+    label = f"{base}+{config.name}"
+    bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
+    callback = _ScheduleAndProgress(env, int(safeguards["scale_ramp_steps"]), bar)
+    began = time.perf_counter()
+    try:
+        while model.num_timesteps < steps:
+            n = min(chunk, steps - model.num_timesteps)
+            model.learn(n, callback=callback, reset_num_timesteps=False, tb_log_name="residual")
+            _save_checkpoint(model, checkpoint)
+            t = int(model.num_timesteps)
+            if eval_every and (t % eval_every == 0 or t >= steps):
+                rate = evaluate_policy_success(model, eval_env, suite, eval_episodes)
+                k = round(rate * eval_episodes)
+                lo, hi = wilson_interval(k, eval_episodes)
+                wall = round(time.perf_counter() - began, 1)
+                row = dict(zip(PROGRESS_FIELDS, (t, rate, lo, hi, wall), strict=True))
+                _append_progress(out / "progress.csv", row)
+                bar.set_postfix(success=f"{rate:.0%}")
+    finally:
+        bar.close()
+        env.close()
+        eval_env.close()
+    metadata = {
+        "algo": config.algo,
+        "name": config.name,
+        "base": base,
+        "base_description": get_base(base).description,
+        "features": config.features,
+        "alpha": list(config.alpha),
+        "config": config.to_dict(),
+        "train_seed": seed,
+        "train_steps": int(model.num_timesteps),
+        "train_suite": suite,
+        "versions": package_versions(),
+    }
+    return save_residual(model, final, metadata)
