@@ -146,4 +146,4 @@ def parse_seeds(values: Sequence[str]) -> list[int]:
             ) from None
     if any(s < 0 for s in seeds) or not seeds:
         raise ValueError(f"--seeds: expected non-negative integers, got {list(values)}")
-    return seeds
+    return list(dict.fromkeys(seeds))  # each training seed once, in the order given

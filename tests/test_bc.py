@@ -14,8 +14,12 @@ from residual_bench.policies.bc import (
     build_model,
     load_checkpoint,
 )
-from residual_bench.policies.bc_data import collect_demonstrations, load_demonstrations
-from residual_bench.policies.bc_train import chunk_targets, train_bc
+from residual_bench.policies.bc_data import (
+    collect_demonstrations,
+    load_demonstrations,
+    mask_keypoints,
+)
+from residual_bench.policies.bc_train import chunk_targets, random_shift, train_bc
 from residual_bench.policies.registry import make_controller
 
 
@@ -142,3 +146,47 @@ def test_the_network_maps_a_batch_to_bounded_chunks():
     net = BCNet(chunk_len=4)
     out = net(torch.zeros(2, 84, 84, 3, dtype=torch.uint8), torch.zeros(2, 20), torch.zeros(2, 32))
     assert out.shape == (2, 4, 7) and torch.all(out.abs() <= 1)
+
+
+def test_mask_keypoints_are_mask_centroids_in_normalised_image_coordinates():
+    seg = np.zeros((84, 84, 1), dtype=np.uint8)
+    seg[10:12, 20:24] = 4  # the target: rows 10-11, columns 20-23
+    points, visible = mask_keypoints(seg)
+    assert visible.tolist() == [True, False]  # no plate pixel
+    expected_x = (21.5 + 0.5) / 84 * 2 - 1
+    expected_y = (10.5 + 0.5) / 84 * 2 - 1
+    np.testing.assert_allclose(points[0], [expected_x, expected_y], rtol=1e-6)
+    np.testing.assert_array_equal(points[1], [0.0, 0.0])
+
+
+def test_random_shift_moves_the_keypoint_labels_with_the_image():
+    image = np.zeros((1, 84, 84, 3), dtype=np.uint8)
+    image[0, 40, 30] = 255  # one bright pixel
+    seg = np.zeros((84, 84, 1), dtype=np.uint8)
+    seg[40, 30] = 4
+    label, _ = mask_keypoints(seg)
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(5):
+        shifted, shift = random_shift(torch.as_tensor(image), generator)
+        rows, cols = np.nonzero(shifted[0, :, :, 0].numpy() == 255)
+        moved = np.zeros((84, 84, 1), dtype=np.uint8)
+        moved[rows, cols] = 4
+        np.testing.assert_allclose(
+            mask_keypoints(moved)[0][0], label[0] + shift[0].numpy(), atol=1e-6
+        )
+
+
+def test_demonstration_keypoints_follow_the_gripper_and_the_target(demos):
+    data = load_demonstrations(demos)
+    assert data["keypoints"].shape == (len(data["action"]), 3, 2)
+    assert data["keypoint_visible"][:, 2].all()  # the gripper is projected, always known
+    gripper = data["keypoints"][:, 2]
+    assert np.ptp(gripper, axis=0).min() > 0.1  # it moves across the image during a demo
+
+
+def test_the_network_returns_one_image_keypoint_per_tracked_thing():
+    net = BCNet(chunk_len=4, keypoints=3)
+    rgb = torch.zeros((2, 84, 84, 3), dtype=torch.uint8)
+    actions, points = net.forward_with_keypoints(rgb, torch.zeros(2, 20), torch.zeros(2, 32))
+    assert actions.shape == (2, 4, 7) and points.shape == (2, 3, 2)
+    assert torch.all(points.abs() <= 1.0)

@@ -87,6 +87,9 @@ def make_tasks(
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     get_base(base)
+    repeated = sorted({str(r) for r in residuals if list(residuals).count(r) > 1})
+    if repeated:
+        raise ValueError(f"method(s) listed more than once: {', '.join(repeated)}")
     for residual in residuals:
         if residual is not None:
             from residual_bench.residual.checkpoint import read_metadata

@@ -51,9 +51,11 @@ class ResidualOffPolicyMixin:
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if self.num_timesteps >= self.critic_only_steps:
             return super().train(gradient_steps, batch_size)
-        # Critic-only phase: run SB3's update, then put the actor (and SAC's entropy
-        # coefficient) back, so the policy is exactly the one before the update.
+        # Critic-only phase: run SB3's update, then put the actor (TD3's target actor, SAC's
+        # entropy coefficient) back, so the policy is exactly the one before the update.
         frozen = list(self.actor.parameters())
+        if getattr(self, "actor_target", None) is not None:
+            frozen += list(self.actor_target.parameters())
         if getattr(self, "log_ent_coef", None) is not None:
             frozen.append(self.log_ent_coef)
         saved = [p.detach().clone() for p in frozen]
@@ -69,6 +71,34 @@ class ResidualSAC(ResidualOffPolicyMixin, SAC):
 
 class ResidualTD3(ResidualOffPolicyMixin, TD3):
     """TD3 with the residual safeguards."""
+
+
+class GatedResidualSAC(ResidualSAC):
+    """SAC whose residual is scaled down where its critic ensemble disagrees.
+
+    The residual's correction is multiplied by ``gate = exp(-std_k Q_k(s, r) / temperature)``,
+    the spread of ``n_critics`` independently initialised critics at the proposed action:
+    where they agree the residual acts fully; in states unlike its training data, where the
+    base may already be right and a correction is a guess, it fades out. The gate applies in
+    :meth:`predict`, which SB3 also uses to collect experience, so training sees it too.
+    """
+
+    gate_temperature: float = 1.0
+
+    def gate(self, observation: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Per-sample gate in (0, 1] for ``action`` (batched, in [-1, 1]) at ``observation``."""
+        with torch.no_grad():
+            obs_tensor, _ = self.policy.obs_to_tensor(observation)
+            act_tensor = torch.as_tensor(action, dtype=torch.float32).reshape(len(obs_tensor), -1)
+            values = torch.cat(self.critic(obs_tensor, act_tensor), dim=1)
+            spread = values.std(dim=1).numpy()
+        return np.exp(-spread / self.gate_temperature)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        action, state = super().predict(observation, state, episode_start, deterministic)
+        batched = np.asarray(action).reshape(-1, self.action_space.shape[0])
+        gated = batched * self.gate(observation, batched)[:, None]
+        return gated.reshape(np.shape(action)).astype(np.float32), state
 
 
 def zero_init_output(model: Any) -> None:
@@ -96,6 +126,9 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         model = PPO(policy, env, **hp, **common)
     else:
         cls = ResidualSAC if config.algo == "sac" else ResidualTD3
+        if config.gated is not None:
+            cls = GatedResidualSAC
+            hp.setdefault("policy_kwargs", {})["n_critics"] = int(config.gated["n_critics"])
         if config.algo == "td3":
             std = float(hp.pop("action_noise_std", 0.1))
             hp["action_noise"] = NormalActionNoise(np.zeros(7), np.full(7, std))
@@ -103,12 +136,19 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         model.warmup_steps = int(safeguards["warmup_steps"])
         model.exploration_ramp_steps = int(safeguards["exploration_ramp_steps"])
         model.critic_only_steps = int(safeguards["critic_only_steps"])
+        if config.gated is not None:
+            model.gate_temperature = float(config.gated["temperature"])
     if safeguards["zero_init"]:
         zero_init_output(model)
     return model
 
 
-def load_agent(algo: str, path: str, env: Any = None):
-    """Load a saved SB3 model of ``algo`` (``sac``, ``td3`` or ``ppo``)."""
+def load_agent(algo: str, path: str, env: Any = None, gated: dict | None = None):
+    """Load a saved SB3 model of ``algo`` (``sac``, ``td3`` or ``ppo``); ``gated`` for sac-gated."""
     cls = {"sac": ResidualSAC, "td3": ResidualTD3, "ppo": PPO}[algo]
-    return cls.load(path, env=env, device="cpu")
+    if gated is not None:
+        cls = GatedResidualSAC
+    model = cls.load(path, env=env, device="cpu")
+    if gated is not None:
+        model.gate_temperature = float(gated["temperature"])
+    return model

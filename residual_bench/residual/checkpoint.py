@@ -96,7 +96,10 @@ class ResidualAgent:
         from residual_bench.residual.agents import load_agent
 
         try:
-            self.model = load_agent(self.metadata["algo"], str(self.path / "model.zip"))
+            gated = self.metadata.get("config", {}).get("gated")
+            self.model = load_agent(
+                self.metadata["algo"], str(self.path / "model.zip"), gated=gated
+            )
         except Exception as exc:  # SB3 raises many types for a damaged zip
             raise ValueError(
                 f"{self.path}: the model could not be loaded ({type(exc).__name__}: {exc})"

@@ -37,6 +37,8 @@ SAFEGUARD_DEFAULTS: dict[str, Any] = {
     "rate_penalty": 0.0,
     "feature_noise": None,
 }
+NOISE_DEFAULTS: dict[str, Any] = {"position_std_m": 0.005, "dropout": 0.05}
+GATED_DEFAULTS: dict[str, Any] = {"n_critics": 5, "temperature": 1.0}
 TRAIN_DEFAULTS: dict[str, Any] = {
     "steps": 300_000,
     "suite": "mixed",
@@ -138,9 +140,21 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     hyperparams = data.get("hyperparams") or {}
     if not isinstance(hyperparams, dict):
         raise SpecError(f"{where}: hyperparams must be a mapping")
+    safeguards = _merge("safeguards", data.get("safeguards"), SAFEGUARD_DEFAULTS, where)
+    if safeguards["feature_noise"] is not None:
+        noise = _merge(
+            "safeguards.feature_noise", safeguards["feature_noise"], NOISE_DEFAULTS, where
+        )
+        if noise["dropout"] > 1:
+            raise SpecError(f"{where}: safeguards.feature_noise.dropout must be in [0, 1]")
+        safeguards["feature_noise"] = noise
     gated = data.get("gated")
-    if gated is not None and (not isinstance(gated, dict) or algo != "sac"):
-        raise SpecError(f"{where}: gated must be a mapping, and needs algo: sac")
+    if gated is not None:
+        if algo != "sac":
+            raise SpecError(f"{where}: gated needs algo: sac, got {algo!r}")
+        gated = _merge("gated", gated, GATED_DEFAULTS, where)
+        if gated["n_critics"] < 2 or gated["temperature"] <= 0:
+            raise SpecError(f"{where}: gated needs n_critics >= 2 and temperature > 0")
     return ResidualConfig(
         name=path.stem,
         algo=algo,
@@ -148,7 +162,7 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         features=features,
         alpha=[float(a) for a in alpha],
         hyperparams=hyperparams,
-        safeguards=_merge("safeguards", data.get("safeguards"), SAFEGUARD_DEFAULTS, where),
+        safeguards=safeguards,
         train=_merge("train", data.get("train"), TRAIN_DEFAULTS, where),
         gated=gated,
     )

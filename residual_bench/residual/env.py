@@ -50,7 +50,13 @@ def alpha_vector(alpha: float | tuple[float, float] | tuple[float, float, float]
     Raises:
         ValueError: a non-finite, negative or malformed alpha.
     """
-    values = np.atleast_1d(np.asarray(alpha, dtype=float))
+    try:
+        values = np.atleast_1d(np.asarray(alpha, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"alpha: expected a number, (arm, gripper) or (translation, rotation, gripper), "
+            f"got {alpha!r}"
+        ) from None
     if values.ndim != 1 or len(values) not in (1, 2, 3) or not np.all(np.isfinite(values)):
         raise ValueError(
             f"alpha: expected a number, (arm, gripper) or (translation, rotation, gripper), "
@@ -79,8 +85,9 @@ class ResidualEnv(gym.Wrapper):
         feature_noise: corrupt the ``objects`` features (training only); None = clean.
         seed: seeds the feature noise.
 
-    Step info adds ``base_action``, ``residual_action`` (r), ``alpha`` (the effective
-    per-dimension scale), ``executed_action``, and the base controller's step info.
+    Step info adds ``base_action``, ``residual_output`` (r), ``residual_action`` (the
+    correction applied, ``scale * alpha * r``), ``alpha`` (the effective per-dimension scale),
+    ``executed_action``, and the base controller's step info.
     """
 
     def __init__(
@@ -171,7 +178,8 @@ class ResidualEnv(gym.Wrapper):
             **self._base_info,
             **info,
             "base_action": base,
-            "residual_action": r.copy(),
+            "residual_action": effective_alpha * r,  # the correction actually applied
+            "residual_output": r.copy(),
             "alpha": effective_alpha.copy(),
             "executed_action": executed.copy(),
         }

@@ -46,8 +46,9 @@ def make_residual_env(
             that conflicts with what the base and features need is an error.
     """
     kwargs = residual_env_kwargs(base, features)
-    for key, value in kwargs.items():
-        if key in env_kwargs and env_kwargs[key] != value:
+    required = {**get_base(base).env_kwargs, "obs_mode": kwargs.get("obs_mode")}
+    for key, value in required.items():
+        if key in env_kwargs and value is not None and env_kwargs[key] != value:
             raise ValueError(
                 f"base {base!r} with features {features!r} needs {key}={value!r}, "
                 f"got {key}={env_kwargs[key]!r}"

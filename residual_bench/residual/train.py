@@ -84,6 +84,15 @@ def _save_checkpoint(model: Any, directory: Path) -> None:
         old.rmdir()
 
 
+def _last_evaluated(path: Path) -> int:
+    """The last timestep with a learning-curve row (0 if none), so a resumed run goes on."""
+    if not path.exists():
+        return 0
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return int(rows[-1]["timesteps"]) if rows else 0
+
+
 def _append_progress(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
     with path.open("a", newline="") as f:
@@ -149,7 +158,9 @@ def train_residual(
     checkpoint = out / "checkpoint"
     log = str(out / "tensorboard") if tensorboard else None
     if (checkpoint / "model.zip").exists():
-        model = load_agent(config.algo, str(checkpoint / "model.zip"), env=Monitor(env))
+        model = load_agent(
+            config.algo, str(checkpoint / "model.zip"), env=Monitor(env), gated=config.gated
+        )
         if (checkpoint / "replay_buffer.pkl").exists():
             model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
         model.tensorboard_log = log
@@ -159,6 +170,9 @@ def train_residual(
     else:
         model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
     start = int(model.num_timesteps)
+    next_eval = (
+        (_last_evaluated(out / "progress.csv") // eval_every + 1) * eval_every if eval_every else 0
+    )
     label = f"{base}+{config.name}"
     bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
     callback = _ScheduleAndProgress(env, int(safeguards["scale_ramp_steps"]), bar)
@@ -169,7 +183,8 @@ def train_residual(
             model.learn(n, callback=callback, reset_num_timesteps=False, tb_log_name="residual")
             _save_checkpoint(model, checkpoint)
             t = int(model.num_timesteps)
-            if eval_every and (t % eval_every == 0 or t >= steps):
+            if eval_every and (t >= next_eval or t >= steps):
+                next_eval = (t // eval_every + 1) * eval_every
                 rate = evaluate_policy_success(model, eval_env, suite, eval_episodes)
                 k = round(rate * eval_episodes)
                 lo, hi = wilson_interval(k, eval_episodes)
