@@ -330,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.set_defaults(func=_cmd_run)
 
+    from residual_bench.real.cli import add_real_eval_parser
+
+    add_real_eval_parser(sub)
+
     p_report = sub.add_parser("report", help="tables and plots from result directories")
     p_report.add_argument("dirs", nargs="+", help="result directories (with episodes.jsonl)")
     p_report.add_argument("--out", default="runs/report", help="report directory")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-ENV_IDS = ("ResidualPickPlace-v0",)
+ENV_IDS = ("ResidualPickPlace-v0", "PandaReal-v0")
 
 
 def register_envs() -> None:
@@ -16,5 +16,12 @@ def register_envs() -> None:
         gym.register(
             id="ResidualPickPlace-v0",
             entry_point="residual_bench.residual.factory:make_env",
+            disable_env_checker=False,
+        )
+    if "PandaReal-v0" not in gym.registry:
+        # The real robot (or its PyBullet twin with driver="twin"): see residual_bench.real.
+        gym.register(
+            id="PandaReal-v0",
+            entry_point="residual_bench.real.env:PandaRealEnv",
             disable_env_checker=False,
         )

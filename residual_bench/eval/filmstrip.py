@@ -71,6 +71,9 @@ def save_comparison_filmstrip(results_dir: str | Path, path: str | Path) -> Path
             ax = axes[row, col]
             if t in frames:
                 ax.imshow(frames[t])
+            else:
+                message = "before the\nepisode began" if t < 0 else "after the\nepisode ended"
+                ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:

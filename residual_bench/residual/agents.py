@@ -101,11 +101,22 @@ class GatedResidualSAC(ResidualSAC):
         return gated.reshape(np.shape(action)).astype(np.float32), state
 
 
+SAC_INITIAL_LOG_STD = -1.0
+
+
 def zero_init_output(model: Any) -> None:
-    """Zero the actor's output layer so the deterministic residual is exactly 0."""
+    """Zero the actor's output layer so the deterministic residual is exactly 0.
+
+    SAC's exploration noise starts small too (log-std bias ``SAC_INITIAL_LOG_STD``): SB3's
+    ``log_std_init`` only applies with gSDE, and a unit std would make the first residual
+    actions as large as alpha allows.
+    """
     layers = []
     if isinstance(model, SAC):
         layers = [model.actor.mu]
+        with torch.no_grad():
+            model.actor.log_std.weight.zero_()
+            model.actor.log_std.bias.fill_(SAC_INITIAL_LOG_STD)
     elif isinstance(model, TD3):
         layers = [model.actor.mu[-2], model.actor_target.mu[-2]]
     elif isinstance(model, PPO):

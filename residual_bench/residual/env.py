@@ -133,6 +133,18 @@ class ResidualEnv(gym.Wrapper):
         self._base_action = np.zeros(ACTION_DIM)
         self._last_executed: np.ndarray | None = None
 
+    @property
+    def base_action(self) -> np.ndarray:
+        """The base's action for the coming step (what the residual corrects)."""
+        return np.array(self._base_action, dtype=np.float64)
+
+    @property
+    def last_raw_observation(self) -> tuple[dict, dict]:
+        """The wrapped env's latest observation and info, as the features were computed from."""
+        if self._raw is None:
+            raise ResetNeeded("ResidualEnv: call reset() first")
+        return self._raw
+
     def _observe(self) -> Any:
         obs, info = self._raw
         self._base_action, self._base_info = self.controller.act(obs, info)
