@@ -9,7 +9,6 @@ same episode seeds (exact McNemar test). Definitions are in ``docs/metrics.md``.
 
 from __future__ import annotations
 
-import html
 import math
 import os
 import shutil
@@ -23,6 +22,15 @@ import pandas as pd
 from residual_bench.eval import plots
 from residual_bench.eval.metrics import wilson_interval
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.eval.report_render import (
+    NOTES,
+    Block,
+    html_page,
+    markdown_page,
+    method_block,
+    paired_block,
+    seed_block,
+)
 from residual_bench.eval.statistics import (
     bootstrap_interval,
     iqm,
@@ -263,130 +271,6 @@ def seed_aggregates(records: Iterable[EpisodeRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SEED_COLUMNS)
 
 
-def _pct(x: float) -> str:
-    return "–" if pd.isna(x) else f"{100 * x:.0f}%"
-
-
-def _rate_cell(x: float, lo: float, hi: float) -> str:
-    return "–" if pd.isna(x) else f"{_pct(x)} [{_pct(lo)}, {_pct(hi)}]"
-
-
-def _time_cell(x: float, lo: float, hi: float, sign: str = "") -> str:
-    if pd.isna(x):
-        return "–"
-    ci = "" if pd.isna(lo) else f" [{lo:{sign}.2f}, {hi:{sign}.2f}]"
-    return f"{x:{sign}.2f} s{ci}"
-
-
-def _num(x: float) -> str:
-    return "–" if pd.isna(x) else f"{x:.3g}"
-
-
-def _p_value(p: float) -> str:
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
-
-
-Block = tuple[str, ...] | tuple[str, list[str], list[list[str]]]
-NOTES = {
-    "methods": "Rates with Wilson 95% intervals; recovery over perturbed episodes; completion "
-    "time over successful episodes, with bootstrap 95% intervals.",
-    "paired": "Difference: with residual minus base alone, exact McNemar test; completion time "
-    "change over pairs where both succeeded, paired bootstrap 95% interval.",
-    "unpaired": "No residual method shares episode seeds with its base alone.",
-    "seeds": "IQM of per-suite success over training seeds x suites; probability of improvement "
-    "over the base alone; stratified bootstrap 95% intervals.",
-}
-
-
-def _ci(r: Any, value: str, prefix: str) -> tuple[float, float, float]:
-    return getattr(r, value), getattr(r, f"{prefix}_lo"), getattr(r, f"{prefix}_hi")
-
-
-def _method_block(table: pd.DataFrame) -> Block:
-    head = ["objects", "suite", "method", "episodes", "success", "recovery", "completion time"]
-    rows = []
-    for r in table.itertuples():
-        rates = [_rate_cell(*_ci(r, k, k)) for k in ("success", "recovery")]
-        time = _time_cell(*_ci(r, "completion_time", "completion"))
-        rows.append([r.objects, r.suite, r.method, str(r.episodes), *rates, time])
-        rows[-1] += [_num(r.residual_ratio), _num(r.action_jerk)]
-    return ("table", [*head, "mean |residual| / alpha", "action jerk"], rows)
-
-
-def _paired_block(table: pd.DataFrame) -> Block:
-    seeded = bool(table["train_seed"].notna().any())
-    head = ["objects", "suite", "method", *(["train seed"] if seeded else []), "pairs"]
-    head += ["base alone", "with residual", "difference", "McNemar", "completion time change"]
-    rows = []
-    for r in table.itertuples():
-        seed = ["–" if pd.isna(r.train_seed) else str(r.train_seed)] if seeded else []
-        rows.append([r.objects, r.suite, r.method, *seed, str(r.pairs), _pct(r.base_success)])
-        rows[-1] += [_pct(r.method_success), f"{100 * r.difference:+.0f} pp", _p_value(r.p_value)]
-        change = _ci(r, "completion_time_difference", "completion_difference")
-        rows[-1].append(_time_cell(*change, sign="+"))
-    return ("table", head, rows)
-
-
-def _seed_block(table: pd.DataFrame) -> Block:
-    head = ["objects", "method", "train seeds", "suites", "IQM success", "base alone"]
-    rows = []
-    for r in table.itertuples():
-        rows.append([r.objects, r.method, str(r.train_seeds), str(r.suites)])
-        rows[-1] += [_rate_cell(*_ci(r, "iqm", "iqm")), _pct(r.base_iqm)]
-        rows[-1].append(_rate_cell(*_ci(r, "improvement_probability", "improvement")))
-    return ("table", [*head, "P(improvement)"], rows)
-
-
-def _markdown(blocks: list[Block]) -> str:
-    def esc(text: str) -> str:
-        # Markdown passes raw HTML through, so names are escaped as in the HTML page.
-        return html.escape(str(text), quote=False).replace("|", "\\|")
-
-    parts = []
-    for kind, *rest in blocks:
-        if kind == "table":
-            head, rows = rest
-            lines = [head, ["---"] * len(head), *rows]
-            parts.append("\n".join("| " + " | ".join(map(esc, c)) + " |" for c in lines))
-        elif kind == "img":
-            parts.append(f"![{esc(rest[0])}]({rest[1]})")
-        else:
-            prefix = {"h1": "# ", "h2": "## ", "p": ""}[kind]
-            parts.append(prefix + esc(rest[0]))
-    return "\n\n".join(parts) + "\n"
-
-
-CSS = (
-    "body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
-    "th{background:#f0f0f0}img{max-width:100%}"
-)
-
-
-def _html(blocks: list[Block], title: str) -> str:
-    esc = html.escape
-    parts = []
-    for kind, *rest in blocks:
-        if kind == "table":
-            head, rows = rest
-            th = "".join(f"<th>{esc(h)}</th>" for h in head)
-            body = "".join(
-                "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows
-            )
-            parts.append(f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
-        elif kind == "img":
-            parts.append(f'<p><img src="{esc(rest[1])}" alt="{esc(rest[0])}"></p>')
-        else:
-            parts.append(f"<{kind}>{esc(rest[0])}</{kind}>")
-    return (
-        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-        + "\n".join(parts)
-        + "\n</body>\n</html>\n"
-    )
-
-
 def _learning_curves(dirs: list[tuple[Path, list[EpisodeRecord]]]) -> dict[str, list[pd.DataFrame]]:
     curves: dict[str, list[pd.DataFrame]] = {}
     for d, records in dirs:
@@ -433,16 +317,16 @@ def build_report(
 
     # Images are linked relative to the report so that the output directory can be moved.
     blocks: list[Block] = [("h1", title), ("p", f"Sources: {sources}")]
-    blocks += [("h2", "Success, recovery and completion time"), _method_block(methods)]
+    blocks += [("h2", "Success, recovery and completion time"), method_block(methods)]
     plots.plot_success(methods, figures / "success.png")
     blocks += [("p", NOTES["methods"]), ("img", "success rate", "plots/success.png")]
     blocks.append(("h2", "Residual versus base alone (paired by episode seed)"))
     if len(paired):
-        blocks += [_paired_block(paired), ("p", NOTES["paired"])]
+        blocks += [paired_block(paired), ("p", NOTES["paired"])]
     else:
         blocks.append(("p", NOTES["unpaired"]))
     if len(seeds):
-        blocks += [("h2", "Across training seeds"), _seed_block(seeds), ("p", NOTES["seeds"])]
+        blocks += [("h2", "Across training seeds"), seed_block(seeds), ("p", NOTES["seeds"])]
     plots.plot_recovery_curves(by_method, figures / "recovery.png")
     blocks += [("h2", "Recovery after perturbations"), ("img", "recovery", "plots/recovery.png")]
     plots.plot_completion_times(by_method, figures / "completion.png")
@@ -457,7 +341,7 @@ def build_report(
         if film.resolve() != (out / "filmstrip.png").resolve():
             shutil.copyfile(film, out / "filmstrip.png")
         blocks += [("h2", "Filmstrip"), ("img", "filmstrip", "filmstrip.png")]
-    (out / "report.html").write_text(_html(blocks, title), encoding="utf-8")
+    (out / "report.html").write_text(html_page(blocks, title), encoding="utf-8")
     report = out / "report.md"
-    report.write_text(_markdown(blocks), encoding="utf-8")
+    report.write_text(markdown_page(blocks), encoding="utf-8")
     return report

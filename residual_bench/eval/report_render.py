@@ -1,0 +1,137 @@
+"""Rendering of the report: table cells, Markdown and a standalone HTML page.
+
+A report is a list of blocks - ``("h1"|"h2"|"p", text)``, ``("table", head, rows)`` or
+``("img", alt, relative path)`` - rendered once as Markdown and once as HTML, so both always
+say the same thing. Text is HTML-escaped in both (Markdown passes raw HTML through).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+
+
+def _pct(x: float) -> str:
+    return "–" if pd.isna(x) else f"{100 * x:.0f}%"
+
+
+def _rate_cell(x: float, lo: float, hi: float) -> str:
+    return "–" if pd.isna(x) else f"{_pct(x)} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _time_cell(x: float, lo: float, hi: float, sign: str = "") -> str:
+    if pd.isna(x):
+        return "–"
+    ci = "" if pd.isna(lo) else f" [{lo:{sign}.2f}, {hi:{sign}.2f}]"
+    return f"{x:{sign}.2f} s{ci}"
+
+
+def _num(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x:.3g}"
+
+
+def _p_value(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+Block = tuple[str, ...] | tuple[str, list[str], list[list[str]]]
+NOTES = {
+    "methods": "Rates with Wilson 95% intervals; recovery over perturbed episodes; completion "
+    "time over successful episodes, with bootstrap 95% intervals.",
+    "paired": "Difference: with residual minus base alone, exact McNemar test; completion time "
+    "change over pairs where both succeeded, paired bootstrap 95% interval.",
+    "unpaired": "No residual method shares episode seeds with its base alone.",
+    "seeds": "IQM of per-suite success over training seeds x suites; probability of improvement "
+    "over the base alone; stratified bootstrap 95% intervals.",
+}
+
+
+def _ci(r: Any, value: str, prefix: str) -> tuple[float, float, float]:
+    return getattr(r, value), getattr(r, f"{prefix}_lo"), getattr(r, f"{prefix}_hi")
+
+
+def method_block(table: pd.DataFrame) -> Block:
+    head = ["objects", "suite", "method", "episodes", "success", "recovery", "completion time"]
+    rows = []
+    for r in table.itertuples():
+        rates = [_rate_cell(*_ci(r, k, k)) for k in ("success", "recovery")]
+        time = _time_cell(*_ci(r, "completion_time", "completion"))
+        rows.append([r.objects, r.suite, r.method, str(r.episodes), *rates, time])
+        rows[-1] += [_num(r.residual_ratio), _num(r.action_jerk)]
+    return ("table", [*head, "mean |residual| / alpha", "action jerk"], rows)
+
+
+def paired_block(table: pd.DataFrame) -> Block:
+    seeded = bool(table["train_seed"].notna().any())
+    head = ["objects", "suite", "method", *(["train seed"] if seeded else []), "pairs"]
+    head += ["base alone", "with residual", "difference", "McNemar", "completion time change"]
+    rows = []
+    for r in table.itertuples():
+        seed = ["–" if pd.isna(r.train_seed) else str(r.train_seed)] if seeded else []
+        rows.append([r.objects, r.suite, r.method, *seed, str(r.pairs), _pct(r.base_success)])
+        rows[-1] += [_pct(r.method_success), f"{100 * r.difference:+.0f} pp", _p_value(r.p_value)]
+        change = _ci(r, "completion_time_difference", "completion_difference")
+        rows[-1].append(_time_cell(*change, sign="+"))
+    return ("table", head, rows)
+
+
+def seed_block(table: pd.DataFrame) -> Block:
+    head = ["objects", "method", "train seeds", "suites", "IQM success", "base alone"]
+    rows = []
+    for r in table.itertuples():
+        rows.append([r.objects, r.method, str(r.train_seeds), str(r.suites)])
+        rows[-1] += [_rate_cell(*_ci(r, "iqm", "iqm")), _pct(r.base_iqm)]
+        rows[-1].append(_rate_cell(*_ci(r, "improvement_probability", "improvement")))
+    return ("table", [*head, "P(improvement)"], rows)
+
+
+def markdown_page(blocks: list[Block]) -> str:
+    def esc(text: str) -> str:
+        # Markdown passes raw HTML through, so names are escaped as in the HTML page.
+        return html.escape(str(text), quote=False).replace("|", "\\|")
+
+    parts = []
+    for kind, *rest in blocks:
+        if kind == "table":
+            head, rows = rest
+            lines = [head, ["---"] * len(head), *rows]
+            parts.append("\n".join("| " + " | ".join(map(esc, c)) + " |" for c in lines))
+        elif kind == "img":
+            parts.append(f"![{esc(rest[0])}]({rest[1]})")
+        else:
+            prefix = {"h1": "# ", "h2": "## ", "p": ""}[kind]
+            parts.append(prefix + esc(rest[0]))
+    return "\n\n".join(parts) + "\n"
+
+
+CSS = (
+    "body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+    "th{background:#f0f0f0}img{max-width:100%}"
+)
+
+
+def html_page(blocks: list[Block], title: str) -> str:
+    esc = html.escape
+    parts = []
+    for kind, *rest in blocks:
+        if kind == "table":
+            head, rows = rest
+            th = "".join(f"<th>{esc(h)}</th>" for h in head)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows
+            )
+            parts.append(f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
+        elif kind == "img":
+            parts.append(f'<p><img src="{esc(rest[1])}" alt="{esc(rest[0])}"></p>')
+        else:
+            parts.append(f"<{kind}>{esc(rest[0])}</{kind}>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(parts)
+        + "\n</body>\n</html>\n"
+    )
