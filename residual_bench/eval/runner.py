@@ -206,6 +206,7 @@ def play(task: EpisodeTask, on_step: Any = None) -> EpisodeRecord:
         "master_seed": task.master_seed,
         "episode_index": task.index,
         "suite_source": task.suite,
+        "base_errors": int(info.get("base_errors", 0)),  # failed calls of a remote base
     }
     if agent is not None:
         extra.update(residual_path=task.residual, train_seed=agent.train_seed)

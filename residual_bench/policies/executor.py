@@ -34,6 +34,10 @@ motion). ``align="arrival"`` plays a chunk from its first row when it arrives.
 When no row is available (nothing arrived yet, chunk exhausted, answer late) or the base is
 stalled, the executor holds the last action it output and reports ``base_held``. Before the
 first answer that action is "stay still, gripper open": six zeros and +1.
+
+A policy that cannot answer now (a remote server down, slow or answering an error) raises
+:class:`BaseUnavailableError` from ``act``: the executor counts the failure, holds the last
+action as above and tries again one base period later, so the residual keeps the robot stable.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ from residual_bench.policies.convert import ActionConverter
 
 MODES = ("hold", "receding", "ensemble")
 _EPS = 1e-9  # simulated times are sums of env_dt; compare them with a little slack
+
+
+class BaseUnavailableError(RuntimeError):
+    """Raised by a policy's ``act`` when no answer can be had now; the executor holds."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,7 @@ class ChunkExecutor:
         self._last[6] = 1.0
         self._last_obs_time: float | None = None
         self._calls = 0
+        self._errors = 0
 
     def step(
         self, obs: dict[str, Any], time: float, stalled: bool = False
@@ -195,17 +204,18 @@ class ChunkExecutor:
             (of a chunk that arrived this step, else None), ``base_clipped`` (the converter
             clipped the rows this action came from). ``base_action_age_s`` counts from the
             observation of the (newest contributing) chunk behind the action, and from the
-            first step while nothing has arrived yet.
+            first step while nothing has arrived yet. ``base_errors`` counts the calls that
+            raised :class:`BaseUnavailableError` so far, ``base_error`` is this step's message.
         """
         time = float(time)
         if self._t0 is None:
             self._t0 = self._next_due = time
         n = round((time - self._t0) / self.env_dt)
-        arrived = None
+        arrived, error = None, None
         if not stalled:
             arrived = self._deliver(time, n)
             if self._in_flight is None and time >= self._next_due - _EPS:
-                self._request(obs, time)
+                error = self._request(obs, time)
                 arrived = self._deliver(time, n) or arrived
         picked = None if stalled else self._select(n)
         held = picked is None
@@ -220,13 +230,22 @@ class ChunkExecutor:
             "base_calls": self._calls,
             "base_infer_time_s": None if arrived is None else arrived.infer_time_s,
             "base_clipped": clipped,
+            "base_errors": self._errors,
+            "base_error": error,
         }
         return self._last.copy(), info
 
-    def _request(self, obs: dict[str, Any], time: float) -> None:
+    def _request(self, obs: dict[str, Any], time: float) -> str | None:
         # The policy is asked now, with this observation: whatever the delay, the answer is
         # computed from what the robot saw at request time.
-        chunk = self.policy.act(obs, self._instruction)
+        try:
+            chunk = self.policy.act(obs, self._instruction)
+        except BaseUnavailableError as exc:
+            # No fresh chunk: the current one (or the held action) carries on; ask again one
+            # base period later rather than every env step, as a deployment would.
+            self._errors += 1
+            self._next_due = time + self.spec.period_s
+            return str(exc) or type(exc).__name__
         check_chunk(self.spec, chunk)
         self._calls += 1
         delay = self.latency.sample(self._rng) if self.latency is not None else 0.0
@@ -234,6 +253,7 @@ class ChunkExecutor:
         answer = _Chunk(chunk.actions.copy(), time, None if infer is None else float(infer))
         self._in_flight = (time + delay, answer)
         self._next_due = time + self.replan_every * self.spec.period_s
+        return None
 
     def _deliver(self, time: float, n: int) -> _Chunk | None:
         if self._in_flight is None or time < self._in_flight[0] - _EPS:

@@ -2,6 +2,11 @@
 
 Each entry's factory takes the environment and returns a
 :class:`~residual_bench.policies.controller.Controller` ready to drive it.
+
+Besides the registered names, three kinds of names build an entry on the fly (see
+``docs/remote_policies.md``): ``remote:ws://host:port`` (a policy server speaking openpi's
+websocket protocol, e.g. ``bench serve``), ``openvla-rest:http://host:port`` (OpenVLA's own
+REST server) and ``octo`` (the Octo server script, at ``$RESIDUAL_BENCH_OCTO_URL``).
 """
 
 from __future__ import annotations
@@ -9,6 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+REMOTE_PREFIX = "remote:"
+OPENVLA_REST_PREFIX = "openvla-rest:"
+OCTO_NAME = "octo"
+OCTO_URL_ENV = "RESIDUAL_BENCH_OCTO_URL"
+OCTO_DEFAULT_URL = "ws://127.0.0.1:8000"
 
 
 @dataclass(frozen=True)
@@ -43,13 +54,43 @@ def base_names() -> list[str]:
 
 
 def get_base(name: str) -> BaseEntry:
-    """Look a base policy up by name; the error lists the valid names."""
-    try:
+    """Look a base policy up by name; the error lists the valid names.
+
+    Remote names (``remote:URL``, ``openvla-rest:URL``, ``octo``) contact their server now to
+    read its spec, so an unreachable server is reported here, before any episode runs.
+
+    Raises:
+        ValueError: an unknown name, or a remote server that cannot be reached.
+    """
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown base policy {name!r}; valid choices: {', '.join(base_names())}"
-        ) from None
+    if isinstance(name, str) and name.startswith(REMOTE_PREFIX):
+        from residual_bench.policies.remote.client import remote_entry
+
+        return remote_entry(name, _url(name, REMOTE_PREFIX, ("ws://", "wss://")))
+    if isinstance(name, str) and name.startswith(OPENVLA_REST_PREFIX):
+        from residual_bench.policies.remote.openvla_rest import openvla_rest_entry
+
+        return openvla_rest_entry(name, _url(name, OPENVLA_REST_PREFIX, ("http://", "https://")))
+    if name == OCTO_NAME:
+        import os
+
+        from residual_bench.policies.remote.client import remote_entry
+
+        url = os.environ.get(OCTO_URL_ENV, OCTO_DEFAULT_URL)
+        return remote_entry(name, url, f"base: Octo served by scripts/octo_server.py at {url}")
+    raise ValueError(
+        f"unknown base policy {name!r}; valid choices: {', '.join(base_names())}, "
+        f"{OCTO_NAME}, or a server as {REMOTE_PREFIX}ws://HOST:PORT or "
+        f"{OPENVLA_REST_PREFIX}http://HOST:PORT"
+    )
+
+
+def _url(name: str, prefix: str, schemes: tuple[str, ...]) -> str:
+    url = name[len(prefix) :]
+    if not url.startswith(schemes) or len(url) <= len(url.split("//")[0]) + 2:
+        raise ValueError(f"base {name!r}: expected {prefix}{schemes[0]}HOST:PORT, got URL {url!r}")
+    return url
 
 
 def make_controller(name: str, env: Any) -> Any:
@@ -92,11 +133,16 @@ def _bc_base(env: Any) -> Any:
     from residual_bench.policies.controller import BaseController
     from residual_bench.policies.executor import ChunkExecutor, LatencyModel
 
-    sim = env.unwrapped
-    if sim.obs_mode == "state" or sim.camera.width != 84:
+    rgb = (
+        env.observation_space.spaces.get("rgb")
+        if hasattr(env.observation_space, "spaces")
+        else None
+    )
+    if rgb is None or rgb.shape != (84, 84, 3):
         raise ValueError(
             "the bc base needs camera images: make the env with obs_mode='rgb' and image_size=84"
         )
+    sim = env.unwrapped
     policy = BCBase()
     # One chunk of 4 steps every 4 steps (5 Hz), answered 50-100 ms late.
     executor = ChunkExecutor(
