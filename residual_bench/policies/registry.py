@@ -11,6 +11,7 @@ REST server) and ``octo`` (the Octo server script, at ``$RESIDUAL_BENCH_OCTO_URL
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,13 +25,16 @@ OCTO_DEFAULT_URL = "ws://127.0.0.1:8000"
 
 @dataclass(frozen=True)
 class BaseEntry:
-    """A registered policy: a one-line description, ``factory(env) -> Controller`` and the
-    environment keyword arguments it needs (e.g. a camera for a visuomotor base)."""
+    """A registered policy: a one-line description, ``factory(env) -> Controller``, the
+    environment keyword arguments it needs (e.g. a camera for a visuomotor base), and whether
+    it runs from this package alone (``self_contained``; False for bases whose weights come
+    from elsewhere, e.g. a VLA checkpoint on a GPU machine)."""
 
     name: str
     description: str
     factory: Callable[..., Any]
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    self_contained: bool = True
 
 
 _REGISTRY: dict[str, BaseEntry] = {}
@@ -41,11 +45,12 @@ def register_base(
     description: str,
     factory: Callable[..., Any],
     env_kwargs: dict[str, Any] | None = None,
+    self_contained: bool = True,
 ) -> None:
-    """Make a base policy available under ``name``."""
+    """Make a base policy available under ``name`` (see :class:`BaseEntry`)."""
     if name in _REGISTRY:
         raise ValueError(f"base policy {name!r} is already registered")
-    _REGISTRY[name] = BaseEntry(name, description, factory, dict(env_kwargs or {}))
+    _REGISTRY[name] = BaseEntry(name, description, factory, dict(env_kwargs or {}), self_contained)
 
 
 def base_names() -> list[str]:
@@ -179,3 +184,15 @@ def _register_builtin() -> None:
 
 
 _register_builtin()
+
+
+def _register_vla() -> None:
+    # After the built-ins: the VLA module registers through this (by now complete) module.
+    from residual_bench.policies.openvla import register_vla_bases
+
+    register_vla_bases()
+    for name in ("openvla", "pi0"):  # their weights live outside the package
+        _REGISTRY[name] = dataclasses.replace(_REGISTRY[name], self_contained=False)
+
+
+_register_vla()

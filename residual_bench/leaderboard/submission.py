@@ -1,0 +1,270 @@
+"""Leaderboard submissions: the on-disk layout, content hashes and ``bench submit``.
+
+A submission is an immutable directory ``leaderboards/submissions/<id>/``::
+
+    submission.json      what was evaluated and the claimed summary (see :func:`build_submission`)
+    episodes.jsonl       every episode record of the method, in canonical order
+    checkpoints/seed<S>/ the residual of training seed S (residual.json + model.zip), if any
+
+``<id>`` is :func:`submission_id`: a content hash over ``submission.json`` (without its ``id``),
+the episode file's bytes and - through the checkpoint hashes inside ``submission.json`` - the
+checkpoints. Changing any of them makes another submission, never an edit of this one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from residual_bench import __version__
+from residual_bench.eval.records import EpisodeRecord, read_jsonl
+
+FORMAT = "residual-bench-submission"
+SCHEMA_VERSION = 1
+# Benchmark versions whose episodes this code reproduces (their spec hashes are recomputed).
+KNOWN_BENCHMARK_VERSIONS = ("0.1.0",)
+MAX_BYTES = 5 * 1024 * 1024  # the whole submission directory, checkpoints included
+SUBMISSION_FILE = "submission.json"
+EPISODES_FILE = "episodes.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+SUBMISSIONS_DIR = "submissions"
+VERIFICATIONS_DIR = "verifications"
+DEFAULT_ROOT = "leaderboards"
+CONTROL_HZ = 20  # the rate `bench eval` runs every registered base at
+
+
+def canonical_json(data: Any) -> bytes:
+    """The bytes a JSON value is hashed as: sorted keys, no whitespace, no NaN."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def checkpoint_hash(path: str | Path) -> str:
+    """sha256 over a residual directory: each file's relative name and bytes, sorted by name."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        name = file.relative_to(root).as_posix()
+        # Length-prefix the name so that no two layouts can hash the same byte stream.
+        digest.update(f"{len(name)}:{name}\n".encode())
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def submission_id(submission: dict[str, Any], episodes: bytes) -> str:
+    """The content hash naming a submission (16 hex digits)."""
+    body = {k: v for k, v in submission.items() if k != "id"}
+    digest = hashlib.sha256(canonical_json(body) + b"\n" + episodes)
+    return digest.hexdigest()[:16]
+
+
+def suite_spec_hashes(suites: Iterable[str]) -> dict[str, Any]:
+    """The spec hashes of the benchmark as this code defines it.
+
+    ``scene`` is the hash of the default scene spec; ``suites[s]`` is the ``env_spec_hash``
+    every episode of shipped suite ``s`` records (scene + suite + control rate), computed the
+    way :class:`~residual_bench.pick_place_env.PickPlaceEnv` computes it, without a simulator.
+
+    Raises:
+        ValueError: a suite that is not shipped with the benchmark.
+    """
+    from residual_bench.env_spec import load_env_spec, spec_hash
+    from residual_bench.perturb import load_suite
+
+    scene = load_env_spec(None)
+    hashes = {}
+    for name in suites:
+        suite = dataclasses.asdict(load_suite(name))
+        hashes[name] = spec_hash({"scene": scene, "suite": suite, "control_hz": CONTROL_HZ})
+    return {"scene": spec_hash(scene), "suites": hashes}
+
+
+def canonical_order(records: Iterable[EpisodeRecord]) -> list[EpisodeRecord]:
+    """Records sorted by (suite, objects, training seed, episode index): one order per set."""
+
+    def key(r: EpisodeRecord) -> tuple:
+        seed = r.extra.get("train_seed")
+        return (r.suite, r.objects, -1 if seed is None else int(seed), r.extra["episode_index"])
+
+    return sorted(records, key=key)
+
+
+def episodes_bytes(records: Iterable[EpisodeRecord]) -> bytes:
+    """The episode file of a submission, one record a line in the format of ``append_jsonl``."""
+    lines = [json.dumps(r.to_dict(), allow_nan=False, separators=(",", ":")) for r in records]
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def hardware() -> dict[str, Any]:
+    """The submitting machine, as far as it is known without a GPU probe."""
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _select(records: Sequence[EpisodeRecord], base: str, residual: str | None) -> list:
+    chosen = [r for r in records if r.base == base and r.residual == residual]
+    if not chosen:
+        methods = sorted({f"{r.base} + {r.residual or 'none'}" for r in records})
+        raise ValueError(
+            f"no episodes of base {base!r} with residual {residual or 'none'!r}; "
+            f"the results hold: {', '.join(methods) or 'nothing'}"
+        )
+    missing = [r.seed for r in chosen if "episode_index" not in r.extra]
+    if missing:
+        raise ValueError(f"records of seeds {missing[:3]} lack episode_index: not from bench eval")
+    return chosen
+
+
+def build_submission(
+    records: Sequence[EpisodeRecord],
+    *,
+    name: str,
+    base: str,
+    residual: str | None,
+    submitter: str,
+    checkpoints: dict[int, str] | None = None,
+) -> dict[str, Any]:
+    """The ``submission.json`` of a method's records (without its ``id``).
+
+    Args:
+        records: the method's records, in :func:`canonical_order`.
+        name: display name on the leaderboard.
+        base: base policy name; residual: the residual's name or None for the base alone.
+        submitter: who submits (a name, handle or e-mail).
+        checkpoints: training seed -> checkpoint directory inside the submission.
+    """
+    from residual_bench.eval.runner import cell_summaries
+    from residual_bench.policies.registry import base_names, get_base
+
+    first = records[0]
+    train_seeds = sorted({int(r.extra["train_seed"]) for r in records if "train_seed" in r.extra})
+    residual_info = None
+    if residual is not None:
+        if not checkpoints:
+            raise ValueError(f"residual {residual!r} submitted without its checkpoints")
+        meta = json.loads((Path(next(iter(checkpoints.values()))) / "residual.json").read_text())
+        residual_info = {
+            "name": residual,
+            "algo": meta["algo"],
+            "features": meta["features"],
+            "description": f"{meta['algo']} residual on {meta['features']} features, "
+            f"alpha {meta['alpha']}",
+            "checkpoints": {
+                str(seed): {"path": f"{CHECKPOINTS_DIR}/seed{seed}", "sha256": checkpoint_hash(p)}
+                for seed, p in sorted(checkpoints.items())
+            },
+        }
+    suites = sorted({r.suite for r in records})
+    return {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "benchmark_version": __version__,
+        "name": name,
+        "submitter": submitter,
+        "spec_hashes": suite_spec_hashes(suites),
+        "protocol": {
+            "suites": suites,
+            "objects": sorted({r.objects for r in records}),
+            "train_seeds": train_seeds,
+            "episodes": 1 + max(int(r.extra["episode_index"]) for r in records),
+            "master_seed": int(first.extra.get("master_seed", 0)),
+        },
+        "base": {
+            "name": base,
+            # A remote base is described by its URL; it is not contacted here.
+            "description": get_base(base).description if base in base_names() else base,
+        },
+        "residual": residual_info,
+        "versions": first.extra.get("versions", {}),
+        "git_commit": first.extra.get("git_commit"),
+        "hardware": hardware(),
+        "summary": {"cells": json.loads(json.dumps(cell_summaries(records)))},
+    }
+
+
+def submit(
+    results_dir: str | Path,
+    *,
+    name: str,
+    base: str,
+    residual: str | None,
+    submitter: str,
+    root: str | Path = DEFAULT_ROOT,
+) -> Path:
+    """Turn a results directory into a new submission under ``root/submissions/``.
+
+    Residual checkpoints are copied from the records' ``extra.residual_path`` and the records
+    then point at the copies (``checkpoints/seed<S>``), so the submission stands alone.
+
+    Returns:
+        The submission directory.
+
+    Raises:
+        FileNotFoundError: no ``episodes.jsonl`` in ``results_dir``, or a missing checkpoint.
+        FileExistsError: the same submission is already there (submissions are append-only).
+        ValueError: no records of that method, or records not written by ``bench eval``.
+    """
+    path = Path(results_dir) / EPISODES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{results_dir}: no {EPISODES_FILE} (run `bench eval` first)")
+    records = _select(read_jsonl(path), base, residual)
+    submissions = Path(root) / SUBMISSIONS_DIR
+    submissions.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".submission.", dir=submissions))
+    try:
+        checkpoints = _copy_checkpoints(records, tmp) if residual is not None else None
+        records = canonical_order(records)
+        data = build_submission(
+            records,
+            name=name,
+            base=base,
+            residual=residual,
+            submitter=submitter,
+            checkpoints=checkpoints,
+        )
+        episodes = episodes_bytes(records)
+        data = {"id": submission_id(data, episodes), **data}
+        (tmp / EPISODES_FILE).write_bytes(episodes)
+        (tmp / SUBMISSION_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        final = submissions / data["id"]
+        if final.exists():
+            raise FileExistsError(f"submission {data['id']} already exists at {final}")
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _copy_checkpoints(records: list[EpisodeRecord], into: Path) -> dict[int, str]:
+    """Copy each training seed's residual into ``into`` and repoint the records at the copy."""
+    sources: dict[int, str] = {}
+    for r in records:
+        seed, source = r.extra.get("train_seed"), r.extra.get("residual_path")
+        if seed is None or source is None:
+            raise ValueError(f"record of seed {r.seed} lacks train_seed / residual_path")
+        if sources.setdefault(int(seed), source) != source:
+            raise ValueError(f"training seed {seed} was evaluated from two checkpoints")
+    copies = {}
+    for seed, source in sorted(sources.items()):
+        if not (Path(source) / "residual.json").is_file():
+            raise FileNotFoundError(f"checkpoint {source!r} of training seed {seed} is missing")
+        target = into / CHECKPOINTS_DIR / f"seed{seed}"
+        target.mkdir(parents=True)
+        # Only what `load_residual` needs: no optimiser checkpoints or logs of the run.
+        for file in ("residual.json", "model.zip"):
+            shutil.copyfile(Path(source) / file, target / file)
+        copies[seed] = str(target)
+    for r in records:
+        r.extra["residual_path"] = f"{CHECKPOINTS_DIR}/seed{int(r.extra['train_seed'])}"
+    return copies

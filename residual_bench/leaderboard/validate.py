@@ -1,0 +1,284 @@
+"""The rules every submission must pass (``bench leaderboard check``).
+
+Each rule returns the ways a submission breaks it; a :class:`Failure` names the submission and
+the rule, so that a failing check says exactly what to fix. The rules, in order:
+
+- ``files``: ``submission.json`` and ``episodes.jsonl`` present, nothing but checkpoints beside.
+- ``size``: the whole directory is at most ``MAX_BYTES`` (5 MiB).
+- ``schema``: the known format and schema version, every field present with its JSON type.
+- ``id``: the id is the content hash of the files and the directory's name.
+- ``benchmark``: a known benchmark version, and spec hashes equal to this code's.
+- ``records``: every line is a valid episode record of the declared method and suites.
+- ``grid``: every suite x objects x training seed x episode index present exactly once.
+- ``seeds``: every episode's seed is the derived one (no cherry-picked episodes).
+- ``summary``: the claimed summary equals the one recomputed from the episodes.
+- ``checkpoint``: each training seed's checkpoint is there and has the declared hash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from residual_bench.eval.records import EpisodeRecord
+from residual_bench.leaderboard.submission import (
+    CHECKPOINTS_DIR,
+    EPISODES_FILE,
+    FORMAT,
+    KNOWN_BENCHMARK_VERSIONS,
+    MAX_BYTES,
+    SCHEMA_VERSION,
+    SUBMISSION_FILE,
+    SUBMISSIONS_DIR,
+    checkpoint_hash,
+    submission_id,
+    suite_spec_hashes,
+)
+
+FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "format": str,
+    "schema_version": int,
+    "benchmark_version": str,
+    "name": str,
+    "submitter": str,
+    "spec_hashes": dict,
+    "protocol": dict,
+    "base": dict,
+    "residual": (dict, type(None)),
+    "versions": dict,
+    "git_commit": (str, type(None)),
+    "hardware": dict,
+    "summary": dict,
+}
+PROTOCOL_FIELDS = {
+    "suites": list,
+    "objects": list,
+    "train_seeds": list,
+    "episodes": int,
+    "master_seed": int,
+}
+MASTER_SEEDS = (0,)  # the benchmark's published master seed
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One broken rule of one submission."""
+
+    submission: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.submission}: [{self.rule}] {self.message}"
+
+
+Fail = Callable[[str, str], None]  # fail(rule, message)
+
+
+class _Broken(Exception):
+    """A rule failed in a way that makes the later rules meaningless."""
+
+
+def validate_submission(path: str | Path) -> list[Failure]:
+    """Every rule the submission at ``path`` breaks (empty when it is valid)."""
+    path = Path(path)
+    failures: list[Failure] = []
+
+    def fail(rule: str, message: str) -> None:
+        failures.append(Failure(path.name, rule, message))
+
+    try:
+        data, raw = _files_and_schema(path, fail)
+        records = _records(data, raw, fail)
+    except _Broken:
+        return failures
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    if size > MAX_BYTES:
+        fail("size", f"{size} bytes, more than the cap of {MAX_BYTES} bytes")
+    expected_id = submission_id(data, raw)
+    if data["id"] != expected_id or path.name != data["id"]:
+        fail("id", f"id {data['id']!r} in {path.name!r}, but the content hash is {expected_id!r}")
+    _benchmark(data, fail)
+    _grid_and_seeds(data, records, fail)
+    _summary(data, records, fail)
+    _checkpoints(path, data, fail)
+    return failures
+
+
+def validate_all(root: str | Path) -> list[Failure]:
+    """The failures of every submission under ``root/submissions/``, in name order."""
+    submissions = Path(root) / SUBMISSIONS_DIR
+    if not submissions.is_dir():
+        return []
+    failures = []
+    for path in sorted(p for p in submissions.iterdir() if not p.name.startswith(".")):
+        failures.extend(validate_submission(path))
+    return failures
+
+
+def _files_and_schema(path: Path, fail: Fail) -> tuple[dict[str, Any], bytes]:
+    if not path.is_dir():
+        fail("files", "not a directory")
+        raise _Broken
+    names = {p.name for p in path.iterdir()}
+    missing = sorted({SUBMISSION_FILE, EPISODES_FILE} - names)
+    extra = sorted(names - {SUBMISSION_FILE, EPISODES_FILE, CHECKPOINTS_DIR})
+    if missing:
+        fail("files", f"missing {', '.join(missing)}")
+        raise _Broken
+    if extra:
+        fail("files", f"unexpected file(s) {', '.join(extra)}")
+    try:
+        data = json.loads((path / SUBMISSION_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        fail("schema", f"{SUBMISSION_FILE} is not valid JSON ({exc})")
+        raise _Broken from None
+    problems = _schema_problems(data)
+    for problem in problems:
+        fail("schema", problem)
+    if problems:
+        raise _Broken
+    return data, (path / EPISODES_FILE).read_bytes()
+
+
+def _schema_problems(data: Any) -> list[str]:
+    if not isinstance(data, dict):
+        return [f"{SUBMISSION_FILE} must hold a JSON object"]
+    if data.get("format") != FORMAT or data.get("schema_version") != SCHEMA_VERSION:
+        return [f"expected format {FORMAT!r} schema_version {SCHEMA_VERSION}"]
+    problems = [f"missing field {k!r}" for k in FIELDS if k not in data]
+    problems += [f"unknown field {k!r}" for k in sorted(set(data) - set(FIELDS))]
+    for key, kind in FIELDS.items():
+        if key in data and not isinstance(data[key], kind):
+            problems.append(f"field {key!r} has the wrong type ({type(data[key]).__name__})")
+    protocol = data.get("protocol")
+    if isinstance(protocol, dict):
+        for key, kind in PROTOCOL_FIELDS.items():
+            if not isinstance(protocol.get(key), kind) or isinstance(protocol.get(key), bool):
+                problems.append(f"protocol.{key} must be a {kind.__name__}")
+    if isinstance(data.get("base"), dict) and not isinstance(data["base"].get("name"), str):
+        problems.append("base.name must be a string")
+    if isinstance(data.get("residual"), dict):
+        residual = data["residual"]
+        if not isinstance(residual.get("name"), str):
+            problems.append("residual.name must be a string")
+        if not isinstance(residual.get("checkpoints"), dict):
+            problems.append("residual.checkpoints must be an object")
+    if isinstance(data.get("summary"), dict) and not isinstance(data["summary"].get("cells"), list):
+        problems.append("summary.cells must be a list")
+    return problems
+
+
+def _records(data: dict[str, Any], raw: bytes, fail: Fail) -> list[EpisodeRecord]:
+    records = []
+    base = data["base"]["name"]
+    residual = data["residual"]["name"] if data["residual"] else None
+    lines = raw.split(b"\n")
+    if lines[-1]:
+        fail("records", "the last line has no newline (a truncated file)")
+    for lineno, line in enumerate(lines[:-1], start=1):
+        try:
+            record = EpisodeRecord.from_dict(json.loads(line), where=f"line {lineno}")
+        except (ValueError, TypeError, AttributeError) as exc:
+            fail("records", str(exc))
+            continue
+        if record.base != base or record.residual != residual:
+            fail("records", f"line {lineno} is {record.base} + {record.residual}, not the method")
+        elif "episode_index" not in record.extra or "master_seed" not in record.extra:
+            fail("records", f"line {lineno} lacks extra.episode_index / extra.master_seed")
+        else:
+            records.append(record)
+    if len(records) != len(lines) - 1 or not records:
+        fail("records", "no valid records" if not records else "some records are invalid")
+        raise _Broken
+    return records
+
+
+def _benchmark(data: dict[str, Any], fail: Fail) -> None:
+    if data["benchmark_version"] not in KNOWN_BENCHMARK_VERSIONS:
+        fail("benchmark", f"unknown benchmark version {data['benchmark_version']!r}")
+    try:
+        expected = suite_spec_hashes(data["protocol"]["suites"])
+    except ValueError as exc:
+        fail("benchmark", str(exc))
+        return
+    if data["spec_hashes"] != expected:
+        fail("benchmark", f"spec hashes {data['spec_hashes']} differ from this benchmark's")
+
+
+def _grid_and_seeds(data: dict[str, Any], records: list[EpisodeRecord], fail: Fail) -> None:
+    from residual_bench.seeding import episode_seed
+
+    protocol = data["protocol"]
+    seeds = protocol["train_seeds"] if data["residual"] else [None]
+    hashes = data["spec_hashes"].get("suites", {})
+    if protocol["master_seed"] not in MASTER_SEEDS:
+        # A free master seed would let a submitter pick the luckiest of many evaluations.
+        fail("seeds", f"master seed {protocol['master_seed']}, the benchmark's is {MASTER_SEEDS}")
+    expected = {
+        (suite, objects, seed, index)
+        for suite in protocol["suites"]
+        for objects in protocol["objects"]
+        for seed in seeds
+        for index in range(protocol["episodes"])
+    }
+    seen: dict[tuple, int] = {}
+    for r in records:
+        key = (r.suite, r.objects, r.extra.get("train_seed"), r.extra["episode_index"])
+        seen[key] = seen.get(key, 0) + 1
+        derived = episode_seed(protocol["master_seed"], r.suite, r.objects, key[3])
+        if r.extra["master_seed"] != protocol["master_seed"] or r.seed != derived:
+            fail("seeds", f"{_cell(key)}: seed {r.seed}, derived seed {derived}")
+        if r.env_spec_hash != hashes.get(r.suite):
+            fail("benchmark", f"{_cell(key)}: env_spec_hash {r.env_spec_hash!r} is not the suite's")
+    for key in sorted(expected - set(seen), key=str)[:5]:
+        fail("grid", f"{_cell(key)} is missing")
+    for key, n in sorted(seen.items(), key=str):
+        if key not in expected:
+            fail("grid", f"{_cell(key)} is outside the declared protocol")
+        elif n > 1:
+            fail("grid", f"{_cell(key)} is present {n} times")
+
+
+def _cell(key: tuple) -> str:
+    suite, objects, seed, index = key
+    seed_part = "" if seed is None else f" train seed {seed}"
+    return f"{suite}/{objects}{seed_part} episode {index}"
+
+
+def _summary(data: dict[str, Any], records: list[EpisodeRecord], fail: Fail) -> None:
+    from residual_bench.eval.runner import cell_summaries
+
+    # Through JSON, so that the comparison sees exactly what a file can hold.
+    recomputed = json.loads(json.dumps(cell_summaries(records)))
+    if data["summary"]["cells"] != recomputed:
+        cells = [c for c in data["summary"]["cells"] if c not in recomputed]
+        where = ", ".join(
+            f"{c.get('suite')}/{c.get('objects')}" for c in cells[:3] if isinstance(c, dict)
+        )
+        fail(
+            "summary", f"the claimed summary differs from the episodes' (cells: {where or 'count'})"
+        )
+
+
+def _checkpoints(path: Path, data: dict[str, Any], fail: Fail) -> None:
+    residual = data["residual"]
+    if residual is None:
+        if (path / CHECKPOINTS_DIR).exists():
+            fail("checkpoint", "a base-alone submission has checkpoints")
+        return
+    declared = {str(s) for s in data["protocol"]["train_seeds"]}
+    if set(residual["checkpoints"]) != declared:
+        fail(
+            "checkpoint", f"checkpoints for seeds {sorted(residual['checkpoints'])}, not {declared}"
+        )
+    for seed, entry in sorted(residual["checkpoints"].items()):
+        where = path / CHECKPOINTS_DIR / f"seed{seed}"
+        if not where.is_dir():
+            fail("checkpoint", f"training seed {seed}: no {CHECKPOINTS_DIR}/seed{seed}")
+        elif checkpoint_hash(where) != entry.get("sha256"):
+            fail("checkpoint", f"training seed {seed}: the checkpoint's hash differs")

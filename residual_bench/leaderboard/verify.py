@@ -1,0 +1,213 @@
+"""Re-running a submission's episodes (``bench verify``).
+
+Verification re-runs ``k`` of the submitted episodes from the submitted checkpoint and checks
+that success, recovery and completion time come out exactly as recorded. The episodes are
+drawn by a generator seeded with the submission id, so nobody chooses them and anyone can
+repeat the check. The outcome lives in ``leaderboards/verifications/<id>.json``, outside the
+submission's directory, whose files stay immutable.
+
+A maintainer can also run a submission on a private master seed
+(:func:`heldout_evaluation`): episodes nobody saw before, compared with the claimed rates.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.leaderboard.submission import (
+    CHECKPOINTS_DIR,
+    EPISODES_FILE,
+    SUBMISSION_FILE,
+    VERIFICATIONS_DIR,
+    checkpoint_hash,
+)
+from residual_bench.leaderboard.validate import MASTER_SEEDS, validate_submission
+
+VERIFIED, FAILED, NOT_VERIFIABLE = "verified", "failed", "not-verifiable"
+
+
+def not_verifiable_reason(base: str) -> str | None:
+    """Why episodes of ``base`` cannot be re-run here, or None when they can.
+
+    Only the bases registered in the package run on this machine's CPU; a remote base
+    (``remote:``, ``openvla-rest:``, ``octo``) needs a GPU policy server.
+    """
+    from residual_bench.policies.registry import base_names
+
+    if base in base_names():
+        return None
+    return f"base {base!r} needs a GPU policy server, not available to the verifier"
+
+
+def choose_records(sub_id: str, records: list[EpisodeRecord], k: int) -> list[EpisodeRecord]:
+    """``k`` records (all if fewer) drawn by a generator seeded with the submission id."""
+    if k < 1:
+        raise ValueError(f"--k must be at least 1, got {k}")
+    rng = np.random.default_rng(int(sub_id, 16))
+    picked = rng.choice(len(records), size=min(k, len(records)), replace=False)
+    return [records[i] for i in sorted(int(i) for i in picked)]
+
+
+def outcome(record: EpisodeRecord) -> dict[str, Any]:
+    """What verification compares: success, recovery and completion time, exactly."""
+    return {
+        "success": record.success,
+        "recovered": record.success if record.perturbed else None,
+        "recovery_times": [e.recovery_time for e in record.events],
+        "completion_time": record.first_success_time,
+    }
+
+
+def _task(path: Path, data: dict[str, Any], record: EpisodeRecord, master_seed: int, index: int):
+    from residual_bench.eval.runner import EpisodeTask
+
+    checkpoint = None
+    if data["residual"] is not None:
+        seed = str(record.extra["train_seed"])
+        where = path / CHECKPOINTS_DIR / f"seed{seed}"
+        # Re-checked here: only the checkpoint that was hashed into the id may run.
+        if checkpoint_hash(where) != data["residual"]["checkpoints"][seed]["sha256"]:
+            raise ValueError(f"{path.name}: checkpoint of training seed {seed} has another hash")
+        checkpoint = str(where)
+    suite = record.suite  # shipped suites only: the spec hash rule guarantees it
+    return EpisodeTask(
+        data["base"]["name"], checkpoint, suite, suite, record.objects, index, master_seed
+    )
+
+
+def _load_valid(path: str | Path) -> tuple[Path, dict[str, Any], list[EpisodeRecord]]:
+    path = Path(path)
+    if not (path / SUBMISSION_FILE).is_file():
+        raise FileNotFoundError(f"{path}: not a submission (no {SUBMISSION_FILE})")
+    failures = validate_submission(path)
+    if failures:
+        raise ValueError("; ".join(str(f) for f in failures))
+    data = json.loads((path / SUBMISSION_FILE).read_text())
+    return path, data, read_jsonl(path / EPISODES_FILE)
+
+
+def verify_submission(path: str | Path, k: int = 10) -> dict[str, Any]:
+    """Re-run ``k`` chosen episodes of a valid submission and compare them with the records.
+
+    Returns:
+        ``{"submission", "status", "k", "episodes": [...], ...}``; status is ``verified`` when
+        every re-run matches, ``failed`` otherwise, ``not-verifiable`` for a GPU base.
+
+    Raises:
+        FileNotFoundError: not a submission directory.
+        ValueError: the submission breaks a rule of ``bench leaderboard check``.
+    """
+    from residual_bench.eval.provenance import package_versions
+    from residual_bench.eval.runner import play
+
+    path, data, records = _load_valid(path)
+    result: dict[str, Any] = {"submission": data["id"], "k": k, "versions": package_versions()}
+    reason = not_verifiable_reason(data["base"]["name"])
+    if reason is not None:
+        return {**result, "status": NOT_VERIFIABLE, "reason": reason, "episodes": []}
+    episodes = []
+    for record in choose_records(data["id"], records, k):
+        index = int(record.extra["episode_index"])
+        rerun = play(_task(path, data, record, int(record.extra["master_seed"]), index))
+        claimed, got = outcome(record), outcome(rerun)
+        episodes.append(
+            {
+                "suite": record.suite,
+                "objects": record.objects,
+                "train_seed": record.extra.get("train_seed"),
+                "episode_index": index,
+                "seed": record.seed,
+                "match": claimed == got,
+                "claimed": claimed,
+                "rerun": got,
+            }
+        )
+    status = VERIFIED if all(e["match"] for e in episodes) else FAILED
+    return {**result, "status": status, "episodes": episodes}
+
+
+def read_heldout_seeds(path: str | Path) -> dict[str, int]:
+    """A maintainer's private seed file: ``{"master_seed": int, "episodes": int}``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: malformed, or a public master seed (its episodes are already submitted).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--heldout-seeds: {str(path)!r} does not exist")
+    try:
+        data = json.loads(path.read_text())
+        master_seed, episodes = int(data["master_seed"]), int(data["episodes"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"{path}: expected a JSON object {{'master_seed': int, 'episodes': int}}"
+        ) from None
+    if master_seed in MASTER_SEEDS or master_seed < 0 or episodes < 1:
+        raise ValueError(
+            f"{path}: need a private master seed >= 0 (not {MASTER_SEEDS}), episodes >= 1"
+        )
+    return {"master_seed": master_seed, "episodes": episodes}
+
+
+def heldout_evaluation(path: str | Path, seeds_file: str | Path) -> dict[str, Any]:
+    """Run a submission on private seeds; compare each cell with its claimed success rate.
+
+    A cell is ``consistent`` when the 95% Wilson intervals of the claimed and the hidden
+    success rates overlap. The seeds themselves are never written into the result.
+    """
+    from residual_bench.eval.metrics import wilson_interval
+    from residual_bench.eval.runner import play
+
+    path, data, records = _load_valid(path)
+    hidden = read_heldout_seeds(seeds_file)
+    reason = not_verifiable_reason(data["base"]["name"])
+    if reason is not None:
+        return {"submission": data["id"], "status": NOT_VERIFIABLE, "reason": reason}
+    cells: dict[tuple, list[EpisodeRecord]] = {}
+    for r in records:
+        cells.setdefault((r.suite, r.objects, r.extra.get("train_seed")), []).append(r)
+    out = []
+    for (suite, objects, train_seed), cell in sorted(cells.items(), key=str):
+        wins = 0
+        for index in range(hidden["episodes"]):
+            task = _task(path, data, cell[0], hidden["master_seed"], index)
+            wins += play(task).success
+        claimed = sum(r.success for r in cell)
+        a, b = wilson_interval(claimed, len(cell)), wilson_interval(wins, hidden["episodes"])
+        out.append(
+            {
+                "suite": suite,
+                "objects": objects,
+                "train_seed": train_seed,
+                "claimed": [claimed, len(cell)],
+                "hidden": [wins, hidden["episodes"]],
+                "consistent": a[0] <= b[1] and b[0] <= a[1],
+            }
+        )
+    status = "consistent" if all(c["consistent"] for c in out) else "inconsistent"
+    return {"submission": data["id"], "status": status, "cells": out}
+
+
+def write_verification(root: str | Path, result: dict[str, Any], key: str = "replay") -> Path:
+    """Store a result under ``key`` (``replay`` or ``heldout``) in the verification file."""
+    where = Path(root) / VERIFICATIONS_DIR / f"{result['submission']}.json"
+    where.parent.mkdir(parents=True, exist_ok=True)
+    current = json.loads(where.read_text()) if where.is_file() else {}
+    current[key] = result
+    where.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    return where
+
+
+def verification_status(root: str | Path, sub_id: str) -> str:
+    """``verified``, ``failed``, ``not-verifiable`` or ``self-reported`` (never checked)."""
+    where = Path(root) / VERIFICATIONS_DIR / f"{sub_id}.json"
+    if not where.is_file():
+        return "self-reported"
+    replay = json.loads(where.read_text()).get("replay", {})
+    return replay.get("status", "self-reported")
