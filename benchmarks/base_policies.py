@@ -1,7 +1,7 @@
 """The frozen base policies on the main suites, training vs held-out objects, and their speed.
 
-    python benchmarks/base_policies.py                  # 200 episodes a cell, ~45 min, 2 cores
-    python benchmarks/base_policies.py --episodes 20    # a quick look
+    python benchmarks/base_policies.py --bc-episodes 100   # the committed table, ~1.5 h, 2 cores
+    python benchmarks/base_policies.py --episodes 20       # a quick look
 
 For ``scripted-expert``, ``scripted`` and ``bc`` on nominal, poke, slide, drop, latency and
 mixed, with training and held-out objects, it writes
@@ -58,6 +58,12 @@ def call_latency(base: str, calls: int = 200) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument(
+        "--bc-episodes",
+        type=int,
+        default=None,
+        help="episodes per bc cell (default: --episodes); bc renders and runs a CNN, ~5x slower",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
@@ -72,13 +78,18 @@ def main() -> None:
 
     root = args.out / "bases"
     cells = [(b, s, o) for b in args.bases for s in SUITES for o in SPLITS]
+    bc_episodes = args.bc_episodes or args.episodes
+
+    def episodes_for(base: str) -> int:
+        return bc_episodes if base == "bc" else args.episodes
+
     summaries = {}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {
             pool.submit(
                 run_or_reuse,
                 root / b / s / o,
-                args.episodes,
+                episodes_for(b),
                 policy=b,
                 suite=s,
                 objects=o,
@@ -102,8 +113,10 @@ def main() -> None:
     lines = [
         "# Frozen base policies",
         "",
-        f"Produced by `python benchmarks/base_policies.py --episodes {args.episodes}` (master "
-        f"seed {args.seed}; the same episode seeds for every base). Success with Wilson 95% "
+        f"Produced by `python benchmarks/base_policies.py --episodes {args.episodes} "
+        f"--bc-episodes {bc_episodes}` ({args.episodes} episodes per cell, {bc_episodes} for "
+        f"bc; master seed {args.seed}; the same episode seeds for every base). Success with "
+        "Wilson 95% "
         "intervals; completion time in simulated seconds over successful episodes; recovery "
         "rate: perturbed episodes that succeed. Call latency: one `act` call on one CPU core, "
         "wall clock, median / p99 over 200 calls.",

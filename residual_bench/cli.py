@@ -330,11 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.set_defaults(func=_cmd_run)
 
+    from residual_bench.leaderboard.cli import add_leaderboard_parsers
     from residual_bench.policies.remote.cli import add_serve_parser
     from residual_bench.real.cli import add_real_eval_parser
 
     add_serve_parser(sub)
     add_real_eval_parser(sub)
+    add_leaderboard_parsers(sub)
 
     p_report = sub.add_parser("report", help="tables and plots from result directories")
     p_report.add_argument("dirs", nargs="+", help="result directories (with episodes.jsonl)")
