@@ -11,6 +11,7 @@ Faults are exceptions derived from :class:`RobotFault`, each with a machine-read
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -147,3 +148,17 @@ def lazy_import(module: str, driver: str, install: str) -> object:
             f"the {driver!r} driver needs the {module!r} module ({exc}); install it with "
             f"`{install}` (see docs/real_robot.md for the libfranka version per robot)"
         ) from None
+
+
+class WallClock:
+    """``clock`` and ``sleep`` of a driver for a real robot: monotonic wall-clock time; the
+    library's own controller keeps tracking the last target while Python sleeps."""
+
+    def clock(self) -> float:
+        """Wall-clock monotonic seconds."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait without blocking the robot's controller."""
+        if seconds > 0:
+            time.sleep(seconds)

@@ -20,12 +20,13 @@ from residual_bench.real.driver import (
     RobotFault,
     RobotState,
     UserStopError,
+    WallClock,
     check_pose,
     lazy_import,
 )
 
 
-class FrankyDriver:
+class FrankyDriver(WallClock):
     """A Franka arm (and hand) through franky-control.
 
     Args:
@@ -157,15 +158,6 @@ class FrankyDriver:
         """Stop the running motion."""
         if self.robot is not None:
             self._call(self.robot.stop)
-
-    def clock(self) -> float:
-        """Wall-clock monotonic seconds."""
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait (franky's controller keeps tracking meanwhile)."""
-        if seconds > 0:
-            time.sleep(seconds)
 
     def close(self) -> None:
         """Stop and drop the connection."""

@@ -19,12 +19,13 @@ from residual_bench.real.driver import (
     RobotFault,
     RobotState,
     UserStopError,
+    WallClock,
     check_pose,
     lazy_import,
 )
 
 
-class PandaPyDriver:
+class PandaPyDriver(WallClock):
     """A Panda through panda-python.
 
     Args:
@@ -125,15 +126,6 @@ class PandaPyDriver:
         if self.panda is not None and self.controller is not None:
             self._call(self.panda.stop_controller)
         self.controller = None
-
-    def clock(self) -> float:
-        """Wall-clock monotonic seconds."""
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait (the library's controller keeps tracking meanwhile)."""
-        if seconds > 0:
-            time.sleep(seconds)
 
     def close(self) -> None:
         """Stop and drop the connection."""

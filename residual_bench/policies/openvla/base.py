@@ -34,6 +34,28 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def openvla_spec(
+    name: str, camera: str, size: int, unnorm_key: str | None, description: str
+) -> PolicySpec:
+    """OpenVLA's native convention: one end-effector delta (metres, radians) and a gripper in
+    [0, 1] (1 = open) per call, from one square camera image and the instruction."""
+    return PolicySpec(
+        name=name,
+        control_hz=CONTROL_HZ,
+        chunk_len=1,
+        action_dim=7,
+        action_repr="delta_ee_euler",
+        gripper="absolute_01",
+        position_unit_m=1.0,
+        rotation_unit_rad=1.0,
+        cameras={camera: (size, size)},
+        needs_instruction=True,
+        needs_state=False,
+        normalization_key=unnorm_key,
+        description=description,
+    )
+
+
 class OpenVLABase:
     """An OpenVLA checkpoint answering one action per call.
 
@@ -95,21 +117,12 @@ class OpenVLABase:
         self.camera = camera
         self._prompt_cache: dict[str, list[int]] = {}
         size = self.config.image_size
-        self.spec = PolicySpec(
-            name=name,
-            control_hz=CONTROL_HZ,
-            chunk_len=1,
-            action_dim=7,
-            action_repr="delta_ee_euler",
-            gripper="absolute_01",
-            position_unit_m=1.0,
-            rotation_unit_rad=1.0,
-            cameras={camera: (size, size)},
-            needs_instruction=True,
-            needs_state=False,
-            normalization_key=key,
-            description="OpenVLA: 7 greedy action tokens per call, un-normalised with "
-            f"the {key!r} statistics",
+        self.spec = openvla_spec(
+            name,
+            camera,
+            size,
+            key,
+            f"OpenVLA: 7 greedy action tokens per call, un-normalised with the {key!r} statistics",
         )
 
     def reset(self, instruction: str, seed: int | None) -> None:

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from residual_bench.policies.base import ActionChunk, PolicySpec
+from residual_bench.policies.base import ActionChunk
 from residual_bench.policies.executor import BaseUnavailableError
+from residual_bench.policies.openvla.base import openvla_spec
 
 UNNORM_KEY_ENV = "RESIDUAL_BENCH_OPENVLA_UNNORM_KEY"
 DEFAULT_UNNORM_KEY = "bridge_orig"
@@ -86,20 +87,8 @@ class OpenVLARestBase:
         self.timeout_s = float(timeout_s)
         self.image_key = image_key
         self.failures = 0
-        self.spec = PolicySpec(
-            name="openvla",
-            control_hz=5.0,
-            chunk_len=1,
-            action_dim=7,
-            action_repr="delta_ee_euler",
-            gripper="absolute_01",
-            position_unit_m=1.0,
-            rotation_unit_rad=1.0,
-            cameras={image_key: (IMAGE_SIZE, IMAGE_SIZE)},
-            needs_instruction=True,
-            needs_state=False,
-            normalization_key=unnorm_key,
-            description="OpenVLA via its REST server (POST /act)",
+        self.spec = openvla_spec(
+            "openvla", image_key, IMAGE_SIZE, unnorm_key, "OpenVLA via its REST server (POST /act)"
         )
         # A policy server is reached directly: ignore any HTTP proxy in the environment.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
