@@ -14,9 +14,6 @@ Safeguards (from the residual-RL literature; each 0 / false switches it off):
 - ``scale_ramp_steps``: alpha grows linearly from 0 to its value over this many steps;
 - ``magnitude_penalty`` / ``rate_penalty``: reward penalties on |r|^2 and action changes;
 - ``feature_noise``: pose noise and detection dropout on the ``objects`` features.
-
-``pretrain`` (off unless ``episodes`` > 0) warm-starts an off-policy actor from the simulated
-expert's corrections before RL (:mod:`residual_bench.residual.pretrain`).
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ from typing import Any
 
 from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
 from residual_bench.residual.features import FEATURE_MODES
-from residual_bench.residual.pretrain import PRETRAIN_DEFAULTS
 
 ALGOS = ("sac", "td3", "ppo")
 SAFEGUARD_DEFAULTS: dict[str, Any] = {
@@ -65,7 +61,6 @@ class ResidualConfig:
     safeguards: dict[str, Any] = field(default_factory=lambda: dict(SAFEGUARD_DEFAULTS))
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
     gated: dict[str, Any] | None = None
-    pretrain: dict[str, Any] = field(default_factory=lambda: dict(PRETRAIN_DEFAULTS))
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, stored with every trained residual."""
@@ -122,7 +117,7 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     data = read_yaml(path)
     where = str(path)
     known = {"algo", "description", "features", "alpha", "hyperparams", "safeguards", "train"}
-    known.update({"gated", "pretrain"})
+    known.add("gated")
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {sorted(known)}")
@@ -170,5 +165,4 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         safeguards=safeguards,
         train=_merge("train", data.get("train"), TRAIN_DEFAULTS, where),
         gated=gated,
-        pretrain=_merge("pretrain", data.get("pretrain"), PRETRAIN_DEFAULTS, where),
     )

@@ -33,7 +33,6 @@ from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.features import ObjectFeatureNoise
-from residual_bench.residual.pretrain import pretrain_actor
 from residual_bench.seeding import episode_seed
 
 EVAL_MASTER_SEED = 10_000  # learning-curve episodes, disjoint from the benchmark's seeds
@@ -170,11 +169,6 @@ def train_residual(
                 setattr(model, key, int(safeguards[key]))
     else:
         model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
-        if config.pretrain["episodes"] > 0:
-            if config.algo == "ppo" or config.features == "global":
-                raise ValueError("pretrain needs an off-policy agent (sac, td3) on vector features")
-            pretrain_stats = pretrain_actor(model, env, config.pretrain, seed, progress)
-            (out / "pretrain.json").write_text(json.dumps(pretrain_stats) + "\n")
     start = int(model.num_timesteps)
     next_eval = (
         (_last_evaluated(out / "progress.csv") // eval_every + 1) * eval_every if eval_every else 0
