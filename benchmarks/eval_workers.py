@@ -1,7 +1,7 @@
 """Evaluation throughput with 1 and 2 local workers, measured side by side in one run.
 
-    python benchmarks/eval_workers.py                # 40 episodes per setting, ~3 min
-    python benchmarks/eval_workers.py --episodes 80
+    python benchmarks/eval_workers.py                # 80 episodes per setting, ~1 min
+    python benchmarks/eval_workers.py --episodes 40  # shorter: worker start-up weighs more
 
 Runs the same episode grid (the ``scripted`` base on ``nominal`` and ``mixed``, held-out
 objects) with the local process-pool executor at 1 and 2 workers, in fresh directories, and
@@ -35,7 +35,7 @@ def timed_evaluation(tasks: list, workers: int) -> tuple[float, list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--episodes", type=int, default=40, help="episodes per setting")
+    parser.add_argument("--episodes", type=int, default=80, help="episodes per setting")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     per_suite = max(1, args.episodes // 2)

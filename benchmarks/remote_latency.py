@@ -11,7 +11,9 @@ simulated latency of the executor set from GPU figures for real VLAs (shared/DES
 
 and the in-process ``bc`` on the same episodes for reference. Writes
 ``results/remote/<setting>/{episodes.jsonl,summary.json}`` and ``results/remote_latency.md``
-(success with Wilson intervals, completion time, failed remote calls).
+(success with Wilson intervals, completion time, failed remote calls, and how many episodes
+end in exactly the in-process base's final state: all of them when the latency model is the
+same, since the simulation waits for each answer).
 """
 
 from __future__ import annotations
@@ -67,17 +69,21 @@ def main() -> None:
         "episode seeds in every row). Simulated latency per call: bc's own 50-100 ms, and "
         "170-250 ms as measured for OpenVLA on an RTX 4090.",
         "",
-        "| setting | success | completion (s) | failed remote calls |",
-        "|---|---:|---:|---:|",
+        "| setting | success | completion (s) | failed remote calls | final state as in-process |",
+        "|---|---:|---:|---:|---:|",
     ]
+    reference = {
+        r.seed: r.final_state_hash for r in read_jsonl(root / "bc-in-process" / "episodes.jsonl")
+    }
     for name, summary in summaries.items():
         cell = summary["cells"][0]
         records = read_jsonl(root / name / "episodes.jsonl")
         failed = sum(r.extra.get("base_errors", 0) for r in records)
+        same = sum(reference.get(r.seed) == r.final_state_hash for r in records)
         ct = cell["completion_time_mean"]
         lines.append(
             f"| {name} | {format_rate(cell['success_rate'])} | "
-            f"{'-' if ct is None else f'{ct:.2f}'} | {failed} |"
+            f"{'-' if ct is None else f'{ct:.2f}'} | {failed} | {same}/{len(records)} |"
         )
     lines.append("")
     (args.out / "remote_latency.md").write_text("\n".join(lines))
