@@ -166,12 +166,7 @@ class ResidualPickPlaceEnv(gym.Env):
             obs["object_mask"] = spaces.Box(0.0, 1.0, (MAX_OBJECTS,), np.float32)
             obs["goal"] = spaces.Box(-inf, inf, (3,), np.float32)
         else:
-            obs["rgb"] = spaces.Box(0, 255, (size, size, 3), np.uint8)
-            if self.obs_mode.startswith("rgbd"):
-                obs["depth"] = spaces.Box(0.0, inf, (size, size, 1), np.float32)
-            if self.obs_mode.endswith("+seg"):
-                n = len(SEGMENTATION_CLASSES) - 1
-                obs["segmentation"] = spaces.Box(0, n, (size, size, 1), np.uint8)
+            obs.update(camera_spaces(self.obs_mode, size))
         return spaces.Dict(obs)
 
     @property
@@ -383,6 +378,18 @@ class ResidualPickPlaceEnv(gym.Env):
             for arr in (s.position, s.orientation, s.linear_velocity, s.angular_velocity):
                 h.update(np.asarray(arr, dtype=np.float64).tobytes())
         return h.hexdigest()
+
+
+def camera_spaces(obs_mode: str, size: int) -> dict[str, spaces.Box]:
+    """The image entries of the observation for an image ``obs_mode`` at ``size`` pixels
+    (shared with the real-robot env, whose observations must match these exactly)."""
+    out = {"rgb": spaces.Box(0, 255, (size, size, 3), np.uint8)}
+    if obs_mode.startswith("rgbd"):
+        out["depth"] = spaces.Box(0.0, np.inf, (size, size, 1), np.float32)
+    if obs_mode.endswith("+seg"):
+        n = len(SEGMENTATION_CLASSES) - 1
+        out["segmentation"] = spaces.Box(0, n, (size, size, 1), np.uint8)
+    return out
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:

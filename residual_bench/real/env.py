@@ -27,7 +27,7 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from residual_bench.language import INSTRUCTION_DIM, instruction_features
-from residual_bench.pick_place_env import PROPRIO_DIM, validate_action
+from residual_bench.pick_place_env import PROPRIO_DIM, camera_spaces, validate_action
 from residual_bench.real.cameras import (
     CameraSource,
     GroundTruthSegmenter,
@@ -38,7 +38,6 @@ from residual_bench.real.cameras import (
 from residual_bench.real.driver import RobotDriver, RobotFault, RobotState
 from residual_bench.real.safety import SafetyLayer, SafetyLimits
 from residual_bench.sim.panda import HOME_JOINTS
-from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES
 
 REAL_OBS_MODES = ("rgb", "rgbd", "rgb+seg", "rgbd+seg")
 DRIVERS = ("twin", "franky", "panda-py")
@@ -163,17 +162,11 @@ class PandaRealEnv(gym.Env):
 
     def _make_observation_space(self) -> spaces.Dict:
         # Must equal ResidualPickPlace-v0's for the same mode and size (a test checks it).
-        size, inf = self.image_size, np.inf
         obs = {
-            "proprio": spaces.Box(-inf, inf, (PROPRIO_DIM,), np.float32),
+            "proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32),
             "instruction": spaces.Box(-1.0, 1.0, (INSTRUCTION_DIM,), np.float32),
-            "rgb": spaces.Box(0, 255, (size, size, 3), np.uint8),
+            **camera_spaces(self.obs_mode, self.image_size),
         }
-        if self.obs_mode.startswith("rgbd"):
-            obs["depth"] = spaces.Box(0.0, inf, (size, size, 1), np.float32)
-        if self.obs_mode.endswith("+seg"):
-            n = len(SEGMENTATION_CLASSES) - 1
-            obs["segmentation"] = spaces.Box(0, n, (size, size, 1), np.uint8)
         return spaces.Dict(obs)
 
     @property
