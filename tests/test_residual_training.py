@@ -21,6 +21,7 @@ import yaml
 from residual_bench.env_spec import SpecError, spec_dir
 from residual_bench.residual import make_residual_env
 from residual_bench.residual.agents import (
+    GatedResidualSAC,
     ResidualSAC,
     ResidualTD3,
     build_agent,
@@ -558,3 +559,19 @@ def test_a_damaged_model_zip_is_refused_with_a_clear_error(residual_copy, damage
     read_metadata(residual_copy)  # the metadata alone is still fine
     with pytest.raises(ValueError, match="model could not be loaded"):
         load_residual(residual_copy)
+
+
+def test_the_gated_residual_scales_its_correction_by_the_critics_agreement(residual_env):
+    env = residual_env()
+    config = tiny_config("sac-gated", zero_init=False)
+    model = build_agent(config, env, seed=0)
+    assert isinstance(model, GatedResidualSAC) and len(model.critic.q_networks) == 5
+    obs, _ = env.reset(seed=0)
+    gate = model.gate(obs[None], np.full((1, 7), 0.5))
+    assert gate.shape == (1,) and 0.0 < gate[0] <= 1.0
+    raw = ResidualSAC.predict(model, obs, deterministic=True)[0]
+    gated = model.predict(obs, deterministic=True)[0]
+    expected = raw * model.gate(obs[None], raw[None])[0]
+    np.testing.assert_allclose(gated, expected, rtol=1e-5)
+    model.gate_temperature = 1e-9  # critics never agree exactly: the correction vanishes
+    np.testing.assert_allclose(model.predict(obs, deterministic=True)[0], 0.0, atol=1e-6)
