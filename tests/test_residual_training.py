@@ -575,3 +575,23 @@ def test_the_gated_residual_scales_its_correction_by_the_critics_agreement(resid
     np.testing.assert_allclose(gated, expected, rtol=1e-5)
     model.gate_temperature = 1e-9  # critics never agree exactly: the correction vanishes
     np.testing.assert_allclose(model.predict(obs, deterministic=True)[0], 0.0, atol=1e-6)
+
+
+def test_output_decay_shrinks_the_residual_output_layer_after_each_update(residual_env):
+    env = residual_env()
+    config = tiny_config("sac", output_decay=0.5)
+    model = build_agent(config, env, seed=0)
+    model.learn(120)  # fills the buffer past learning_starts
+    with torch.no_grad():
+        model.actor.mu.weight.fill_(1.0)
+        model.actor.mu.bias.fill_(1.0)
+    model.train(gradient_steps=1, batch_size=32)
+    # One Adam step moves each weight by at most about the learning rate; the decay halves it.
+    assert torch.allclose(
+        model.actor.mu.weight, torch.full_like(model.actor.mu.weight, 0.5), atol=0.01
+    )
+    model.output_decay = 0.0
+    with torch.no_grad():
+        model.actor.mu.weight.fill_(1.0)
+    model.train(gradient_steps=1, batch_size=32)
+    assert model.actor.mu.weight.min() > 0.98

@@ -26,6 +26,7 @@ class ResidualOffPolicyMixin:
     warmup_steps: int = 0
     exploration_ramp_steps: int = 0
     critic_only_steps: int = 0
+    output_decay: float = 0.0
 
     def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1):
         action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
@@ -50,7 +51,16 @@ class ResidualOffPolicyMixin:
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if self.num_timesteps >= self.critic_only_steps:
-            return super().train(gradient_steps, batch_size)
+            super().train(gradient_steps, batch_size)
+            if self.output_decay > 0:
+                # Decoupled weight decay on the residual's output layer: a correction survives
+                # only where the critic keeps asking for it; elsewhere it fades back to the base.
+                keep = (1.0 - self.output_decay) ** gradient_steps
+                with torch.no_grad():
+                    for layer in actor_output_layers(self):
+                        layer.weight.mul_(keep)
+                        layer.bias.mul_(keep)
+            return None
         # Critic-only phase: run SB3's update, then put the actor (TD3's target actor, SAC's
         # entropy coefficient) back, so the policy is exactly the one before the update.
         frozen = list(self.actor.parameters())
@@ -104,6 +114,15 @@ class GatedResidualSAC(ResidualSAC):
 SAC_INITIAL_LOG_STD = -1.0
 
 
+def actor_output_layers(model: Any) -> list:
+    """The layers whose weights make the residual's mean action (zeroed, decayed)."""
+    if isinstance(model, SAC):
+        return [model.actor.mu]
+    if isinstance(model, TD3):
+        return [model.actor.mu[-2]]
+    return [model.policy.action_net]
+
+
 def zero_init_output(model: Any) -> None:
     """Zero the actor's output layer so the deterministic residual is exactly 0.
 
@@ -111,20 +130,16 @@ def zero_init_output(model: Any) -> None:
     ``log_std_init`` only applies with gSDE, and a unit std would make the first residual
     actions as large as alpha allows.
     """
-    layers = []
-    if isinstance(model, SAC):
-        layers = [model.actor.mu]
-        with torch.no_grad():
-            model.actor.log_std.weight.zero_()
-            model.actor.log_std.bias.fill_(SAC_INITIAL_LOG_STD)
-    elif isinstance(model, TD3):
-        layers = [model.actor.mu[-2], model.actor_target.mu[-2]]
-    elif isinstance(model, PPO):
-        layers = [model.policy.action_net]
+    layers = actor_output_layers(model)
+    if isinstance(model, TD3):
+        layers.append(model.actor_target.mu[-2])
     with torch.no_grad():
         for layer in layers:
             layer.weight.zero_()
             layer.bias.zero_()
+        if isinstance(model, SAC):
+            model.actor.log_std.weight.zero_()
+            model.actor.log_std.bias.fill_(SAC_INITIAL_LOG_STD)
 
 
 def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: str | None = None):
@@ -147,6 +162,7 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         model.warmup_steps = int(safeguards["warmup_steps"])
         model.exploration_ramp_steps = int(safeguards["exploration_ramp_steps"])
         model.critic_only_steps = int(safeguards["critic_only_steps"])
+        model.output_decay = float(safeguards["output_decay"])
         if config.gated is not None:
             model.gate_temperature = float(config.gated["temperature"])
     if safeguards["zero_init"]:

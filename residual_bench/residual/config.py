@@ -10,6 +10,8 @@ Safeguards (from the residual-RL literature; each 0 / false switches it off):
   reproduces the base exactly;
 - ``warmup_steps``: the first transitions are the base alone (r = 0), not random actions;
 - ``critic_only_steps``: the actor stays frozen while the critic learns the base's values;
+- ``output_decay``: per update, the actor's output layer shrinks by this fraction, so a
+  correction the critic does not keep asking for fades back to the base;
 - ``exploration_ramp_steps`` H: the residual acts with probability min(t / H, 1), else 0;
 - ``scale_ramp_steps``: alpha grows linearly from 0 to its value over this many steps;
 - ``magnitude_penalty`` / ``rate_penalty``: reward penalties on |r|^2 and action changes;
@@ -31,6 +33,7 @@ SAFEGUARD_DEFAULTS: dict[str, Any] = {
     "zero_init": True,
     "warmup_steps": 0,
     "critic_only_steps": 0,
+    "output_decay": 0.0,
     "exploration_ramp_steps": 0,
     "scale_ramp_steps": 0,
     "magnitude_penalty": 0.0,
