@@ -292,6 +292,8 @@ class PandaRealEnv(gym.Env):
             try:
                 self.driver.stop()
             except RobotFault:
+                # A faulted robot has already stopped itself; the camera and the connection
+                # must still be released, which is what close() is for.
                 pass
             self.camera.stop()
             self.driver.close()

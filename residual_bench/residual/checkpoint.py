@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,17 @@ VERSION = 1
 REQUIRED = ("format", "version", "algo", "name", "base", "features", "alpha", "train_seed")
 
 
-def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write ``model`` and ``metadata`` to directory ``out`` atomically (all or nothing)."""
+def write_directory_atomically(out: str | Path, write: Callable[[Path], None]) -> Path:
+    """Fill a fresh directory with ``write(directory)``, then put it at ``out`` in one rename.
+
+    A crash at any point leaves either the old ``out`` or the new one, never a half-written
+    directory (the old one is moved aside first and removed last).
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save(tmp / "model.zip")
-        meta = {"format": FORMAT, "version": VERSION, **metadata}
-        (tmp / "residual.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -48,6 +51,17 @@ def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path:
+    """Write ``model`` and ``metadata`` to directory ``out`` atomically (all or nothing)."""
+
+    def write(directory: Path) -> None:
+        model.save(directory / "model.zip")
+        meta = {"format": FORMAT, "version": VERSION, **metadata}
+        (directory / "residual.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    return write_directory_atomically(out, write)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

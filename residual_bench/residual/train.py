@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from residual_bench.eval.metrics import wilson_interval
 from residual_bench.eval.provenance import package_versions
 from residual_bench.policies.registry import get_base
 from residual_bench.residual.agents import build_agent, load_agent
-from residual_bench.residual.checkpoint import save_residual
+from residual_bench.residual.checkpoint import save_residual, write_directory_atomically
 from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env
@@ -68,20 +67,13 @@ def evaluate_policy_success(model: Any, env: ResidualEnv, suite: str, episodes: 
 
 
 def _save_checkpoint(model: Any, directory: Path) -> None:
-    tmp = directory.with_name(directory.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    model.save(tmp / "model.zip")
-    if hasattr(model, "replay_buffer"):
-        model.save_replay_buffer(tmp / "replay_buffer.pkl")
-    (tmp / "state.json").write_text(json.dumps({"timesteps": int(model.num_timesteps)}))
-    old = directory.with_name(directory.name + ".old")
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    if old.exists():
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
+    def write(tmp: Path) -> None:
+        model.save(tmp / "model.zip")
+        if hasattr(model, "replay_buffer"):
+            model.save_replay_buffer(tmp / "replay_buffer.pkl")
+        (tmp / "state.json").write_text(json.dumps({"timesteps": int(model.num_timesteps)}))
+
+    write_directory_atomically(directory, write)
 
 
 def _last_evaluated(path: Path) -> int:
