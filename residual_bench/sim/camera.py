@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -120,17 +121,21 @@ def _focal_px(pose: CameraPose, height: int) -> float:
     return (height / 2) / math.tan(math.radians(pose.fov_deg) / 2)
 
 
+@functools.lru_cache(maxsize=8)
 def pixel_rays(pose: CameraPose, width: int, height: int) -> np.ndarray:
-    """(H, W, 3) world-frame offsets per metre of depth along the optical axis.
+    """(H, W, 3) world-frame offsets per metre of depth along the optical axis (read-only).
 
     A pixel's 3D point is ``eye + depth * ray``; depth is the distance from the camera plane,
-    as the env reports it. PyBullet's field of view is vertical.
+    as the env reports it. PyBullet's field of view is vertical. Cached: the pose changes once
+    per episode while the object features need the rays every step.
     """
     forward, right, up = _camera_axes(pose)
     focal = _focal_px(pose, height)
     u = (np.arange(width) + 0.5 - width / 2) / focal
     v = (np.arange(height) + 0.5 - height / 2) / focal
-    return forward + u[None, :, None] * right - v[:, None, None] * up
+    rays = forward + u[None, :, None] * right - v[:, None, None] * up
+    rays.setflags(write=False)
+    return rays
 
 
 def project_to_image(pose: CameraPose, width: int, height: int, point: np.ndarray) -> np.ndarray:
