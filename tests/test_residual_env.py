@@ -22,6 +22,7 @@ from residual_bench.residual import (
     make_residual_env,
 )
 from residual_bench.residual.features import (
+    POSITION_UNIT_M,
     ObjectFeatureNoise,
     object_features,
     privileged_features,
@@ -360,6 +361,21 @@ def test_objects_features_work_at_another_camera_resolution(make_env):
     assert obs.shape == (42,)
 
 
+def test_privileged_features_are_the_simulator_state_in_feature_units(residual_env):
+    # Units of 5 cm and 0.5 m/s keep the networks' inputs of order one.
+    env = residual_env(features="privileged", suite="poke")
+    obs, _ = env.reset(seed=2)
+    for _ in range(15):
+        obs, *_ = env.step(ZERO)
+    sim = env.unwrapped
+    target, tcp, goal = sim.object_states[0], sim.robot.tcp_state()[0], sim.task.goal
+    f = obs[27:]
+    np.testing.assert_allclose(f[P_TO_TARGET] * 0.05, target.center - tcp, atol=1e-6)
+    np.testing.assert_allclose(f[3:6] * 0.5, target.linear_velocity, atol=1e-6)
+    np.testing.assert_allclose(f[P_TO_PLATE] * 0.05, goal - tcp, atol=1e-6)
+    np.testing.assert_allclose(f[P_TARGET_MINUS_PLATE] * 0.05, target.center - goal, atol=1e-6)
+
+
 # -- objects features ------------------------------------------------------------------------
 
 
@@ -373,9 +389,10 @@ def test_objects_features_agree_with_the_simulator_state(residual_env, seed):
         assert f[SEEN] == 1.0 and f[PLATE_SEEN] == 1.0
         assert f[FRACTION] > 0.0
         assert np.all(f[EXTENT] > 0.0)
-        np.testing.assert_allclose(f[TO_TARGET], p[P_TO_TARGET], atol=0.02)
-        np.testing.assert_allclose(f[TO_PLATE], p[P_TO_PLATE], atol=0.02)
-        np.testing.assert_allclose(f[TARGET_MINUS_PLATE], p[P_TARGET_MINUS_PLATE], atol=0.02)
+        atol = 0.02 / POSITION_UNIT_M
+        np.testing.assert_allclose(f[TO_TARGET], p[P_TO_TARGET], atol=atol)
+        np.testing.assert_allclose(f[TO_PLATE], p[P_TO_PLATE], atol=atol)
+        np.testing.assert_allclose(f[TARGET_MINUS_PLATE], p[P_TARGET_MINUS_PLATE], atol=atol)
         for _ in range(10):
             obs, *_ = env.step(ZERO)
 
@@ -405,7 +422,7 @@ def test_position_noise_moves_the_centroids_but_not_extent_or_visibility(camera_
     noisy = object_features(obs, pose, noise, np.random.default_rng(3))
     assert not np.allclose(noisy[TO_TARGET], clean[TO_TARGET])
     assert not np.allclose(noisy[TO_PLATE], clean[TO_PLATE])
-    assert np.all(np.abs(noisy[TO_TARGET] - clean[TO_TARGET]) < 0.06)  # 6 sigma
+    assert np.all(np.abs(noisy[TO_TARGET] - clean[TO_TARGET]) * POSITION_UNIT_M < 0.06)  # 6 sigma
     np.testing.assert_array_equal(noisy[EXTENT], clean[EXTENT])
     assert noisy[SEEN] == clean[SEEN] == 1.0
     assert noisy[FRACTION] == clean[FRACTION]

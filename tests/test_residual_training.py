@@ -24,6 +24,7 @@ from residual_bench.residual.agents import (
     GatedResidualSAC,
     ResidualSAC,
     ResidualTD3,
+    actor_output_layers,
     build_agent,
     zero_init_output,
 )
@@ -525,7 +526,7 @@ def test_metadata_of_another_format_is_refused(residual_copy):
         load_residual(residual_copy)
 
 
-@pytest.mark.parametrize("version", [2, 0, "1"])
+@pytest.mark.parametrize("version", [1, 3, 0, "2"])
 def test_metadata_of_another_version_is_refused(residual_copy, version):
     rewrite_metadata(residual_copy, version=version)
     with pytest.raises(ValueError, match="version"):
@@ -595,3 +596,30 @@ def test_output_decay_shrinks_the_residual_output_layer_after_each_update(residu
         model.actor.mu.weight.fill_(1.0)
     model.train(gradient_steps=1, batch_size=32)
     assert model.actor.mu.weight.min() > 0.98
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_the_actor_penalty_pulls_the_residual_back_towards_the_base(residual_env, algo):
+    env = residual_env()
+    observations = torch.as_tensor(base_observations(env))
+
+    def mean_abs_residual_after_updates(penalty: float) -> torch.Tensor:
+        config = tiny_config(algo, actor_penalty=penalty, magnitude_penalty=0.0)
+        if algo == "sac":
+            config.hyperparams["ent_coef"] = 1e-4  # no entropy pull on a saturated output
+        model = build_agent(config, env, seed=0)
+        model.learn(120)  # fills the buffer past learning_starts
+        output = actor_output_layers(model)[0]
+        with torch.no_grad():
+            output.bias.fill_(1.0)  # a large correction that nothing in the data asks for
+        if algo == "td3":
+            model.policy_delay = 1
+        with torch.no_grad():
+            before = model.mean_residual(observations).abs().mean(0)
+        model.train(gradient_steps=30, batch_size=32)
+        with torch.no_grad():
+            return model.mean_residual(observations).abs().mean(0) - before
+
+    assert torch.all(mean_abs_residual_after_updates(1000.0) < 0), "the penalty did not pull"
+    free = mean_abs_residual_after_updates(0.0)
+    assert not torch.all(free < 0), "without the penalty the critic alone moves the actor"

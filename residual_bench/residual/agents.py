@@ -27,6 +27,7 @@ class ResidualOffPolicyMixin:
     exploration_ramp_steps: int = 0
     critic_only_steps: int = 0
     output_decay: float = 0.0
+    actor_penalty: float = 0.0
 
     def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1):
         action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
@@ -49,7 +50,43 @@ class ResidualOffPolicyMixin:
             self._gate_generator = np.random.default_rng(self.seed)
         return self._gate_generator
 
+    def _install_actor_penalty(self, batch_size: int) -> None:
+        """Add ``actor_penalty * mean|Q| * mean(r^2)`` to every actor update's gradient.
+
+        As in TD3+BC, the weight is relative to the critic's scale, so the trade-off does not
+        depend on the reward's units. The residual's mean output then leaves zero only where
+        the critic's action gradient is consistently stronger than the pull back to the base;
+        without it the actor follows the critic's extrapolation outside the data (r near 0)
+        and settles on large constant corrections. The term is added to the gradients SB3 has
+        just computed, right before the optimizer's step, so one Adam step sees both.
+        """
+        optimizer = self.actor.optimizer
+        if getattr(optimizer, "_residual_penalty_installed", False):
+            return
+        sb3_step = optimizer.step
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            if self.actor_penalty > 0:
+                observations = self.replay_buffer.sample(batch_size).observations
+                residual = self.mean_residual(observations)
+                with torch.no_grad():
+                    q_scale = self.critic.q1_forward(observations, residual).abs().mean()
+                penalty = self.actor_penalty * q_scale * residual.pow(2).mean()
+                penalty.backward()
+            return sb3_step(*args, **kwargs)
+
+        optimizer.step = step
+        optimizer._residual_penalty_installed = True
+
+    def mean_residual(self, observations: Any) -> torch.Tensor:
+        """The deterministic residual output (in [-1, 1]) for a batch of observations."""
+        if isinstance(self, SAC):
+            mean_actions, _, _ = self.actor.get_action_dist_params(observations)
+            return torch.tanh(mean_actions)
+        return self.actor(observations)
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self._install_actor_penalty(batch_size)
         if self.num_timesteps >= self.critic_only_steps:
             super().train(gradient_steps, batch_size)
             if self.output_decay > 0:
@@ -163,6 +200,7 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         model.exploration_ramp_steps = int(safeguards["exploration_ramp_steps"])
         model.critic_only_steps = int(safeguards["critic_only_steps"])
         model.output_decay = float(safeguards["output_decay"])
+        model.actor_penalty = float(safeguards["actor_penalty"])
         if config.gated is not None:
             model.gate_temperature = float(config.gated["temperature"])
     if safeguards["zero_init"]:

@@ -25,7 +25,7 @@ import numpy as np
 from residual_bench.residual.config import ALGOS
 
 FORMAT = "residual-bench-residual"
-VERSION = 1
+VERSION = 2  # 2: features in units of 5 cm and 0.5 m/s, not metres
 REQUIRED = ("format", "version", "algo", "name", "base", "features", "alpha", "train_seed")
 
 
@@ -87,7 +87,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{meta_path}: not a residual-bench residual (format {FORMAT!r})")
     if meta.get("version") != VERSION:
-        raise ValueError(f"{meta_path}: version {meta.get('version')!r}, expected {VERSION}")
+        raise ValueError(
+            f"{meta_path}: version {meta.get('version')!r}, expected {VERSION} (a residual of "
+            "another version saw other features: train it again with this release)"
+        )
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise ValueError(f"{meta_path}: missing field(s) {missing}")

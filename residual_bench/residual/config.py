@@ -12,6 +12,9 @@ Safeguards (from the residual-RL literature; each 0 / false switches it off):
 - ``critic_only_steps``: the actor stays frozen while the critic learns the base's values;
 - ``output_decay``: per update, the actor's output layer shrinks by this fraction, so a
   correction the critic does not keep asking for fades back to the base;
+- ``actor_penalty``: weight of ``mean|Q| * mean(r^2)`` in the actor's loss (TD3+BC-style,
+  relative to the critic's scale): the residual leaves zero only where the critic keeps
+  asking for it;
 - ``exploration_ramp_steps`` H: the residual acts with probability min(t / H, 1), else 0;
 - ``scale_ramp_steps``: alpha grows linearly from 0 to its value over this many steps;
 - ``magnitude_penalty`` / ``rate_penalty``: reward penalties on |r|^2 and action changes;
@@ -34,6 +37,7 @@ SAFEGUARD_DEFAULTS: dict[str, Any] = {
     "warmup_steps": 0,
     "critic_only_steps": 0,
     "output_decay": 0.0,
+    "actor_penalty": 0.0,
     "exploration_ramp_steps": 0,
     "scale_ramp_steps": 0,
     "magnitude_penalty": 0.0,

@@ -24,6 +24,11 @@ from residual_bench.sim.camera import CameraPose, pixel_rays
 FEATURE_MODES = ("objects", "privileged", "global", "proprio")
 TARGET_ID, PLATE_ID = 4, 3  # segmentation ids (pick_place.SEGMENTATION_CLASSES)
 FEATURE_DIMS = {"objects": 15, "privileged": 12, "global": 0, "proprio": 0}
+#: Feature units. Positions come in units of 5 cm and velocities of 0.5 m/s, so the inputs
+#: the residual's networks see are of order one: in metres, the centimetre offsets a grasp
+#: correction depends on are too small next to the joint angles for the critic to resolve.
+POSITION_UNIT_M = 0.05
+VELOCITY_UNIT_M_S = 0.5
 #: The env's observation mode each feature mode needs.
 OBS_MODE_FOR = {"objects": "rgbd+seg", "global": "rgb"}
 
@@ -68,7 +73,8 @@ def object_features(
     """The 15-D ``objects`` features from an ``rgbd+seg`` observation.
 
     Layout: target centroid - gripper (3), target extent (3), target visible fraction x 100
-    (1), target seen (1), plate centroid - gripper (3), plate seen (1), target - plate (3).
+    (1), target seen (1), plate centroid - gripper (3), plate seen (1), target - plate (3);
+    positions and extents in units of ``POSITION_UNIT_M``.
     """
     seg = obs["segmentation"][..., 0]
     depth = obs["depth"][..., 0]
@@ -85,14 +91,15 @@ def object_features(
             target, extent, fraction, seen = np.zeros(3), np.zeros(3), 0.0, 0.0
     to_target = (target - tcp) * seen
     to_plate = (plate - tcp) * plate_seen
+    unit = POSITION_UNIT_M
     return np.concatenate(
         [
-            to_target,
-            extent,
+            to_target / unit,
+            extent / unit,
             [fraction * 100.0, seen],
-            to_plate,
+            to_plate / unit,
             [plate_seen],
-            (target - plate) * seen * plate_seen,
+            (target - plate) * seen * plate_seen / unit,
         ]
     ).astype(np.float32)
 
@@ -100,11 +107,17 @@ def object_features(
 def privileged_features(sim) -> np.ndarray:
     """The 12-D ``privileged`` features from the simulator's state (an upper bound).
 
-    Layout: target - gripper (3), target velocity (3), plate - gripper (3), target - plate (3).
+    Layout: target - gripper (3), target velocity (3), plate - gripper (3), target - plate (3);
+    positions in units of ``POSITION_UNIT_M``, the velocity in units of ``VELOCITY_UNIT_M_S``.
     """
     state = sim.object_states[0]  # the target is always first
     tcp = sim.robot.tcp_state()[0]
     goal = sim.task.goal
     return np.concatenate(
-        [state.center - tcp, state.linear_velocity, goal - tcp, state.center - goal]
+        [
+            (state.center - tcp) / POSITION_UNIT_M,
+            np.asarray(state.linear_velocity) / VELOCITY_UNIT_M_S,
+            (goal - tcp) / POSITION_UNIT_M,
+            (state.center - goal) / POSITION_UNIT_M,
+        ]
     ).astype(np.float32)

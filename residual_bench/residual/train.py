@@ -159,8 +159,9 @@ def train_residual(
         for key in ("warmup_steps", "exploration_ramp_steps", "critic_only_steps"):
             if hasattr(model, key):
                 setattr(model, key, int(safeguards[key]))
-        if hasattr(model, "output_decay"):
-            model.output_decay = float(safeguards["output_decay"])
+        for key in ("output_decay", "actor_penalty"):
+            if hasattr(model, key):
+                setattr(model, key, float(safeguards[key]))
     else:
         model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
     start = int(model.num_timesteps)
