@@ -194,6 +194,14 @@ MALFORMED = {
         "safeguards.feature_noise",
     ),
     "negative steps": (lambda d: d["train"].update(steps=-1), "train.steps"),
+    "negative actor penalty": (
+        lambda d: d["safeguards"].update(actor_penalty=-1.0),
+        "safeguards.actor_penalty",
+    ),
+    "actor penalty on ppo": (
+        lambda d: d.update(algo="ppo") or d["safeguards"].update(output_decay=0.0),
+        "actor_penalty",
+    ),
     "safeguards not a mapping": (lambda d: d.update(safeguards=[1, 2]), "safeguards"),
     "hyperparams not a mapping": (lambda d: d.update(hyperparams=[1, 2]), "hyperparams"),
     "misspelt feature_noise field": pytest.param(

@@ -155,6 +155,12 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         if noise["dropout"] > 1:
             raise SpecError(f"{where}: safeguards.feature_noise.dropout must be in [0, 1]")
         safeguards["feature_noise"] = noise
+    if algo == "ppo":
+        off_policy_only = [k for k in ("actor_penalty", "output_decay") if safeguards[k]]
+        if off_policy_only:
+            raise SpecError(
+                f"{where}: safeguards {off_policy_only} apply to sac and td3 only, not ppo"
+            )
     gated = data.get("gated")
     if gated is not None:
         if algo != "sac":
