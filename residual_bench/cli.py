@@ -123,12 +123,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _residual_paths(values: list[str]) -> list[str | None]:
-    """``none`` is the base alone; anything else must be a trained residual directory."""
+    """``none`` is the base alone; anything else must be a trained residual directory (or
+    ``shipped:NAME``, a residual shipped with the package)."""
+    from residual_bench.residual.checkpoint import residual_location
+
     paths: list[str | None] = []
     for value in values:
         if value == "none":
             paths.append(None)
-        elif not Path(value).exists():
+        elif not residual_location(value).exists():
             raise FileNotFoundError(f"--residual: {value!r} does not exist")
         else:
             paths.append(value)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from residual_bench.eval.report import build_report
 from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.residual.checkpoint import shipped_residual
 
 STANDARD_SUITES = ("nominal", "poke", "slide", "drop", "latency", "mixed")
-SHIPPED_RESIDUALS = "data/residuals"
 
 
 @dataclass
@@ -45,13 +44,6 @@ class Protocol:
         return cls(suites=["nominal", "mixed"], episodes=10, train_steps=3000)
 
 
-def shipped_residual(base: str, algo: str, seed: int) -> Path | None:
-    """The residual shipped with the package for this base, algorithm and seed, if any."""
-    root = Path(str(resources.files("residual_bench").joinpath(SHIPPED_RESIDUALS)))
-    path = root / f"{base}-{algo}-seed{seed}"
-    return path if (path / "residual.json").is_file() else None
-
-
 def resolve_residuals(
     base: str,
     algo: str,
@@ -59,11 +51,12 @@ def resolve_residuals(
     out: Path,
     progress: bool = True,
     use_shipped: bool = True,
-) -> list[Path]:
-    """One trained residual per training seed of the protocol (shipped, found or trained)."""
+) -> list[str | Path]:
+    """One trained residual per training seed of the protocol (shipped, found or trained):
+    ``shipped:NAME`` references or directories."""
     from residual_bench.residual.train import train_residual
 
-    paths = []
+    paths: list[str | Path] = []
     for seed in protocol.seeds:
         shipped = shipped_residual(base, algo, seed) if use_shipped else None
         if shipped is not None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from residual_bench import __version__
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.residual.checkpoint import residual_location
 
 FORMAT = "residual-bench-submission"
 SCHEMA_VERSION = 1
@@ -257,13 +258,14 @@ def _copy_checkpoints(records: list[EpisodeRecord], into: Path) -> dict[int, str
             raise ValueError(f"training seed {seed} was evaluated from two checkpoints")
     copies = {}
     for seed, source in sorted(sources.items()):
-        if not (Path(source) / "residual.json").is_file():
+        location = residual_location(source)
+        if not (location / "residual.json").is_file():
             raise FileNotFoundError(f"checkpoint {source!r} of training seed {seed} is missing")
         target = into / CHECKPOINTS_DIR / f"seed{seed}"
         target.mkdir(parents=True)
         # Only what `load_residual` needs: no optimiser checkpoints or logs of the run.
         for file in ("residual.json", "model.zip"):
-            shutil.copyfile(Path(source) / file, target / file)
+            shutil.copyfile(location / file, target / file)
         copies[seed] = str(target)
     for r in records:
         r.extra["residual_path"] = f"{CHECKPOINTS_DIR}/seed{int(r.extra['train_seed'])}"

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 from residual_bench.residual.config import ALGOS
 
 FORMAT = "residual-bench-residual"
+SHIPPED_DIR = "data/residuals"
 VERSION = 2  # 2: features in units of 5 cm and 0.5 m/s, not metres
 REQUIRED = ("format", "version", "algo", "name", "base", "features", "alpha", "train_seed")
 
@@ -64,14 +66,37 @@ def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path
     return write_directory_atomically(out, write)
 
 
+SHIPPED_PREFIX = "shipped:"
+"""``shipped:<base>-<algo>-seed<S>`` names a residual shipped with the package."""
+
+
+def residual_location(ref: str | Path) -> Path:
+    """The directory a residual reference names: a path, or ``shipped:NAME`` for a residual
+    shipped with the package (records name those the same way on every machine)."""
+    text = str(ref)
+    if text.startswith(SHIPPED_PREFIX):
+        name = text[len(SHIPPED_PREFIX) :]
+        root = Path(str(resources.files("residual_bench").joinpath(SHIPPED_DIR)))
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"{text!r}: expected {SHIPPED_PREFIX}<base>-<algo>-seed<S>")
+        return root / name
+    return Path(ref)
+
+
+def shipped_residual(base: str, algo: str, seed: int) -> str | None:
+    """The reference of the residual shipped for this base, algorithm and seed, if any."""
+    ref = f"{SHIPPED_PREFIX}{base}-{algo}-seed{seed}"
+    return ref if (residual_location(ref) / "residual.json").is_file() else None
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The checked ``residual.json`` of a trained residual directory.
+    """The checked ``residual.json`` of a trained residual (a directory or ``shipped:NAME``).
 
     Raises:
         FileNotFoundError: no such directory.
         ValueError: not a trained residual, an unknown version, or missing fields.
     """
-    path = Path(path)
+    path = residual_location(path)
     if not path.exists():
         raise FileNotFoundError(f"residual {str(path)!r} does not exist")
     meta_path = path / "residual.json"
@@ -103,7 +128,7 @@ class ResidualAgent:
     """A trained residual, ready to run: deterministic actions from its residual env's obs."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = residual_location(path)
         self.metadata = read_metadata(self.path)
         self.name: str = self.metadata["name"]
         self.base: str = self.metadata["base"]
