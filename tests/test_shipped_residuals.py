@@ -1,0 +1,78 @@
+"""The residuals shipped with the package: ``bench run`` evaluates them without training.
+
+Each one says what it was trained on (base, features, alpha, seed), loads through the public
+loader, and corrects its base within alpha; ``bench run`` picks them up instead of training.
+"""
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from residual_bench.eval.runner import make_tasks, run_task
+from residual_bench.protocol import Protocol, resolve_residuals
+from residual_bench.residual import make_residual_env
+from residual_bench.residual.checkpoint import load_residual, residual_location, shipped_residual
+from residual_bench.residual.config import load_config
+
+SEEDS = (0, 1, 2)
+
+
+def shipped_dirs() -> list[Path]:
+    root = Path(str(resources.files("residual_bench").joinpath("data/residuals")))
+    return sorted(p for p in root.iterdir() if (p / "residual.json").is_file())
+
+
+def test_the_scripted_sac_residual_is_shipped_for_three_training_seeds():
+    for seed in SEEDS:
+        assert shipped_residual("scripted", "sac", seed) is not None, f"seed {seed} missing"
+    assert shipped_residual("scripted", "sac", 99) is None
+
+
+@pytest.mark.parametrize("path", shipped_dirs(), ids=lambda p: p.name)
+def test_a_shipped_residual_says_what_it_was_trained_on(path):
+    residual = load_residual(path)
+    base, algo, seed = path.name.rsplit("-", 2)
+    assert (residual.base, residual.metadata["algo"]) == (base, algo)
+    assert f"seed{residual.train_seed}" == seed
+    config = load_config(algo)
+    assert residual.features == config.features == "objects"
+    assert residual.alpha == config.alpha, "shipped residual and shipped config disagree"
+    assert residual.metadata["train_steps"] <= 300_000
+    assert (path / "model.zip").stat().st_size < 1_000_000
+
+
+def test_a_shipped_residual_corrects_its_base_within_alpha():
+    residual = load_residual(shipped_residual("scripted", "sac", 0))
+    env = make_residual_env("scripted", residual.features, residual.alpha, suite="mixed")
+    obs, _ = env.reset(seed=4)
+    applied = []
+    for _ in range(40):
+        obs, _, _, _, info = env.step(residual.act(obs))
+        applied.append(info["residual_action"])
+    env.close()
+    applied = np.array(applied)
+    assert np.all(np.abs(applied) <= np.array(residual.alpha)[[0, 0, 0, 1, 1, 1, 2]] + 1e-6)
+    assert np.any(applied != 0.0), "the shipped residual never corrects anything"
+
+
+def test_bench_run_uses_the_shipped_residuals_instead_of_training(tmp_path):
+    paths = resolve_residuals("scripted", "sac", Protocol(seeds=list(SEEDS)), tmp_path)
+    assert paths == [shipped_residual("scripted", "sac", s) for s in SEEDS]
+    assert not (tmp_path / "train").exists(), "it trained although residuals are shipped"
+
+
+def test_records_name_a_shipped_residual_the_same_on_every_machine():
+    ref = shipped_residual("scripted", "sac", 0)
+    assert ref == "shipped:scripted-sac-seed0"
+    (task,) = make_tasks("scripted", [ref], ["nominal"], ["heldout"], episodes=1)
+    record = run_task(task)
+    assert record["extra"]["residual_path"] == ref
+    assert record["residual"] == load_residual(ref).name
+
+
+@pytest.mark.parametrize("ref", ["shipped:", "shipped:../bc_base.pt", "shipped:a/b"])
+def test_a_malformed_shipped_reference_is_refused(ref):
+    with pytest.raises(ValueError, match="shipped:<base>-<algo>-seed<S>"):
+        residual_location(ref)
