@@ -4,7 +4,6 @@ Each one says what it was trained on (base, features, alpha, seed), loads throug
 loader, and corrects its base within alpha; ``bench run`` picks them up instead of training.
 """
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +12,19 @@ import pytest
 from residual_bench.eval.runner import make_tasks, run_task
 from residual_bench.protocol import Protocol, resolve_residuals
 from residual_bench.residual import make_residual_env
-from residual_bench.residual.checkpoint import load_residual, residual_location, shipped_residual
+from residual_bench.residual.checkpoint import (
+    SHIPPED_PREFIX,
+    load_residual,
+    residual_location,
+    shipped_residual,
+)
 from residual_bench.residual.config import load_config
 
 SEEDS = (0, 1, 2)
 
 
 def shipped_dirs() -> list[Path]:
-    root = Path(str(resources.files("residual_bench").joinpath("data/residuals")))
+    root = residual_location(f"{SHIPPED_PREFIX}any").parent
     return sorted(p for p in root.iterdir() if (p / "residual.json").is_file())
 
 
