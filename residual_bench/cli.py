@@ -105,8 +105,20 @@ def _cmd_base_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from residual_bench.policies.finetune import is_finetune_config, train_finetune
     from residual_bench.residual.train import train_residual
 
+    if is_finetune_config(args.residual):
+        given = [f"--{k}" for k in ("steps", "suite", "features") if getattr(args, k) is not None]
+        if given:
+            raise ValueError(
+                f"{args.residual} takes its budget and suites from its config; "
+                f"{', '.join(given)} apply to residuals only"
+            )
+        path = train_finetune(args.base, args.residual, args.out, args.seed, not args.quiet)
+        print(f"fine-tuned {args.base} with {args.residual} (seed {args.seed}); wrote {path}")
+        print(f"learning curve: {Path(args.out) / 'progress.csv'}")
+        return 0
     path = train_residual(
         args.base,
         args.residual,

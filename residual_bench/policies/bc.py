@@ -106,6 +106,11 @@ class BCNet(nn.Module):
         return self.forward_with_keypoints(rgb, proprio, instruction)[0]
 
 
+def shipped_checkpoint() -> Path:
+    """Where the checkpoint shipped with the package is."""
+    return Path(str(resources.files("residual_bench").joinpath(SHIPPED_CHECKPOINT)))
+
+
 def load_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
     """Read and check a bc checkpoint (the shipped one when ``path`` is None).
 
@@ -113,9 +118,7 @@ def load_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
         FileNotFoundError: no such file.
         ValueError: the file is not a bc checkpoint of a known version, or is corrupt.
     """
-    if path is None:
-        path = Path(str(resources.files("residual_bench").joinpath(SHIPPED_CHECKPOINT)))
-    path = Path(path)
+    path = shipped_checkpoint() if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"bc checkpoint {str(path)!r} does not exist")
     try:
@@ -196,3 +199,29 @@ class BCBase:
         words = torch.as_tensor(obs["instruction"][None])
         chunk = self.model(rgb, proprio, words)[0].numpy().astype(np.float32)
         return ActionChunk(chunk, {"infer_time_s": time.perf_counter() - start})
+
+
+def bc_controller(env: Any, checkpoint: str | Path | None = None) -> Any:
+    """The bc base as deployed, behind ``env``: one 4-step chunk every 4 control steps (5 Hz),
+    answered 50-100 ms late (``checkpoint``: None for the shipped one).
+
+    Raises:
+        ValueError: ``env`` has no 84 x 84 camera image.
+    """
+    from residual_bench.policies.controller import BaseController
+    from residual_bench.policies.executor import ChunkExecutor, LatencyModel
+
+    spaces = getattr(env.observation_space, "spaces", {})
+    rgb = spaces.get("rgb")
+    if rgb is None or rgb.shape != (84, 84, 3):
+        raise ValueError(
+            "the bc base needs camera images: make the env with obs_mode='rgb' and image_size=84"
+        )
+    policy = BCBase(checkpoint)
+    executor = ChunkExecutor(
+        policy,
+        env.unwrapped.dt,
+        replan_every=4,
+        latency=LatencyModel(fixed_s=0.05, jitter_s=0.05),
+    )
+    return BaseController(policy, executor)

@@ -58,6 +58,40 @@ def mask_keypoints(segmentation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points, visible
 
 
+def record_frame(
+    rows: dict[str, list[Any]], obs: dict, action: np.ndarray, episode: int, sim: Any
+) -> None:
+    """Append one control step (what the camera policy sees, the label, the keypoints)."""
+    rows["rgb"].append(obs["rgb"])
+    rows["proprio"].append(obs["proprio"])
+    rows["instruction"].append(obs["instruction"])
+    rows["action"].append(action)
+    rows["episode"].append(episode)
+    points, visible = mask_keypoints(obs["segmentation"])
+    gripper = project_to_image(sim.camera.pose, IMAGE_SIZE, IMAGE_SIZE, obs["proprio"][9:12])
+    rows["keypoints"].append(np.vstack([points, gripper]).astype(np.float32))
+    rows["keypoint_visible"].append(np.append(visible, True))
+
+
+def stack_frames(rows: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+    """The recorded rows as the arrays of a demonstrations file."""
+    return {
+        "rgb": np.stack(rows["rgb"]).astype(np.uint8),
+        "proprio": np.stack(rows["proprio"]).astype(np.float32),
+        "instruction": np.stack(rows["instruction"]).astype(np.float32),
+        "action": np.stack(rows["action"]).astype(np.float32),
+        "episode": np.asarray(rows["episode"], dtype=np.int32),
+        "keypoints": np.stack(rows["keypoints"]).astype(np.float32),
+        "keypoint_visible": np.stack(rows["keypoint_visible"]),
+    }
+
+
+def solved_for(info: dict[str, Any]) -> float:
+    """Seconds since the episode's first success (-1 before it)."""
+    first = info["first_success_time"]
+    return info["time"] - first if first is not None else -1.0
+
+
 def collect_demonstrations(
     episodes: int,
     seed: int = 0,
@@ -95,37 +129,14 @@ def collect_demonstrations(
             done = False
             while not done:
                 action = expert.act(env)
-                rows["rgb"].append(obs["rgb"])
-                rows["proprio"].append(obs["proprio"])
-                rows["instruction"].append(obs["instruction"])
-                rows["action"].append(action)
-                rows["episode"].append(index)
-                points, visible = mask_keypoints(obs["segmentation"])
-                gripper = project_to_image(
-                    sim.camera.pose, IMAGE_SIZE, IMAGE_SIZE, obs["proprio"][9:12]
-                )
-                rows["keypoints"].append(np.vstack([points, gripper]).astype(np.float32))
-                rows["keypoint_visible"].append(np.append(visible, True))
+                record_frame(rows, obs, action, index, sim)
                 executed = action.copy()
                 executed[:6] += noise_rng.normal(0.0, noise, 6)
                 obs, _, terminated, truncated, info = env.step(np.clip(executed, -1.0, 1.0))
-                solved_for = (
-                    info["time"] - info["first_success_time"]
-                    if info["first_success_time"] is not None
-                    else -1.0
-                )
-                done = terminated or truncated or solved_for >= AFTER_SUCCESS_S
+                done = terminated or truncated or solved_for(info) >= AFTER_SUCCESS_S
     finally:
         env.close()
-    data = {
-        "rgb": np.stack(rows["rgb"]).astype(np.uint8),
-        "proprio": np.stack(rows["proprio"]).astype(np.float32),
-        "instruction": np.stack(rows["instruction"]).astype(np.float32),
-        "action": np.stack(rows["action"]).astype(np.float32),
-        "episode": np.asarray(rows["episode"], dtype=np.int32),
-        "keypoints": np.stack(rows["keypoints"]).astype(np.float32),
-        "keypoint_visible": np.stack(rows["keypoint_visible"]),
-    }
+    data = stack_frames(rows)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(out_path, seed=np.int64(seed), noise=np.float64(noise), **data)

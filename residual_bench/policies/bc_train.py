@@ -20,7 +20,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet
+from residual_bench.policies.bc import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    BCNet,
+    load_checkpoint,
+)
 from residual_bench.policies.bc_data import load_demonstrations
 
 LR_DECAY = 0.85
@@ -56,7 +61,7 @@ def random_shift(
 
 
 def train_bc(
-    data_path: str | Path,
+    data_path: str | Path | dict[str, np.ndarray],
     out: str | Path,
     epochs: int = 20,
     seed: int = 0,
@@ -66,8 +71,13 @@ def train_bc(
     keypoint_weight: float = 1.0,
     resume: bool = True,
     progress: bool = True,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a bc network on demonstrations; returns a summary (final loss, epochs, time).
+
+    ``data_path`` is a demonstrations file or its arrays already loaded. ``init`` fine-tunes
+    the network of that checkpoint instead of starting from random weights, keeping its
+    proprioception normalisation (the DAgger baseline does this).
 
     Raises:
         FileExistsError: ``out`` already exists (a finished model is never overwritten).
@@ -76,20 +86,31 @@ def train_bc(
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose another --out")
     state_path = out.with_name(out.name + ".train.pt")
-    data = load_demonstrations(data_path)
+    data = data_path if isinstance(data_path, dict) else load_demonstrations(data_path)
     targets = torch.as_tensor(chunk_targets(data["action"], data["episode"], chunk_len))
     rgb = torch.as_tensor(data["rgb"])
     proprio = torch.as_tensor(data["proprio"])
     words = torch.as_tensor(data["instruction"])
     keypoints = torch.as_tensor(data["keypoints"])
     visible = torch.as_tensor(data["keypoint_visible"]).float()
-    mean, std = proprio.mean(0), proprio.std(0) + 1e-3
-    proprio = (proprio - mean) / std
-
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model_channels = 32
     model = BCNet(chunk_len=chunk_len, channels=model_channels, keypoints=keypoints.shape[1])
+    if init is not None:
+        start = load_checkpoint(init)
+        if start["config"] != {
+            "chunk_len": chunk_len,
+            "channels": model_channels,
+            "keypoints": keypoints.shape[1],
+        }:
+            raise ValueError(f"{init}: a bc network of another shape ({start['config']})")
+        model.load_state_dict(start["model"])
+        mean = torch.as_tensor(np.asarray(start["proprio_mean"]), dtype=torch.float32)
+        std = torch.as_tensor(np.asarray(start["proprio_std"]), dtype=torch.float32)
+    else:
+        mean, std = proprio.mean(0), proprio.std(0) + 1e-3
+    proprio = (proprio - mean) / std
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(targets)
     start_epoch, history = 0, []
@@ -158,7 +179,8 @@ def train_bc(
             "proprio_mean": mean,
             "proprio_std": std,
             "provenance": {
-                "data": str(Path(data_path).name),
+                "data": "in memory" if isinstance(data_path, dict) else Path(data_path).name,
+                "init": None if init is None else Path(init).name,
                 "loss_history": history,
                 "epochs": epochs,
                 "seed": seed,

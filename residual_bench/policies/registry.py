@@ -19,6 +19,7 @@ from typing import Any
 REMOTE_PREFIX = "remote:"
 OPENVLA_REST_PREFIX = "openvla-rest:"
 OCTO_NAME = "octo"
+BC_PREFIX = "bc:"
 OCTO_URL_ENV = "RESIDUAL_BENCH_OCTO_URL"
 OCTO_DEFAULT_URL = "ws://127.0.0.1:8000"
 
@@ -77,6 +78,8 @@ def get_base(name: str) -> BaseEntry:
         from residual_bench.policies.remote.openvla_rest import openvla_rest_entry
 
         return openvla_rest_entry(name, _url(name, OPENVLA_REST_PREFIX, ("http://", "https://")))
+    if isinstance(name, str) and name.startswith(BC_PREFIX):
+        return _bc_checkpoint_entry(name)
     if name == OCTO_NAME:
         import os
 
@@ -86,8 +89,8 @@ def get_base(name: str) -> BaseEntry:
         return remote_entry(name, url, f"base: Octo served by scripts/octo_server.py at {url}")
     raise ValueError(
         f"unknown base policy {name!r}; valid choices: {', '.join(base_names())}, "
-        f"{OCTO_NAME}, or a server as {REMOTE_PREFIX}ws://HOST:PORT or "
-        f"{OPENVLA_REST_PREFIX}http://HOST:PORT"
+        f"{OCTO_NAME}, {BC_PREFIX}PATH (a bc checkpoint), or a server as "
+        f"{REMOTE_PREFIX}ws://HOST:PORT or {OPENVLA_REST_PREFIX}http://HOST:PORT"
     )
 
 
@@ -96,6 +99,26 @@ def _url(name: str, prefix: str, schemes: tuple[str, ...]) -> str:
     if not url.startswith(schemes) or len(url) <= len(url.split("//")[0]) + 2:
         raise ValueError(f"base {name!r}: expected {prefix}{schemes[0]}HOST:PORT, got URL {url!r}")
     return url
+
+
+def _bc_checkpoint_entry(name: str) -> BaseEntry:
+    """``bc:PATH``: the bc network from another checkpoint (e.g. fine-tuned), deployed alike."""
+    from pathlib import Path
+
+    from residual_bench.policies.bc import bc_controller, load_checkpoint
+
+    path = Path(name[len(BC_PREFIX) :])
+    try:
+        load_checkpoint(path)  # a missing or foreign file is reported now, not in a worker
+    except FileNotFoundError as exc:
+        raise ValueError(f"base {name!r}: {exc}") from None
+    return BaseEntry(
+        name,
+        f"base: the bc network from {path}",
+        lambda env: bc_controller(env, path),
+        env_kwargs=dict(_REGISTRY["bc"].env_kwargs),
+        self_contained=False,
+    )
 
 
 def make_controller(name: str, env: Any) -> Any:
@@ -134,26 +157,9 @@ def _scripted_base(vla_errors: bool) -> Callable[[Any], Any]:
 
 
 def _bc_base(env: Any) -> Any:
-    from residual_bench.policies.bc import BCBase
-    from residual_bench.policies.controller import BaseController
-    from residual_bench.policies.executor import ChunkExecutor, LatencyModel
+    from residual_bench.policies.bc import bc_controller
 
-    rgb = (
-        env.observation_space.spaces.get("rgb")
-        if hasattr(env.observation_space, "spaces")
-        else None
-    )
-    if rgb is None or rgb.shape != (84, 84, 3):
-        raise ValueError(
-            "the bc base needs camera images: make the env with obs_mode='rgb' and image_size=84"
-        )
-    sim = env.unwrapped
-    policy = BCBase()
-    # One chunk of 4 steps every 4 steps (5 Hz), answered 50-100 ms late.
-    executor = ChunkExecutor(
-        policy, sim.dt, replan_every=4, latency=LatencyModel(fixed_s=0.05, jitter_s=0.05)
-    )
-    return BaseController(policy, executor)
+    return bc_controller(env)
 
 
 def _register_builtin() -> None:

@@ -75,8 +75,10 @@ class ResidualConfig:
 
 
 def config_names() -> list[str]:
-    """Names of the shipped residual configs (``baselines/*.yaml``)."""
-    return sorted(p.stem for p in spec_dir("baselines").glob("*.yaml"))
+    """Names of the shipped residual configs (``baselines/*.yaml`` with an ``algo``; the
+    fine-tuning baselines have a ``method`` instead)."""
+    paths = spec_dir("baselines").glob("*.yaml")
+    return sorted(p.stem for p in paths if "algo" in read_yaml(p))
 
 
 def _merge(section: str, given: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:

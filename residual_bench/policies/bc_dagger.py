@@ -1,0 +1,217 @@
+"""DAgger for the ``bc`` base: the expert relabels the states the learned base visits.
+
+Behaviour cloning only sees the expert's states; once the cloned policy drifts off them, it has
+no data for where it is, and its errors compound. DAgger (Ross, Gordon and Bagnell, 2011) rolls
+the *learned* policy out - here as deployed, at 5 Hz behind its latency, under the
+perturbation suites - while the privileged expert runs in its shadow and labels every visited
+state with the action it would take there. The labelled states join the data set and the
+network is trained further on all of it; repeated for a few rounds.
+
+The expert is a phase machine, so in the shadow its phase is first brought in line with the
+state the learned policy produced (:func:`sync_phase`): an object the learned policy grasped
+on its own is carried to the plate, not released and approached again.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from residual_bench.policies.bc import bc_controller, shipped_checkpoint
+from residual_bench.policies.bc_data import (
+    AFTER_SUCCESS_S,
+    ARRAYS,
+    IMAGE_SIZE,
+    record_frame,
+    solved_for,
+    stack_frames,
+)
+from residual_bench.policies.expert import CARRY_HEIGHT, Phase, ScriptedExpert
+from residual_bench.seeding import episode_seed
+
+DAGGER_SUITES = ("nominal", "poke", "slide", "drop", "mixed")
+#: Phases in which the expert believes it holds nothing yet.
+_EMPTY_HANDED = (Phase.APPROACH, Phase.DESCEND)
+
+
+def sync_phase(expert: ScriptedExpert, env: Any) -> None:
+    """Move a shadow expert's phase to where the learned policy has brought the task.
+
+    The expert re-approaches on its own when it loses the object; the other direction -
+    the learned policy grasped the object while the expert still thought it was approaching -
+    needs this: the expert then lifts (below carrying height) or carries it.
+    """
+    sim = env.unwrapped
+    tcp = sim.robot.tcp_pose()[0]
+    progress = sim.task.progress(sim.object_states, tcp)
+    if progress["is_grasped"] and expert.phase in _EMPTY_HANDED:
+        below = tcp[2] < CARRY_HEIGHT - 0.02
+        expert.phase = Phase.LIFT if below else Phase.TRANSPORT
+        expert._phase_start = sim.time  # noqa: SLF001 - the expert's own phase clock
+
+
+def collect_corrections(
+    episodes: int,
+    checkpoint: str | Path | None = None,
+    suites: tuple[str, ...] = DAGGER_SUITES,
+    seed: int = 0,
+    round_index: int = 0,
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Roll out a bc checkpoint and label every visited state with the expert's action.
+
+    Episodes cycle through ``suites`` on training objects; each has its own seed from
+    ``seed``, ``round_index`` and its index, so rounds never repeat an episode.
+
+    Returns:
+        The labelled frames (the arrays of a demonstrations file, ``episode`` numbered from 0)
+        and a summary: ``env_steps`` (control steps taken), ``episodes``, ``successes``.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
+    env_steps = successes = 0
+    expert = ScriptedExpert()
+    envs = {
+        suite: gym.make(
+            "ResidualPickPlace-v0",
+            obs_mode="rgb+seg",
+            image_size=IMAGE_SIZE,
+            objects="train",
+            suite=suite,
+        )
+        for suite in dict.fromkeys(suites)
+    }
+    controllers = {suite: bc_controller(env, checkpoint) for suite, env in envs.items()}
+    try:
+        bar = tqdm(range(episodes), desc=f"dagger round {round_index}", disable=not progress)
+        for index in bar:
+            suite = suites[index % len(suites)]
+            env, controller = envs[suite], controllers[suite]
+            obs, info = env.reset(seed=episode_seed(seed, "dagger", round_index, index))
+            controller.reset(info)
+            expert.reset()
+            done = False
+            while not done:
+                sync_phase(expert, env)
+                label = expert.act(env)
+                record_frame(rows, obs, label, index, env.unwrapped)
+                action, _ = controller.act(obs, info)
+                obs, _, terminated, truncated, info = env.step(action)
+                env_steps += 1
+                done = terminated or truncated or solved_for(info) >= AFTER_SUCCESS_S
+            successes += int(info["first_success_time"] is not None)
+    finally:
+        for env in envs.values():
+            env.close()
+    summary = {"env_steps": env_steps, "episodes": episodes, "successes": successes}
+    return stack_frames(rows), summary
+
+
+def merge_frames(*datasets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Concatenate data sets, renumbering episodes so no two sets share an episode id."""
+    merged: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
+    offset = 0
+    for data in datasets:
+        for key in ARRAYS:
+            merged[key].append(data["episode"] + offset if key == "episode" else data[key])
+        offset += int(data["episode"].max()) + 1 if len(data["episode"]) else 0
+    return {k: np.concatenate(v) for k, v in merged.items()}
+
+
+def evaluate_bc(checkpoint: str | Path, suite: str, episodes: int, master_seed: int) -> float:
+    """Success rate of a bc checkpoint, deployed, on fixed held-out episodes of ``suite``."""
+    env = gym.make(
+        "ResidualPickPlace-v0", obs_mode="rgb", image_size=IMAGE_SIZE, objects="heldout",
+        suite=suite,
+    )  # fmt: skip
+    controller = bc_controller(env, checkpoint)
+    successes = 0
+    try:
+        for index in range(episodes):
+            obs, info = env.reset(seed=episode_seed(master_seed, suite, "heldout", index))
+            controller.reset(info)
+            done = False
+            while not done:
+                action, _ = controller.act(obs, info)
+                obs, _, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+            successes += bool(info["success"])
+    finally:
+        env.close()
+    return successes / episodes
+
+
+def finetune_dagger(
+    out: str | Path,
+    demonstrations: str | Path | None = None,
+    init: str | Path | None = None,
+    rounds: int = 4,
+    episodes_per_round: int = 50,
+    epochs_per_round: int = 2,
+    suites: tuple[str, ...] = DAGGER_SUITES,
+    lr: float = 3e-4,
+    seed: int = 0,
+    eval_suite: str = "mixed",
+    eval_episodes: int = 20,
+    progress: bool = True,
+) -> Path:
+    """DAgger rounds from a bc checkpoint; returns the final checkpoint ``out/final.pt``.
+
+    Round ``r`` rolls out the current network (the shipped one for ``init=None`` in round 0),
+    saves the labelled frames as ``out/round-r.npz``, fine-tunes on every round's frames (and
+    ``demonstrations``, a file of ``bench base collect``, if given) into ``out/round-r.pt``
+    and appends its success on ``eval_episodes`` fixed held-out ``eval_suite`` episodes to
+    ``out/progress.csv`` against the environment steps used so far. Re-running with the
+    same ``out`` skips finished rounds.
+    """
+    from residual_bench.eval.metrics import wilson_interval
+    from residual_bench.policies.bc_data import load_demonstrations
+    from residual_bench.policies.bc_train import train_bc
+    from residual_bench.residual.train import EVAL_MASTER_SEED, PROGRESS_FIELDS
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    kept = [load_demonstrations(demonstrations)] if demonstrations else []
+    current = None if init is None else Path(init)
+    env_steps, frames, began = 0, [], time.perf_counter()
+    for r in range(rounds):
+        corrections, model = out / f"round-{r}.npz", out / f"round-{r}.pt"
+        if not corrections.exists():
+            data, summary = collect_corrections(
+                episodes_per_round, current, suites, seed, r, progress
+            )
+            np.savez_compressed(corrections, env_steps=summary["env_steps"], **data)
+        with np.load(corrections) as f:
+            frames.append({k: f[k] for k in ARRAYS})
+            env_steps += int(f["env_steps"])
+        if not model.exists():
+            train_bc(
+                merge_frames(*kept, *frames), model, epochs=epochs_per_round, seed=seed + r,
+                lr=lr, progress=progress, init=current or shipped_checkpoint(),
+            )  # fmt: skip
+            rate = evaluate_bc(model, eval_suite, eval_episodes, EVAL_MASTER_SEED)
+            lo, hi = wilson_interval(round(rate * eval_episodes), eval_episodes)
+            wall = round(time.perf_counter() - began, 1)
+            _append_row(out / "progress.csv", PROGRESS_FIELDS, (env_steps, rate, lo, hi, wall))
+        current = model
+    final = out / "final.pt"
+    if not final.exists():
+        shutil.copyfile(current, final)
+    return final
+
+
+def _append_row(path: Path, fields: tuple[str, ...], values: tuple) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(fields)
+        writer.writerow(values)

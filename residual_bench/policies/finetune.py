@@ -1,0 +1,125 @@
+"""Fine-tuning baselines: change the base's own weights instead of adding a residual.
+
+The residual leaves the base untouched; these baselines are what it is compared against
+(``bench train --base bc --residual finetune-dagger``). A fine-tuning config is a YAML file
+under ``baselines/`` with ``method`` instead of ``algo``:
+
+- ``dagger``: the expert relabels the states the base visits under the perturbation suites
+  and the base is trained further on them (:mod:`residual_bench.policies.bc_dagger`).
+
+Fields: ``method``, ``description``, ``applies_to`` (the bases with weights it can change),
+``dagger`` (rounds, episodes_per_round, epochs_per_round, lr, suites, demonstrations: a
+demonstrations file to keep training on, or null for the visited states alone) and ``train``
+(eval_suite, eval_episodes: the learning curve's fixed held-out episodes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from residual_bench.env_spec import SpecError, read_yaml, spec_dir
+
+METHODS = ("dagger",)
+DAGGER_DEFAULTS: dict[str, Any] = {
+    "rounds": 4,
+    "episodes_per_round": 50,
+    "epochs_per_round": 2,
+    "lr": 3.0e-4,
+    "suites": ["nominal", "poke", "slide", "drop", "mixed"],
+    "demonstrations": None,
+}
+TRAIN_DEFAULTS: dict[str, Any] = {"eval_suite": "mixed", "eval_episodes": 20}
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """The YAML file of a shipped config name or a path (whether or not it exists)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    return spec_dir("baselines") / f"{name_or_path}.yaml"
+
+
+def is_finetune_config(name_or_path: str | Path) -> bool:
+    """Whether a config names a fine-tuning baseline (``method``) rather than a residual."""
+    path = config_path(name_or_path)
+    return path.is_file() and "method" in read_yaml(path)
+
+
+def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
+    """Read and check a fine-tuning config; errors name the file and the field."""
+    path = config_path(name_or_path)
+    data = read_yaml(path)
+    where = str(path)
+    known = {"method", "description", "applies_to", "dagger", "train"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {sorted(known)}")
+    if data.get("method") not in METHODS:
+        raise SpecError(f"{where}: method must be one of {METHODS}, got {data.get('method')!r}")
+    applies_to = data.get("applies_to", ["bc"])
+    if not isinstance(applies_to, list) or not all(isinstance(b, str) for b in applies_to):
+        raise SpecError(f"{where}: applies_to must be a list of base names, got {applies_to!r}")
+    config = {"name": path.stem, "method": data["method"], "applies_to": applies_to}
+    config["description"] = str(data.get("description", ""))
+    for section, defaults in (("dagger", DAGGER_DEFAULTS), ("train", TRAIN_DEFAULTS)):
+        given = data.get(section) or {}
+        if not isinstance(given, dict):
+            raise SpecError(f"{where}: {section} must be a mapping, got {given!r}")
+        bad = sorted(set(given) - set(defaults))
+        if bad:
+            raise SpecError(
+                f"{where}: unknown field(s) {', '.join(f'{section}.{k}' for k in bad)}; "
+                f"valid: {', '.join(defaults)}"
+            )
+        config[section] = {**defaults, **given}
+    dagger = config["dagger"]
+    for key in ("rounds", "episodes_per_round", "epochs_per_round"):
+        if not isinstance(dagger[key], int) or isinstance(dagger[key], bool) or dagger[key] < 1:
+            raise SpecError(f"{where}: dagger.{key} must be a positive integer")
+    if not isinstance(dagger["lr"], int | float) or not dagger["lr"] > 0:
+        raise SpecError(f"{where}: dagger.lr must be a positive number")
+    return config
+
+
+def check_applies(config: dict[str, Any], base: str) -> None:
+    """Refuse a base whose weights the baseline cannot change, saying what to use instead."""
+    family = base.split(":", 1)[0]
+    if family not in config["applies_to"]:
+        bases = ", ".join(config["applies_to"])
+        raise ValueError(
+            f"{config['name']} fine-tunes a learned base's weights ({bases}); "
+            f"it does not apply to {base!r}, which has none to change. Train a residual on it "
+            "instead (--residual sac, td3, ppo or sac-gated)."
+        )
+
+
+def train_finetune(
+    base: str, name_or_path: str | Path, out: str | Path, seed: int = 0, progress: bool = True
+) -> Path:
+    """Run a fine-tuning baseline on ``base``; returns the fine-tuned checkpoint.
+
+    ``base`` is ``bc`` (the shipped weights) or ``bc:PATH``. The learning curve goes to
+    ``out/progress.csv`` (environment steps, success on fixed held-out episodes); re-running
+    with the same ``out`` resumes.
+    """
+    from residual_bench.policies.bc_dagger import finetune_dagger
+
+    config = load_finetune_config(name_or_path)
+    check_applies(config, base)
+    init = base.split(":", 1)[1] if ":" in base else None
+    dagger, train = config["dagger"], config["train"]
+    return finetune_dagger(
+        out,
+        demonstrations=dagger["demonstrations"],
+        init=init,
+        rounds=dagger["rounds"],
+        episodes_per_round=dagger["episodes_per_round"],
+        epochs_per_round=dagger["epochs_per_round"],
+        suites=tuple(dagger["suites"]),
+        lr=float(dagger["lr"]),
+        seed=seed,
+        eval_suite=train["eval_suite"],
+        eval_episodes=train["eval_episodes"],
+        progress=progress,
+    )

@@ -1,0 +1,151 @@
+"""The ``finetune-dagger`` baseline: the expert relabels what the learned base visits, and the
+base's own weights are trained on it; fine-tuning configs and who they apply to."""
+
+import csv
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from residual_bench.cli import main
+from residual_bench.env_spec import SpecError
+from residual_bench.policies.bc import load_checkpoint, shipped_checkpoint
+from residual_bench.policies.bc_dagger import (
+    collect_corrections,
+    finetune_dagger,
+    merge_frames,
+    sync_phase,
+)
+from residual_bench.policies.bc_data import ARRAYS
+from residual_bench.policies.bc_train import train_bc
+from residual_bench.policies.expert import Phase, ScriptedExpert
+from residual_bench.policies.finetune import check_applies, load_finetune_config
+from residual_bench.policies.registry import get_base
+from residual_bench.residual.config import config_names
+
+
+@pytest.fixture(scope="module")
+def corrections():
+    return collect_corrections(1, suites=("drop",), seed=5, progress=False)
+
+
+def test_every_state_the_base_visits_is_labelled_by_the_expert(corrections):
+    data, summary = corrections
+    n = len(data["action"])
+    assert summary == {"env_steps": n, "episodes": 1, "successes": summary["successes"]}
+    assert n > 20 and data["rgb"].shape == (n, 84, 84, 3)
+    assert set(data) == set(ARRAYS) and np.all(data["episode"] == 0)
+    # Labels are the expert's (bounded, absolute gripper +-1), not the base's chunk actions.
+    assert np.all(np.abs(data["action"]) <= 1.0)
+    assert set(np.unique(data["action"][:, 6])) <= {-1.0, 1.0}
+
+
+def test_collection_is_reproducible_from_its_seed(corrections):
+    again, _ = collect_corrections(1, suites=("drop",), seed=5, progress=False)
+    np.testing.assert_array_equal(again["action"], corrections[0]["action"])
+
+
+def test_a_shadow_expert_carries_an_object_the_base_grasped_on_its_own():
+    env = gym.make("ResidualPickPlace-v0")
+    env.reset(seed=0)
+    expert = ScriptedExpert()
+    expert.reset()
+    while expert.phase not in (Phase.LIFT, Phase.TRANSPORT):
+        env.step(expert.act(env))
+    # The learned base, not the expert, got here: the shadow still thinks it is approaching.
+    expert.phase = Phase.APPROACH
+    sync_phase(expert, env)
+    assert expert.phase in (Phase.LIFT, Phase.TRANSPORT)
+    assert expert.act(env)[6] == -1.0  # keeps holding it
+    env.close()
+
+
+def test_a_shadow_expert_with_nothing_in_hand_keeps_its_phase():
+    env = gym.make("ResidualPickPlace-v0")
+    env.reset(seed=0)
+    expert = ScriptedExpert()
+    expert.reset()
+    sync_phase(expert, env)
+    assert expert.phase == Phase.APPROACH
+    env.close()
+
+
+def test_merged_data_sets_never_share_an_episode_id(corrections):
+    data = corrections[0]
+    merged = merge_frames(data, data)
+    assert len(merged["action"]) == 2 * len(data["action"])
+    assert set(np.unique(merged["episode"])) == {0, 1}
+
+
+def test_fine_tuning_starts_from_the_given_weights(corrections, tmp_path):
+    out = tmp_path / "tuned.pt"
+    train_bc(corrections[0], out, epochs=1, lr=0.0, progress=False, init=shipped_checkpoint())
+    start, tuned = load_checkpoint(shipped_checkpoint()), load_checkpoint(out)
+    assert all(torch.equal(start["model"][k], tuned["model"][k]) for k in start["model"])
+    assert torch.equal(torch.as_tensor(start["proprio_mean"]), tuned["proprio_mean"])
+
+
+def test_a_dagger_run_writes_a_learning_curve_and_resumes_without_redoing_rounds(
+    tmp_path, monkeypatch
+):
+    options = dict(rounds=1, episodes_per_round=1, epochs_per_round=1, eval_episodes=1)
+    final = finetune_dagger(tmp_path, suites=("nominal",), progress=False, **options)
+    assert load_checkpoint(final)["provenance"]["init"] == shipped_checkpoint().name
+    with open(tmp_path / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and int(rows[0]["timesteps"]) > 0
+    assert 0.0 <= float(rows[0]["success_rate"]) <= 1.0
+
+    def collect_again(*args, **kwargs):
+        raise AssertionError("a finished round was collected again")
+
+    monkeypatch.setattr("residual_bench.policies.bc_dagger.collect_corrections", collect_again)
+    assert finetune_dagger(tmp_path, suites=("nominal",), progress=False, **options) == final
+
+
+def test_the_shipped_fine_tuning_config_is_not_a_residual_config():
+    config = load_finetune_config("finetune-dagger")
+    assert config["method"] == "dagger" and config["applies_to"] == ["bc"]
+    assert "finetune-dagger" not in config_names()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("method: dagger\nsteps: 3\n", "unknown field"),
+        ("method: lora\n", "method must be one of"),
+        ("method: dagger\ndagger: {rounds: 0}\n", "dagger.rounds"),
+        ("method: dagger\ndagger: {round: 2}\n", "dagger.round"),
+        ("method: dagger\ndagger: {lr: -1}\n", "dagger.lr"),
+        ("method: dagger\napplies_to: bc\n", "applies_to"),
+    ],
+    ids=["unknown-field", "unknown-method", "zero-rounds", "misspelt", "negative-lr", "not-list"],
+)
+def test_a_malformed_fine_tuning_config_names_the_field(tmp_path, text, message):
+    path = tmp_path / "ft.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=message):
+        load_finetune_config(path)
+
+
+def test_fine_tuning_a_base_without_weights_is_refused_with_what_to_do_instead(capsys):
+    config = load_finetune_config("finetune-dagger")
+    with pytest.raises(ValueError, match="does not apply to 'scripted'.*residual"):
+        check_applies(config, "scripted")
+    check_applies(config, "bc:some/checkpoint.pt")  # a bc network from elsewhere is fine
+    code = main(["train", "--base", "scripted", "--residual", "finetune-dagger", "--out", "x"])
+    assert code != 0 and "does not apply to 'scripted'" in capsys.readouterr().err
+
+
+def test_residual_only_options_are_refused_for_fine_tuning(capsys, tmp_path):
+    argv = ["train", "--base", "bc", "--residual", "finetune-dagger", "--out", str(tmp_path)]
+    assert main([*argv, "--steps", "100"]) != 0
+    assert "--steps apply to residuals only" in capsys.readouterr().err
+
+
+def test_a_bc_checkpoint_is_a_base_by_path(tmp_path):
+    entry = get_base(f"bc:{shipped_checkpoint()}")
+    assert entry.env_kwargs == {"obs_mode": "rgb", "image_size": 84}
+    with pytest.raises(ValueError, match="does not exist"):
+        get_base(f"bc:{tmp_path / 'missing.pt'}")
