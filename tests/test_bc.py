@@ -19,7 +19,12 @@ from residual_bench.policies.bc_data import (
     load_demonstrations,
     mask_keypoints,
 )
-from residual_bench.policies.bc_train import chunk_targets, random_shift, train_bc
+from residual_bench.policies.bc_train import (
+    chunk_targets,
+    heatmap_cross_entropy,
+    random_shift,
+    train_bc,
+)
 from residual_bench.policies.registry import make_controller
 
 
@@ -190,3 +195,27 @@ def test_the_network_returns_one_image_keypoint_per_tracked_thing():
     actions, points = net.forward_with_keypoints(rgb, torch.zeros(2, 20), torch.zeros(2, 32))
     assert actions.shape == (2, 4, 7) and points.shape == (2, 3, 2)
     assert torch.all(points.abs() <= 1.0)
+
+
+def test_the_heatmap_loss_is_lowest_for_a_peak_on_the_keypoint_cell():
+    point = torch.tensor([[[0.3, -0.5]]])  # x, y in [-1, 1]
+    col, row = int((0.3 + 1) / 2 * 21), int((-0.5 + 1) / 2 * 21)
+    on_target = torch.zeros(1, 1, 21, 21)
+    on_target[0, 0, row, col] = 10.0
+    beside = torch.zeros(1, 1, 21, 21)
+    beside[0, 0, row, (col + 5) % 21] = 10.0
+    spread = torch.zeros(1, 1, 21, 21)
+    loss = [heatmap_cross_entropy(h, point).item() for h in (on_target, spread, beside)]
+    assert loss[0] < 0.05 < loss[1] < loss[2]
+
+
+def test_the_action_head_sees_the_image_only_through_its_keypoints():
+    # Two images whose heatmaps peak in the same places give the same actions: what the network
+    # learns about one scene cannot hinge on the rest of the picture.
+    net = BCNet(chunk_len=4, keypoints=3)
+    rgb = torch.randint(0, 255, (1, 84, 84, 3), dtype=torch.uint8)
+    proprio, words = torch.zeros(1, 20), torch.zeros(1, 32)
+    actions, points, logits = net.forward_with_heatmaps(rgb, proprio, words)
+    peak = torch.log_softmax(logits.flatten(2), dim=-1).max(dim=-1).values
+    fused = torch.cat([points.flatten(1), peak, proprio], dim=1)
+    torch.testing.assert_close(torch.tanh(net.head(fused)).view(1, 4, 7), actions)

@@ -27,7 +27,7 @@ from residual_bench.policies.base import ActionChunk, PolicySpec
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
 CHECKPOINT_FORMAT = "residual-bench-bc"
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 SHIPPED_CHECKPOINT = "data/bc_base.pt"
 
 
@@ -50,11 +50,15 @@ def spatial_softmax(heatmaps: torch.Tensor) -> torch.Tensor:
 class BCNet(nn.Module):
     """Image + proprioception + instruction -> a chunk of ``chunk_len`` 7-D actions in [-1, 1].
 
-    A small CNN keeps a 21 x 21 feature map (with coordinate channels, so positions are easy to
-    read out); the instruction modulates it (FiLM) so heatmaps can light up on the instructed
-    object, the plate and the gripper. A spatial softmax turns the heatmaps into image keypoints,
-    which feed the action head with pooled image features, proprioception and the instruction.
-    Training supervises the keypoints with the masks' centroids (see ``bc_train``).
+    Object-centric by construction, so what it learns about one scene carries over to the next:
+    a small fully convolutional CNN (no coordinate channels, so a heatmap can only light up on
+    what the pixels show, not on where training scenes tended to put things) keeps a 21 x 21
+    feature map; the instruction modulates it (FiLM, through a small MLP that can undo the
+    hashed instruction features' word collisions) so heatmaps light up on the instructed
+    object, the plate and the gripper. A spatial softmax turns the heatmaps into image
+    keypoints; the action head sees only the keypoints, how peaked each heatmap is, and
+    proprioception. Training supervises the heatmaps with the masks' centroids (see
+    ``bc_train``).
     """
 
     def __init__(
@@ -68,37 +72,42 @@ class BCNet(nn.Module):
         super().__init__()
         self.chunk_len = chunk_len
         self.keypoints = keypoints
-        self.register_buffer("coords", coordinate_grid(84, 84), persistent=False)
         self.trunk = nn.Sequential(
-            nn.Conv2d(5, 16, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(16, channels, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
         )  # fmt: skip
-        self.film = nn.Linear(instruction_dim, 2 * channels)
+        self.film = nn.Sequential(
+            nn.Linear(instruction_dim, 64), nn.ReLU(), nn.Linear(64, 2 * channels)
+        )
         self.refine = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
         self.heatmaps = nn.Conv2d(channels, keypoints, 1)
-        self.pooled = nn.Sequential(
-            nn.Conv2d(channels, 16, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten()
-        )
         self.head = nn.Sequential(
-            nn.Linear(keypoints * 2 + 16 * 16 + proprio_dim + instruction_dim, 256), nn.ReLU(),
+            nn.Linear(keypoints * 3 + proprio_dim, 256), nn.ReLU(),
             nn.Linear(256, 256), nn.ReLU(),
             nn.Linear(256, chunk_len * 7),
         )  # fmt: skip
+
+    def forward_with_heatmaps(
+        self, rgb: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Actions (B, chunk_len, 7), keypoints (B, K, 2) and heatmap logits (B, K, 21, 21)."""
+        image = rgb.permute(0, 3, 1, 2).float() / 255.0
+        features = self.trunk(image)
+        scale, shift = self.film(instruction).chunk(2, dim=1)
+        features = features * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        logits = self.heatmaps(self.refine(features))
+        points = spatial_softmax(logits)
+        peak = torch.log_softmax(logits.flatten(2), dim=-1).max(dim=-1).values
+        fused = torch.cat([points.flatten(1), peak, proprio], dim=1)
+        actions = torch.tanh(self.head(fused)).view(-1, self.chunk_len, 7)
+        return actions, points, logits
 
     def forward_with_keypoints(
         self, rgb: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Actions (B, chunk_len, 7) and image keypoints (B, keypoints, 2)."""
-        image = rgb.permute(0, 3, 1, 2).float() / 255.0
-        coords = self.coords.expand(image.shape[0], -1, -1, -1)
-        features = self.trunk(torch.cat([image, coords], dim=1))
-        scale, shift = self.film(instruction).chunk(2, dim=1)
-        features = features * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
-        features = self.refine(features)
-        points = spatial_softmax(self.heatmaps(features))
-        fused = torch.cat([points.flatten(1), self.pooled(features), proprio, instruction], dim=1)
-        actions = torch.tanh(self.head(fused)).view(-1, self.chunk_len, 7)
+        actions, points, _ = self.forward_with_heatmaps(rgb, proprio, instruction)
         return actions, points
 
     def forward(self, rgb: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor):

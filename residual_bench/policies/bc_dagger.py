@@ -158,6 +158,7 @@ def finetune_dagger(
     epochs_per_round: int = 2,
     suites: tuple[str, ...] = DAGGER_SUITES,
     lr: float = 3e-4,
+    keypoint_weight: float = 1.0,
     seed: int = 0,
     eval_suite: str = "mixed",
     eval_episodes: int = 20,
@@ -188,14 +189,17 @@ def finetune_dagger(
             data, summary = collect_corrections(
                 episodes_per_round, current, suites, seed, r, progress
             )
-            np.savez_compressed(corrections, env_steps=summary["env_steps"], **data)
+            np.savez_compressed(
+                corrections, env_steps=summary["env_steps"], successes=summary["successes"], **data
+            )
         with np.load(corrections) as f:
             frames.append({k: f[k] for k in ARRAYS})
             env_steps += int(f["env_steps"])
         if not model.exists():
             train_bc(
                 merge_frames(*kept, *frames), model, epochs=epochs_per_round, seed=seed + r,
-                lr=lr, progress=progress, init=current or shipped_checkpoint(),
+                lr=lr, keypoint_weight=keypoint_weight, progress=progress,
+                init=current or shipped_checkpoint(),
             )  # fmt: skip
             rate = evaluate_bc(model, eval_suite, eval_episodes, EVAL_MASTER_SEED)
             lo, hi = wilson_interval(round(rate * eval_episodes), eval_episodes)

@@ -1,12 +1,13 @@
 """Training the ``bc`` base by behaviour cloning (``bench base train bc``).
 
 A readable loop: random-shift image augmentation, mean-squared error on the next
-``chunk_len`` expert actions (the chunk is padded with the episode's last action) plus an
-auxiliary mean-squared error pulling the network's image keypoints onto the target object, the
-plate and the gripper (where visible), Adam with the learning rate decaying by ``LR_DECAY`` per
-epoch. After every epoch the full training state (network, optimiser, generator, epoch) is
-written to ``<out>.train.pt``, so an interrupted run resumes where it stopped; the final file
-``<out>`` holds only what the base needs.
+``chunk_len`` expert actions (the chunk is padded with the episode's last action) plus two
+auxiliary losses on the network's image keypoints of the target object, the plate and the
+gripper (where visible): the squared error of each keypoint and the cross-entropy of each
+heatmap against the cell its keypoint falls in. Adam with the learning rate decaying by
+``LR_DECAY`` per epoch. After every epoch the full training state (network, optimiser,
+generator, epoch) is written to ``<out>.train.pt``, so an interrupted run resumes where it
+stopped; the final file ``<out>`` holds only what the base needs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,20 @@ from residual_bench.policies.bc import (
 from residual_bench.policies.bc_data import load_demonstrations
 
 LR_DECAY = 0.85
+HEATMAP_WEIGHT = 0.1
+
+
+def heatmap_cross_entropy(logits: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(B, K) cross-entropy of each heatmap's softmax against the cell its keypoint falls in.
+
+    The loss on the expected position alone is satisfied by a heatmap spread over the right
+    object and a distractor alike; this one asks for a peak on the right object.
+    """
+    b, k, h, w = logits.shape
+    col = ((points[..., 0] + 1) / 2 * w).long().clamp(0, w - 1)
+    row = ((points[..., 1] + 1) / 2 * h).long().clamp(0, h - 1)
+    log_probs = torch.log_softmax(logits.reshape(b, k, h * w), dim=-1)
+    return -log_probs.gather(-1, (row * w + col)[..., None])[..., 0]
 
 
 def chunk_targets(actions: np.ndarray, episodes: np.ndarray, chunk_len: int) -> np.ndarray:
@@ -69,6 +84,7 @@ def train_bc(
     lr: float = 1e-3,
     chunk_len: int = 4,
     keypoint_weight: float = 1.0,
+    heatmap_weight: float = HEATMAP_WEIGHT,
     resume: bool = True,
     progress: bool = True,
     init: str | Path | None = None,
@@ -137,10 +153,20 @@ def train_bc(
         for i in bar:
             idx = order[i : i + batch_size]
             images, shift = random_shift(rgb[idx], generator)
-            predicted, points = model.forward_with_keypoints(images, proprio[idx], words[idx])
-            point_error = ((points - (keypoints[idx] + shift[:, None, :])) ** 2).sum(-1)
-            point_loss = (point_error * visible[idx]).sum() / visible[idx].sum().clamp(min=1.0)
-            loss = nn.functional.mse_loss(predicted, targets[idx]) + keypoint_weight * point_loss
+            predicted, points, logits = model.forward_with_heatmaps(
+                images, proprio[idx], words[idx]
+            )
+            labels = keypoints[idx] + shift[:, None, :]
+            seen = visible[idx]
+            point_error = ((points - labels) ** 2).sum(-1)
+            point_loss = (point_error * seen).sum() / seen.sum().clamp(min=1.0)
+            cells = heatmap_cross_entropy(logits, labels)
+            cell_loss = (cells * seen).sum() / seen.sum().clamp(min=1.0)
+            loss = (
+                nn.functional.mse_loss(predicted, targets[idx])
+                + keypoint_weight * point_loss
+                + heatmap_weight * cell_loss
+            )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

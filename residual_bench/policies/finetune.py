@@ -8,7 +8,8 @@ under ``baselines/`` with ``method`` instead of ``algo``:
   and the base is trained further on them (:mod:`residual_bench.policies.bc_dagger`).
 
 Fields: ``method``, ``description``, ``applies_to`` (the bases with weights it can change),
-``dagger`` (rounds, episodes_per_round, epochs_per_round, lr, suites, demonstrations: a
+``dagger`` (rounds, episodes_per_round, epochs_per_round, lr, keypoint_weight: the weight of
+the image-keypoint loss (see ``bc_train``), suites, demonstrations: a
 demonstrations file to keep training on, or null for the visited states alone) and ``train``
 (eval_suite, eval_episodes: the learning curve's fixed held-out episodes).
 """
@@ -26,6 +27,7 @@ DAGGER_DEFAULTS: dict[str, Any] = {
     "episodes_per_round": 50,
     "epochs_per_round": 2,
     "lr": 3.0e-4,
+    "keypoint_weight": 1.0,
     "suites": ["nominal", "poke", "slide", "drop", "mixed"],
     "demonstrations": None,
 }
@@ -77,8 +79,11 @@ def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
     for key in ("rounds", "episodes_per_round", "epochs_per_round"):
         if not isinstance(dagger[key], int) or isinstance(dagger[key], bool) or dagger[key] < 1:
             raise SpecError(f"{where}: dagger.{key} must be a positive integer")
-    if not isinstance(dagger["lr"], int | float) or not dagger["lr"] > 0:
-        raise SpecError(f"{where}: dagger.lr must be a positive number")
+    for key in ("lr", "keypoint_weight"):
+        if not isinstance(dagger[key], int | float) or isinstance(dagger[key], bool):
+            raise SpecError(f"{where}: dagger.{key} must be a number")
+        if not dagger[key] > 0:
+            raise SpecError(f"{where}: dagger.{key} must be positive")
     return config
 
 
@@ -118,6 +123,7 @@ def train_finetune(
         epochs_per_round=dagger["epochs_per_round"],
         suites=tuple(dagger["suites"]),
         lr=float(dagger["lr"]),
+        keypoint_weight=float(dagger["keypoint_weight"]),
         seed=seed,
         eval_suite=train["eval_suite"],
         eval_episodes=train["eval_episodes"],
