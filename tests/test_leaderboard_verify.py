@@ -16,6 +16,7 @@ from test_leaderboard_validate import tamper
 
 from residual_bench.eval.records import read_jsonl
 from residual_bench.leaderboard.cli import add_leaderboard_parsers
+from residual_bench.leaderboard.submission import base_info
 from residual_bench.leaderboard.validate import validate_submission
 from residual_bench.leaderboard.verify import (
     choose_records,
@@ -97,9 +98,10 @@ def test_verify_refuses_an_invalid_submission_or_a_swapped_checkpoint(shared, tm
 
 
 def test_bases_that_need_a_gpu_server_are_marked_not_verifiable(shared, tmp_path):
-    assert not_verifiable_reason("scripted") is None and not_verifiable_reason("bc") is None
-    assert "GPU" in not_verifiable_reason("remote:ws://gpu-box:8000")
-    assert "GPU" in not_verifiable_reason("octo")
+    assert not_verifiable_reason(base_info("scripted")) is None
+    assert not_verifiable_reason(base_info("bc")) is None
+    assert "GPU" in not_verifiable_reason({"name": "remote:ws://gpu-box:8000"})
+    assert "GPU" in not_verifiable_reason({"name": "octo"})
 
     def remote(lines):
         for line in lines:
@@ -115,6 +117,14 @@ def test_bases_that_need_a_gpu_server_are_marked_not_verifiable(shared, tmp_path
     assert result["status"] == "not-verifiable" and result["episodes"] == []
     write_verification(tmp_path, result)
     assert verification_status(tmp_path, path.name) == "not-verifiable"
+
+
+def test_a_submission_run_with_other_bc_weights_is_not_verifiable_but_says_why():
+    base = base_info("bc")
+    assert len(base["weights_sha256"]) == 64  # the shipped weights, named by hash
+    assert "weights_sha256" not in base_info("scripted")  # nothing to name
+    reason = not_verifiable_reason({**base, "weights_sha256": "0" * 64})
+    assert "000000000000" in reason and "ships" in reason
 
 
 def test_heldout_seeds_run_a_private_master_seed(shared, tmp_path, capsys):

@@ -146,7 +146,6 @@ def build_submission(
         checkpoints: training seed -> checkpoint directory inside the submission.
     """
     from residual_bench.eval.runner import cell_summaries
-    from residual_bench.policies.registry import base_names, get_base
 
     first = records[0]
     train_seeds = sorted({int(r.extra["train_seed"]) for r in records if "train_seed" in r.extra})
@@ -181,17 +180,28 @@ def build_submission(
             "episodes": 1 + max(int(r.extra["episode_index"]) for r in records),
             "master_seed": int(first.extra.get("master_seed", 0)),
         },
-        "base": {
-            "name": base,
-            # A remote base is described by its URL; it is not contacted here.
-            "description": get_base(base).description if base in base_names() else base,
-        },
+        "base": base_info(base),
         "residual": residual_info,
         "versions": first.extra.get("versions", {}),
         "git_commit": first.extra.get("git_commit"),
         "hardware": hardware(),
         "summary": {"cells": json.loads(json.dumps(cell_summaries(records)))},
     }
+
+
+def base_info(base: str) -> dict[str, str]:
+    """The submission's ``base``: name, description and, for a base whose weights are a file
+    (``bc``), their SHA-256, so a later change of the shipped weights is caught, not
+    mistaken for a failed re-run."""
+    from residual_bench.policies.registry import base_names, get_base
+
+    if base not in base_names():  # a remote base is described by its URL, not contacted
+        return {"name": base, "description": base}
+    entry = get_base(base)
+    info = {"name": base, "description": entry.description}
+    if entry.weights is not None:
+        info["weights_sha256"] = checkpoint_hash(entry.weights())
+    return info
 
 
 def submit(

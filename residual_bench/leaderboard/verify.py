@@ -31,17 +31,27 @@ from residual_bench.leaderboard.validate import MASTER_SEEDS, validate_submissio
 VERIFIED, FAILED, NOT_VERIFIABLE = "verified", "failed", "not-verifiable"
 
 
-def not_verifiable_reason(base: str) -> str | None:
-    """Why episodes of ``base`` cannot be re-run here, or None when they can.
+def not_verifiable_reason(base: dict[str, Any]) -> str | None:
+    """Why episodes of a submission's ``base`` cannot be re-run here, or None when they can.
 
     Only the bases registered in the package run on this machine's CPU; a remote base
-    (``remote:``, ``openvla-rest:``, ``octo``) needs a GPU policy server.
+    (``remote:``, ``openvla-rest:``, ``octo``) needs a GPU policy server. A base whose
+    weights the submission names by hash must still have those weights.
     """
-    from residual_bench.policies.registry import base_names
+    from residual_bench.policies.registry import base_names, get_base
 
-    if base in base_names():
-        return None
-    return f"base {base!r} needs a GPU policy server, not available to the verifier"
+    name = base["name"]
+    if name not in base_names():
+        return f"base {name!r} needs a GPU policy server, not available to the verifier"
+    claimed, entry = base.get("weights_sha256"), get_base(name)
+    if claimed is not None and entry.weights is not None:
+        here = checkpoint_hash(entry.weights())
+        if here != claimed:
+            return (
+                f"base {name!r} ran with weights {claimed[:12]}..., but this installation "
+                f"ships {here[:12]}...: re-run the submission's episodes with those weights"
+            )
+    return None
 
 
 def choose_records(sub_id: str, records: list[EpisodeRecord], k: int) -> list[EpisodeRecord]:
@@ -107,7 +117,7 @@ def verify_submission(path: str | Path, k: int = 10) -> dict[str, Any]:
 
     path, data, records = _load_valid(path)
     result: dict[str, Any] = {"submission": data["id"], "k": k, "versions": package_versions()}
-    reason = not_verifiable_reason(data["base"]["name"])
+    reason = not_verifiable_reason(data["base"])
     if reason is not None:
         return {**result, "status": NOT_VERIFIABLE, "reason": reason, "episodes": []}
     episodes = []
@@ -166,7 +176,7 @@ def heldout_evaluation(path: str | Path, seeds_file: str | Path) -> dict[str, An
 
     path, data, records = _load_valid(path)
     hidden = read_heldout_seeds(seeds_file)
-    reason = not_verifiable_reason(data["base"]["name"])
+    reason = not_verifiable_reason(data["base"])
     if reason is not None:
         return {"submission": data["id"], "status": NOT_VERIFIABLE, "reason": reason}
     cells: dict[tuple, list[EpisodeRecord]] = {}

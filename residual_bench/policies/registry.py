@@ -27,15 +27,17 @@ OCTO_DEFAULT_URL = "ws://127.0.0.1:8000"
 @dataclass(frozen=True)
 class BaseEntry:
     """A registered policy: a one-line description, ``factory(env) -> Controller``, the
-    environment keyword arguments it needs (e.g. a camera for a visuomotor base), and whether
+    environment keyword arguments it needs (e.g. a camera for a visuomotor base), whether
     it runs from this package alone (``self_contained``; False for bases whose weights come
-    from elsewhere, e.g. a VLA checkpoint on a GPU machine)."""
+    from elsewhere, e.g. a VLA checkpoint on a GPU machine) and, for a base with weights in a
+    file, where that file is (``weights``), so results can name the exact weights."""
 
     name: str
     description: str
     factory: Callable[..., Any]
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     self_contained: bool = True
+    weights: Callable[[], Any] | None = None
 
 
 _REGISTRY: dict[str, BaseEntry] = {}
@@ -47,11 +49,14 @@ def register_base(
     factory: Callable[..., Any],
     env_kwargs: dict[str, Any] | None = None,
     self_contained: bool = True,
+    weights: Callable[[], Any] | None = None,
 ) -> None:
     """Make a base policy available under ``name`` (see :class:`BaseEntry`)."""
     if name in _REGISTRY:
         raise ValueError(f"base policy {name!r} is already registered")
-    _REGISTRY[name] = BaseEntry(name, description, factory, dict(env_kwargs or {}), self_contained)
+    _REGISTRY[name] = BaseEntry(
+        name, description, factory, dict(env_kwargs or {}), self_contained, weights
+    )
 
 
 def base_names() -> list[str]:
@@ -118,6 +123,7 @@ def _bc_checkpoint_entry(name: str) -> BaseEntry:
         lambda env: bc_controller(env, path),
         env_kwargs=dict(_REGISTRY["bc"].env_kwargs),
         self_contained=False,
+        weights=lambda: path,
     )
 
 
@@ -162,6 +168,12 @@ def _bc_base(env: Any) -> Any:
     return bc_controller(env)
 
 
+def _bc_weights() -> Any:
+    from residual_bench.policies.bc import shipped_checkpoint
+
+    return shipped_checkpoint()
+
+
 def _register_builtin() -> None:
     from residual_bench.policies.scripted import SCRIPTED_POLICIES
 
@@ -186,6 +198,7 @@ def _register_builtin() -> None:
         "base: behaviour-cloned CNN on the 84 px camera, 4-step chunks at 5 Hz (shipped weights)",
         _bc_base,
         env_kwargs={"obs_mode": "rgb", "image_size": 84},
+        weights=_bc_weights,
     )
 
 
