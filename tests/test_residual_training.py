@@ -150,6 +150,25 @@ def test_sac_td3_and_ppo_configs_are_shipped():
     assert {"sac", "td3", "ppo"} <= set(config_names())
 
 
+def test_scratch_is_sac_with_full_authority_on_the_zero_base_and_refuses_any_other(tmp_path):
+    config = load_config("scratch")
+    assert config.algo == "sac" and config.base == "zero" and config.alpha == [1.0, 1.0, 1.0]
+    assert not config.safeguards["zero_init"] and config.safeguards["actor_penalty"] == 0
+    with pytest.raises(ValueError, match="made for the 'zero' base.*--base zero"):
+        train_residual("scripted", "scratch", tmp_path / "run", steps=10, progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_the_zero_base_lets_the_agent_act_alone():
+    env = make_residual_env("zero", "privileged", alpha=(1.0, 1.0, 1.0), suite="nominal")
+    env.reset(seed=0)
+    r = np.array([0.5, -0.5, 0.2, 0.0, 0.0, 0.1, -1.0], dtype=np.float32)
+    _, _, _, _, info = env.step(r)
+    np.testing.assert_array_equal(info["base_action"], np.zeros(7))
+    np.testing.assert_allclose(info["executed_action"], r, rtol=1e-6)
+    env.close()
+
+
 def test_an_unknown_config_name_is_refused_listing_the_shipped_ones():
     with pytest.raises(ValueError, match="valid choices: .*sac") as err:
         load_config("dqn")

@@ -71,3 +71,19 @@ class BaseController:
 
     def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         return self.executor.step(obs, info["time"], stalled=bool(info.get("base_stalled")))
+
+
+class ZeroController:
+    """No base at all: the zero action every step (arm still, gripper half open).
+
+    What the ``scratch`` baseline trains on: with alpha 1 the "residual" is then the whole
+    policy, so the same agent and training loop learn the task from nothing.
+    """
+
+    name = "zero"
+
+    def reset(self, info: dict[str, Any]) -> None:
+        """Nothing to reset."""
+
+    def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        return np.zeros(7), {"base_fresh": True, "base_held": False}

@@ -168,6 +168,12 @@ def _bc_base(env: Any) -> Any:
     return bc_controller(env)
 
 
+def _zero_base(env: Any) -> Any:
+    from residual_bench.policies.controller import ZeroController
+
+    return ZeroController()
+
+
 def _bc_weights() -> Any:
     from residual_bench.policies.bc import shipped_checkpoint
 
@@ -192,6 +198,11 @@ def _register_builtin() -> None:
         "scripted",
         "base: VLA-like scripted policy, 5 Hz chunks, 100-200 ms latency, seeded errors",
         _scripted_base(vla_errors=True),
+    )
+    register_base(
+        "zero",
+        "no base: the zero action every step (the scratch baseline trains on it)",
+        _zero_base,
     )
     register_base(
         "bc",

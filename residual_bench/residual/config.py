@@ -4,6 +4,9 @@ A config names the algorithm, the features, alpha, the SB3 hyperparameters, the 
 and the training protocol; ``bench train --residual sac`` reads ``baselines/sac.yaml`` (or any
 YAML path). Unknown or mistyped fields are errors that name the file and the field.
 
+An optional ``base`` ties a config to one base: ``scratch`` is SAC on the ``zero`` base (no
+base at all, alpha 1), and ``bench train`` refuses it with any other.
+
 Safeguards (from the residual-RL literature; each 0 / false switches it off):
 
 - ``zero_init``: the actor's output layer starts at zero, so an untrained residual
@@ -68,6 +71,7 @@ class ResidualConfig:
     safeguards: dict[str, Any] = field(default_factory=lambda: dict(SAFEGUARD_DEFAULTS))
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
     gated: dict[str, Any] | None = None
+    base: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, stored with every trained residual."""
@@ -126,7 +130,7 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     data = read_yaml(path)
     where = str(path)
     known = {"algo", "description", "features", "alpha", "hyperparams", "safeguards", "train"}
-    known.add("gated")
+    known.update({"gated", "base"})
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {sorted(known)}")
@@ -170,7 +174,11 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         gated = _merge("gated", gated, GATED_DEFAULTS, where)
         if gated["n_critics"] < 2 or gated["temperature"] <= 0:
             raise SpecError(f"{where}: gated needs n_critics >= 2 and temperature > 0")
+    base = data.get("base")
+    if base is not None and not isinstance(base, str):
+        raise SpecError(f"{where}: base must be a base name, got {base!r}")
     return ResidualConfig(
+        base=base,
         name=path.stem,
         algo=algo,
         description=str(data.get("description", "")),

@@ -123,6 +123,11 @@ def train_residual(
     get_base(base)
     torch.set_num_threads(threads)
     config = residual if isinstance(residual, ResidualConfig) else load_config(residual)
+    if config.base is not None and base != config.base:
+        raise ValueError(
+            f"{config.name} is made for the {config.base!r} base, not {base!r}; "
+            f"run it with --base {config.base}"
+        )
     if features is not None:
         config.features = features
     train = dict(config.train)
