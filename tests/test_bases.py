@@ -22,6 +22,7 @@ from residual_bench.policies.wrapper import BasePolicyWrapper
 
 # Bases whose weights live outside the package (VLAs) are tested on tiny checkpoints elsewhere.
 SELF_CONTAINED = [n for n in base_names() if get_base(n).self_contained]
+MOVING = [n for n in SELF_CONTAINED if n != "zero"]  # `zero` stands still by definition
 
 BASE_POLICIES = ("scripted", "scripted-expert")  # the registered bases with a `.policy`
 SHORT = {"scene_overrides": {"task": {"episode_seconds": 6.0}}}
@@ -77,7 +78,7 @@ def record_chunks(controller: Any) -> list[ActionChunk]:
 # -- every registered base ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", SELF_CONTAINED)
+@pytest.mark.parametrize("name", MOVING)
 def test_every_registered_base_drives_a_fresh_env_with_finite_actions_in_the_box(make_env, name):
     env = make_env(**SHORT, **get_base(name).env_kwargs)
     actions, infos = base_alone(env, name, seed=0, steps=12)
@@ -85,6 +86,11 @@ def test_every_registered_base_drives_a_fresh_env_with_finite_actions_in_the_box
     assert np.all(np.isfinite(actions))
     assert np.all(np.abs(actions) <= 1.0)
     assert any(np.any(a[:6] != 0.0) for a in actions), f"{name} never moves"
+
+
+def test_the_zero_base_is_no_base_at_all(make_env):
+    actions, _ = base_alone(make_env(**SHORT), "zero", seed=0, steps=12)
+    np.testing.assert_array_equal(actions, np.zeros((12, 7)))
 
 
 def test_the_two_bases_behind_the_base_policy_interface_are_registered():

@@ -86,4 +86,5 @@ class ZeroController:
         """Nothing to reset."""
 
     def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        return np.zeros(7), {"base_fresh": True, "base_held": False}
+        stalled = bool(info.get("base_stalled"))
+        return np.zeros(7), {"base_fresh": not stalled, "base_held": stalled}
