@@ -96,6 +96,7 @@ def _cmd_base_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         resume=not args.restart,
         progress=not args.quiet,
+        object_centric=args.object_centric,
     )
     print(
         f"trained bc for {summary['epochs']} epochs on {summary['samples']} steps, "
@@ -301,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--seed", type=int, default=0, help="training seed (0)")
     p_train.add_argument("--batch-size", type=int, default=128, help="batch size (128)")
     p_train.add_argument("--lr", type=float, default=1e-3, help="learning rate (1e-3)")
+    p_train.add_argument(
+        "--object-centric",
+        action="store_true",
+        help="the object-centric network: keypoints only to the action head (see results/bc)",
+    )
     p_train.add_argument(
         "--restart",
         action="store_true",

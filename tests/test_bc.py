@@ -197,6 +197,19 @@ def test_the_network_returns_one_image_keypoint_per_tracked_thing():
     assert torch.all(points.abs() <= 1.0)
 
 
+def test_the_object_centric_network_does_not_know_where_a_pixel_is():
+    # No coordinate channels: shifting the whole image by one feature cell (4 px) shifts every
+    # heatmap by one cell, away from the borders.
+    net = BCNet(object_centric=True).eval()
+    rgb = torch.full((1, 84, 84, 3), 90, dtype=torch.uint8)
+    rgb[0, 40:44, 36:40] = torch.tensor([200, 30, 30], dtype=torch.uint8)
+    shifted = torch.roll(rgb, shifts=4, dims=2)
+    with torch.no_grad():
+        _, _, a = net.forward_with_heatmaps(rgb, torch.zeros(1, 20), torch.zeros(1, 32))
+        _, _, b = net.forward_with_heatmaps(shifted, torch.zeros(1, 20), torch.zeros(1, 32))
+    torch.testing.assert_close(b[..., 4:16, 5:16], a[..., 4:16, 4:15])
+
+
 def test_the_heatmap_loss_is_lowest_for_a_peak_on_the_keypoint_cell():
     point = torch.tensor([[[0.3, -0.5]]])  # x, y in [-1, 1]
     col, row = int((0.3 + 1) / 2 * 21), int((-0.5 + 1) / 2 * 21)
@@ -209,10 +222,10 @@ def test_the_heatmap_loss_is_lowest_for_a_peak_on_the_keypoint_cell():
     assert loss[0] < 0.05 < loss[1] < loss[2]
 
 
-def test_the_action_head_sees_the_image_only_through_its_keypoints():
-    # Two images whose heatmaps peak in the same places give the same actions: what the network
-    # learns about one scene cannot hinge on the rest of the picture.
-    net = BCNet(chunk_len=4, keypoints=3)
+def test_the_object_centric_head_sees_the_image_only_through_its_keypoints():
+    # Whatever else is in the picture, the actions are a function of where the heatmaps peak:
+    # what the network learns about one scene cannot hinge on the rest of it.
+    net = BCNet(chunk_len=4, keypoints=3, object_centric=True)
     rgb = torch.randint(0, 255, (1, 84, 84, 3), dtype=torch.uint8)
     proprio, words = torch.zeros(1, 20), torch.zeros(1, 32)
     actions, points, logits = net.forward_with_heatmaps(rgb, proprio, words)

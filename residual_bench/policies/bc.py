@@ -27,7 +27,7 @@ from residual_bench.policies.base import ActionChunk, PolicySpec
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
 CHECKPOINT_FORMAT = "residual-bench-bc"
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 2
 SHIPPED_CHECKPOINT = "data/bc_base.pt"
 
 
@@ -50,15 +50,19 @@ def spatial_softmax(heatmaps: torch.Tensor) -> torch.Tensor:
 class BCNet(nn.Module):
     """Image + proprioception + instruction -> a chunk of ``chunk_len`` 7-D actions in [-1, 1].
 
-    Object-centric by construction, so what it learns about one scene carries over to the next:
-    a small fully convolutional CNN (no coordinate channels, so a heatmap can only light up on
-    what the pixels show, not on where training scenes tended to put things) keeps a 21 x 21
-    feature map; the instruction modulates it (FiLM, through a small MLP that can undo the
-    hashed instruction features' word collisions) so heatmaps light up on the instructed
-    object, the plate and the gripper. A spatial softmax turns the heatmaps into image
-    keypoints; the action head sees only the keypoints, how peaked each heatmap is, and
-    proprioception. Training supervises the heatmaps with the masks' centroids (see
-    ``bc_train``).
+    A small CNN keeps a 21 x 21 feature map; the instruction modulates it (FiLM) so heatmaps
+    can light up on the instructed object, the plate and the gripper. A spatial softmax turns
+    the heatmaps into image keypoints. Training supervises the keypoints with the masks'
+    centroids (see ``bc_train``). Two layouts:
+
+    - default (the shipped base): coordinate channels in the CNN, a linear FiLM, and an action
+      head that sees the keypoints, pooled image features, proprioception and the instruction;
+    - ``object_centric``: no coordinate channels (a heatmap can only light up on what the
+      pixels show, not where training scenes tended to put things), FiLM through a small MLP
+      (which can undo the hashed instruction features' word collisions), and an action head
+      that sees the image only through the keypoints and how peaked each heatmap is, plus
+      proprioception - so what it learns about one scene carries over to the next
+      (results/bc/README.md measures both).
     """
 
     def __init__(
@@ -68,22 +72,37 @@ class BCNet(nn.Module):
         instruction_dim: int = 32,
         channels: int = 32,
         keypoints: int = 3,
+        object_centric: bool = False,
     ):
         super().__init__()
         self.chunk_len = chunk_len
         self.keypoints = keypoints
+        self.object_centric = object_centric
+        self.register_buffer("coords", coordinate_grid(84, 84), persistent=False)
         self.trunk = nn.Sequential(
-            nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(3 if object_centric else 5, 16, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(16, channels, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
         )  # fmt: skip
-        self.film = nn.Sequential(
-            nn.Linear(instruction_dim, 64), nn.ReLU(), nn.Linear(64, 2 * channels)
-        )
+        # Modules are created in the same order in both layouts (it fixes the initial
+        # weights drawn for a seed), so the shipped base's training run is reproducible.
+        if object_centric:
+            self.film = nn.Sequential(
+                nn.Linear(instruction_dim, 64), nn.ReLU(), nn.Linear(64, 2 * channels)
+            )
+        else:
+            self.film = nn.Linear(instruction_dim, 2 * channels)
         self.refine = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
         self.heatmaps = nn.Conv2d(channels, keypoints, 1)
+        if object_centric:
+            head_in = keypoints * 3 + proprio_dim
+        else:
+            self.pooled = nn.Sequential(
+                nn.Conv2d(channels, 16, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten()
+            )
+            head_in = keypoints * 2 + 16 * 16 + proprio_dim + instruction_dim
         self.head = nn.Sequential(
-            nn.Linear(keypoints * 3 + proprio_dim, 256), nn.ReLU(),
+            nn.Linear(head_in, 256), nn.ReLU(),
             nn.Linear(256, 256), nn.ReLU(),
             nn.Linear(256, chunk_len * 7),
         )  # fmt: skip
@@ -93,13 +112,20 @@ class BCNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Actions (B, chunk_len, 7), keypoints (B, K, 2) and heatmap logits (B, K, 21, 21)."""
         image = rgb.permute(0, 3, 1, 2).float() / 255.0
+        if not self.object_centric:
+            image = torch.cat([image, self.coords.expand(image.shape[0], -1, -1, -1)], dim=1)
         features = self.trunk(image)
         scale, shift = self.film(instruction).chunk(2, dim=1)
         features = features * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
-        logits = self.heatmaps(self.refine(features))
+        features = self.refine(features)
+        logits = self.heatmaps(features)
         points = spatial_softmax(logits)
-        peak = torch.log_softmax(logits.flatten(2), dim=-1).max(dim=-1).values
-        fused = torch.cat([points.flatten(1), peak, proprio], dim=1)
+        if self.object_centric:
+            peak = torch.log_softmax(logits.flatten(2), dim=-1).max(dim=-1).values
+            fused = torch.cat([points.flatten(1), peak, proprio], dim=1)
+        else:
+            pooled = self.pooled(features)
+            fused = torch.cat([points.flatten(1), pooled, proprio, instruction], dim=1)
         actions = torch.tanh(self.head(fused)).view(-1, self.chunk_len, 7)
         return actions, points, logits
 

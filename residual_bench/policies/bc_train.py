@@ -25,6 +25,7 @@ from residual_bench.policies.bc import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     BCNet,
+    build_model,
     load_checkpoint,
 )
 from residual_bench.policies.bc_data import load_demonstrations
@@ -84,16 +85,19 @@ def train_bc(
     lr: float = 1e-3,
     chunk_len: int = 4,
     keypoint_weight: float = 1.0,
-    heatmap_weight: float = HEATMAP_WEIGHT,
+    heatmap_weight: float | None = None,
     resume: bool = True,
     progress: bool = True,
     init: str | Path | None = None,
+    object_centric: bool = False,
 ) -> dict[str, Any]:
     """Train a bc network on demonstrations; returns a summary (final loss, epochs, time).
 
-    ``data_path`` is a demonstrations file or its arrays already loaded. ``init`` fine-tunes
-    the network of that checkpoint instead of starting from random weights, keeping its
-    proprioception normalisation (the DAgger baseline does this).
+    ``data_path`` is a demonstrations file or its arrays already loaded. ``object_centric``
+    picks that layout of :class:`BCNet`; ``heatmap_weight`` defaults to ``HEATMAP_WEIGHT``
+    for it and to 0 for the default layout (as the shipped base was trained). ``init``
+    fine-tunes the network of that checkpoint (its layout, weights and proprioception
+    normalisation) instead of starting from random weights; the DAgger baseline does this.
 
     Raises:
         FileExistsError: ``out`` already exists (a finished model is never overwritten).
@@ -103,7 +107,6 @@ def train_bc(
         raise FileExistsError(f"{out} already exists; choose another --out")
     state_path = out.with_name(out.name + ".train.pt")
     data = data_path if isinstance(data_path, dict) else load_demonstrations(data_path)
-    targets = torch.as_tensor(chunk_targets(data["action"], data["episode"], chunk_len))
     rgb = torch.as_tensor(data["rgb"])
     proprio = torch.as_tensor(data["proprio"])
     words = torch.as_tensor(data["instruction"])
@@ -111,21 +114,23 @@ def train_bc(
     visible = torch.as_tensor(data["keypoint_visible"]).float()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model_channels = 32
-    model = BCNet(chunk_len=chunk_len, channels=model_channels, keypoints=keypoints.shape[1])
+    config = {"chunk_len": chunk_len, "channels": 32, "keypoints": keypoints.shape[1]}
+    if object_centric:
+        config["object_centric"] = True
     if init is not None:
         start = load_checkpoint(init)
-        if start["config"] != {
-            "chunk_len": chunk_len,
-            "channels": model_channels,
-            "keypoints": keypoints.shape[1],
-        }:
-            raise ValueError(f"{init}: a bc network of another shape ({start['config']})")
-        model.load_state_dict(start["model"])
+        config = dict(start["config"])
+        model = build_model(start).train()
         mean = torch.as_tensor(np.asarray(start["proprio_mean"]), dtype=torch.float32)
         std = torch.as_tensor(np.asarray(start["proprio_std"]), dtype=torch.float32)
     else:
+        model = BCNet(**config)
         mean, std = proprio.mean(0), proprio.std(0) + 1e-3
+    targets = torch.as_tensor(
+        chunk_targets(data["action"], data["episode"], int(config["chunk_len"]))
+    )
+    if heatmap_weight is None:
+        heatmap_weight = HEATMAP_WEIGHT if config.get("object_centric") else 0.0
     proprio = (proprio - mean) / std
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(targets)
@@ -196,11 +201,7 @@ def train_bc(
         {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
-            "config": {
-                "chunk_len": chunk_len,
-                "channels": model_channels,
-                "keypoints": keypoints.shape[1],
-            },
+            "config": config,
             "model": model.state_dict(),
             "proprio_mean": mean,
             "proprio_std": std,
