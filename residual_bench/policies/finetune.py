@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from residual_bench.env_spec import SpecError, read_yaml, spec_dir
+from residual_bench.residual.config import merge_section
 
 METHODS = ("dagger",)
 DAGGER_DEFAULTS: dict[str, Any] = {
@@ -65,16 +66,7 @@ def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
     config = {"name": path.stem, "method": data["method"], "applies_to": applies_to}
     config["description"] = str(data.get("description", ""))
     for section, defaults in (("dagger", DAGGER_DEFAULTS), ("train", TRAIN_DEFAULTS)):
-        given = data.get(section) or {}
-        if not isinstance(given, dict):
-            raise SpecError(f"{where}: {section} must be a mapping, got {given!r}")
-        bad = sorted(set(given) - set(defaults))
-        if bad:
-            raise SpecError(
-                f"{where}: unknown field(s) {', '.join(f'{section}.{k}' for k in bad)}; "
-                f"valid: {', '.join(defaults)}"
-            )
-        config[section] = {**defaults, **given}
+        config[section] = merge_section(section, data.get(section), defaults, where)
     dagger = config["dagger"]
     for key in ("rounds", "episodes_per_round", "epochs_per_round"):
         if not isinstance(dagger[key], int) or isinstance(dagger[key], bool) or dagger[key] < 1:

@@ -85,7 +85,13 @@ def config_names() -> list[str]:
     return sorted(p.stem for p in paths if "algo" in read_yaml(p))
 
 
-def _merge(section: str, given: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
+def merge_section(section: str, given: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
+    """``defaults`` updated by the mapping ``given`` (None: nothing given) of a YAML file.
+
+    Raises:
+        SpecError: ``given`` is not a mapping or has a field ``defaults`` does not know; the
+            message names the file and the field.
+    """
     if given is None:
         return dict(defaults)
     if not isinstance(given, dict):
@@ -96,7 +102,11 @@ def _merge(section: str, given: Any, defaults: dict[str, Any], where: str) -> di
             f"{where}: unknown field(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
             f"valid: {', '.join(defaults)}"
         )
-    merged = {**defaults, **given}
+    return {**defaults, **given}
+
+
+def _merge(section: str, given: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
+    merged = merge_section(section, given, defaults, where)
     for key, value in merged.items():
         default = defaults[key]
         if isinstance(default, bool):
