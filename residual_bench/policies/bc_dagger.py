@@ -206,9 +206,8 @@ def finetune_dagger(
             wall = round(time.perf_counter() - began, 1)
             _append_row(out / "progress.csv", PROGRESS_FIELDS, (env_steps, rate, lo, hi, wall))
         current = model
-    final = out / "final.pt"
-    if not final.exists():
-        shutil.copyfile(current, final)
+    final = out / "final.pt"  # the last round's network (again after a run with more rounds)
+    shutil.copyfile(current, final)
     return final
 
 
