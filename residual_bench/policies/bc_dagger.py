@@ -53,8 +53,7 @@ def sync_phase(expert: ScriptedExpert, env: Any) -> None:
     progress = sim.task.progress(sim.object_states, tcp)
     if progress["is_grasped"] and expert.phase in _EMPTY_HANDED:
         below = tcp[2] < CARRY_HEIGHT - 0.02
-        expert.phase = Phase.LIFT if below else Phase.TRANSPORT
-        expert._phase_start = sim.time  # noqa: SLF001 - the expert's own phase clock
+        expert.take_over(Phase.LIFT if below else Phase.TRANSPORT, sim.time)
 
 
 def collect_corrections(

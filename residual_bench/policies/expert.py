@@ -132,6 +132,12 @@ class ScriptedExpert:
         self.phase = phase
         self._phase_start = self._now
 
+    def take_over(self, phase: Phase, now: float) -> None:
+        """Continue from ``phase``, started at simulated time ``now``: another policy brought
+        the task there (a shadow expert labelling a learned policy's states does this)."""
+        self._now = now
+        self._enter(phase)
+
     def act(self, env) -> np.ndarray:
         """The next 7-D action for ``env`` (a ``ResidualPickPlace-v0``, wrapped or not)."""
         sim = env.unwrapped
