@@ -102,6 +102,7 @@ def test_bases_that_need_a_gpu_server_are_marked_not_verifiable(shared, tmp_path
     assert not_verifiable_reason(base_info("bc")) is None
     assert "GPU" in not_verifiable_reason({"name": "remote:ws://gpu-box:8000"})
     assert "GPU" in not_verifiable_reason({"name": "octo"})
+    assert "outside the package" in not_verifiable_reason({"name": "bc:runs/dagger/final.pt"})
 
     def remote(lines):
         for line in lines:

@@ -35,12 +35,15 @@ def not_verifiable_reason(base: dict[str, Any]) -> str | None:
     """Why episodes of a submission's ``base`` cannot be re-run here, or None when they can.
 
     Only the bases registered in the package run on this machine's CPU; a remote base
-    (``remote:``, ``openvla-rest:``, ``octo``) needs a GPU policy server. A base whose
-    weights the submission names by hash must still have those weights.
+    (``remote:``, ``openvla-rest:``, ``octo``) needs a GPU policy server, and a ``bc:PATH``
+    base's weights file is not part of the submission. A base whose weights the submission
+    names by hash must still have those weights.
     """
-    from residual_bench.policies.registry import base_names, get_base
+    from residual_bench.policies.registry import BC_PREFIX, base_names, get_base
 
     name = base["name"]
+    if name.startswith(BC_PREFIX):
+        return f"base {name!r} runs weights from a file outside the package and the submission"
     if name not in base_names():
         return f"base {name!r} needs a GPU policy server, not available to the verifier"
     claimed, entry = base.get("weights_sha256"), get_base(name)
