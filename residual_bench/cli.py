@@ -97,6 +97,7 @@ def _cmd_base_train(args: argparse.Namespace) -> int:
         resume=not args.restart,
         progress=not args.quiet,
         object_centric=args.object_centric,
+        position_only=args.position_only,
     )
     print(
         f"trained bc for {summary['epochs']} epochs on {summary['samples']} steps, "
@@ -306,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--object-centric",
         action="store_true",
         help="the object-centric network: keypoints only to the action head (see results/bc)",
+    )
+    p_train.add_argument(
+        "--position-only",
+        action="store_true",
+        help="predict translation and gripper only; the hand keeps pointing down",
     )
     p_train.add_argument(
         "--restart",

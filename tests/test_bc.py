@@ -26,6 +26,7 @@ from residual_bench.policies.bc_train import (
     train_bc,
 )
 from residual_bench.policies.registry import make_controller
+from residual_bench.sim.geometry import rotate
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +152,40 @@ def test_the_network_maps_a_batch_to_bounded_chunks():
     net = BCNet(chunk_len=4)
     out = net(torch.zeros(2, 84, 84, 3, dtype=torch.uint8), torch.zeros(2, 20), torch.zeros(2, 32))
     assert out.shape == (2, 4, 7) and torch.all(out.abs() <= 1)
+
+
+def test_a_position_only_network_never_turns_the_hand():
+    torch.manual_seed(0)
+    net = BCNet(chunk_len=4, object_centric=True, position_only=True)
+    rgb = torch.randint(0, 255, (3, 84, 84, 3), dtype=torch.uint8)
+    out = net(rgb, torch.randn(3, 20), torch.randn(3, 32))
+    assert out.shape == (3, 4, 7)
+    assert torch.all(out[..., 3:6] == 0)
+    assert torch.all(out[..., [0, 1, 2, 6]] != 0)
+
+
+def test_a_position_only_base_trains_and_loads_from_its_checkpoint(demos, tmp_path):
+    out = tmp_path / "bc.pt"
+    train_bc(demos, out, epochs=1, batch_size=64, progress=False, position_only=True)
+    assert load_checkpoint(out)["config"]["position_only"] is True
+    env = gym.make("ResidualPickPlace-v0", obs_mode="rgb", image_size=84)
+    obs, info = env.reset(seed=0)
+    chunk = BCBase(out).act(obs, info["instruction"]).actions
+    assert np.all(chunk[:, 3:6] == 0)
+
+
+def test_demonstrations_perturb_the_translation_only():
+    """The executed noise (DART) must not turn the hand: a position-only network could not
+    undo a turn it never caused."""
+    clean = collect_demonstrations(1, seed=5, progress=False, noise=0.0)
+    noisy = collect_demonstrations(1, seed=5, progress=False, noise=0.5)
+    n = min(len(clean["proprio"]), len(noisy["proprio"]))
+    assert not np.allclose(clean["proprio"][:n, 9:12], noisy["proprio"][:n, 9:12])
+    down, fingers = np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])
+    quaternions = noisy["proprio"][:, 12:16]
+    tilt = [np.degrees(np.arccos(min(abs(rotate(q, down)[2]), 1.0))) for q in quaternions]
+    yaw = [np.degrees(np.arctan2(*rotate(q, fingers)[1::-1])) for q in quaternions]
+    assert max(tilt) < 5.0 and np.ptp(yaw) < 5.0
 
 
 def test_mask_keypoints_are_mask_centroids_in_normalised_image_coordinates():

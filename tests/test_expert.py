@@ -8,14 +8,15 @@ reward is 1 exactly on success.
 import numpy as np
 import pytest
 
-from residual_bench.policies.expert import ScriptedExpert
+from residual_bench.policies.bc_data import demonstration_expert
+from residual_bench.policies.expert import APPROACH_CLEARANCE, FUNNEL_SLOPE, ScriptedExpert
 
 EPISODE_SECONDS = 12.0  # the shipped spec's time limit
 
 
-def run_expert(env, seed: int) -> list[tuple[float, bool, bool, dict]]:
+def run_expert(env, seed: int, expert=None) -> list[tuple[float, bool, bool, dict]]:
     """One expert episode; per step (reward, terminated, truncated, info)."""
-    expert = ScriptedExpert()
+    expert = expert or ScriptedExpert()
     env.reset(seed=seed)
     expert.reset()
     steps = []
@@ -24,6 +25,41 @@ def run_expert(env, seed: int) -> list[tuple[float, bool, bool, dict]]:
         steps.append((reward, terminated, truncated, info))
         if terminated or truncated:
             return steps
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_the_demonstration_expert_of_the_bc_base_solves_seeded_episodes_of_each_split(
+    make_env, split
+):
+    env = make_env(objects=split)
+    for seed in range(5):
+        info = run_expert(env, seed, demonstration_expert())[-1][3]
+        assert info["success"], f"{split} seed {seed}: not on the plate at the time limit"
+
+
+def test_funnel_approach_aims_lower_the_better_the_hand_is_lined_up():
+    obj, grasp_z = np.array([0.5, 0.1, 0.03]), 0.025
+    heights = []
+    for xy_error in (0.0, 0.005, 0.01, 0.02, 0.2):
+        tcp = np.array([0.5 + xy_error, 0.1, 0.2])
+        target = ScriptedExpert._funnel_target(obj, tcp, grasp_z)
+        assert target[:2] == pytest.approx(obj[:2])
+        heights.append(target[2] - grasp_z)
+    assert heights[0] == 0.0  # lined up: straight to the grasp point
+    assert heights[1:4] == pytest.approx([FUNNEL_SLOPE * e for e in (0.005, 0.01, 0.02)])
+    # Far off: no higher than the default expert's hover point.
+    assert heights[4] == pytest.approx(max(obj[2] + APPROACH_CLEARANCE, 0.1) - grasp_z)
+
+
+def test_without_yaw_alignment_the_expert_never_turns_about_the_vertical(make_env):
+    env = make_env()
+    env.reset(seed=3)
+    expert = ScriptedExpert(funnel=True, align_yaw=False)
+    expert.reset()
+    for _ in range(60):
+        action = expert.act(env)
+        assert action[5] == 0.0
+        env.step(action)
 
 
 @pytest.mark.parametrize("split", ["train", "heldout"])

@@ -63,6 +63,12 @@ class BCNet(nn.Module):
       that sees the image only through the keypoints and how peaked each heatmap is, plus
       proprioception - so what it learns about one scene carries over to the next
       (results/bc/README.md measures both).
+
+    ``position_only`` networks predict the translation and the gripper and leave the rotation
+    at zero: the arm's controller then holds the hand pointing down, as top-down
+    pick-and-place policies do. A camera network that must also predict the expert's small
+    tilt corrections gets them slightly wrong every step, and the hand tilts further and
+    further over an episode (results/bc/README.md).
     """
 
     def __init__(
@@ -73,9 +79,11 @@ class BCNet(nn.Module):
         channels: int = 32,
         keypoints: int = 3,
         object_centric: bool = False,
+        position_only: bool = False,
     ):
         super().__init__()
         self.chunk_len = chunk_len
+        self.position_only = position_only
         self.keypoints = keypoints
         self.object_centric = object_centric
         self.register_buffer("coords", coordinate_grid(84, 84), persistent=False)
@@ -104,8 +112,13 @@ class BCNet(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(head_in, 256), nn.ReLU(),
             nn.Linear(256, 256), nn.ReLU(),
-            nn.Linear(256, chunk_len * 7),
+            nn.Linear(256, chunk_len * len(self.predicted_dims)),
         )  # fmt: skip
+
+    @property
+    def predicted_dims(self) -> list[int]:
+        """The action dimensions the network predicts (the others stay zero)."""
+        return [0, 1, 2, 6] if self.position_only else list(range(7))
 
     def forward_with_heatmaps(
         self, rgb: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor
@@ -126,7 +139,13 @@ class BCNet(nn.Module):
         else:
             pooled = self.pooled(features)
             fused = torch.cat([points.flatten(1), pooled, proprio, instruction], dim=1)
-        actions = torch.tanh(self.head(fused)).view(-1, self.chunk_len, 7)
+        dims = self.predicted_dims
+        predicted = torch.tanh(self.head(fused)).view(-1, self.chunk_len, len(dims))
+        if self.position_only:
+            actions = predicted.new_zeros(predicted.shape[0], self.chunk_len, 7)
+            actions[..., dims] = predicted
+        else:
+            actions = predicted
         return actions, points, logits
 
     def forward_with_keypoints(

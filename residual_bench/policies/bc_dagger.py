@@ -29,6 +29,7 @@ from residual_bench.policies.bc_data import (
     AFTER_SUCCESS_S,
     ARRAYS,
     IMAGE_SIZE,
+    demonstration_expert,
     record_frame,
     solved_for,
     stack_frames,
@@ -77,7 +78,7 @@ def collect_corrections(
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
     env_steps = successes = 0
-    expert = ScriptedExpert()
+    expert = demonstration_expert()
     envs = {
         suite: gym.make(
             "ResidualPickPlace-v0",

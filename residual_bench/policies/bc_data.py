@@ -36,6 +36,19 @@ ARRAYS = ("rgb", "proprio", "instruction", "action", "episode", "keypoints", "ke
 KEYPOINT_CLASSES = (4, 3)  # target object, plate
 
 
+def demonstration_expert() -> ScriptedExpert:
+    """The expert the ``bc`` base learns from (and that labels its states in DAgger).
+
+    It approaches along a funnel and does not turn to the object's grasp direction (see
+    :class:`ScriptedExpert`): its action is then a smooth function of what an 84 px camera
+    shows - where the object is relative to the hand - with no hidden "aligned within 1 cm
+    and 0.1 rad yet?" switch. Cloned from the default expert, a network hovers above the
+    object for the whole episode (results/bc/README.md). It succeeds as often as the
+    default expert on the nominal suite.
+    """
+    return ScriptedExpert(funnel=True, align_yaw=False)
+
+
 def mask_keypoints(segmentation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centroids of the :data:`KEYPOINT_CLASSES` masks in normalised image coordinates.
 
@@ -101,7 +114,7 @@ def collect_demonstrations(
 ) -> dict[str, np.ndarray]:
     """Record ``episodes`` expert episodes; save them as a compressed ``.npz`` if ``out``.
 
-    ``noise`` is the std of the Gaussian noise added to the executed motion (not the gripper,
+    ``noise`` is the std of the Gaussian noise added to the executed translation (not the rotation,
     not the recorded label), in normalised action units.
 
     Returns:
@@ -118,7 +131,7 @@ def collect_demonstrations(
         "ResidualPickPlace-v0", obs_mode="rgb+seg", image_size=IMAGE_SIZE, objects="train"
     )
     sim = env.unwrapped
-    expert = ScriptedExpert()
+    expert = demonstration_expert()
     rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
     try:
         for index in tqdm(range(episodes), desc="collect", disable=not progress):
@@ -131,7 +144,7 @@ def collect_demonstrations(
                 action = expert.act(env)
                 record_frame(rows, obs, action, index, sim)
                 executed = action.copy()
-                executed[:6] += noise_rng.normal(0.0, noise, 6)
+                executed[:3] += noise_rng.normal(0.0, noise, 3)
                 obs, _, terminated, truncated, info = env.step(np.clip(executed, -1.0, 1.0))
                 done = terminated or truncated or solved_for(info) >= AFTER_SUCCESS_S
     finally:

@@ -90,11 +90,13 @@ def train_bc(
     progress: bool = True,
     init: str | Path | None = None,
     object_centric: bool = False,
+    position_only: bool = False,
 ) -> dict[str, Any]:
     """Train a bc network on demonstrations; returns a summary (final loss, epochs, time).
 
     ``data_path`` is a demonstrations file or its arrays already loaded. ``object_centric``
-    picks that layout of :class:`BCNet`; ``heatmap_weight`` defaults to ``HEATMAP_WEIGHT``
+    and ``position_only`` pick those options of :class:`BCNet` (the loss then leaves out the
+    rotation it does not predict); ``heatmap_weight`` defaults to ``HEATMAP_WEIGHT``
     for it and to 0 for the default layout (as the shipped base was trained). ``init``
     fine-tunes the network of that checkpoint (its layout, weights and proprioception
     normalisation) instead of starting from random weights; the DAgger baseline does this.
@@ -117,6 +119,8 @@ def train_bc(
     config = {"chunk_len": chunk_len, "channels": 32, "keypoints": keypoints.shape[1]}
     if object_centric:
         config["object_centric"] = True
+    if position_only:
+        config["position_only"] = True
     if init is not None:
         start = load_checkpoint(init)
         config = dict(start["config"])
@@ -132,6 +136,7 @@ def train_bc(
     if heatmap_weight is None:
         heatmap_weight = HEATMAP_WEIGHT if config.get("object_centric") else 0.0
     proprio = (proprio - mean) / std
+    dims = model.predicted_dims
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(targets)
     start_epoch, history = 0, []
@@ -168,7 +173,7 @@ def train_bc(
             cells = heatmap_cross_entropy(logits, labels)
             cell_loss = (cells * seen).sum() / seen.sum().clamp(min=1.0)
             loss = (
-                nn.functional.mse_loss(predicted, targets[idx])
+                nn.functional.mse_loss(predicted[..., dims], targets[idx][..., dims])
                 + keypoint_weight * point_loss
                 + heatmap_weight * cell_loss
             )

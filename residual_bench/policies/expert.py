@@ -22,6 +22,8 @@ PLACE_CLEARANCE = 0.012  # object bottom above the plate when the gripper opens
 CLOSE_SECONDS = 0.4
 RELEASE_SECONDS = 0.3
 DESCEND_TIMEOUT_SECONDS = 2.0
+FUNNEL_SLOPE = 2.0  # funnel approach: height above the grasp point per metre of xy error
+FUNNEL_CLOSE_XY = 0.012  # funnel approach: xy error (m) within which it closes at grasp height
 
 
 @dataclass
@@ -77,6 +79,15 @@ class ScriptedExpert:
         settle_seconds: extra time it gives the gripper to close and to open before judging
             the result, for a policy whose commands take effect late (latency, slow rate).
         descend_tolerance: how close (m) to the grasp point counts as arrived.
+        funnel: approach along a cone instead of hovering then descending: the target height
+            above the grasp point is ``FUNNEL_SLOPE`` times the horizontal error, so the
+            action is a continuous function of where the object is relative to the hand,
+            with no hidden "aligned yet?" switch. What the ``bc`` base learns from: a
+            network that sees the object a few millimetres off can regress this, but not the
+            hover-then-descend decision.
+        align_yaw: turn the fingers to the object's grasp direction before grasping. Off,
+            the hand keeps its yaw (an 8 cm opening takes most objects any way round); a
+            camera policy that cannot see an object's orientation learns what it can see.
         open_loop: plan from the object's pose at the first step and never look again (no
             re-grasp, no retry): the contrast that shows what a perturbation does to a
             policy that does not react.
@@ -90,6 +101,8 @@ class ScriptedExpert:
         errors: PerceptionErrors | None = None,
         settle_seconds: float = 0.0,
         descend_tolerance: float = 0.008,
+        funnel: bool = False,
+        align_yaw: bool = True,
     ) -> None:
         self.speed = speed
         self.open_loop = open_loop
@@ -97,6 +110,8 @@ class ScriptedExpert:
         self.errors = errors or PerceptionErrors()
         self.settle_seconds = settle_seconds
         self.descend_tolerance = descend_tolerance
+        self.funnel = funnel
+        self.align_yaw = align_yaw
         self.phase = Phase.APPROACH
         self._phase_start = 0.0
         self._now = 0.0
@@ -171,7 +186,18 @@ class ScriptedExpert:
             self._enter(Phase.APPROACH)  # the placement did not hold: try again
         phase = self.phase
 
-        if phase == Phase.APPROACH:
+        if not self.align_yaw:
+            yaw_target = None
+        if phase == Phase.APPROACH and self.funnel:
+            goal_pos = self._funnel_target(obj, tcp, grasp_z)
+            if touching:
+                goal_pos[2] = tcp[2] + 0.05
+            elif (
+                np.linalg.norm(obj[:2] - tcp[:2]) < FUNNEL_CLOSE_XY
+                and tcp[2] - grasp_z < self.descend_tolerance
+            ):
+                self._enter(Phase.CLOSE)
+        elif phase == Phase.APPROACH:
             goal_pos = np.array([obj[0], obj[1], max(obj[2] + APPROACH_CLEARANCE, 0.1)])
             if touching:
                 goal_pos[2] = tcp[2] + 0.05  # bumped into something: back off upwards first
@@ -236,6 +262,13 @@ class ScriptedExpert:
         action[3:6] = np.clip(rotation / ROTATION_SCALE, -1.0, 1.0) / self.hold_steps
         action[6] = gripper
         return action.astype(np.float32)
+
+    @staticmethod
+    def _funnel_target(obj: np.ndarray, tcp: np.ndarray, grasp_z: float) -> np.ndarray:
+        """Above the object, lower the better the hand is lined up (see ``funnel``)."""
+        hover = max(obj[2] + APPROACH_CLEARANCE, 0.1) - grasp_z
+        xy_error = float(np.linalg.norm(obj[:2] - tcp[:2]))
+        return np.array([obj[0], obj[1], grasp_z + min(hover, FUNNEL_SLOPE * xy_error)])
 
     @staticmethod
     def _yaw_error(tcp_orn: np.ndarray, closing_angle: float) -> float:
