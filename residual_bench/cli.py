@@ -98,6 +98,7 @@ def _cmd_base_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         object_centric=args.object_centric,
         position_only=args.position_only,
+        own_vocabulary=args.own_vocabulary,
     )
     print(
         f"trained bc for {summary['epochs']} epochs on {summary['samples']} steps, "
@@ -312,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--position-only",
         action="store_true",
         help="predict translation and gripper only; the hand keeps pointing down",
+    )
+    p_train.add_argument(
+        "--own-vocabulary",
+        action="store_true",
+        help="read the instruction as counts of the demonstrations' words, not hashed features",
     )
     p_train.add_argument(
         "--restart",

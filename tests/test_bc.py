@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from residual_bench.language import word_counts
 from residual_bench.policies.base import BasePolicy, check_chunk
 from residual_bench.policies.bc import (
     CHECKPOINT_FORMAT,
@@ -27,6 +28,7 @@ from residual_bench.policies.bc_train import (
 )
 from residual_bench.policies.registry import make_controller
 from residual_bench.sim.geometry import rotate
+from residual_bench.tasks.pick_place import COLORS
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +174,46 @@ def test_a_position_only_base_trains_and_loads_from_its_checkpoint(demos, tmp_pa
     obs, info = env.reset(seed=0)
     chunk = BCBase(out).act(obs, info["instruction"]).actions
     assert np.all(chunk[:, 3:6] == 0)
+
+
+def test_word_counts_give_every_vocabulary_word_its_own_slot():
+    vocabulary = ["blue", "move", "onto", "orange", "the"]
+    # With the env's hashed features "orange" shares a slot with "move" and "onto".
+    counts = word_counts("Move the orange cube onto the plate", vocabulary)
+    assert counts.tolist() == [0, 1, 1, 1, 2]
+    assert word_counts("move the blue cube onto the plate", vocabulary)[3] == 0
+
+
+def test_a_network_with_its_own_vocabulary_reads_the_instruction_string(demos, tmp_path):
+    out = tmp_path / "bc.pt"
+    train_bc(demos, out, epochs=1, batch_size=64, progress=False, own_vocabulary=True)
+    vocabulary = load_checkpoint(out)["config"]["vocabulary"]
+    assert {"the", "plate"} <= set(vocabulary)
+    base = BCBase(out)
+    env = gym.make("ResidualPickPlace-v0", obs_mode="rgb", image_size=84)
+    obs, info = env.reset(seed=0)
+    colours = [w for w in vocabulary if w in COLORS]
+    assert len(colours) >= 2  # the fixture's two episodes name two colours
+    first = base.act(obs, f"put the {colours[0]} object on the plate").actions
+    again = base.act(obs, f"put the {colours[0]} object on the plate").actions
+    second = base.act(obs, f"put the {colours[1]} object on the plate").actions
+    assert np.array_equal(first, again) and not np.allclose(first, second)
+    # Words it never saw are ignored rather than refused.
+    base.act(obs, "put the chartreuse object on the plate")
+
+
+def test_a_vocabulary_network_needs_demonstrations_with_instruction_text(demos, tmp_path):
+    data = dict(load_demonstrations(demos))
+    del data["text"]
+    with pytest.raises(ValueError, match="no instruction text"):
+        train_bc(data, tmp_path / "bc.pt", epochs=1, progress=False, own_vocabulary=True)
+
+
+def test_demonstrations_recorded_before_instruction_text_still_load(demos, tmp_path):
+    data = dict(load_demonstrations(demos))
+    del data["text"]
+    np.savez(tmp_path / "old.npz", **data)
+    assert "text" not in load_demonstrations(tmp_path / "old.npz")
 
 
 def test_demonstrations_perturb_the_translation_only():

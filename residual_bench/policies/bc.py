@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from residual_bench.language import word_counts
 from residual_bench.policies.base import ActionChunk, PolicySpec
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
@@ -64,6 +65,11 @@ class BCNet(nn.Module):
       proprioception - so what it learns about one scene carries over to the next
       (results/bc/README.md measures both).
 
+    With a ``vocabulary`` the network reads the instruction as counts of those words
+    (:func:`~residual_bench.language.word_counts`, computed from the instruction string by
+    :class:`BCBase`) instead of the env's hashed features, whose slots some colour words
+    share with template words.
+
     ``position_only`` networks predict the translation and the gripper and leave the rotation
     at zero: the arm's controller then holds the hand pointing down, as top-down
     pick-and-place policies do. A camera network that must also predict the expert's small
@@ -80,8 +86,12 @@ class BCNet(nn.Module):
         keypoints: int = 3,
         object_centric: bool = False,
         position_only: bool = False,
+        vocabulary: list[str] | None = None,
     ):
         super().__init__()
+        self.vocabulary = list(vocabulary) if vocabulary is not None else None
+        if self.vocabulary is not None:
+            instruction_dim = len(self.vocabulary)
         self.chunk_len = chunk_len
         self.position_only = position_only
         self.keypoints = keypoints
@@ -250,7 +260,10 @@ class BCBase:
         start = time.perf_counter()
         rgb = torch.as_tensor(np.asarray(obs["rgb"])[None])
         proprio = (torch.as_tensor(obs["proprio"][None]) - self.proprio_mean) / self.proprio_std
-        words = torch.as_tensor(obs["instruction"][None])
+        if self.model.vocabulary is not None:
+            words = torch.as_tensor(word_counts(instruction, self.model.vocabulary)[None])
+        else:
+            words = torch.as_tensor(obs["instruction"][None])
         chunk = self.model(rgb, proprio, words)[0].numpy().astype(np.float32)
         return ActionChunk(chunk, {"infer_time_s": time.perf_counter() - start})
 

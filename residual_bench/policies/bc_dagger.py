@@ -117,10 +117,12 @@ def collect_corrections(
 
 def merge_frames(*datasets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Concatenate data sets, renumbering episodes so no two sets share an episode id."""
-    merged: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
+    # Only what every set holds (older demonstrations have no instruction text).
+    keys = [k for k in ARRAYS if all(k in data for data in datasets)]
+    merged: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     offset = 0
     for data in datasets:
-        for key in ARRAYS:
+        for key in keys:
             merged[key].append(data["episode"] + offset if key == "episode" else data[key])
         offset += int(data["episode"].max()) + 1 if len(data["episode"]) else 0
     return {k: np.concatenate(v) for k, v in merged.items()}

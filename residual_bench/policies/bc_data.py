@@ -31,7 +31,9 @@ from residual_bench.sim.camera import project_to_image
 
 IMAGE_SIZE = 84
 AFTER_SUCCESS_S = 1.0
-ARRAYS = ("rgb", "proprio", "instruction", "action", "episode", "keypoints", "keypoint_visible")
+ARRAYS = (
+    "rgb", "proprio", "instruction", "text", "action", "episode", "keypoints", "keypoint_visible"
+)  # fmt: skip
 # Segmentation ids of what the keypoints mark, in order (see SEGMENTATION_CLASSES).
 KEYPOINT_CLASSES = (4, 3)  # target object, plate
 
@@ -78,6 +80,7 @@ def record_frame(
     rows["rgb"].append(obs["rgb"])
     rows["proprio"].append(obs["proprio"])
     rows["instruction"].append(obs["instruction"])
+    rows["text"].append(sim.task.instruction)
     rows["action"].append(action)
     rows["episode"].append(episode)
     points, visible = mask_keypoints(obs["segmentation"])
@@ -92,6 +95,7 @@ def stack_frames(rows: dict[str, list[Any]]) -> dict[str, np.ndarray]:
         "rgb": np.stack(rows["rgb"]).astype(np.uint8),
         "proprio": np.stack(rows["proprio"]).astype(np.float32),
         "instruction": np.stack(rows["instruction"]).astype(np.float32),
+        "text": np.asarray(rows["text"], dtype=str),
         "action": np.stack(rows["action"]).astype(np.float32),
         "episode": np.asarray(rows["episode"], dtype=np.int32),
         "keypoints": np.stack(rows["keypoints"]).astype(np.float32),
@@ -119,8 +123,9 @@ def collect_demonstrations(
 
     Returns:
         Arrays ``rgb`` (N, 84, 84, 3) uint8, ``proprio`` (N, 20), ``instruction`` (N, 32),
-        ``action`` (N, 7) float32, ``episode`` (N,) int32, ``keypoints`` (N, 3, 2) float32 and
-        ``keypoint_visible`` (N, 3) bool (target, plate, gripper), one row per control step.
+        ``text`` (N,) the instruction itself, ``action`` (N, 7) float32, ``episode`` (N,)
+        int32, ``keypoints`` (N, 3, 2) float32 and ``keypoint_visible`` (N, 3) bool (target,
+        plate, gripper), one row per control step.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -168,10 +173,11 @@ def load_demonstrations(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(
             f"{path}: not a demonstrations file written by `bench base collect`: {exc}"
         ) from None
-    missing = [k for k in ARRAYS if k not in data]
+    # Files recorded before instructions were kept as text lack only that array.
+    missing = [k for k in ARRAYS if k not in data and k != "text"]
     if missing:
         raise ValueError(f"{path}: missing arrays {missing}; expected {list(ARRAYS)}")
     n = len(data["action"])
-    if any(len(data[k]) != n for k in ARRAYS) or data["rgb"].shape[1:] != (84, 84, 3):
+    if any(len(data[k]) != n for k in ARRAYS if k in data) or data["rgb"].shape[1:] != (84, 84, 3):
         raise ValueError(f"{path}: arrays of inconsistent length or image size")
     return data

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from residual_bench.language import instruction_words, word_counts
 from residual_bench.policies.bc import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -45,6 +46,26 @@ def heatmap_cross_entropy(logits: torch.Tensor, points: torch.Tensor) -> torch.T
     row = ((points[..., 1] + 1) / 2 * h).long().clamp(0, h - 1)
     log_probs = torch.log_softmax(logits.reshape(b, k, h * w), dim=-1)
     return -log_probs.gather(-1, (row * w + col)[..., None])[..., 0]
+
+
+def texts(data: dict[str, np.ndarray]) -> np.ndarray:
+    """The instruction of every frame; a clear error for data recorded without them."""
+    if "text" not in data:
+        raise ValueError(
+            "this network reads instruction words, but the demonstrations hold no instruction "
+            "text; collect them again with `bench base collect`"
+        )
+    return data["text"]
+
+
+def instruction_inputs(data: dict[str, np.ndarray], vocabulary: list[str] | None) -> torch.Tensor:
+    """What the network reads of each frame's instruction: the env's features, or the word
+    counts of ``vocabulary`` (which needs the demonstrations' ``text``)."""
+    if vocabulary is None:
+        return torch.as_tensor(data["instruction"])
+    unique, inverse = np.unique(texts(data), return_inverse=True)
+    counts = np.stack([word_counts(str(t), vocabulary) for t in unique])
+    return torch.as_tensor(counts[inverse.reshape(-1)])
 
 
 def chunk_targets(actions: np.ndarray, episodes: np.ndarray, chunk_len: int) -> np.ndarray:
@@ -91,13 +112,15 @@ def train_bc(
     init: str | Path | None = None,
     object_centric: bool = False,
     position_only: bool = False,
+    own_vocabulary: bool = False,
 ) -> dict[str, Any]:
     """Train a bc network on demonstrations; returns a summary (final loss, epochs, time).
 
     ``data_path`` is a demonstrations file or its arrays already loaded. ``object_centric``
     and ``position_only`` pick those options of :class:`BCNet` (the loss then leaves out the
-    rotation it does not predict); ``heatmap_weight`` defaults to ``HEATMAP_WEIGHT``
-    for it and to 0 for the default layout (as the shipped base was trained). ``init``
+    rotation it does not predict); ``own_vocabulary`` gives the network the vocabulary of
+    the demonstrations' instructions (see :class:`BCNet`). ``heatmap_weight`` defaults to
+    ``HEATMAP_WEIGHT`` for the object-centric layout and to 0 for the default one. ``init``
     fine-tunes the network of that checkpoint (its layout, weights and proprioception
     normalisation) instead of starting from random weights; the DAgger baseline does this.
 
@@ -111,7 +134,6 @@ def train_bc(
     data = data_path if isinstance(data_path, dict) else load_demonstrations(data_path)
     rgb = torch.as_tensor(data["rgb"])
     proprio = torch.as_tensor(data["proprio"])
-    words = torch.as_tensor(data["instruction"])
     keypoints = torch.as_tensor(data["keypoints"])
     visible = torch.as_tensor(data["keypoint_visible"]).float()
     torch.manual_seed(seed)
@@ -121,6 +143,8 @@ def train_bc(
         config["object_centric"] = True
     if position_only:
         config["position_only"] = True
+    if own_vocabulary:
+        config["vocabulary"] = sorted({w for t in set(texts(data)) for w in instruction_words(t)})
     if init is not None:
         start = load_checkpoint(init)
         config = dict(start["config"])
@@ -130,6 +154,7 @@ def train_bc(
     else:
         model = BCNet(**config)
         mean, std = proprio.mean(0), proprio.std(0) + 1e-3
+    words = instruction_inputs(data, config.get("vocabulary"))
     targets = torch.as_tensor(
         chunk_targets(data["action"], data["episode"], int(config["chunk_len"]))
     )
