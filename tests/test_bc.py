@@ -311,12 +311,12 @@ def test_the_object_centric_head_sees_the_image_only_through_its_keypoints():
     torch.testing.assert_close(torch.tanh(net.head(fused)).view(1, 4, 7), actions)
 
 
-def test_the_default_layout_draws_its_initial_weights_as_the_shipped_base_did():
-    # The shipped checkpoint came from this seed and this order of module creation; keeping
-    # the order keeps `bench base train bc` reproducing it.
+def test_the_default_layout_draws_its_initial_weights_as_the_first_bc_base_did():
+    # The first shipped checkpoint (results/bc/README.md measures it) came from this seed and
+    # this order of module creation; keeping the order keeps `bench base train bc` reproducing it.
     order = [name.split(".")[0] for name in BCNet().state_dict()]
     assert list(dict.fromkeys(order)) == ["trunk", "film", "refine", "heatmaps", "pooled", "head"]
     torch.manual_seed(0)
     # The last layer is drawn last, so its weights depend on every draw before it (the value
-    # the network of the shipped base's code drew for seed 0).
+    # the network of the first base's code drew for seed 0).
     assert BCNet().head[-1].weight.sum().item() == pytest.approx(3.380289, abs=1e-5)
