@@ -34,6 +34,8 @@ AFTER_SUCCESS_S = 1.0
 ARRAYS = (
     "rgb", "proprio", "instruction", "text", "action", "episode", "keypoints", "keypoint_visible"
 )  # fmt: skip
+# Files recorded before instructions were kept as text lack only these.
+OPTIONAL_ARRAYS = ("text",)
 # Segmentation ids of what the keypoints mark, in order (see SEGMENTATION_CLASSES).
 KEYPOINT_CLASSES = (4, 3)  # target object, plate
 
@@ -173,8 +175,7 @@ def load_demonstrations(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(
             f"{path}: not a demonstrations file written by `bench base collect`: {exc}"
         ) from None
-    # Files recorded before instructions were kept as text lack only that array.
-    missing = [k for k in ARRAYS if k not in data and k != "text"]
+    missing = [k for k in ARRAYS if k not in data and k not in OPTIONAL_ARRAYS]
     if missing:
         raise ValueError(f"{path}: missing arrays {missing}; expected {list(ARRAYS)}")
     n = len(data["action"])

@@ -188,22 +188,25 @@ class ScriptedExpert:
 
         if not self.align_yaw:
             yaw_target = None
-        if phase == Phase.APPROACH and self.funnel:
-            goal_pos = self._funnel_target(obj, tcp, grasp_z)
-            if touching:
-                goal_pos[2] = tcp[2] + 0.05
-            elif (
-                np.linalg.norm(obj[:2] - tcp[:2]) < FUNNEL_CLOSE_XY
-                and tcp[2] - grasp_z < self.descend_tolerance
-            ):
-                self._enter(Phase.CLOSE)
-        elif phase == Phase.APPROACH:
-            goal_pos = np.array([obj[0], obj[1], max(obj[2] + APPROACH_CLEARANCE, 0.1)])
+        if phase == Phase.APPROACH:
+            if self.funnel:
+                goal_pos = self._funnel_target(obj, tcp, grasp_z)
+            else:
+                goal_pos = np.array([obj[0], obj[1], max(obj[2] + APPROACH_CLEARANCE, 0.1)])
             if touching:
                 goal_pos[2] = tcp[2] + 0.05  # bumped into something: back off upwards first
-            if np.linalg.norm(goal_pos[:2] - tcp[:2]) < 0.01 and abs(goal_pos[2] - tcp[2]) < 0.03:
-                if abs(self._yaw_error(tcp_orn, yaw_target)) < 0.1:
-                    self._enter(Phase.DESCEND)
+            elif self.funnel:
+                if (
+                    np.linalg.norm(obj[:2] - tcp[:2]) < FUNNEL_CLOSE_XY
+                    and tcp[2] - grasp_z < self.descend_tolerance
+                ):
+                    self._enter(Phase.CLOSE)
+            elif (
+                np.linalg.norm(goal_pos[:2] - tcp[:2]) < 0.01
+                and abs(goal_pos[2] - tcp[2]) < 0.03
+                and (yaw_target is None or abs(self._yaw_error(tcp_orn, yaw_target)) < 0.1)
+            ):
+                self._enter(Phase.DESCEND)
         elif phase == Phase.DESCEND:
             goal_pos = np.array([obj[0], obj[1], grasp_z])
             speed = 0.6 * self.speed
