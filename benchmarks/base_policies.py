@@ -8,7 +8,8 @@ mixed, with training and held-out objects, it writes
 ``results/bases/<base>/<suite>/<objects>/{episodes.jsonl,summary.json}`` and the table
 ``results/base_policies.md`` (success with Wilson 95% intervals, completion time, recovery
 rate), plus each base's single-call latency on one CPU core (median and p99 over 200 calls).
-Finished cells are reused, so an interrupted run picks up where it stopped.
+Finished cells are reused and an interrupted or shorter run is continued episode by episode,
+so re-running the same command picks up where it stopped.
 """
 
 from __future__ import annotations

@@ -32,6 +32,37 @@ def _check_out_dir(out_dir: Path) -> None:
         )
 
 
+class StaleRecordsError(ValueError):
+    """Records already on disk that a resumed run cannot continue."""
+
+
+def _records_to_continue(
+    path: Path, episodes: int, *, policy: str, suite: str, objects: str, seed: int, spec_hash: str
+) -> list[EpisodeRecord]:
+    """The records in ``path`` when they are the first episodes of the run being asked for."""
+    try:
+        done = read_jsonl(path)
+    except ValueError as err:
+        raise StaleRecordsError(str(err)) from err
+    if len(done) > episodes:
+        raise StaleRecordsError(f"{path} holds {len(done)} episodes, more than {episodes}")
+    for index, record in enumerate(done):
+        expected = {
+            "base": policy,
+            "suite": suite,
+            "objects": objects,
+            "env_spec_hash": spec_hash,
+            "seed": episode_seed(seed, suite, objects, index),
+        }
+        for field, value in expected.items():
+            if getattr(record, field) != value:
+                raise StaleRecordsError(
+                    f"{path}: episode {index} has {field} {getattr(record, field)!r}, "
+                    f"this run needs {value!r}"
+                )
+    return done
+
+
 def run_episodes(
     episodes: int,
     *,
@@ -43,6 +74,7 @@ def run_episodes(
     progress: bool = True,
     scene_figure: bool = False,
     env_kwargs: dict[str, Any] | None = None,
+    resume: bool = False,
 ) -> tuple[list[EpisodeRecord], dict[str, Any]]:
     """Run ``policy`` for ``episodes`` seeded episodes of one suite and object split.
 
@@ -50,7 +82,11 @@ def run_episodes(
     same arguments meet the same scenes and the same perturbations (paired comparisons).
     With ``out``, writes ``episodes.jsonl`` (appended and flushed per episode),
     ``summary.json`` and, with ``scene_figure``, ``scene.png``; it refuses a directory that
-    already holds results.
+    already holds results - unless ``resume`` is set: then the episodes already in
+    ``episodes.jsonl`` are kept and only the rest are run, provided they are this run's first
+    episodes (same policy, suite, objects, seeds and environment spec); otherwise
+    :class:`StaleRecordsError` is raised before any episode is run. This extends a finished
+    run to more episodes and continues an interrupted one.
 
     Returns:
         The records and the summary (:func:`residual_bench.eval.summarize` plus run metadata).
@@ -59,21 +95,37 @@ def run_episodes(
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     entry = get_base(policy)  # an unknown name fails here, before anything is made or written
     out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
+    records_file = out_dir / "episodes.jsonl" if out_dir is not None else None
+    resuming = resume and records_file is not None and records_file.exists()
+    if out_dir is not None and not resuming:
         _check_out_dir(out_dir)
     env = gym.make(
         ENV_ID, objects=objects, suite=suite, **{**entry.env_kwargs, **(env_kwargs or {})}
     )
-    records = []
+    records: list[EpisodeRecord] = []
     try:
         sim = env.unwrapped
         suite_name = sim.suite.name
+        if resuming:
+            records = _records_to_continue(
+                records_file,
+                episodes,
+                policy=policy,
+                suite=suite_name,
+                objects=objects,
+                seed=seed,
+                spec_hash=sim.env_spec_hash,
+            )
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
         controller = make_controller(policy, env)
         recorder = EpisodeRecorder()
         for index in tqdm(
-            range(episodes), desc=f"{policy}/{suite_name}/{objects}", disable=not progress
+            range(len(records), episodes),
+            desc=f"{policy}/{suite_name}/{objects}",
+            disable=not progress,
+            initial=len(records),
+            total=episodes,
         ):
             obs, info = env.reset(seed=episode_seed(seed, suite_name, objects, index))
             if index == 0 and out_dir is not None and scene_figure:
@@ -96,7 +148,7 @@ def run_episodes(
             record = recorder.finish(final_state_hash=sim.state_hash())
             records.append(record)
             if out_dir is not None:
-                append_jsonl(out_dir / "episodes.jsonl", record)
+                append_jsonl(records_file, record)
     finally:
         env.close()
     run = {
@@ -118,19 +170,18 @@ def run_episodes(
 def run_or_reuse(out: str | Path, episodes: int, **kwargs: Any) -> dict[str, Any]:
     """The summary of ``run_episodes(episodes, out=out, **kwargs)``, reusing a finished run.
 
-    A directory whose summary covers ``episodes`` episodes is read back instead of re-run; an
-    unfinished one (an interrupted run) is removed and run again, so long result scripts
-    resume cell by cell.
+    A directory already holding this run's episodes is reused; one holding only its first
+    episodes (an interrupted run, or a shorter one) is continued from its last episode; one
+    holding anything else (another policy, seed or suite, or an environment that has changed
+    since) is removed and run again. Long result scripts so resume episode by episode, grow
+    from a quick look to the full count, and never mix in stale episodes.
     """
     out = Path(out)
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        if summary["n_episodes"] == episodes:
-            return summary
-    if out.exists():
+    try:
+        _, summary = run_episodes(episodes, out=out, progress=False, resume=True, **kwargs)
+    except StaleRecordsError:
         shutil.rmtree(out)
-    _, summary = run_episodes(episodes, out=out, progress=False, **kwargs)
+        _, summary = run_episodes(episodes, out=out, progress=False, **kwargs)
     return summary
 
 

@@ -118,6 +118,50 @@ def test_zero_episodes_is_refused():
         run_episodes(0, progress=False)
 
 
+def test_a_shorter_run_is_extended_to_exactly_the_longer_run(tmp_path):
+    kwargs = {"suite": "poke", "progress": False, "env_kwargs": SHORT}
+    full, _ = run_episodes(3, out=tmp_path / "full", **kwargs)
+    run_episodes(1, out=tmp_path / "grown", **kwargs)
+    first_line = (tmp_path / "grown" / "episodes.jsonl").read_bytes()
+    grown, summary = run_episodes(3, out=tmp_path / "grown", resume=True, **kwargs)
+    assert [r.to_dict() for r in grown] == [r.to_dict() for r in full]
+    on_disk = (tmp_path / "grown" / "episodes.jsonl").read_bytes()
+    assert on_disk.startswith(first_line)  # the episode already run is kept, not re-run
+    assert on_disk == (tmp_path / "full" / "episodes.jsonl").read_bytes()
+    assert summary["n_episodes"] == 3
+    assert json.loads((tmp_path / "grown" / "summary.json").read_text())["n_episodes"] == 3
+
+
+def test_records_of_another_run_are_never_continued(tmp_path):
+    run_episodes(1, suite="poke", out=tmp_path / "x", progress=False, env_kwargs=SHORT)
+    before = (tmp_path / "x" / "episodes.jsonl").read_bytes()
+    resume = {"out": tmp_path / "x", "resume": True, "progress": False}
+    with pytest.raises(rollout.StaleRecordsError, match="episode 0 has suite 'poke'"):
+        run_episodes(2, suite="slide", env_kwargs=SHORT, **resume)
+    with pytest.raises(rollout.StaleRecordsError, match="episode 0 has seed"):
+        run_episodes(2, suite="poke", seed=5, env_kwargs=SHORT, **resume)
+    with pytest.raises(rollout.StaleRecordsError, match="episode 0 has env_spec_hash"):
+        run_episodes(2, suite="poke", **resume)  # the environment has changed since
+    assert (tmp_path / "x" / "episodes.jsonl").read_bytes() == before
+
+
+def test_run_or_reuse_continues_an_interrupted_cell_and_reruns_a_stale_one(tmp_path):
+    kwargs = {"suite": "poke", "env_kwargs": SHORT}
+    cell = tmp_path / "cell"
+    run_episodes(1, out=cell, progress=False, **kwargs)
+    (cell / "summary.json").unlink()  # as if killed after the first episode
+    with (cell / "episodes.jsonl").open("ab") as f:
+        f.write(b'{"schema_version": 1, "env')  # and in the middle of the second
+    summary = rollout.run_or_reuse(cell, 2, **kwargs)
+    reference, _ = run_episodes(2, progress=False, **kwargs)
+    assert [r.to_dict() for r in rollout.read_jsonl(cell / "episodes.jsonl")] == [
+        r.to_dict() for r in reference
+    ]
+    assert summary["n_episodes"] == 2
+    # records of another suite in the cell: thrown away and run afresh
+    assert rollout.run_or_reuse(cell, 2, suite="slide", env_kwargs=SHORT)["run"]["suite"] == "slide"
+
+
 class ActionLog(gym.Wrapper):
     """Records every action passed to ``step`` and the info it returned."""
 
