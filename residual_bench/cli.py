@@ -112,13 +112,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from residual_bench.residual.train import train_residual
 
     if is_finetune_config(args.residual):
-        given = [f"--{k}" for k in ("steps", "suite", "features") if getattr(args, k) is not None]
-        if given:
+        if args.features is not None:
             raise ValueError(
-                f"{args.residual} takes its budget and suites from its config; "
-                f"{', '.join(given)} apply to residuals only"
+                f"{args.residual} fine-tunes the base's own network; --features applies to "
+                "residuals only"
             )
-        path = train_finetune(args.base, args.residual, args.out, args.seed, not args.quiet)
+        path = train_finetune(
+            args.base,
+            args.residual,
+            args.out,
+            args.seed,
+            not args.quiet,
+            steps=args.steps,
+            suite=args.suite,
+        )
         print(f"fine-tuned {args.base} with {args.residual} (seed {args.seed}); wrote {path}")
         print(f"learning curve: {Path(args.out) / 'progress.csv'}")
         return 0

@@ -135,6 +135,17 @@ class BCNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Actions (B, chunk_len, 7), keypoints (B, K, 2) and heatmap logits (B, K, 21, 21)."""
         image = rgb.permute(0, 3, 1, 2).float() / 255.0
+        fused, points, logits = self.encode(image, proprio, instruction)
+        return self.chunk_from_head(self.head(fused)), points, logits
+
+    def encode(
+        self, image: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The action head's input (B, head_in), keypoints and heatmap logits.
+
+        ``image`` is (B, 3, 84, 84) in [0, 1]. RL fine-tuning (``bc_rl``) trains this encoder
+        under its own action head.
+        """
         if not self.object_centric:
             image = torch.cat([image, self.coords.expand(image.shape[0], -1, -1, -1)], dim=1)
         features = self.trunk(image)
@@ -149,14 +160,18 @@ class BCNet(nn.Module):
         else:
             pooled = self.pooled(features)
             fused = torch.cat([points.flatten(1), pooled, proprio, instruction], dim=1)
+        return fused, points, logits
+
+    def chunk_from_head(self, head_output: torch.Tensor) -> torch.Tensor:
+        """(B, chunk_len * predicted dims) head output before tanh -> (B, chunk_len, 7)."""
         dims = self.predicted_dims
-        predicted = torch.tanh(self.head(fused)).view(-1, self.chunk_len, len(dims))
+        predicted = torch.tanh(head_output).view(-1, self.chunk_len, len(dims))
         if self.position_only:
             actions = predicted.new_zeros(predicted.shape[0], self.chunk_len, 7)
             actions[..., dims] = predicted
         else:
             actions = predicted
-        return actions, points, logits
+        return actions
 
     def forward_with_keypoints(
         self, rgb: torch.Tensor, proprio: torch.Tensor, instruction: torch.Tensor

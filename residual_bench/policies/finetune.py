@@ -6,12 +6,17 @@ under ``baselines/`` with ``method`` instead of ``algo``:
 
 - ``dagger``: the expert relabels the states the base visits under the perturbation suites
   and the base is trained further on them (:mod:`residual_bench.policies.bc_dagger`).
+- ``rl``: SAC or PPO trains the base's network end to end on the env's reward, the actor
+  initialised from the bc weights (:mod:`residual_bench.policies.bc_rl`).
 
 Fields: ``method``, ``description``, ``applies_to`` (the bases with weights it can change),
 ``dagger`` (rounds, episodes_per_round, epochs_per_round, lr, keypoint_weight: the weight of
 the image-keypoint loss (see ``bc_train``), suites, demonstrations: a
 demonstrations file to keep training on, or null for the visited states alone) and ``train``
-(eval_suite, eval_episodes: the learning curve's fixed held-out episodes).
+(eval_suite, eval_episodes: the learning curve's fixed held-out episodes); for ``rl``
+instead ``rl`` (algo: sac or ppo, initial_log_std: the exploration noise's log-std around the
+bc action, hyperparams: SB3's keyword arguments) and ``train`` (steps: control steps, suite,
+eval_every, eval_episodes, checkpoint_every - as for residuals).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from residual_bench.env_spec import SpecError, read_yaml, spec_dir
 from residual_bench.residual.config import merge_section
 
-METHODS = ("dagger",)
+METHODS = ("dagger", "rl")
 DAGGER_DEFAULTS: dict[str, Any] = {
     "rounds": 4,
     "episodes_per_round": 50,
@@ -33,6 +38,14 @@ DAGGER_DEFAULTS: dict[str, Any] = {
     "demonstrations": None,
 }
 TRAIN_DEFAULTS: dict[str, Any] = {"eval_suite": "mixed", "eval_episodes": 20}
+RL_DEFAULTS: dict[str, Any] = {"algo": "sac", "initial_log_std": -2.0, "hyperparams": {}}
+RL_TRAIN_DEFAULTS: dict[str, Any] = {
+    "steps": 300_000,
+    "suite": "mixed",
+    "eval_every": 10_000,
+    "eval_episodes": 20,
+    "checkpoint_every": 10_000,
+}
 
 
 def config_path(name_or_path: str | Path) -> Path:
@@ -54,17 +67,20 @@ def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
     path = config_path(name_or_path)
     data = read_yaml(path)
     where = str(path)
-    known = {"method", "description", "applies_to", "dagger", "train"}
+    if data.get("method") not in METHODS:
+        raise SpecError(f"{where}: method must be one of {METHODS}, got {data.get('method')!r}")
+    method = data["method"]
+    known = {"method", "description", "applies_to", method, "train"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {sorted(known)}")
-    if data.get("method") not in METHODS:
-        raise SpecError(f"{where}: method must be one of {METHODS}, got {data.get('method')!r}")
     applies_to = data.get("applies_to", ["bc"])
     if not isinstance(applies_to, list) or not all(isinstance(b, str) for b in applies_to):
         raise SpecError(f"{where}: applies_to must be a list of base names, got {applies_to!r}")
     config = {"name": path.stem, "method": data["method"], "applies_to": applies_to}
     config["description"] = str(data.get("description", ""))
+    if method == "rl":
+        return _check_rl(config, data, where)
     for section, defaults in (("dagger", DAGGER_DEFAULTS), ("train", TRAIN_DEFAULTS)):
         config[section] = merge_section(section, data.get(section), defaults, where)
     dagger = config["dagger"]
@@ -76,6 +92,22 @@ def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
             raise SpecError(f"{where}: dagger.{key} must be a number")
         if not dagger[key] > 0:
             raise SpecError(f"{where}: dagger.{key} must be positive")
+    return config
+
+
+def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[str, Any]:
+    config["rl"] = rl = merge_section("rl", data.get("rl"), RL_DEFAULTS, where)
+    config["train"] = train = merge_section("train", data.get("train"), RL_TRAIN_DEFAULTS, where)
+    if rl["algo"] not in ("sac", "ppo"):
+        raise SpecError(f"{where}: rl.algo must be 'sac' or 'ppo', got {rl['algo']!r}")
+    if not isinstance(rl["hyperparams"], dict):
+        raise SpecError(f"{where}: rl.hyperparams must be a mapping of SB3 arguments")
+    log_std = rl["initial_log_std"]
+    if not isinstance(log_std, int | float) or isinstance(log_std, bool):
+        raise SpecError(f"{where}: rl.initial_log_std must be a number")
+    for key in ("steps", "eval_every", "eval_episodes", "checkpoint_every"):
+        if not isinstance(train[key], int) or isinstance(train[key], bool) or train[key] < 1:
+            raise SpecError(f"{where}: train.{key} must be a positive integer")
     return config
 
 
@@ -92,19 +124,49 @@ def check_applies(config: dict[str, Any], base: str) -> None:
 
 
 def train_finetune(
-    base: str, name_or_path: str | Path, out: str | Path, seed: int = 0, progress: bool = True
+    base: str,
+    name_or_path: str | Path,
+    out: str | Path,
+    seed: int = 0,
+    progress: bool = True,
+    steps: int | None = None,
+    suite: str | None = None,
 ) -> Path:
     """Run a fine-tuning baseline on ``base``; returns the fine-tuned checkpoint.
 
     ``base`` is ``bc`` (the shipped weights) or ``bc:PATH``. The learning curve goes to
     ``out/progress.csv`` (environment steps, success on fixed held-out episodes); re-running
-    with the same ``out`` resumes.
+    with the same ``out`` resumes. ``steps`` and ``suite`` override an ``rl`` config's
+    budget and training suite (DAgger's budget is its rounds).
     """
     from residual_bench.policies.bc_dagger import finetune_dagger
 
     config = load_finetune_config(name_or_path)
     check_applies(config, base)
     init = base.split(":", 1)[1] if ":" in base else None
+    if config["method"] == "rl":
+        from residual_bench.policies.bc_rl import finetune_rl
+
+        rl, train = config["rl"], config["train"]
+        return finetune_rl(
+            out,
+            init=init,
+            algo=rl["algo"],
+            hyperparams=rl["hyperparams"],
+            initial_log_std=float(rl["initial_log_std"]),
+            steps=int(steps if steps is not None else train["steps"]),
+            suite=suite or train["suite"],
+            eval_every=train["eval_every"],
+            eval_episodes=train["eval_episodes"],
+            checkpoint_every=train["checkpoint_every"],
+            seed=seed,
+            progress=progress,
+        )
+    if steps is not None or suite is not None:
+        raise ValueError(
+            f"{config['name']} takes its budget (rounds) and suites from its config; "
+            "--steps and --suite apply to residuals and RL fine-tuning only"
+        )
     dagger, train = config["dagger"], config["train"]
     return finetune_dagger(
         out,

@@ -1,0 +1,331 @@
+"""``finetune-rl``: end-to-end RL fine-tuning of the ``bc`` base's own weights (SAC or PPO).
+
+The baseline the residual is compared against in sample efficiency and forgetting: instead of
+adding a small correction on top of the frozen network, RL changes the network itself.
+
+- The MDP is the base's own: one decision is one action chunk, executed open-loop over
+  ``chunk_len`` control steps (5 Hz for the shipped base), so the fine-tuned network is
+  deployed exactly as the base is (:func:`~residual_bench.policies.bc.bc_controller`) and its
+  curve starts where the base stands. The reward of a decision is the sum of the env's dense
+  rewards over its control steps; while the env reports the base stalled (the ``latency``
+  suite) the last action is held, as the executor does.
+- The actor is the bc network: its image encoder as SB3's features extractor and its action
+  head as the actor's hidden layers and mean output, all initialised from the checkpoint, so
+  the deterministic actor reproduces the base's chunk (tested). Exploration noise is a fresh,
+  state-independent log-std (``initial_log_std``).
+- The critic (SAC's Q-networks, PPO's value function) has fresh heads on its own copy of the
+  bc image encoder, initialised from the checkpoint too: a fresh CNN on 84 px images learns
+  nothing useful within the budget.
+
+Fine-tuned weights are written as an ordinary bc checkpoint, evaluated with ``--base bc:PATH``
+like every other bc network, so forgetting is measured the same way for every method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from residual_bench.language import word_counts
+from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet, build_model
+from residual_bench.policies.bc import load_checkpoint as load_bc_checkpoint
+
+
+class ChunkedBCEnv(gym.Wrapper):
+    """The env as the bc network sees it, one action chunk per step.
+
+    Observations are ``{"rgb": (84, 84, 3) uint8, "proprio": normalised with the checkpoint's
+    statistics, "words": the instruction as the network reads it}``; the action is the chunk's
+    predicted dimensions, flattened, in [-1, 1] (the others are 0, as in
+    :meth:`BCNet.chunk_from_head`). ``info["control_steps"]`` counts the env's own steps.
+    """
+
+    def __init__(self, env: gym.Env, checkpoint: dict[str, Any]) -> None:
+        super().__init__(env)
+        rgb = getattr(env.observation_space, "spaces", {}).get("rgb")
+        if rgb is None or rgb.shape != (84, 84, 3):
+            raise ValueError("finetune-rl needs the env's 84 x 84 camera (obs_mode='rgb')")
+        net = BCNet(**checkpoint["config"])
+        self.vocabulary = net.vocabulary
+        self.chunk_len = net.chunk_len
+        self.dims = net.predicted_dims
+        self.proprio_mean = np.asarray(checkpoint["proprio_mean"], dtype=np.float32)
+        self.proprio_std = np.asarray(checkpoint["proprio_std"], dtype=np.float32)
+        n_words = len(self.vocabulary) if self.vocabulary is not None else 32
+        self.observation_space = spaces.Dict(
+            {
+                "rgb": spaces.Box(0, 255, (84, 84, 3), np.uint8),
+                "proprio": spaces.Box(-np.inf, np.inf, self.proprio_mean.shape, np.float32),
+                "words": spaces.Box(0.0, np.inf, (n_words,), np.float32),
+            }
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (self.chunk_len * len(self.dims),), np.float32)
+        self.control_steps = 0
+        self._instruction = ""
+        self._stalled = False
+        self._last_action: np.ndarray | None = None
+
+    def _observe(self, obs: dict[str, Any]) -> dict[str, np.ndarray]:
+        if self.vocabulary is not None:
+            words = word_counts(self._instruction, self.vocabulary)
+        else:
+            words = obs["instruction"]
+        proprio = (np.asarray(obs["proprio"], np.float32) - self.proprio_mean) / self.proprio_std
+        return {
+            "rgb": np.asarray(obs["rgb"], np.uint8),
+            "proprio": proprio.astype(np.float32),
+            "words": np.asarray(words, np.float32),
+        }
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._instruction, self._stalled, self._last_action = info["instruction"], False, None
+        return self._observe(obs), info
+
+    def chunk(self, action: np.ndarray) -> np.ndarray:
+        """The (chunk_len, 7) env actions of a flattened chunk."""
+        flat = np.asarray(action, np.float32).reshape(self.chunk_len, len(self.dims))
+        if not np.all(np.isfinite(flat)):
+            raise ValueError("finetune-rl action chunk contains NaN or inf")
+        actions = np.zeros((self.chunk_len, 7), np.float32)
+        actions[:, self.dims] = np.clip(flat, -1.0, 1.0)
+        return actions
+
+    def step(self, action: np.ndarray) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        total = 0.0
+        for row in self.chunk(action):
+            # A stalled base delivers nothing new: the last action goes on, as in the executor,
+            # also into the next decision.
+            stalled = self._stalled and self._last_action is not None
+            executed = self._last_action if stalled else row
+            obs, reward, terminated, truncated, info = self.env.step(executed)
+            self._last_action = executed
+            self.control_steps += 1
+            total += float(reward)
+            self._stalled = bool(info.get("base_stalled", False))
+            if terminated or truncated:
+                break
+        info["control_steps"] = self.control_steps
+        return self._observe(obs), total, terminated, truncated, info
+
+
+class BCEncoder(BaseFeaturesExtractor):
+    """The bc network's image encoder (everything before its action head) for SB3 policies."""
+
+    def __init__(self, observation_space: spaces.Dict, checkpoint: str) -> None:
+        net = build_model(load_bc_checkpoint(checkpoint)).train()
+        features_dim = net.head[0].in_features
+        super().__init__(observation_space, features_dim)
+        del net.head  # the policy's own layers take its place (see copy_head)
+        self.net = net
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        rgb = observations["rgb"].float() / 255.0
+        if rgb.shape[-1] == 3:  # SB3 transposes images to channels-first; accept both
+            rgb = rgb.permute(0, 3, 1, 2)
+        fused, _, _ = self.net.encode(rgb, observations["proprio"], observations["words"])
+        return fused
+
+
+def policy_kwargs(checkpoint: str | Path, head_width: int) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` giving actor and critic the bc encoder and the head's layout."""
+    return {
+        "features_extractor_class": BCEncoder,
+        "features_extractor_kwargs": {"checkpoint": str(checkpoint)},
+        "normalize_images": False,  # BCEncoder scales the uint8 image itself
+        "share_features_extractor": False,
+        "net_arch": {"pi": [head_width, head_width], "qf": [256, 256], "vf": [256, 256]},
+        "activation_fn": nn.ReLU,
+    }
+
+
+def actor_layers(model: Any) -> tuple[nn.Module, nn.Sequential, nn.Linear]:
+    """The actor's (encoder, hidden layers, mean output layer) of a SAC or PPO model."""
+    from stable_baselines3 import SAC
+
+    if isinstance(model, SAC):
+        actor = model.actor
+        return actor.features_extractor, actor.latent_pi, actor.mu
+    policy = model.policy
+    return policy.pi_features_extractor, policy.mlp_extractor.policy_net, policy.action_net[0]
+
+
+def copy_head(model: Any, checkpoint: dict[str, Any], initial_log_std: float) -> None:
+    """Put the bc action head into the actor, so its deterministic output is the bc chunk."""
+    from stable_baselines3 import SAC
+
+    head = build_model(checkpoint).head
+    _, hidden, output = actor_layers(model)
+    with torch.no_grad():
+        for target, source in ((hidden[0], head[0]), (hidden[2], head[2]), (output, head[4])):
+            target.weight.copy_(source.weight)
+            target.bias.copy_(source.bias)
+        if isinstance(model, SAC):
+            model.actor.log_std.weight.zero_()
+            model.actor.log_std.bias.fill_(initial_log_std)
+        else:
+            model.policy.log_std.fill_(initial_log_std)
+
+
+def build_finetune_agent(
+    algo: str,
+    env: ChunkedBCEnv,
+    checkpoint: str | Path,
+    hyperparams: dict[str, Any],
+    initial_log_std: float,
+    seed: int,
+    tensorboard_log: str | None = None,
+) -> Any:
+    """A SAC or PPO model whose actor is the bc network of ``checkpoint``."""
+    from stable_baselines3 import PPO, SAC
+
+    ckpt = load_bc_checkpoint(checkpoint)
+    width = build_model(ckpt).head[0].out_features
+    common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
+    kwargs = {"policy_kwargs": policy_kwargs(checkpoint, width), **hyperparams, **common}
+    if algo == "sac":
+        model = SAC("MultiInputPolicy", env, **kwargs)
+    elif algo == "ppo":
+        # Orthogonal initialisation would overwrite the bc encoder's weights.
+        kwargs["policy_kwargs"]["ortho_init"] = False
+        model = PPO("MultiInputPolicy", env, **kwargs)
+        # PPO's Gaussian is not squashed: its mean passes the head's tanh, as in the bc network.
+        model.policy.action_net = nn.Sequential(model.policy.action_net, nn.Tanh())
+        model.policy.optimizer = model.policy.optimizer_class(
+            model.policy.parameters(),
+            lr=model.lr_schedule(1),
+            **model.policy.optimizer_kwargs,
+        )
+    else:
+        raise ValueError(f"finetune-rl algo must be 'sac' or 'ppo', got {algo!r}")
+    copy_head(model, ckpt, initial_log_std)
+    return model
+
+
+def export_checkpoint(model: Any, init: str | Path, path: str | Path) -> Path:
+    """Write the actor's weights as a bc checkpoint (the init's config and statistics)."""
+    ckpt = load_bc_checkpoint(init)
+    encoder, hidden, output = actor_layers(model)
+    state = {k: v.detach().clone() for k, v in encoder.net.state_dict().items()}
+    for index, layer in ((0, hidden[0]), (2, hidden[2]), (4, output)):
+        state[f"head.{index}.weight"] = layer.weight.detach().clone()
+        state[f"head.{index}.bias"] = layer.bias.detach().clone()
+    provenance = dict(ckpt.get("provenance", {}))
+    provenance["finetuned_from"] = str(init)
+    out = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": ckpt["config"],
+        "model": state,
+        "proprio_mean": ckpt["proprio_mean"],
+        "proprio_std": ckpt["proprio_std"],
+        "provenance": provenance,
+    }
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(out, tmp)
+    tmp.replace(path)
+    return path
+
+
+def _make_env(init: str | Path, suite: str, objects: str) -> ChunkedBCEnv:
+    env = gym.make(
+        "ResidualPickPlace-v0", obs_mode="rgb", image_size=84, suite=suite, objects=objects
+    )
+    return ChunkedBCEnv(env, load_bc_checkpoint(init))
+
+
+def finetune_rl(
+    out: str | Path,
+    init: str | Path | None = None,
+    algo: str = "sac",
+    hyperparams: dict[str, Any] | None = None,
+    initial_log_std: float = -2.0,
+    steps: int = 300_000,
+    suite: str = "mixed",
+    eval_every: int = 10_000,
+    eval_episodes: int = 20,
+    checkpoint_every: int = 10_000,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """RL fine-tuning of a bc network for ``steps`` control steps; returns ``out/final.pt``.
+
+    Trains on training objects under ``suite``; every ``eval_every`` control steps the actor is
+    written as a bc checkpoint and evaluated as deployed on the fixed held-out episodes of the
+    residuals' learning curves (a row of ``out/progress.csv`` against control steps). The
+    model, its replay buffer and the step count are written atomically to ``out/checkpoint``
+    every ``checkpoint_every`` steps; re-running with the same ``out`` resumes from there.
+    """
+    import json
+    import time
+
+    from stable_baselines3.common.monitor import Monitor
+    from tqdm import tqdm
+
+    from residual_bench.eval.metrics import wilson_interval
+    from residual_bench.policies.bc import shipped_checkpoint
+    from residual_bench.policies.bc_dagger import _append_row, evaluate_bc
+    from residual_bench.residual.checkpoint import write_directory_atomically
+    from residual_bench.residual.train import EVAL_MASTER_SEED, PROGRESS_FIELDS, _last_evaluated
+
+    init = Path(init) if init is not None else shipped_checkpoint()
+    out = Path(out)
+    final = out / "final.pt"
+    if final.exists():
+        raise FileExistsError(f"{final} already exists: that fine-tuning run is finished")
+    out.mkdir(parents=True, exist_ok=True)
+    env = _make_env(init, suite, "train")
+    model = build_finetune_agent(
+        algo, Monitor(env), init, dict(hyperparams or {}), initial_log_std, seed,
+        tensorboard_log=str(out / "tensorboard"),
+    )  # fmt: skip
+    saved = out / "checkpoint"
+    if (saved / "model.zip").exists():
+        state = json.loads((saved / "state.json").read_text())
+        model.set_parameters(str(saved / "model.zip"), exact_match=True)
+        model.num_timesteps = int(state["decisions"])
+        env.control_steps = int(state["control_steps"])
+        if (saved / "replay_buffer.pkl").exists():
+            model.load_replay_buffer(saved / "replay_buffer.pkl")
+    progress_csv = out / "progress.csv"
+    next_eval = (_last_evaluated(progress_csv) // eval_every + 1) * eval_every
+    bar = tqdm(total=steps, initial=env.control_steps, unit="step", desc=f"bc finetune-{algo}",
+               disable=not progress)  # fmt: skip
+    began = time.perf_counter()
+
+    def save(tmp: Path) -> None:
+        model.save(tmp / "model.zip")
+        if hasattr(model, "replay_buffer"):
+            model.save_replay_buffer(tmp / "replay_buffer.pkl")
+        counts = {"decisions": int(model.num_timesteps), "control_steps": env.control_steps}
+        (tmp / "state.json").write_text(json.dumps(counts))
+
+    try:
+        while env.control_steps < steps:
+            before = env.control_steps
+            todo = min(checkpoint_every, steps - env.control_steps)
+            decisions = max(1, -(-todo // env.chunk_len))
+            model.learn(decisions, reset_num_timesteps=False, tb_log_name="finetune")
+            write_directory_atomically(saved, save)
+            bar.update(env.control_steps - before)
+            t = env.control_steps
+            if t >= next_eval or t >= steps:
+                next_eval = (t // eval_every + 1) * eval_every
+                probe = export_checkpoint(model, init, out / "eval.pt")
+                rate = evaluate_bc(probe, suite, eval_episodes, EVAL_MASTER_SEED)
+                lo, hi = wilson_interval(round(rate * eval_episodes), eval_episodes)
+                wall = round(time.perf_counter() - began, 1)
+                _append_row(progress_csv, PROGRESS_FIELDS, (t, rate, lo, hi, wall))
+                bar.set_postfix(success=f"{rate:.0%}")
+    finally:
+        bar.close()
+        env.close()
+    return export_checkpoint(model, init, final)

@@ -1,0 +1,167 @@
+"""The ``finetune-rl`` baseline: SAC or PPO trains the bc network itself, starting from it.
+
+Before any update the fine-tuning actor is the bc base (same chunk for the same observation),
+one decision is one action chunk played over the base's control steps, the fine-tuned weights
+are an ordinary bc checkpoint, and a run writes a learning curve and resumes.
+"""
+
+import csv
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from residual_bench.cli import main
+from residual_bench.env_spec import SpecError
+from residual_bench.policies.bc import BCBase, load_checkpoint, shipped_checkpoint
+from residual_bench.policies.bc_rl import (
+    ChunkedBCEnv,
+    build_finetune_agent,
+    export_checkpoint,
+    finetune_rl,
+)
+from residual_bench.policies.finetune import load_finetune_config
+
+SHORT = {"scene_overrides": {"task": {"episode_seconds": 1.0}}}
+TINY = {
+    "sac": {"buffer_size": 64, "batch_size": 4, "learning_starts": 2, "train_freq": 1},
+    "ppo": {"n_steps": 4, "batch_size": 4, "n_epochs": 1},
+}
+
+
+def chunked_env(suite: str = "nominal", **kwargs) -> ChunkedBCEnv:
+    env = gym.make(
+        "ResidualPickPlace-v0", obs_mode="rgb", image_size=84, suite=suite, **SHORT, **kwargs
+    )
+    return ChunkedBCEnv(env, load_checkpoint(shipped_checkpoint()))
+
+
+def raw_observation(env: ChunkedBCEnv, obs: dict) -> dict:
+    """What the bc base is given for the observation ``obs`` of the chunked env."""
+    raw = dict(env.unwrapped._observation())
+    raw["rgb"] = obs["rgb"]  # the camera image is rendered with fresh noise each time
+    return raw
+
+
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_before_any_update_the_fine_tuning_actor_is_the_bc_base(algo):
+    torch.manual_seed(0)
+    env = chunked_env()
+    model = build_finetune_agent(algo, env, shipped_checkpoint(), TINY[algo], -2.0, seed=0)
+    obs, info = env.reset(seed=3)
+    action, _ = model.predict(obs, deterministic=True)
+    expected = BCBase().act(raw_observation(env, obs), info["instruction"]).actions
+    np.testing.assert_allclose(env.chunk(action), expected, atol=1e-5)
+    env.close()
+
+
+def test_the_critic_has_its_own_copy_of_the_bc_encoder():
+    env = chunked_env()
+    model = build_finetune_agent("sac", env, shipped_checkpoint(), TINY["sac"], -2.0, seed=0)
+    actor, critic = model.actor.features_extractor, model.critic.features_extractor
+    assert actor is not critic
+    for a, c in zip(actor.parameters(), critic.parameters(), strict=True):
+        assert torch.equal(a, c) and a.data_ptr() != c.data_ptr()
+    env.close()
+
+
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_fine_tuned_weights_are_a_bc_checkpoint_that_runs_as_the_base(algo, tmp_path):
+    env = chunked_env()
+    model = build_finetune_agent(algo, env, shipped_checkpoint(), TINY[algo], -2.0, seed=0)
+    path = export_checkpoint(model, shipped_checkpoint(), tmp_path / "tuned.pt")
+    start, tuned = load_checkpoint(shipped_checkpoint()), load_checkpoint(path)
+    assert tuned["config"] == start["config"]
+    assert set(tuned["model"]) == set(start["model"])
+    assert all(torch.equal(start["model"][k], tuned["model"][k]) for k in start["model"])
+    assert tuned["provenance"]["finetuned_from"] == str(shipped_checkpoint())
+    env.close()
+
+
+def test_one_decision_plays_a_whole_chunk_and_sums_its_rewards():
+    env = chunked_env()
+    env.reset(seed=0)
+    assert env.action_space.shape == (4 * 4,)  # 4 steps x (x, y, z, gripper)
+    _, reward, _, _, info = env.step(np.zeros(16, np.float32))
+    assert info["control_steps"] == 4 == env.control_steps
+    assert 0.0 <= reward <= 4.0  # four dense rewards in [0, 1]
+    chunk = env.chunk(np.arange(16, dtype=np.float32) / 16)
+    assert chunk.shape == (4, 7)
+    np.testing.assert_array_equal(chunk[:, 3:6], 0.0)  # the rotation stays 0
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.full(16, np.nan, np.float32))
+    env.close()
+
+
+def test_a_stalled_base_holds_its_last_action_through_the_chunk():
+    stall = {
+        "name": "stall",
+        "perturbations": [
+            {"type": "latency", "trigger": {"time": [0.0, 0.0]}, "duration": [0.5, 0.5]}
+        ],
+    }
+    env = chunked_env(suite=stall)
+    executed = []
+    step = env.env.step
+
+    def logged(action):
+        executed.append(np.array(action, copy=True))
+        return step(action)
+
+    env.env.step = logged
+    env.reset(seed=0)
+    env.step(np.zeros(16, np.float32))  # the stall starts during the first decision
+    env.step(np.linspace(-1, 1, 16, dtype=np.float32))
+    assert all(np.array_equal(a, executed[3]) for a in executed[4:])
+    env.close()
+
+
+def test_a_run_writes_a_learning_curve_a_bc_checkpoint_and_resumes(tmp_path, monkeypatch):
+    evaluated = []
+
+    def evaluate(checkpoint, suite, episodes, master_seed):
+        if not evaluated:
+            evaluated.append("interrupted")
+            raise KeyboardInterrupt  # after the first chunk of steps is checkpointed
+        evaluated.append((load_checkpoint(checkpoint)["provenance"]["finetuned_from"], suite))
+        return 0.5
+
+    monkeypatch.setattr("residual_bench.policies.bc_dagger.evaluate_bc", evaluate)
+    options = dict(
+        algo="sac", hyperparams=TINY["sac"], suite="nominal", eval_every=8, eval_episodes=2,
+        checkpoint_every=8, progress=False,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        finetune_rl(tmp_path, steps=16, **options)
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state == {"decisions": 2, "control_steps": 8}
+    final = finetune_rl(tmp_path, steps=16, **options)  # goes on from step 8
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state == {"decisions": 4, "control_steps": 16}
+    assert load_checkpoint(final)["config"] == load_checkpoint(shipped_checkpoint())["config"]
+    with open(tmp_path / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["timesteps"]) for r in rows] == [16]
+    assert float(rows[0]["success_rate"]) == 0.5
+    assert evaluated[1:] == [(str(shipped_checkpoint()), "nominal")]
+    with pytest.raises(FileExistsError, match="final.pt"):
+        finetune_rl(tmp_path, steps=16, **options)
+
+
+def test_the_shipped_rl_configs_and_their_errors(tmp_path, capsys):
+    assert load_finetune_config("finetune-rl")["rl"]["algo"] == "sac"
+    assert load_finetune_config("finetune-rl-ppo")["rl"]["algo"] == "ppo"
+    path = tmp_path / "ft.yaml"
+    path.write_text("method: rl\nrl: {algo: ddpg}\n")
+    with pytest.raises(SpecError, match="rl.algo"):
+        load_finetune_config(path)
+    path.write_text("method: rl\ndagger: {rounds: 2}\n")
+    with pytest.raises(SpecError, match="unknown field"):
+        load_finetune_config(path)
+    argv = ["train", "--base", "bc", "--residual", "finetune-rl", "--out", str(tmp_path / "x")]
+    assert main([*argv, "--features", "global"]) != 0
+    assert "--features applies to residuals only" in capsys.readouterr().err
+    assert main(["train", "--base", "scripted", "--residual", "finetune-rl", "--out", "x"]) != 0
+    assert "does not apply to 'scripted'" in capsys.readouterr().err
