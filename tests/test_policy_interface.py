@@ -77,6 +77,7 @@ def test_the_spec_copies_the_cameras_so_the_caller_cannot_change_it():
         ("needs_instruction", "yes"),
         ("needs_state", 1),
         ("normalization_key", 3),
+        ("holds_rotation", "no"),
     ],
 )
 def test_an_invalid_spec_field_is_named_in_the_error(field, value):

@@ -196,6 +196,21 @@ def test_three_alphas_are_translation_rotation_then_gripper():
     np.testing.assert_array_equal(alpha_vector((0.1, 0.2, 0.3)), [0.1] * 3 + [0.2] * 3 + [0.3])
 
 
+def test_a_base_that_holds_the_hands_orientation_gets_no_rotation_residual(residual_env):
+    # The shipped bc network predicts translation and gripper only; rotation noise added to it
+    # would build up into a tilted hand that nothing turns back.
+    env = residual_env("bc", "proprio", alpha=(0.3, 0.1, 0.3), suite="nominal")
+    np.testing.assert_array_equal(env.alpha, [0.3] * 3 + [0.0] * 3 + [0.3])
+    env.reset(seed=0)
+    r = np.array([0.5, -0.5, 0.5, 1.0, -1.0, 1.0, 0.5], np.float32)
+    _, _, _, _, info = env.step(r)
+    executed, base = info["executed_action"], info["base_action"]
+    np.testing.assert_array_equal(executed[3:6], base[3:6])
+    assert not np.allclose(executed[:3], base[:3])
+    # a base that turns the hand itself keeps its rotation alpha
+    assert residual_env("scripted", "proprio", alpha=(0.3, 0.1, 0.3)).alpha[3] == 0.1
+
+
 BAD_ALPHAS = {
     "negative": -0.1,
     "negative in a pair": (0.1, -0.2),

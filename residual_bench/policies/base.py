@@ -64,6 +64,9 @@ class PolicySpec:
         normalization_key: dataset statistics the model un-normalises with (OpenVLA's
             ``unnorm_key``), or None.
         description: one line for listings.
+        holds_rotation: the base never commands a rotation (a position-only network): the arm
+            keeps the hand's orientation, and nothing would turn it back from a rotation
+            someone else adds - residuals on such a base get no rotation (``ResidualEnv``).
 
     Raises:
         ValueError: a field is invalid; the message starts with the field's name.
@@ -82,6 +85,7 @@ class PolicySpec:
     needs_state: bool
     normalization_key: str | None
     description: str = ""
+    holds_rotation: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -113,7 +117,7 @@ class PolicySpec:
         for name in ("position_unit_m", "rotation_unit_rad"):
             object.__setattr__(self, name, _positive_finite(name, getattr(self, name)))
         object.__setattr__(self, "cameras", _check_cameras(self.cameras))
-        for name in ("needs_instruction", "needs_state"):
+        for name in ("needs_instruction", "needs_state", "holds_rotation"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be a bool, got {getattr(self, name)!r}")
         if self.normalization_key is not None and not isinstance(self.normalization_key, str):

@@ -256,6 +256,7 @@ class BCBase:
             needs_state=False,
             normalization_key=None,
             description="behaviour-cloned CNN on the 84 px camera, 4-step chunks",
+            holds_rotation=self.model.position_only,
         )
 
     def reset(self, instruction: str, seed: int | None) -> None:

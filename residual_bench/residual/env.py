@@ -79,7 +79,10 @@ class ResidualEnv(gym.Wrapper):
             features need (:func:`residual_bench.residual.make_residual_env` does this).
         base: a registered base name or a controller already built for ``env``.
         features: ``objects``, ``privileged``, ``global`` or ``proprio``.
-        alpha: residual scale (see :func:`alpha_vector`); default 0.1.
+        alpha: residual scale (see :func:`alpha_vector`); default 0.1. On a base whose spec
+            ``holds_rotation`` (the shipped ``bc`` network) the rotation's alpha is 0: the
+            base never turns the hand back, so rotation noise from the residual would build
+            up into a tilted hand that misses every grasp (it did: results/residual).
         magnitude_penalty: reward penalty weight on ``mean(r^2)``.
         rate_penalty: reward penalty weight on the executed action's change per step.
         feature_noise: corrupt the ``objects`` features (training only); None = clean.
@@ -114,6 +117,9 @@ class ResidualEnv(gym.Wrapper):
         self.controller = make_controller(base, env) if isinstance(base, str) else base
         self.base_name: str = getattr(self.controller, "name", str(base))
         self.alpha = alpha_vector(alpha)
+        spec = getattr(getattr(self.controller, "policy", None), "spec", None)
+        if getattr(spec, "holds_rotation", False):
+            self.alpha[3:6] = 0.0
         self.scale = 1.0
         self.magnitude_penalty = float(magnitude_penalty)
         self.rate_penalty = float(rate_penalty)

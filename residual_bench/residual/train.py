@@ -203,6 +203,7 @@ def train_residual(
         "base_description": get_base(base).description,
         "features": config.features,
         "alpha": list(config.alpha),
+        "alpha_per_dimension": [float(a) for a in env.alpha],  # after the base's own rules
         "config": config.to_dict(),
         "train_seed": seed,
         "train_steps": int(model.num_timesteps),
