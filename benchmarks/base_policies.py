@@ -1,6 +1,6 @@
 """The frozen base policies on the main suites, training vs held-out objects, and their speed.
 
-    python benchmarks/base_policies.py --bc-episodes 100   # the committed table, ~1.5 h, 2 cores
+    python benchmarks/base_policies.py                     # the committed table (hours on 2 cores)
     python benchmarks/base_policies.py --episodes 20       # a quick look
 
 For ``scripted-expert``, ``scripted`` and ``bc`` on nominal, poke, slide, drop, latency and
@@ -114,9 +114,11 @@ def main() -> None:
     lines = [
         "# Frozen base policies",
         "",
-        f"Produced by `python benchmarks/base_policies.py --episodes {args.episodes} "
-        f"--bc-episodes {bc_episodes}` ({args.episodes} episodes per cell, {bc_episodes} for "
-        f"bc; master seed {args.seed}; the same episode seeds for every base). Success with "
+        f"Produced by `python benchmarks/base_policies.py --episodes {args.episodes}"
+        + (f" --bc-episodes {bc_episodes}" if bc_episodes != args.episodes else "")
+        + f"` ({args.episodes} episodes per cell"
+        + (f", {bc_episodes} for bc" if bc_episodes != args.episodes else "")
+        + f"; master seed {args.seed}; the same episode seeds for every base). Success with "
         "Wilson 95% "
         "intervals; completion time in simulated seconds over successful episodes; recovery "
         "rate: perturbed episodes that succeed. Call latency: one `act` call on one CPU core, "
