@@ -98,3 +98,6 @@ def test_policy_spec_round_trips_and_bad_specs_name_the_field():
         P.spec_from_wire(wire)
     with pytest.raises(P.ProtocolError, match="chunk_len"):
         P.spec_from_wire({k: v for k, v in P.spec_to_wire(spec).items() if k != "chunk_len"})
+    # A server from before a field with a default existed is still understood.
+    older = {k: v for k, v in P.spec_to_wire(spec).items() if k != "holds_rotation"}
+    assert P.spec_from_wire(older) == spec and not spec.holds_rotation

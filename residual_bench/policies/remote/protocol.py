@@ -180,13 +180,15 @@ def spec_from_wire(data: Any) -> Any:
     Raises:
         ProtocolError: missing or invalid fields (the message names the field).
     """
-    from dataclasses import fields
+    from dataclasses import MISSING, fields
 
     from residual_bench.policies.base import PolicySpec
 
     data = str_keys(data, "policy_spec")
     names = {f.name for f in fields(PolicySpec)}
-    missing = sorted(n for n in names - set(data) if n != "description")
+    # Fields with a default (description, holds_rotation) may be left out by older servers.
+    required = {f.name for f in fields(PolicySpec) if f.default is MISSING}
+    missing = sorted(required - set(data))
     if missing:
         raise ProtocolError(f"policy_spec lacks {', '.join(missing)}")
     kwargs = {k: v for k, v in data.items() if k in names}
