@@ -141,7 +141,8 @@ def test_fine_tuning_a_base_without_weights_is_refused_with_what_to_do_instead(c
 def test_residual_only_options_are_refused_for_fine_tuning(capsys, tmp_path):
     argv = ["train", "--base", "bc", "--residual", "finetune-dagger", "--out", str(tmp_path)]
     assert main([*argv, "--steps", "100"]) != 0
-    assert "--steps and --suite apply to residuals and RL fine-tuning only" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "--steps and --suite apply to residuals and RL fine-tuning only" in error
 
 
 def test_a_bc_checkpoint_is_a_base_by_path(tmp_path):
