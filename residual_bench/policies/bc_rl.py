@@ -58,7 +58,8 @@ class ChunkedBCEnv(gym.Wrapper):
         self.dims = net.predicted_dims
         self.proprio_mean = np.asarray(checkpoint["proprio_mean"], dtype=np.float32)
         self.proprio_std = np.asarray(checkpoint["proprio_std"], dtype=np.float32)
-        n_words = len(self.vocabulary) if self.vocabulary is not None else 32
+        hashed = env.observation_space["instruction"].shape[0]
+        n_words = len(self.vocabulary) if self.vocabulary is not None else hashed
         self.observation_space = spaces.Dict(
             {
                 "rgb": spaces.Box(0, 255, (84, 84, 3), np.uint8),
