@@ -14,7 +14,6 @@ on its own is carried to the plate, not released and approached again.
 
 from __future__ import annotations
 
-import csv
 import shutil
 import time
 from pathlib import Path
@@ -175,10 +174,9 @@ def finetune_dagger(
     ``out/progress.csv`` against the environment steps used so far. Re-running with the
     same ``out`` skips finished rounds.
     """
-    from residual_bench.eval.metrics import wilson_interval
     from residual_bench.policies.bc_data import load_demonstrations
     from residual_bench.policies.bc_train import train_bc
-    from residual_bench.residual.train import EVAL_MASTER_SEED, PROGRESS_FIELDS
+    from residual_bench.residual.train import EVAL_MASTER_SEED, append_progress
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -204,19 +202,8 @@ def finetune_dagger(
                 init=current or shipped_checkpoint(),
             )  # fmt: skip
             rate = evaluate_bc(model, eval_suite, eval_episodes, EVAL_MASTER_SEED)
-            lo, hi = wilson_interval(round(rate * eval_episodes), eval_episodes)
-            wall = round(time.perf_counter() - began, 1)
-            _append_row(out / "progress.csv", PROGRESS_FIELDS, (env_steps, rate, lo, hi, wall))
+            append_progress(out / "progress.csv", env_steps, rate, eval_episodes, began)
         current = model
     final = out / "final.pt"  # the last round's network (again after a run with more rounds)
     shutil.copyfile(current, final)
     return final
-
-
-def _append_row(path: Path, fields: tuple[str, ...], values: tuple) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(fields)
-        writer.writerow(values)

@@ -158,11 +158,10 @@ def actor_layers(model: Any) -> tuple[nn.Module, nn.Sequential, nn.Linear]:
     return policy.pi_features_extractor, policy.mlp_extractor.policy_net, policy.action_net[0]
 
 
-def copy_head(model: Any, checkpoint: dict[str, Any], initial_log_std: float) -> None:
-    """Put the bc action head into the actor, so its deterministic output is the bc chunk."""
+def copy_head(model: Any, head: nn.Sequential, initial_log_std: float) -> None:
+    """Put the bc action ``head`` into the actor, so its deterministic output is the bc chunk."""
     from stable_baselines3 import SAC
 
-    head = build_model(checkpoint).head
     _, hidden, output = actor_layers(model)
     with torch.no_grad():
         for target, source in ((hidden[0], head[0]), (hidden[2], head[2]), (output, head[4])):
@@ -187,8 +186,8 @@ def build_finetune_agent(
     """A SAC or PPO model whose actor is the bc network of ``checkpoint``."""
     from stable_baselines3 import PPO, SAC
 
-    ckpt = load_bc_checkpoint(checkpoint)
-    width = build_model(ckpt).head[0].out_features
+    head = build_model(load_bc_checkpoint(checkpoint)).head
+    width = head[0].out_features
     common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
     kwargs = {"policy_kwargs": policy_kwargs(checkpoint, width), **hyperparams, **common}
     if algo == "sac":
@@ -206,7 +205,7 @@ def build_finetune_agent(
         )
     else:
         raise ValueError(f"finetune-rl algo must be 'sac' or 'ppo', got {algo!r}")
-    copy_head(model, ckpt, initial_log_std)
+    copy_head(model, head, initial_log_std)
     return model
 
 
@@ -271,11 +270,14 @@ def finetune_rl(
     from stable_baselines3.common.monitor import Monitor
     from tqdm import tqdm
 
-    from residual_bench.eval.metrics import wilson_interval
     from residual_bench.policies.bc import shipped_checkpoint
-    from residual_bench.policies.bc_dagger import _append_row, evaluate_bc
-    from residual_bench.residual.checkpoint import write_directory_atomically
-    from residual_bench.residual.train import EVAL_MASTER_SEED, PROGRESS_FIELDS, _last_evaluated
+    from residual_bench.policies.bc_dagger import evaluate_bc
+    from residual_bench.residual.train import (
+        EVAL_MASTER_SEED,
+        append_progress,
+        last_evaluated,
+        save_checkpoint,
+    )
 
     init = Path(init) if init is not None else shipped_checkpoint()
     out = Path(out)
@@ -297,34 +299,25 @@ def finetune_rl(
         if (saved / "replay_buffer.pkl").exists():
             model.load_replay_buffer(saved / "replay_buffer.pkl")
     progress_csv = out / "progress.csv"
-    next_eval = (_last_evaluated(progress_csv) // eval_every + 1) * eval_every
+    next_eval = (last_evaluated(progress_csv) // eval_every + 1) * eval_every
     bar = tqdm(total=steps, initial=env.control_steps, unit="step", desc=f"bc finetune-{algo}",
                disable=not progress)  # fmt: skip
     began = time.perf_counter()
-
-    def save(tmp: Path) -> None:
-        model.save(tmp / "model.zip")
-        if hasattr(model, "replay_buffer"):
-            model.save_replay_buffer(tmp / "replay_buffer.pkl")
-        counts = {"decisions": int(model.num_timesteps), "control_steps": env.control_steps}
-        (tmp / "state.json").write_text(json.dumps(counts))
-
     try:
         while env.control_steps < steps:
             before = env.control_steps
             todo = min(checkpoint_every, steps - env.control_steps)
             decisions = max(1, -(-todo // env.chunk_len))
             model.learn(decisions, reset_num_timesteps=False, tb_log_name="finetune")
-            write_directory_atomically(saved, save)
+            counts = {"decisions": int(model.num_timesteps), "control_steps": env.control_steps}
+            save_checkpoint(model, saved, counts)
             bar.update(env.control_steps - before)
             t = env.control_steps
             if t >= next_eval or t >= steps:
                 next_eval = (t // eval_every + 1) * eval_every
                 probe = export_checkpoint(model, init, out / "eval.pt")
                 rate = evaluate_bc(probe, suite, eval_episodes, EVAL_MASTER_SEED)
-                lo, hi = wilson_interval(round(rate * eval_episodes), eval_episodes)
-                wall = round(time.perf_counter() - began, 1)
-                _append_row(progress_csv, PROGRESS_FIELDS, (t, rate, lo, hi, wall))
+                append_progress(progress_csv, t, rate, eval_episodes, began)
                 bar.set_postfix(success=f"{rate:.0%}")
     finally:
         bar.close()

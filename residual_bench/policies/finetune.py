@@ -84,9 +84,9 @@ def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
     for section, defaults in (("dagger", DAGGER_DEFAULTS), ("train", TRAIN_DEFAULTS)):
         config[section] = merge_section(section, data.get(section), defaults, where)
     dagger = config["dagger"]
-    for key in ("rounds", "episodes_per_round", "epochs_per_round"):
-        if not isinstance(dagger[key], int) or isinstance(dagger[key], bool) or dagger[key] < 1:
-            raise SpecError(f"{where}: dagger.{key} must be a positive integer")
+    _check_positive_ints(
+        dagger, "dagger", ("rounds", "episodes_per_round", "epochs_per_round"), where
+    )
     for key in ("lr", "keypoint_weight"):
         if not isinstance(dagger[key], int | float) or isinstance(dagger[key], bool):
             raise SpecError(f"{where}: dagger.{key} must be a number")
@@ -105,10 +105,18 @@ def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[
     log_std = rl["initial_log_std"]
     if not isinstance(log_std, int | float) or isinstance(log_std, bool):
         raise SpecError(f"{where}: rl.initial_log_std must be a number")
-    for key in ("steps", "eval_every", "eval_episodes", "checkpoint_every"):
-        if not isinstance(train[key], int) or isinstance(train[key], bool) or train[key] < 1:
-            raise SpecError(f"{where}: train.{key} must be a positive integer")
+    keys = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
+    _check_positive_ints(train, "train", keys, where)
     return config
+
+
+def _check_positive_ints(
+    section: dict[str, Any], name: str, keys: tuple[str, ...], where: str
+) -> None:
+    for key in keys:
+        value = section[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpecError(f"{where}: {name}.{key} must be a positive integer")
 
 
 def check_applies(config: dict[str, Any], base: str) -> None:

@@ -66,17 +66,20 @@ def evaluate_policy_success(model: Any, env: ResidualEnv, suite: str, episodes: 
     return successes / episodes
 
 
-def _save_checkpoint(model: Any, directory: Path) -> None:
+def save_checkpoint(model: Any, directory: Path, state: dict[str, int]) -> None:
+    """Write an SB3 model, its replay buffer (off-policy agents) and ``state`` (the step
+    counts a resumed run goes on from, as ``state.json``) atomically to ``directory``."""
+
     def write(tmp: Path) -> None:
         model.save(tmp / "model.zip")
         if hasattr(model, "replay_buffer"):
             model.save_replay_buffer(tmp / "replay_buffer.pkl")
-        (tmp / "state.json").write_text(json.dumps({"timesteps": int(model.num_timesteps)}))
+        (tmp / "state.json").write_text(json.dumps(state))
 
     write_directory_atomically(directory, write)
 
 
-def _last_evaluated(path: Path) -> int:
+def last_evaluated(path: Path) -> int:
     """The last timestep with a learning-curve row (0 if none), so a resumed run goes on."""
     if not path.exists():
         return 0
@@ -85,13 +88,17 @@ def _last_evaluated(path: Path) -> int:
     return int(rows[-1]["timesteps"]) if rows else 0
 
 
-def _append_progress(path: Path, row: dict[str, Any]) -> None:
+def append_progress(path: Path, timesteps: int, rate: float, episodes: int, began: float) -> None:
+    """Append a learning-curve row: success ``rate`` on ``episodes`` curve episodes at
+    ``timesteps``, its Wilson interval, and the wall clock since ``began`` (perf_counter)."""
+    lo, hi = wilson_interval(round(rate * episodes), episodes)
+    wall = round(time.perf_counter() - began, 1)
     new = not path.exists()
     with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=PROGRESS_FIELDS)
+        writer = csv.writer(f)
         if new:
-            writer.writeheader()
-        writer.writerow(row)
+            writer.writerow(PROGRESS_FIELDS)
+        writer.writerow((timesteps, rate, lo, hi, wall))
 
 
 def train_residual(
@@ -171,7 +178,7 @@ def train_residual(
         model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
     start = int(model.num_timesteps)
     next_eval = (
-        (_last_evaluated(out / "progress.csv") // eval_every + 1) * eval_every if eval_every else 0
+        (last_evaluated(out / "progress.csv") // eval_every + 1) * eval_every if eval_every else 0
     )
     label = f"{base}+{config.name}"
     bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
@@ -181,16 +188,12 @@ def train_residual(
         while model.num_timesteps < steps:
             n = min(chunk, steps - model.num_timesteps)
             model.learn(n, callback=callback, reset_num_timesteps=False, tb_log_name="residual")
-            _save_checkpoint(model, checkpoint)
             t = int(model.num_timesteps)
+            save_checkpoint(model, checkpoint, {"timesteps": t})
             if eval_every and (t >= next_eval or t >= steps):
                 next_eval = (t // eval_every + 1) * eval_every
                 rate = evaluate_policy_success(model, eval_env, suite, eval_episodes)
-                k = round(rate * eval_episodes)
-                lo, hi = wilson_interval(k, eval_episodes)
-                wall = round(time.perf_counter() - began, 1)
-                row = dict(zip(PROGRESS_FIELDS, (t, rate, lo, hi, wall), strict=True))
-                _append_progress(out / "progress.csv", row)
+                append_progress(out / "progress.csv", t, rate, eval_episodes, began)
                 bar.set_postfix(success=f"{rate:.0%}")
     finally:
         bar.close()
