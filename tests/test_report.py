@@ -278,10 +278,12 @@ def test_plots_note_missing_data_and_skip_methods_without_events(tmp_path):
         learning = plots.plot_learning_curves(
             {"bc+sac": [pd.DataFrame({"timesteps": [0, 10], "success_rate": [0.0, 1.0]})] * 2},
             tmp_path / "learning.svg",
+            target=("80% of the residual", 0.4),
         )
     assert "bc (2 events)" in curves and "bc+sac" not in curves
     assert "no perturbation events" in empty.read_text()
     assert "bc+sac (2 seeds)" in learning.read_text()
+    assert "80% of the residual" in learning.read_text()
     assert plots.plot_completion_times(by_method, tmp_path / "c.png") == tmp_path / "c.png"
     assert is_png(tmp_path / "c.png")
 

@@ -179,7 +179,11 @@ def _seed_curves(frames: Sequence[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray
     return grid, values.mean(axis=0), np.stack([values.min(axis=0), values.max(axis=0)])
 
 
-def plot_learning_curves(curves: Mapping[str, Sequence[pd.DataFrame]], path: str | Path) -> Path:
+def plot_learning_curves(
+    curves: Mapping[str, Sequence[pd.DataFrame]],
+    path: str | Path,
+    target: tuple[str, float] | None = None,
+) -> Path:
     """Success rate against environment steps per method, averaged over training seeds.
 
     With several seeds the band spans their minimum to maximum; with one seed it is the
@@ -189,6 +193,8 @@ def plot_learning_curves(curves: Mapping[str, Sequence[pd.DataFrame]], path: str
         curves: Per method, one ``progress.csv`` frame (columns ``timesteps``,
             ``success_rate``, optionally ``success_ci_low``, ``success_ci_high``) per seed.
         path: Output file.
+        target: A label and success rate drawn as a dashed horizontal line (e.g. 80% of a
+            method's final success).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -216,6 +222,8 @@ def plot_learning_curves(curves: Mapping[str, Sequence[pd.DataFrame]], path: str
             (line,) = ax.plot(steps, mean, label=f"{method} ({len(frames)} seeds)")
             ax.fill_between(steps, band[0], band[1], color=line.get_color(), alpha=0.2)
         drawn += 1
+    if target is not None:
+        ax.axhline(target[1], color="0.3", ls="--", lw=1, label=target[0])
     ax.set_ylim(0.0, 1.05)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success rate")

@@ -1,0 +1,218 @@
+"""The residual's four feature modes and four agents on the `bc` base, side by side.
+
+    python benchmarks/residual_ablations.py                 # the committed table
+    python benchmarks/residual_ablations.py --episodes 20   # a quick look
+
+Every variant is one training run with the shipped ``sac`` budget (300k environment steps on
+``mixed``, training objects, seed 0), only the named setting changed:
+
+    bench train --base bc --residual sac --features proprio --seed 0 \
+        --out runs/abl-bc/proprio-sac-seed0
+    bench train --base bc --residual td3 --features objects --seed 0 \
+        --out runs/abl-bc/objects-td3-seed0
+
+(``privileged-sac``, ``global-sac``, ``objects-ppo`` and ``objects-sac-gated`` alike). The
+reference, ``objects`` + ``sac``, is the shipped ``bc-sac-seed0`` and its episodes in
+``results/bc-sac`` (``bench run --base bc --residual sac --seeds 0-2 ...``), as is the base alone.
+
+For each finished run the script copies the trained residual and its learning curve to
+``results/ablations/bc/<variant>/`` and evaluates it there on the same held-out ``mixed``
+episodes (master seed 0) as the reference, so every comparison is paired by episode. It
+writes ``results/ablations/bc/table.md`` (success with Wilson 95% intervals, the paired
+difference to the base alone and to the reference with exact McNemar p-values, recovery,
+correction size, jerk), ``ablations.json``, ``ablations.png`` (bars with 95% intervals) and
+``learning.png``. A variant whose run has not finished is listed as missing. Evaluations
+resume episode by episode, so re-running the same command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from residual_bench.eval.metrics import summarize, wilson_interval  # noqa: E402
+from residual_bench.eval.plots import plot_learning_curves  # noqa: E402
+from residual_bench.eval.records import EpisodeRecord, read_jsonl  # noqa: E402
+from residual_bench.eval.runner import evaluate, make_tasks  # noqa: E402
+from residual_bench.eval.statistics import mcnemar_exact  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = "objects-sac"
+#: (group, label, run directory name): the reference appears in both groups.
+VARIANTS = (
+    ("features", "objects", REFERENCE),
+    ("features", "privileged", "privileged-sac"),
+    ("features", "global", "global-sac"),
+    ("features", "proprio", "proprio-sac"),
+    ("agents", "sac", REFERENCE),
+    ("agents", "td3", "objects-td3"),
+    ("agents", "ppo", "objects-ppo"),
+    ("agents", "sac-gated", "objects-sac-gated"),
+)
+SUITE, OBJECTS, MASTER_SEED = "mixed", "heldout", 0
+
+
+def reference_records(results: Path, episodes: int) -> tuple[list, list]:
+    """The base alone and ``objects`` + ``sac`` (training seed 0) from ``results/bc-sac``."""
+    records = read_jsonl(results / "bc-sac" / "episodes.jsonl")
+    cell = [r for r in records if r.suite == SUITE and r.objects == OBJECTS]
+    base = [r for r in cell if r.residual is None]
+    sac = [r for r in cell if r.residual == "sac" and r.extra.get("train_seed") == 0]
+    for name, found in (("base alone", base), ("sac seed 0", sac)):
+        if len(found) < episodes:
+            raise SystemExit(
+                f"results/bc-sac holds {len(found)} {name} episodes, {episodes} needed; run "
+                "`bench run --base bc --residual sac --seeds 0-2 --suite mixed --episodes 100 "
+                "--out results/bc-sac` first"
+            )
+    by_index = sorted(base, key=lambda r: r.extra["episode_index"])[:episodes]
+    return by_index, sorted(sac, key=lambda r: r.extra["episode_index"])[:episodes]
+
+
+def evaluate_variant(run: Path, out: Path, episodes: int, workers: int) -> list[EpisodeRecord]:
+    """Copy a finished run's residual and curve into ``out`` and evaluate it there."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "residual").is_dir():
+        shutil.copytree(run / "residual", out / "residual")
+    shutil.copyfile(run / "progress.csv", out / "progress.csv")
+    # The records name the residual by this path: relative, so they re-run from any clone.
+    residual = os.path.relpath(out / "residual", ROOT)
+    tasks = make_tasks("bc", [residual], [SUITE], [OBJECTS], episodes, MASTER_SEED)
+    evaluate(tasks, out, workers=workers, resume=True, progress=True)
+    return sorted(read_jsonl(out / "episodes.jsonl"), key=lambda r: r.extra["episode_index"])
+
+
+def row(
+    name: str, label: str, group: str, records: list, base: list, reference: list
+) -> dict[str, Any]:
+    """One table row: the variant's metrics and its paired differences."""
+    success = [r.success for r in records]
+    k, n = sum(success), len(success)
+    lo, hi = wilson_interval(k, n)
+    summary = summarize(records)
+    vs_base = mcnemar_exact([r.success for r in base], success)
+    vs_reference = mcnemar_exact([r.success for r in reference], success)
+    return {
+        "group": group,
+        "name": name,
+        "variant": label,
+        "success": k / n,
+        "success_lo": lo,
+        "success_hi": hi,
+        "episodes": n,
+        "vs_base_pp": 100 * vs_base["difference"],
+        "vs_base_p": vs_base["p_value"],
+        "vs_reference_pp": 100 * vs_reference["difference"],
+        "vs_reference_p": vs_reference["p_value"],
+        "recovery": summary["recovery_rate"]["rate"],
+        "mean_abs_residual_ratio": summary["mean_abs_residual_ratio"],
+        "action_jerk": summary["action_jerk"],
+    }
+
+
+def _p(value: float) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def table_markdown(rows: list[dict[str, Any]], base_row: dict[str, Any], missing: list) -> str:
+    lines = [
+        "| group | variant | success [95% CI] | vs base | vs objects + sac | recovery "
+        "| mean \\|r\\| / alpha | action jerk |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in [base_row, *rows]:
+        alone, same = r["name"] == "base", r["name"] in ("base", REFERENCE)
+        lines.append(
+            f"| {r['group']} | {r['variant']} | {r['success']:.0%} "
+            f"[{r['success_lo']:.0%}, {r['success_hi']:.0%}] | "
+            + ("" if alone else
+               f"{r['vs_base_pp']:+.0f} pp ({_p(r['vs_base_p'])})") + " | "
+            + ("" if same else f"{r['vs_reference_pp']:+.0f} pp ({_p(r['vs_reference_p'])})")
+            + f" | {_fmt(r['recovery'], '{:.0%}')} | "
+            f"{_fmt(r['mean_abs_residual_ratio'], '{:.3f}')} | {_fmt(r['action_jerk'], '{:.1f}')} |"
+        )  # fmt: skip
+    for group, label in missing:
+        lines.append(f"| {group} | {label} | not trained yet | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_bars(rows: list[dict[str, Any]], base_row: dict[str, Any], path: Path) -> None:
+    """One panel per group: success with Wilson 95% error bars, the base alone as a line."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, group in zip(axes, ("features", "agents"), strict=True):
+        mine = [r for r in rows if r["group"] == group]
+        x = range(len(mine))
+        values = [r["success"] for r in mine]
+        errors = [
+            [r["success"] - r["success_lo"] for r in mine],
+            [r["success_hi"] - r["success"] for r in mine],
+        ]
+        ax.bar(x, values, yerr=errors, capsize=4, color="tab:blue", alpha=0.8)
+        ax.axhline(base_row["success"], color="0.3", ls="--", lw=1, label="bc alone")
+        ax.set_xticks(list(x), [r["variant"] for r in mine])
+        ax.set_title(f"bc + residual: {group} (seed 0)")
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel(f"success, held-out {SUITE}")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "abl-bc")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "ablations" / "bc")
+    args = parser.parse_args()
+
+    base, reference = reference_records(ROOT / "results", args.episodes)
+    curves_of = {REFERENCE: ROOT / "results" / "residual" / "bc-objects-sac-seed0"}
+    records_of = {REFERENCE: reference}
+    rows, missing = [], []
+    for group, label, name in VARIANTS:
+        if name not in records_of:
+            run = args.runs / f"{name}-seed0"
+            if not (run / "residual" / "residual.json").is_file():
+                missing.append((group, label))
+                continue
+            print(f"evaluating {name} ({run})")
+            records_of[name] = evaluate_variant(run, args.out / name, args.episodes, args.workers)
+            curves_of[name] = args.out / name
+        records = records_of[name][: args.episodes]
+        rows.append(row(name, label, group, records, base, reference))
+    base_row = row("base", "base alone", "base", base, base, reference)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = table_markdown(rows, base_row, missing)
+    (args.out / "table.md").write_text(table)
+    (args.out / "ablations.json").write_text(
+        json.dumps({"base": base_row, "rows": rows, "missing": missing}, indent=2) + "\n"
+    )
+    plot_bars(rows, base_row, args.out / "ablations.png")
+    curves = {
+        name.replace("-", " + ", 1): [pd.read_csv(path / "progress.csv")]
+        for name, path in curves_of.items()
+    }
+    plot_learning_curves(curves, args.out / "learning.png")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Residual vs fine-tuning vs from-scratch RL: learning curves and steps to 80% of the residual.
+
+    python benchmarks/sample_efficiency.py
+
+Reads the committed learning curves (``progress.csv``: success on the 20 fixed held-out
+``mixed`` curve episodes, every 10k environment steps) of the methods compared on the ``bc``
+base, one directory per training seed:
+
+- residual: ``results/residual/bc-objects-sac-seed*`` (``bench train --base bc --residual sac``)
+- finetune-rl: ``results/finetune/finetune-rl-seed*`` (``--residual finetune-rl``)
+- finetune-dagger: ``results/finetune/finetune-dagger-seed*`` (``--residual finetune-dagger``)
+- scratch: ``results/finetune/scratch-seed*`` (``--base zero --residual scratch``)
+
+and writes ``results/finetune/sample_efficiency.{md,json,png}``: the curves (mean over seeds,
+band from the lowest to the highest seed), each method's final success, the environment steps
+it needs to reach 80% of the residual's final success, and the residual's saving in steps.
+How the noisy 20-episode points are smoothed: :mod:`residual_bench.eval.sample_efficiency`.
+A method whose runs stop short of the target gets a lower bound, never an extrapolation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from residual_bench.eval.plots import plot_learning_curves
+from residual_bench.eval.sample_efficiency import compare_to_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+REFERENCE = "residual (bc + sac)"
+METHODS = {
+    REFERENCE: "residual/bc-objects-sac-seed*",
+    "finetune-rl": "finetune/finetune-rl-seed*",
+    "finetune-dagger": "finetune/finetune-dagger-seed*",
+    "scratch": "finetune/scratch-seed*",
+}
+
+
+def _steps(entry: dict) -> str:
+    if entry["steps"] is not None:
+        return f"{entry['steps'] / 1000:.0f}k"
+    return f"not reached (> {entry['at_least'] / 1000:.0f}k)"
+
+
+def _saving(entry: dict, method: str) -> str:
+    if method == REFERENCE:
+        return ""
+    if entry["steps"] is not None:
+        return f"{entry['fewer_steps']:.0%}"
+    if entry.get("fewer_at_least") is not None:
+        return f"at least {entry['fewer_at_least']:.0%}"
+    return "undetermined (too few steps run)"
+
+
+def table_markdown(results: dict, fraction: float, budget: int) -> str:
+    target = results[REFERENCE]["target"]
+    lines = [
+        f"Target: {fraction:.0%} of the residual's final success = {target:.0%} "
+        f"(within {budget / 1000:.0f}k environment steps).",
+        "",
+        "| method | seeds | steps covered | final success | steps to target (per seed) "
+        "| steps to target | residual needs fewer |",
+        "|---|---:|---|---:|---|---:|---:|",
+    ]
+    for method, e in results.items():
+        per_seed = ", ".join("-" if s is None else f"{s / 1000:.0f}k" for s in e["per_seed"])
+        covered = ", ".join(f"{c / 1000:.0f}k" for c in e["covered"])
+        lines.append(
+            f"| {method} | {e['seeds']} | {covered} | {e['final']:.0%} | {per_seed} "
+            f"| {_steps(e)} | {_saving(e, method)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fraction", type=float, default=0.8)
+    parser.add_argument("--window", type=int, default=3, help="evaluations to smooth over")
+    parser.add_argument("--budget", type=int, default=300_000)
+    parser.add_argument("--out", type=Path, default=RESULTS / "finetune")
+    args = parser.parse_args()
+
+    curves = {
+        method: [pd.read_csv(p / "progress.csv") for p in sorted(RESULTS.glob(pattern))]
+        for method, pattern in METHODS.items()
+    }
+    curves = {m: frames for m, frames in curves.items() if frames}
+    results = compare_to_reference(curves, REFERENCE, args.fraction, args.window, args.budget)
+    target = results[REFERENCE]["target"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot_learning_curves(
+        {m: [f[f["timesteps"] <= args.budget] for f in frames] for m, frames in curves.items()},
+        args.out / "sample_efficiency.png",
+        target=(f"{args.fraction:.0%} of the residual's final success", target),
+    )
+    settings = {"fraction": args.fraction, "window": args.window, "budget": args.budget}
+    (args.out / "sample_efficiency.json").write_text(
+        json.dumps({"settings": settings, "methods": results}, indent=2) + "\n"
+    )
+    table = table_markdown(results, args.fraction, args.budget)
+    (args.out / "sample_efficiency.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
