@@ -15,6 +15,7 @@ from residual_bench.policies.bc_dagger import (
     collect_corrections,
     finetune_dagger,
     merge_frames,
+    sample_episodes,
     sync_phase,
 )
 from residual_bench.policies.bc_data import ARRAYS
@@ -104,6 +105,45 @@ def test_a_dagger_run_writes_a_learning_curve_and_resumes_without_redoing_rounds
     assert finetune_dagger(tmp_path, suites=("nominal",), progress=False, **options) == final
 
 
+def test_a_step_budget_runs_rounds_until_that_many_environment_steps_are_used(
+    tmp_path, corrections, monkeypatch
+):
+    data, summary = corrections
+    trained_on = []
+
+    def collect(*args, **kwargs):
+        return data, summary
+
+    def train(frames, out, **kwargs):
+        trained_on.append(len(frames["episode"]))
+        out.write_bytes(b"network")
+
+    monkeypatch.setattr("residual_bench.policies.bc_dagger.collect_corrections", collect)
+    monkeypatch.setattr("residual_bench.policies.bc_train.train_bc", train)
+    monkeypatch.setattr("residual_bench.policies.bc_dagger.evaluate_bc", lambda *a: 0.0)
+    n = summary["env_steps"]
+    finetune_dagger(
+        tmp_path, rounds=1, steps=2 * n + 1, train_frames=n, suites=("drop",), progress=False
+    )
+    with open(tmp_path / "progress.csv") as f:
+        assert [int(row["timesteps"]) for row in csv.DictReader(f)] == [n, 2 * n, 3 * n]
+    # The aggregate grew to 3 episodes; each round trained on one whole episode of it.
+    assert trained_on == [n, n, n]
+
+
+def test_a_capped_round_trains_on_whole_episodes_drawn_from_the_aggregate():
+    data = {"episode": np.repeat([0, 1, 2, 3], [5, 3, 4, 6]), "action": np.arange(18)}
+    sample = sample_episodes(data, 9, np.random.default_rng(0))
+    kept = np.unique(sample["episode"])
+    assert len(sample["episode"]) <= 9 and len(kept) >= 1
+    for episode in kept:  # every kept episode is complete and in order
+        np.testing.assert_array_equal(
+            sample["action"][sample["episode"] == episode],
+            data["action"][data["episode"] == episode],
+        )
+    assert sample_episodes(data, 18, np.random.default_rng(0)) is data
+
+
 def test_the_shipped_fine_tuning_config_is_not_a_residual_config():
     config = load_finetune_config("finetune-dagger")
     assert config["method"] == "dagger" and config["applies_to"] == ["bc"]
@@ -119,8 +159,19 @@ def test_the_shipped_fine_tuning_config_is_not_a_residual_config():
         ("method: dagger\ndagger: {round: 2}\n", "dagger.round"),
         ("method: dagger\ndagger: {lr: -1}\n", "dagger.lr"),
         ("method: dagger\napplies_to: bc\n", "applies_to"),
+        ("method: dagger\ndagger: {train_frames: 0}\n", "dagger.train_frames"),
+        ("method: dagger\ntrain: {steps: 1.5}\n", "train.steps"),
     ],
-    ids=["unknown-field", "unknown-method", "zero-rounds", "misspelt", "negative-lr", "not-list"],
+    ids=[
+        "unknown-field",
+        "unknown-method",
+        "zero-rounds",
+        "misspelt",
+        "negative-lr",
+        "not-list",
+        "zero-frames",
+        "fractional-steps",
+    ],  # fmt: skip
 )
 def test_a_malformed_fine_tuning_config_names_the_field(tmp_path, text, message):
     path = tmp_path / "ft.yaml"
@@ -140,9 +191,9 @@ def test_fine_tuning_a_base_without_weights_is_refused_with_what_to_do_instead(c
 
 def test_residual_only_options_are_refused_for_fine_tuning(capsys, tmp_path):
     argv = ["train", "--base", "bc", "--residual", "finetune-dagger", "--out", str(tmp_path)]
-    assert main([*argv, "--steps", "100"]) != 0
+    assert main([*argv, "--suite", "poke"]) != 0
     error = capsys.readouterr().err
-    assert "--steps and --suite apply to residuals and RL fine-tuning only" in error
+    assert "--suite applies to residuals and RL fine-tuning only" in error
 
 
 def test_a_bc_checkpoint_is_a_base_by_path(tmp_path):

@@ -127,6 +127,24 @@ def merge_frames(*datasets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in merged.items()}
 
 
+def sample_episodes(
+    data: dict[str, np.ndarray], max_frames: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Whole episodes drawn at random until ``max_frames`` frames (all of them if fewer).
+
+    Whole episodes, because a frame's training target is the chunk of actions that follows it
+    in its episode.
+    """
+    if len(data["episode"]) <= max_frames:
+        return data
+    ids, counts = np.unique(data["episode"], return_counts=True)
+    order = rng.permutation(len(ids))
+    # At least one episode, even one longer than the cap.
+    kept = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), max_frames, "right")))]
+    mask = np.isin(data["episode"], ids[kept])
+    return {k: v[mask] for k, v in data.items()}
+
+
 def evaluate_bc(checkpoint: str | Path, suite: str, episodes: int, master_seed: int) -> float:
     """Success rate of a bc checkpoint, deployed, on fixed held-out episodes of ``suite``."""
     env = gym.make(
@@ -164,6 +182,8 @@ def finetune_dagger(
     eval_suite: str = "mixed",
     eval_episodes: int = 20,
     progress: bool = True,
+    steps: int | None = None,
+    train_frames: int | None = None,
 ) -> Path:
     """DAgger rounds from a bc checkpoint; returns the final checkpoint ``out/final.pt``.
 
@@ -173,6 +193,12 @@ def finetune_dagger(
     and appends its success on ``eval_episodes`` fixed held-out ``eval_suite`` episodes to
     ``out/progress.csv`` against the environment steps used so far. Re-running with the
     same ``out`` skips finished rounds.
+
+    ``steps`` replaces the count of rounds by a budget of environment steps: rounds go on
+    until that many have been taken (the last round may pass it by less than one round).
+    ``train_frames`` caps what a round trains on to that many frames, whole episodes drawn at
+    random from everything gathered so far; without it the aggregate grows every round, and
+    so does the cost of training on it.
     """
     from residual_bench.policies.bc_data import load_demonstrations
     from residual_bench.policies.bc_train import train_bc
@@ -183,7 +209,10 @@ def finetune_dagger(
     kept = [load_demonstrations(demonstrations)] if demonstrations else []
     current = None if init is None else Path(init)
     env_steps, frames, began = 0, [], time.perf_counter()
-    for r in range(rounds):
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    r = 0
+    while (env_steps < steps) if steps is not None else (r < rounds):
         corrections, model = out / f"round-{r}.npz", out / f"round-{r}.pt"
         if not corrections.exists():
             data, summary = collect_corrections(
@@ -196,14 +225,18 @@ def finetune_dagger(
             frames.append({k: f[k] for k in ARRAYS})
             env_steps += int(f["env_steps"])
         if not model.exists():
+            data = merge_frames(*kept, *frames)
+            if train_frames is not None:
+                data = sample_episodes(data, train_frames, np.random.default_rng([seed, r]))
             train_bc(
-                merge_frames(*kept, *frames), model, epochs=epochs_per_round, seed=seed + r,
+                data, model, epochs=epochs_per_round, seed=seed + r,
                 lr=lr, keypoint_weight=keypoint_weight, progress=progress,
                 init=current or shipped_checkpoint(),
             )  # fmt: skip
             rate = evaluate_bc(model, eval_suite, eval_episodes, EVAL_MASTER_SEED)
             append_progress(out / "progress.csv", env_steps, rate, eval_episodes, began)
         current = model
+        r += 1
     final = out / "final.pt"  # the last round's network (again after a run with more rounds)
     shutil.copyfile(current, final)
     return final

@@ -12,8 +12,10 @@ under ``baselines/`` with ``method`` instead of ``algo``:
 Fields: ``method``, ``description``, ``applies_to`` (the bases with weights it can change),
 ``dagger`` (rounds, episodes_per_round, epochs_per_round, lr, keypoint_weight: the weight of
 the image-keypoint loss (see ``bc_train``), suites, demonstrations: a
-demonstrations file to keep training on, or null for the visited states alone) and ``train``
-(eval_suite, eval_episodes: the learning curve's fixed held-out episodes); for ``rl``
+demonstrations file to keep training on, or null for the visited states alone, train_frames:
+the most frames one round trains on, whole episodes drawn from everything gathered, or null
+for all of it) and ``train`` (steps: a budget of environment steps that replaces ``rounds``,
+or null; eval_suite, eval_episodes: the learning curve's fixed held-out episodes); for ``rl``
 instead ``rl`` (algo: sac or ppo, initial_log_std: the exploration noise's log-std around the
 bc action, hyperparams: SB3's keyword arguments) and ``train`` (steps: control steps, suite,
 eval_every, eval_episodes, checkpoint_every - as for residuals).
@@ -36,8 +38,9 @@ DAGGER_DEFAULTS: dict[str, Any] = {
     "keypoint_weight": 1.0,
     "suites": ["nominal", "poke", "slide", "drop", "mixed"],
     "demonstrations": None,
+    "train_frames": None,
 }
-TRAIN_DEFAULTS: dict[str, Any] = {"eval_suite": "mixed", "eval_episodes": 20}
+TRAIN_DEFAULTS: dict[str, Any] = {"steps": None, "eval_suite": "mixed", "eval_episodes": 20}
 RL_DEFAULTS: dict[str, Any] = {"algo": "sac", "initial_log_std": -2.0, "hyperparams": {}}
 RL_TRAIN_DEFAULTS: dict[str, Any] = {
     "steps": 300_000,
@@ -87,6 +90,10 @@ def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
     _check_positive_ints(
         dagger, "dagger", ("rounds", "episodes_per_round", "epochs_per_round"), where
     )
+    if dagger["train_frames"] is not None:
+        _check_positive_ints(dagger, "dagger", ("train_frames",), where)
+    if config["train"]["steps"] is not None:
+        _check_positive_ints(config["train"], "train", ("steps",), where)
     for key in ("lr", "keypoint_weight"):
         if not isinstance(dagger[key], int | float) or isinstance(dagger[key], bool):
             raise SpecError(f"{where}: dagger.{key} must be a number")
@@ -145,7 +152,8 @@ def train_finetune(
     ``base`` is ``bc`` (the shipped weights) or ``bc:PATH``. The learning curve goes to
     ``out/progress.csv`` (environment steps, success on fixed held-out episodes); re-running
     with the same ``out`` resumes. ``steps`` and ``suite`` override an ``rl`` config's
-    budget and training suite (DAgger's budget is its rounds).
+    budget and training suite; for DAgger ``steps`` overrides its budget (``train.steps``,
+    or its rounds) and the suites are the config's.
     """
     from residual_bench.policies.bc_dagger import finetune_dagger
 
@@ -170,10 +178,10 @@ def train_finetune(
             seed=seed,
             progress=progress,
         )
-    if steps is not None or suite is not None:
+    if suite is not None:
         raise ValueError(
-            f"{config['name']} takes its budget (rounds) and suites from its config; "
-            "--steps and --suite apply to residuals and RL fine-tuning only"
+            f"{config['name']} rolls the base out under the suites its config lists "
+            f"(dagger.suites); --suite applies to residuals and RL fine-tuning only"
         )
     dagger, train = config["dagger"], config["train"]
     return finetune_dagger(
@@ -190,4 +198,6 @@ def train_finetune(
         eval_suite=train["eval_suite"],
         eval_episodes=train["eval_episodes"],
         progress=progress,
+        steps=steps if steps is not None else train["steps"],
+        train_frames=dagger["train_frames"],
     )
