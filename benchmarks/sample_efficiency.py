@@ -11,7 +11,11 @@ base, one directory per training seed:
 - finetune-dagger: ``results/finetune/finetune-dagger-seed*`` (``--residual finetune-dagger``)
 - scratch: ``results/finetune/scratch-seed*`` (``--base zero --residual scratch``)
 
-and writes ``results/finetune/sample_efficiency.{md,json,png}``: the curves (mean over seeds,
+With ``--runs DIR`` it first copies each baseline run ``DIR/<method>-seed<S>`` (its
+``progress.csv`` and, once it has used the whole budget, its ``final.pt`` or ``residual/``) into those folders, e.g.
+after ``bench train --base bc --residual finetune-rl --seed 0 --out runs/compare/finetune-rl-seed0``
+(``finetune-dagger`` alike, ``--base zero --residual scratch`` for ``scratch``). It then writes
+``results/finetune/sample_efficiency.{md,json,png}``: the curves (mean over seeds,
 band from the lowest to the highest seed), each method's final success, the environment steps
 it needs to reach 80% of the residual's final success, and the residual's saving in steps.
 How the noisy 20-episode points are smoothed: :mod:`residual_bench.eval.sample_efficiency`.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +43,24 @@ METHODS = {
     "finetune-dagger": "finetune/finetune-dagger-seed*",
     "scratch": "finetune/scratch-seed*",
 }
+
+
+def collect(runs: Path, results: Path, budget: int) -> None:
+    """Copy the baselines' runs' curves, and final policies of runs that used up ``budget``."""
+    for method in ("finetune-rl", "finetune-dagger", "scratch"):
+        for run in sorted(runs.glob(f"{method}-seed*")):
+            if not (run / "progress.csv").is_file():
+                continue
+            target = results / run.name
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / "progress.csv", target / "progress.csv")
+            if pd.read_csv(run / "progress.csv")["timesteps"].max() < budget:
+                continue  # a policy from the middle of a run is not its final one
+            if (run / "final.pt").is_file():
+                shutil.copyfile(run / "final.pt", target / "final.pt")
+            if (run / "residual" / "residual.json").is_file():
+                shutil.copytree(run / "residual", target / "residual", dirs_exist_ok=True)
+            print(f"collected {run} -> {target}")
 
 
 def _steps(entry: dict) -> str:
@@ -82,7 +105,10 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=3, help="evaluations to smooth over")
     parser.add_argument("--budget", type=int, default=300_000)
     parser.add_argument("--out", type=Path, default=RESULTS / "finetune")
+    parser.add_argument("--runs", type=Path, default=None, help="collect baseline runs first")
     args = parser.parse_args()
+    if args.runs is not None:
+        collect(args.runs, RESULTS / "finetune", args.budget)
 
     curves = {
         method: [pd.read_csv(p / "progress.csv") for p in sorted(RESULTS.glob(pattern))]
