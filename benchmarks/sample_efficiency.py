@@ -11,10 +11,11 @@ base, one directory per training seed:
 - finetune-dagger: ``results/finetune/finetune-dagger-seed*`` (``--residual finetune-dagger``)
 - scratch: ``results/finetune/scratch-seed*`` (``--base zero --residual scratch``)
 
-With ``--runs DIR`` it first copies each baseline run ``DIR/<method>-seed<S>`` (its
-``progress.csv`` and, once it has used the whole budget, its ``final.pt`` or ``residual/``) into those folders, e.g.
-after ``bench train --base bc --residual finetune-rl --seed 0 --out runs/compare/finetune-rl-seed0``
-(``finetune-dagger`` alike, ``--base zero --residual scratch`` for ``scratch``). It then writes
+With ``--runs DIR`` it first copies each baseline run ``DIR/<method>-seed<S>`` into those
+folders: its ``progress.csv`` and, once it has used the whole budget, its ``final.pt`` or
+``residual/``. The runs: ``bench train --base bc --residual finetune-rl --seed 0 --out
+runs/compare/finetune-rl-seed0``, ``finetune-dagger`` alike, and ``bench train --base zero
+--residual scratch`` for ``scratch``. It then writes
 ``results/finetune/sample_efficiency.{md,json,png}``: the curves (mean over seeds,
 band from the lowest to the highest seed), each method's final success, the environment steps
 it needs to reach 80% of the residual's final success, and the residual's saving in steps.
