@@ -28,10 +28,11 @@ def shipped_dirs() -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / "residual.json").is_file())
 
 
-def test_the_scripted_sac_residual_is_shipped_for_three_training_seeds():
+@pytest.mark.parametrize("base", ["scripted", "bc"])
+def test_the_sac_residual_is_shipped_for_three_training_seeds(base):
     for seed in SEEDS:
-        assert shipped_residual("scripted", "sac", seed) is not None, f"seed {seed} missing"
-    assert shipped_residual("scripted", "sac", 99) is None
+        assert shipped_residual(base, "sac", seed) is not None, f"{base} seed {seed} missing"
+    assert shipped_residual(base, "sac", 99) is None
 
 
 @pytest.mark.parametrize("path", shipped_dirs(), ids=lambda p: p.name)
