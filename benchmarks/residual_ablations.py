@@ -38,6 +38,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from residual_bench.eval.metrics import summarize, wilson_interval  # noqa: E402
@@ -128,13 +129,16 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def table_markdown(rows: list[dict[str, Any]], base_row: dict[str, Any], missing: list) -> str:
+def table_markdown(rows: list[dict[str, Any]], base_row: dict[str, Any]) -> str:
     lines = [
         "| group | variant | success [95% CI] | vs base | vs objects + sac | recovery "
         "| mean \\|r\\| / alpha | action jerk |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in [base_row, *rows]:
+        if r.get("missing"):
+            lines.append(f"| {r['group']} | {r['variant']} | not trained yet | | | | | |")
+            continue
         alone, same = r["name"] == "base", r["name"] in ("base", REFERENCE)
         lines.append(
             f"| {r['group']} | {r['variant']} | {r['success']:.0%} "
@@ -145,9 +149,24 @@ def table_markdown(rows: list[dict[str, Any]], base_row: dict[str, Any], missing
             + f" | {_fmt(r['recovery'], '{:.0%}')} | "
             f"{_fmt(r['mean_abs_residual_ratio'], '{:.3f}')} | {_fmt(r['action_jerk'], '{:.1f}')} |"
         )  # fmt: skip
-    for group, label in missing:
-        lines.append(f"| {group} | {label} | not trained yet | | | | | |")
     return "\n".join(lines) + "\n"
+
+
+def pooled_reference_note(results: Path, episodes: int) -> str:
+    """The reference over all its training seeds: the single-seed rows are seed 0."""
+    records = read_jsonl(results / "bc-sac" / "episodes.jsonl")
+    per_seed: dict[int, list] = {}
+    for r in records:
+        if r.residual == "sac" and r.suite == SUITE and r.objects == OBJECTS:
+            per_seed.setdefault(r.extra["train_seed"], []).append(r.success)
+    pooled = [s for seed in sorted(per_seed) for s in per_seed[seed][:episodes]]
+    lo, hi = wilson_interval(sum(pooled), len(pooled))
+    each = ", ".join(f"{np.mean(per_seed[s][:episodes]):.0%}" for s in sorted(per_seed))
+    return (
+        f"\nEvery variant is training seed 0. The reference, `objects` + `sac`, over its "
+        f"{len(per_seed)} training seeds ({each}): {np.mean(pooled):.0%} "
+        f"[{lo:.0%}, {hi:.0%}] (results/bc-sac).\n"
+    )
 
 
 def plot_bars(rows: list[dict[str, Any]], base_row: dict[str, Any], path: Path) -> None:
@@ -185,12 +204,12 @@ def main() -> None:
     base, reference = reference_records(ROOT / "results", args.episodes)
     curves_of = {REFERENCE: ROOT / "results" / "residual" / "bc-objects-sac-seed0"}
     records_of = {REFERENCE: reference}
-    rows, missing = [], []
+    rows: list[dict[str, Any]] = []
     for group, label, name in VARIANTS:
         if name not in records_of:
             run = args.runs / f"{name}-seed0"
             if not (run / "residual" / "residual.json").is_file():
-                missing.append((group, label))
+                rows.append({"group": group, "name": name, "variant": label, "missing": True})
                 continue
             print(f"evaluating {name} ({run})")
             records_of[name] = evaluate_variant(run, args.out / name, args.episodes, args.workers)
@@ -200,12 +219,12 @@ def main() -> None:
     base_row = row("base", "base alone", "base", base, base, reference)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    table = table_markdown(rows, base_row, missing)
+    table = table_markdown(rows, base_row) + pooled_reference_note(ROOT / "results", args.episodes)
     (args.out / "table.md").write_text(table)
     (args.out / "ablations.json").write_text(
-        json.dumps({"base": base_row, "rows": rows, "missing": missing}, indent=2) + "\n"
+        json.dumps({"base": base_row, "rows": rows}, indent=2) + "\n"
     )
-    plot_bars(rows, base_row, args.out / "ablations.png")
+    plot_bars([r for r in rows if not r.get("missing")], base_row, args.out / "ablations.png")
     curves = {
         name.replace("-", " + ", 1): [pd.read_csv(path / "progress.csv")]
         for name, path in curves_of.items()
