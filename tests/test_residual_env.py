@@ -24,6 +24,7 @@ from residual_bench.residual import (
 from residual_bench.residual.features import (
     POSITION_UNIT_M,
     ObjectFeatureNoise,
+    global_image,
     object_features,
     privileged_features,
 )
@@ -318,12 +319,28 @@ def test_global_features_observe_a_dict_of_the_image_and_the_vector(residual_env
     space = env.observation_space
     assert isinstance(space, spaces.Dict)
     assert set(space.spaces) == {"image", "vector"}
-    assert space["image"].shape == (84, 84, 3) and space["image"].dtype == np.uint8
+    assert space["image"].shape == (42, 42, 3) and space["image"].dtype == np.uint8
     assert space["vector"].shape == (27,)
     observations, _, _ = step_all(env, 2, residuals(2, 3))
     for obs in observations:
         assert space.contains(obs)
         assert obs["image"].std() > 0, "the image is blank"
+
+
+def test_the_global_image_is_the_camera_image_averaged_over_pixel_blocks():
+    rgb = np.random.default_rng(0).integers(0, 256, (84, 84, 3), dtype=np.uint8)
+    small = global_image(rgb)
+    assert small.shape == (42, 42, 3) and small.dtype == np.uint8
+    block = rgb[10:12, 20:22].astype(float).mean(axis=(0, 1))
+    np.testing.assert_allclose(small[5, 10], block, atol=0.5)
+    # A side that is no multiple of 42 takes the nearest pixels.
+    odd = np.random.default_rng(1).integers(0, 256, (100, 100, 3), dtype=np.uint8)
+    assert (
+        global_image(odd).shape == (42, 42, 3)
+        and global_image(odd)[0, 0].tolist() == odd[0, 0].tolist()
+    )
+    with pytest.raises(ValueError, match="square image of at least 42 px"):
+        global_image(rgb[:32, :32])
 
 
 # -- the registered id ------------------------------------------------------------------------

@@ -313,6 +313,15 @@ def test_zero_init_also_zeroes_the_td3_target_actor(residual_env):
         assert torch.count_nonzero(layer.weight) == 0 and torch.count_nonzero(layer.bias) == 0
 
 
+def test_a_global_features_agent_gets_a_narrow_cnn_without_changing_its_config(residual_env):
+    config = tiny_config("sac")
+    config.features = "global"
+    before = json.dumps(config.hyperparams, sort_keys=True)
+    model = build_agent(config, residual_env(features="global"), seed=0)
+    assert model.actor.features_extractor.features_dim == 64 + 27  # CNN output + vector
+    assert json.dumps(config.hyperparams, sort_keys=True) == before
+
+
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_the_off_policy_agents_are_the_residual_classes(residual_env, algo):
     model = build_agent(tiny_config(algo, warmup_steps=7, critic_only_steps=9), residual_env(), 0)

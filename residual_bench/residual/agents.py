@@ -10,6 +10,7 @@ unchanged through the first updates.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,8 @@ class GatedResidualSAC(ResidualSAC):
 
 
 SAC_INITIAL_LOG_STD = -1.0
+#: Width of the CNN's output for ``global`` features (SB3's default is 256).
+GLOBAL_CNN_FEATURES = 64
 
 
 def actor_output_layers(model: Any) -> list:
@@ -181,9 +184,16 @@ def zero_init_output(model: Any) -> None:
 
 def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: str | None = None):
     """The SB3 model of ``config`` on ``env`` (a residual env or a VecEnv of them)."""
-    hp = dict(config.hyperparams)
+    hp = copy.deepcopy(dict(config.hyperparams))  # policy_kwargs are filled in below
     safeguards = config.safeguards
-    policy = "MultiInputPolicy" if config.features == "global" else "MlpPolicy"
+    policy = "MlpPolicy"
+    if config.features == "global":
+        policy = "MultiInputPolicy"
+        # SB3's CNN with a 64-wide output, not 256: the image joins a 27-number vector.
+        kwargs = hp.setdefault("policy_kwargs", {})
+        kwargs.setdefault("features_extractor_kwargs", {}).setdefault(
+            "cnn_output_dim", GLOBAL_CNN_FEATURES
+        )
     common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
     if config.algo == "ppo":
         model = PPO(policy, env, **hp, **common)

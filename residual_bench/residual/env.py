@@ -10,7 +10,8 @@ already squash their actions with tanh, so ``r`` is the squashed output and the 
 not squash again. ``scale`` is 1 at evaluation; training may ramp it up (see
 :mod:`residual_bench.residual.train`).
 
-Observation (flat ``Box``; ``global`` features make it a ``Dict`` with the image):
+Observation (flat ``Box``; ``global`` features make it a ``Dict`` with the image, downsampled
+to ``GLOBAL_IMAGE_SIZE`` pixels):
 proprioception (20), the base's current action (7), then the feature vector of
 :mod:`residual_bench.residual.features`.
 
@@ -34,8 +35,10 @@ from residual_bench.policies.registry import make_controller
 from residual_bench.policies.wrapper import validate_correction
 from residual_bench.residual.features import (
     FEATURE_DIMS,
+    GLOBAL_IMAGE_SIZE,
     ObjectFeatureNoise,
     check_features,
+    global_image,
     object_features,
     privileged_features,
 )
@@ -129,9 +132,9 @@ class ResidualEnv(gym.Wrapper):
         size = PROPRIO_DIM + ACTION_DIM + FEATURE_DIMS[features]
         vector = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         if features == "global":
-            self.observation_space = spaces.Dict(
-                {"image": env.observation_space["rgb"], "vector": vector}
-            )
+            side, channels = GLOBAL_IMAGE_SIZE, env.observation_space["rgb"].shape[2]
+            image = spaces.Box(0, 255, (side, side, channels), np.uint8)
+            self.observation_space = spaces.Dict({"image": image, "vector": vector})
         else:
             self.observation_space = vector
         self._sim = sim
@@ -161,7 +164,7 @@ class ResidualEnv(gym.Wrapper):
             parts.append(privileged_features(self._sim))
         vector = np.concatenate(parts).astype(np.float32)
         if self.features == "global":
-            return {"image": obs["rgb"], "vector": vector}
+            return {"image": global_image(obs["rgb"]), "vector": vector}
         return vector
 
     def reset(
