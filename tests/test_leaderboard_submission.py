@@ -6,6 +6,7 @@ episodes per cell. They are built once per test session and shared with the othe
 ``test_leaderboard_*`` modules through :func:`shared_results`.
 """
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -129,6 +130,14 @@ def test_the_id_is_the_content_hash_and_names_the_directory(shared):
         assert len(data["id"]) == 16
         assert validate_submission(path) == []
     assert shared["base"].name != shared["residual"].name
+
+
+def test_a_weights_file_hashes_to_its_bytes_and_a_missing_one_is_an_error(tmp_path):
+    weights = tmp_path / "net.pt"
+    weights.write_bytes(b"weights")
+    assert checkpoint_hash(weights) == hashlib.sha256(b"weights").hexdigest()
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        checkpoint_hash(tmp_path / "missing.pt")
 
 
 def test_the_checkpoint_hash_covers_names_and_bytes(tmp_path):

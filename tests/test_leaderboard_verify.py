@@ -8,6 +8,7 @@ verifiable; ``--heldout-seeds`` runs a submission on a maintainer's private mast
 """
 
 import argparse
+import hashlib
 import json
 
 import pytest
@@ -26,6 +27,7 @@ from residual_bench.leaderboard.verify import (
     verify_submission,
     write_verification,
 )
+from residual_bench.policies.bc import shipped_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,9 @@ def test_bases_that_need_a_gpu_server_are_marked_not_verifiable(shared, tmp_path
 
 def test_a_submission_run_with_other_bc_weights_is_not_verifiable_but_says_why():
     base = base_info("bc")
-    assert len(base["weights_sha256"]) == 64  # the shipped weights, named by hash
+    # The shipped weights, named by the hash `sha256sum` prints for the file.
+    weights = hashlib.sha256(shipped_checkpoint().read_bytes()).hexdigest()
+    assert base["weights_sha256"] == weights
     assert "weights_sha256" not in base_info("scripted")  # nothing to name
     reason = not_verifiable_reason({**base, "weights_sha256": "0" * 64})
     assert "000000000000" in reason and "ships" in reason

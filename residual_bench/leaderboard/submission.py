@@ -48,8 +48,17 @@ def canonical_json(data: Any) -> bytes:
 
 
 def checkpoint_hash(path: str | Path) -> str:
-    """sha256 over a residual directory: each file's relative name and bytes, sorted by name."""
+    """sha256 of a checkpoint: a file's bytes (what ``sha256sum`` prints), or over a residual
+    directory each file's relative name and bytes, sorted by name.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (never the hash of nothing).
+    """
     root = Path(path)
+    if root.is_file():
+        return hashlib.sha256(root.read_bytes()).hexdigest()
+    if not root.is_dir():
+        raise FileNotFoundError(f"no checkpoint at {root}")
     digest = hashlib.sha256()
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         name = file.relative_to(root).as_posix()
