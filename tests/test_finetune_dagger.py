@@ -131,17 +131,23 @@ def test_a_step_budget_runs_rounds_until_that_many_environment_steps_are_used(
     assert trained_on == [n, n, n]
 
 
-def test_a_capped_round_trains_on_whole_episodes_drawn_from_the_aggregate():
-    data = {"episode": np.repeat([0, 1, 2, 3], [5, 3, 4, 6]), "action": np.arange(18)}
-    sample = sample_episodes(data, 9, np.random.default_rng(0))
-    kept = np.unique(sample["episode"])
-    assert len(sample["episode"]) <= 9 and len(kept) >= 1
-    for episode in kept:  # every kept episode is complete and in order
-        np.testing.assert_array_equal(
-            sample["action"][sample["episode"] == episode],
-            data["action"][data["episode"] == episode],
-        )
-    assert sample_episodes(data, 18, np.random.default_rng(0)) is data
+def test_a_capped_round_trains_on_whole_episodes_drawn_from_every_round(tmp_path):
+    rounds = []
+    for r, lengths in enumerate(([5, 3], [4, 6])):
+        episode = np.repeat(np.arange(len(lengths)), lengths)
+        arrays = {k: np.zeros((len(episode), 1)) for k in ARRAYS}
+        arrays["episode"] = episode
+        arrays["action"] = np.arange(len(episode)) + 100 * r  # which round, which frame
+        np.savez(tmp_path / f"round-{r}.npz", **arrays)
+        rounds.append(tmp_path / f"round-{r}.npz")
+    sample = sample_episodes(rounds, 9, np.random.default_rng(0))
+    assert 1 <= len(sample["action"]) <= 9
+    for episode in np.unique(sample["episode"]):  # every drawn episode is whole and in order
+        actions = sample["action"][sample["episode"] == episode]
+        np.testing.assert_array_equal(actions, np.arange(actions[0], actions[0] + len(actions)))
+        assert len(actions) in (5, 3, 4, 6)
+    everything = sample_episodes(rounds, 18, np.random.default_rng(0))
+    assert sorted(everything["action"].tolist()) == [*range(8), *range(100, 110)]
 
 
 def test_the_shipped_fine_tuning_config_is_not_a_residual_config():

@@ -128,21 +128,31 @@ def merge_frames(*datasets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def sample_episodes(
-    data: dict[str, np.ndarray], max_frames: int, rng: np.random.Generator
+    rounds: list[Path], max_frames: int, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Whole episodes drawn at random until ``max_frames`` frames (all of them if fewer).
+    """Whole episodes drawn at random from the rounds' files until ``max_frames`` frames.
 
     Whole episodes, because a frame's training target is the chunk of actions that follows it
-    in its episode.
+    in its episode. Only the drawn episodes' frames are read into memory: a 300k-step run
+    gathers 6 GB of camera images.
     """
-    if len(data["episode"]) <= max_frames:
-        return data
-    ids, counts = np.unique(data["episode"], return_counts=True)
-    order = rng.permutation(len(ids))
+    episodes = []  # (round, episode id, frames)
+    for index, path in enumerate(rounds):
+        with np.load(path) as f:
+            ids, counts = np.unique(f["episode"], return_counts=True)
+        episodes += [(index, int(i), int(c)) for i, c in zip(ids, counts, strict=True)]
+    order = rng.permutation(len(episodes))
+    total = np.cumsum([episodes[i][2] for i in order])
     # At least one episode, even one longer than the cap.
-    kept = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), max_frames, "right")))]
-    mask = np.isin(data["episode"], ids[kept])
-    return {k: v[mask] for k, v in data.items()}
+    chosen = order[: max(1, int(np.searchsorted(total, max_frames, "right")))]
+    parts = []
+    for index, path in enumerate(rounds):
+        wanted = [episodes[i][1] for i in chosen if episodes[i][0] == index]
+        if wanted:
+            with np.load(path) as f:
+                mask = np.isin(f["episode"], wanted)
+                parts.append({k: f[k][mask] for k in ARRAYS})
+    return merge_frames(*parts)
 
 
 def evaluate_bc(checkpoint: str | Path, suite: str, episodes: int, master_seed: int) -> float:
@@ -204,13 +214,13 @@ def finetune_dagger(
     from residual_bench.policies.bc_train import train_bc
     from residual_bench.residual.train import EVAL_MASTER_SEED, append_progress
 
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     kept = [load_demonstrations(demonstrations)] if demonstrations else []
     current = None if init is None else Path(init)
-    env_steps, frames, began = 0, [], time.perf_counter()
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    env_steps, files, began = 0, [], time.perf_counter()
     r = 0
     while (env_steps < steps) if steps is not None else (r < rounds):
         corrections, model = out / f"round-{r}.npz", out / f"round-{r}.pt"
@@ -221,13 +231,19 @@ def finetune_dagger(
             np.savez_compressed(
                 corrections, env_steps=summary["env_steps"], successes=summary["successes"], **data
             )
+        files.append(corrections)
         with np.load(corrections) as f:
-            frames.append({k: f[k] for k in ARRAYS})
             env_steps += int(f["env_steps"])
         if not model.exists():
-            data = merge_frames(*kept, *frames)
-            if train_frames is not None:
-                data = sample_episodes(data, train_frames, np.random.default_rng([seed, r]))
+            if train_frames is None:
+                gathered = []
+                for path in files:
+                    with np.load(path) as f:
+                        gathered.append({k: f[k] for k in ARRAYS})
+            else:
+                rng = np.random.default_rng([seed, r])
+                gathered = [sample_episodes(files, train_frames, rng)]
+            data = merge_frames(*kept, *gathered)
             train_bc(
                 data, model, epochs=epochs_per_round, seed=seed + r,
                 lr=lr, keypoint_weight=keypoint_weight, progress=progress,
