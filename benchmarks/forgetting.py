@@ -30,17 +30,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from residual_bench.eval.metrics import wilson_interval  # noqa: E402
-from residual_bench.eval.records import read_jsonl  # noqa: E402
-from residual_bench.eval.runner import evaluate, make_tasks  # noqa: E402
-from residual_bench.eval.statistics import mcnemar_exact  # noqa: E402
-from residual_bench.residual.checkpoint import residual_location  # noqa: E402
+from residual_bench.eval.metrics import summarize, wilson_interval
+from residual_bench.eval.plots import plot_success
+from residual_bench.eval.records import read_jsonl
+from residual_bench.eval.report import mcnemar_by_seed
+from residual_bench.eval.report_render import format_p_value
+from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.residual.checkpoint import residual_location
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -82,18 +80,13 @@ def after_records(policy: tuple[str, str | None], out: Path, suite: str, objects
     return records[:episodes]
 
 
-def paired_test(before: list, after: list) -> dict[str, Any]:
-    """Exact McNemar test of the same episodes (matched by reset seed) before and after."""
-    by_seed = {r.seed: r.success for r in before}
-    if sorted(by_seed) != sorted(r.seed for r in after):
-        raise SystemExit("before and after hold different episodes; they cannot be paired")
-    return mcnemar_exact([by_seed[r.seed] for r in after], [r.success for r in after])
+def rate(records: list) -> dict[str, Any]:
+    """Success rate, count and Wilson 95% interval (``rate``, ``k``, ``n``, ``ci``)."""
+    return summarize(records)["success_rate"]
 
 
-def rate(records: list) -> dict[str, float]:
-    k, n = sum(r.success for r in records), len(records)
-    lo, hi = wilson_interval(k, n)
-    return {"rate": k / n, "lo": lo, "hi": hi, "k": k, "n": n}
+def _rate_cell(r: dict[str, Any] | None) -> str:
+    return "-" if r is None else f"{r['rate']:.0%} [{r['ci'][0]:.0%}, {r['ci'][1]:.0%}]"
 
 
 def table_markdown(rows: list[dict[str, Any]], missing: list[str]) -> str:
@@ -102,52 +95,37 @@ def table_markdown(rows: list[dict[str, Any]], missing: list[str]) -> str:
         "|---|---:|---|---|---:|---:|---:|",
     ]
     for r in rows:
-        b, a = r["before"], r["after"]
-        before = "-" if b is None else f"{b['rate']:.0%} [{b['lo']:.0%}, {b['hi']:.0%}]"
         change = "-"
         if r["change_pp"] is not None:
-            p = r["p_value"]
-            change = f"{r['change_pp']:+.0f} pp (" + (
-                "p < 0.001)" if p < 0.001 else f"p = {p:.3f})"
-            )
+            change = f"{r['change_pp']:+.0f} pp ({format_p_value(r['p_value'])})"
         lines.append(
-            f"| {r['method']} | {r['seed']} | {r['suite']} | {r['objects']} | {before} | "
-            f"{a['rate']:.0%} [{a['lo']:.0%}, {a['hi']:.0%}] | {change} |"
+            f"| {r['method']} | {r['seed']} | {r['suite']} | {r['objects']} | "
+            f"{_rate_cell(r['before'])} | {_rate_cell(r['after'])} | {change} |"
         )
     if missing:
         lines += ["", "Not trained yet (no final policy): " + ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], before: dict, path: Path) -> None:
-    """Per condition: bc alone, then each method's after (pooled over its seeds)."""
-    fig, axes = plt.subplots(1, len(CONDITIONS), figsize=(4.5 * len(CONDITIONS), 3.6), sharey=True)
-    for ax, (suite, objects) in zip(np.atleast_1d(axes), CONDITIONS, strict=True):
-        labels, values, errors = ["bc alone"], [], [[], []]
-        b = before[(suite, objects)]
-        bars = [(b["k"], b["n"])]
-        for method in METHODS:
+def success_table(rows: list[dict[str, Any]], before: dict) -> pd.DataFrame:
+    """Per condition, bc alone and each method's after pooled over its seeds, for
+    :func:`~residual_bench.eval.plots.plot_success`."""
+    entries = [((suite, objects), "bc alone", [r]) for (suite, objects), r in before.items()]
+    for method in METHODS:
+        for suite, objects in CONDITIONS:
             mine = [
                 r["after"] for r in rows
                 if r["method"] == method and (r["suite"], r["objects"]) == (suite, objects)
             ]  # fmt: skip
             if mine:
-                labels.append(f"{method}\n({len(mine)} seeds)")
-                bars.append((sum(a["k"] for a in mine), sum(a["n"] for a in mine)))
-        for k, n in bars:
-            lo, hi = wilson_interval(k, n)
-            values.append(k / n)
-            errors[0].append(k / n - lo)
-            errors[1].append(hi - k / n)
-        colors = ["0.6"] + ["tab:blue"] * (len(bars) - 1)
-        ax.bar(range(len(bars)), values, yerr=errors, capsize=4, color=colors)
-        ax.set_xticks(range(len(bars)), labels, fontsize=8)
-        ax.set_title(f"{suite}, {objects} objects")
-        ax.set_ylim(0, 1)
-    np.atleast_1d(axes)[0].set_ylabel("success (95% CI)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+                entries.append(((suite, objects), f"{method} ({len(mine)} seeds)", mine))
+    table = []
+    for (suite, objects), method, rates in entries:
+        k, n = sum(r["k"] for r in rates), sum(r["n"] for r in rates)
+        lo, hi = wilson_interval(k, n)
+        table.append({"objects": objects, "suite": suite, "method": method,
+                      "success": k / n, "success_lo": lo, "success_hi": hi})  # fmt: skip
+    return pd.DataFrame(table)
 
 
 def main() -> None:
@@ -170,7 +148,7 @@ def main() -> None:
                 out = args.out / "forgetting" / f"{method}-seed{seed}" / f"{suite}-{objects}"
                 after = after_records(policy, out, suite, objects, args.episodes, args.workers)
                 pre = None if method == "scratch" else before[(suite, objects)]
-                test = None if pre is None else paired_test(pre, after)
+                test = None if pre is None else mcnemar_by_seed(pre, after)
                 rows.append({
                     "method": method, "seed": seed, "suite": suite, "objects": objects,
                     "policy": list(policy),
@@ -184,7 +162,8 @@ def main() -> None:
     (args.out / "forgetting.json").write_text(
         json.dumps({"episodes": args.episodes, "rows": rows, "missing": missing}, indent=2) + "\n"
     )
-    plot(rows, {c: rate(r) for c, r in before.items()}, args.out / "forgetting.png")
+    befores = {c: rate(r) for c, r in before.items()}
+    plot_success(success_table(rows, befores), args.out / "forgetting.png")
     print(table)
 
 

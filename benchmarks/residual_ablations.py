@@ -44,8 +44,9 @@ import pandas as pd  # noqa: E402
 from residual_bench.eval.metrics import summarize, wilson_interval  # noqa: E402
 from residual_bench.eval.plots import plot_learning_curves  # noqa: E402
 from residual_bench.eval.records import EpisodeRecord, read_jsonl  # noqa: E402
+from residual_bench.eval.report import mcnemar_by_seed  # noqa: E402
+from residual_bench.eval.report_render import format_p_value  # noqa: E402
 from residual_bench.eval.runner import evaluate, make_tasks  # noqa: E402
-from residual_bench.eval.statistics import mcnemar_exact  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "objects-sac"
@@ -97,20 +98,18 @@ def row(
     name: str, label: str, group: str, records: list, base: list, reference: list
 ) -> dict[str, Any]:
     """One table row: the variant's metrics and its paired differences."""
-    success = [r.success for r in records]
-    k, n = sum(success), len(success)
-    lo, hi = wilson_interval(k, n)
     summary = summarize(records)
-    vs_base = mcnemar_exact([r.success for r in base], success)
-    vs_reference = mcnemar_exact([r.success for r in reference], success)
+    success = summary["success_rate"]
+    vs_base = mcnemar_by_seed(base, records)
+    vs_reference = mcnemar_by_seed(reference, records)
     return {
         "group": group,
         "name": name,
         "variant": label,
-        "success": k / n,
-        "success_lo": lo,
-        "success_hi": hi,
-        "episodes": n,
+        "success": success["rate"],
+        "success_lo": success["ci"][0],
+        "success_hi": success["ci"][1],
+        "episodes": success["n"],
         "vs_base_pp": 100 * vs_base["difference"],
         "vs_base_p": vs_base["p_value"],
         "vs_reference_pp": 100 * vs_reference["difference"],
@@ -121,8 +120,8 @@ def row(
     }
 
 
-def _p(value: float) -> str:
-    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+def _change(pp: float, p: float) -> str:
+    return f"{pp:+.0f} pp ({format_p_value(p)})"
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -139,16 +138,21 @@ def table_markdown(rows: list[dict[str, Any]], base_row: dict[str, Any]) -> str:
         if r.get("missing"):
             lines.append(f"| {r['group']} | {r['variant']} | not trained yet | | | | | |")
             continue
-        alone, same = r["name"] == "base", r["name"] in ("base", REFERENCE)
-        lines.append(
-            f"| {r['group']} | {r['variant']} | {r['success']:.0%} "
-            f"[{r['success_lo']:.0%}, {r['success_hi']:.0%}] | "
-            + ("" if alone else
-               f"{r['vs_base_pp']:+.0f} pp ({_p(r['vs_base_p'])})") + " | "
-            + ("" if same else f"{r['vs_reference_pp']:+.0f} pp ({_p(r['vs_reference_p'])})")
-            + f" | {_fmt(r['recovery'], '{:.0%}')} | "
-            f"{_fmt(r['mean_abs_residual_ratio'], '{:.3f}')} | {_fmt(r['action_jerk'], '{:.1f}')} |"
-        )  # fmt: skip
+        vs_base = "" if r["name"] == "base" else _change(r["vs_base_pp"], r["vs_base_p"])
+        vs_reference = ""
+        if r["name"] not in ("base", REFERENCE):
+            vs_reference = _change(r["vs_reference_pp"], r["vs_reference_p"])
+        cells = [
+            r["group"],
+            r["variant"],
+            f"{r['success']:.0%} [{r['success_lo']:.0%}, {r['success_hi']:.0%}]",
+            vs_base,
+            vs_reference,
+            _fmt(r["recovery"], "{:.0%}"),
+            _fmt(r["mean_abs_residual_ratio"], "{:.3f}"),
+            _fmt(r["action_jerk"], "{:.1f}"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

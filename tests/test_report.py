@@ -243,6 +243,18 @@ def test_report_formats_p_values(tmp_path):
     assert "| +100 pp | p=0.031 |" in md
 
 
+def test_two_runs_of_the_same_episodes_are_paired_by_seed_whatever_their_order():
+    before = [make(False, s) for s in range(6)]
+    after = [make(True, s, residual="sac") for s in reversed(range(6))]
+    test = report.mcnemar_by_seed(before, after)
+    assert (test["n01"], test["n10"], test["difference"]) == (6, 0, 1.0)
+    assert test["p_value"] == pytest.approx(2 / 2**6)
+    with pytest.raises(ValueError, match="different episodes"):
+        report.mcnemar_by_seed(before, after[1:])
+    with pytest.raises(ValueError, match="seed 0 appears more than once"):
+        report.mcnemar_by_seed(before + [make(True, 0)], after)
+
+
 def test_html_escapes_method_names(tmp_path):
     evil = "<script>alert(1)</script>"
     results = write(tmp_path / "r", only_residual_succeeds(3, residual=evil))

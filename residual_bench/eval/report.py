@@ -156,6 +156,24 @@ def _by_seed(records: list[EpisodeRecord], label: str) -> dict[int, EpisodeRecor
     return out
 
 
+def mcnemar_by_seed(
+    first: Iterable[EpisodeRecord], second: Iterable[EpisodeRecord]
+) -> dict[str, Any]:
+    """:func:`mcnemar_exact` of two runs of the same episodes, matched by episode seed.
+
+    ``difference`` is ``second``'s success rate minus ``first``'s.
+
+    Raises:
+        ValueError: The two runs hold different episode seeds, or one holds a seed twice.
+    """
+    a, b = _by_seed(list(first), "the first run"), _by_seed(list(second), "the second run")
+    if set(a) != set(b):
+        only = len(set(a) ^ set(b))
+        raise ValueError(f"the runs hold different episodes ({only} seeds in one run only)")
+    seeds = sorted(a)
+    return mcnemar_exact([a[s].success for s in seeds], [b[s].success for s in seeds])
+
+
 PAIRED_COLUMNS = (
     "objects suite base method train_seed pairs base_success method_success difference "
     "p_value completion_time_difference completion_difference_lo completion_difference_hi"

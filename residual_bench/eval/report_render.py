@@ -32,7 +32,8 @@ def _num(x: float) -> str:
     return "–" if pd.isna(x) else f"{x:.3g}"
 
 
-def _p_value(p: float) -> str:
+def format_p_value(p: float) -> str:
+    """ "p<0.001" below a thousandth, else "p=0.123"."""
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
@@ -71,7 +72,8 @@ def paired_block(table: pd.DataFrame) -> Block:
     for r in table.itertuples():
         seed = ["–" if pd.isna(r.train_seed) else str(r.train_seed)] if seeded else []
         rows.append([r.objects, r.suite, r.method, *seed, str(r.pairs), _pct(r.base_success)])
-        rows[-1] += [_pct(r.method_success), f"{100 * r.difference:+.0f} pp", _p_value(r.p_value)]
+        difference = f"{100 * r.difference:+.0f} pp"
+        rows[-1] += [_pct(r.method_success), difference, format_p_value(r.p_value)]
         change = _ci(r, "completion_time_difference", "completion_difference")
         rows[-1].append(_time_cell(*change, sign="+"))
     return ("table", head, rows)
