@@ -21,8 +21,10 @@ episodes (master seed 0) as the reference, so every comparison is paired by epis
 writes ``results/ablations/bc/table.md`` (success with Wilson 95% intervals, the paired
 difference to the base alone and to the reference with exact McNemar p-values, recovery,
 correction size, jerk), ``ablations.json``, ``ablations.png`` (bars with 95% intervals) and
-``learning.png``. A variant whose run has not finished is listed as missing. Evaluations
-resume episode by episode, so re-running the same command continues where it stopped.
+``learning.png``. A variant whose run has not finished is listed as missing; a run stopped
+early and saved with a smaller ``--steps`` is listed with its training steps, and is evaluated
+again once it has trained on. Evaluations resume episode by episode, so re-running the same
+command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -81,11 +83,27 @@ def reference_records(results: Path, episodes: int) -> tuple[list, list]:
     return by_index, sorted(sac, key=lambda r: r.extra["episode_index"])[:episodes]
 
 
+def train_steps(residual: Path) -> int:
+    """The environment steps a saved residual was trained for."""
+    return int(json.loads((residual / "residual.json").read_text())["train_steps"])
+
+
 def evaluate_variant(run: Path, out: Path, episodes: int, workers: int) -> list[EpisodeRecord]:
     """Copy a finished run's residual and curve into ``out`` and evaluate it there."""
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "residual").is_dir():
-        shutil.copytree(run / "residual", out / "residual")
+    copied = out / "residual"
+    if copied.is_dir() and train_steps(copied) != train_steps(run / "residual"):
+        # The run went on training since the last evaluation: its episodes describe an
+        # older residual and must not be resumed into the new one's.
+        print(
+            f"{run.name}: {train_steps(copied)} -> {train_steps(run / 'residual')} steps, "
+            "evaluating again"
+        )
+        shutil.rmtree(copied)
+        for stale in ("episodes.jsonl", "summary.json"):
+            (out / stale).unlink(missing_ok=True)
+    if not copied.is_dir():
+        shutil.copytree(run / "residual", copied)
     shutil.copyfile(run / "progress.csv", out / "progress.csv")
     # The records name the residual by this path: relative, so they re-run from any clone.
     residual = os.path.relpath(out / "residual", ROOT)
@@ -95,9 +113,15 @@ def evaluate_variant(run: Path, out: Path, episodes: int, workers: int) -> list[
 
 
 def row(
-    name: str, label: str, group: str, records: list, base: list, reference: list
+    name: str,
+    label: str,
+    group: str,
+    records: list,
+    base: list,
+    reference: list,
+    steps: int | None = None,
 ) -> dict[str, Any]:
-    """One table row: the variant's metrics and its paired differences."""
+    """One table row: the variant's metrics, its training steps and its paired differences."""
     summary = summarize(records)
     success = summary["success_rate"]
     vs_base = mcnemar_by_seed(base, records)
@@ -114,6 +138,7 @@ def row(
         "vs_base_p": vs_base["p_value"],
         "vs_reference_pp": 100 * vs_reference["difference"],
         "vs_reference_p": vs_reference["p_value"],
+        "train_steps": steps,
         "recovery": summary["recovery_rate"]["rate"],
         "mean_abs_residual_ratio": summary["mean_abs_residual_ratio"],
         "action_jerk": summary["action_jerk"],
@@ -130,13 +155,13 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 def table_markdown(rows: list[dict[str, Any]], base_row: dict[str, Any]) -> str:
     lines = [
-        "| group | variant | success [95% CI] | vs base | vs objects + sac | recovery "
-        "| mean \\|r\\| / alpha | action jerk |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| group | variant | training steps | success [95% CI] | vs base | vs objects + sac "
+        "| recovery | mean \\|r\\| / alpha | action jerk |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in [base_row, *rows]:
         if r.get("missing"):
-            lines.append(f"| {r['group']} | {r['variant']} | not trained yet | | | | | |")
+            lines.append(f"| {r['group']} | {r['variant']} | not trained yet | | | | | | |")
             continue
         vs_base = "" if r["name"] == "base" else _change(r["vs_base_pp"], r["vs_base_p"])
         vs_reference = ""
@@ -145,6 +170,7 @@ def table_markdown(rows: list[dict[str, Any]], base_row: dict[str, Any]) -> str:
         cells = [
             r["group"],
             r["variant"],
+            _fmt(r["train_steps"], "{:,}"),
             f"{r['success']:.0%} [{r['success_lo']:.0%}, {r['success_hi']:.0%}]",
             vs_base,
             vs_reference,
@@ -208,6 +234,8 @@ def main() -> None:
     base, reference = reference_records(ROOT / "results", args.episodes)
     curves_of = {REFERENCE: ROOT / "results" / "residual" / "bc-objects-sac-seed0"}
     records_of = {REFERENCE: reference}
+    shipped = ROOT / "residual_bench" / "data" / "residuals" / "bc-sac-seed0"
+    steps_of = {REFERENCE: train_steps(shipped)}
     rows: list[dict[str, Any]] = []
     for group, label, name in VARIANTS:
         if name not in records_of:
@@ -218,8 +246,9 @@ def main() -> None:
             print(f"evaluating {name} ({run})")
             records_of[name] = evaluate_variant(run, args.out / name, args.episodes, args.workers)
             curves_of[name] = args.out / name
+            steps_of[name] = train_steps(args.out / name / "residual")
         records = records_of[name][: args.episodes]
-        rows.append(row(name, label, group, records, base, reference))
+        rows.append(row(name, label, group, records, base, reference, steps_of[name]))
     base_row = row("base", "base alone", "base", base, base, reference)
 
     args.out.mkdir(parents=True, exist_ok=True)
