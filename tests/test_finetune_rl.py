@@ -23,6 +23,7 @@ from residual_bench.policies.bc_rl import (
     finetune_rl,
 )
 from residual_bench.policies.finetune import load_finetune_config
+from residual_bench.residual.config import load_config as load_residual_config
 
 SHORT = {"scene_overrides": {"task": {"episode_seconds": 1.0}}}
 TINY = {
@@ -55,6 +56,50 @@ def test_before_any_update_the_fine_tuning_actor_is_the_bc_base(algo):
     expected = BCBase().act(raw_observation(env, obs), info["instruction"]).actions
     np.testing.assert_allclose(env.chunk(action), expected, atol=1e-5)
     env.close()
+
+
+def parameters_of(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_critic_only_updates_keep_the_bc_actor_and_then_let_it_learn():
+    env = chunked_env()
+    hp = {**TINY["sac"], "learning_starts": 0}
+    model = build_finetune_agent("sac", env, shipped_checkpoint(), hp, -2.0, seed=0,
+                                 critic_only_steps=8)  # fmt: skip
+    actor, critic = parameters_of(model.actor), parameters_of(model.critic)
+    ent_coef = model.log_ent_coef.detach().clone()
+    model.learn(6)  # decisions, all inside the critic-only phase
+    assert all(torch.equal(a, b) for a, b in zip(actor, parameters_of(model.actor), strict=True))
+    assert torch.equal(ent_coef, model.log_ent_coef)
+    assert not all(
+        torch.equal(a, b) for a, b in zip(critic, parameters_of(model.critic), strict=True)
+    )
+    model.learn(6, reset_num_timesteps=False)  # past 8 decisions: the actor moves
+    assert not all(
+        torch.equal(a, b) for a, b in zip(actor, parameters_of(model.actor), strict=True)
+    )
+    env.close()
+
+
+def test_critic_only_updates_are_for_sac_and_counted_in_control_steps(tmp_path):
+    env = chunked_env()
+    with pytest.raises(ValueError, match="SAC fine-tuning only"):
+        build_finetune_agent("ppo", env, shipped_checkpoint(), TINY["ppo"], -2.0, seed=0,
+                             critic_only_steps=4)  # fmt: skip
+    env.close()
+    shipped = load_finetune_config("finetune-rl")["rl"]
+    residual = load_residual_config("sac").safeguards["critic_only_steps"]
+    assert shipped["critic_only_steps"] == residual  # the same safeguard as the residuals'
+    path = tmp_path / "ft.yaml"
+    for bad, message in (
+        ("{critic_only_steps: -1}", "non-negative integer"),
+        ("{critic_only_steps: 1.5}", "non-negative integer"),
+        ("{algo: ppo, critic_only_steps: 100}", "SAC only"),
+    ):
+        path.write_text(f"method: rl\nrl: {bad}\n")
+        with pytest.raises(SpecError, match=message):
+            load_finetune_config(path)
 
 
 def test_the_critic_has_its_own_copy_of_the_bc_encoder():

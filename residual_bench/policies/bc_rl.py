@@ -16,6 +16,9 @@ adding a small correction on top of the frozen network, RL changes the network i
 - The critic (SAC's Q-networks, PPO's value function) has fresh heads on its own copy of the
   bc image encoder, initialised from the checkpoint too: a fresh CNN on 84 px images learns
   nothing useful within the budget.
+- SAC's first updates can be critic-only (``critic_only_steps`` control steps), the safeguard
+  the residuals have too: the actor starts as a working policy, and a fresh critic's action
+  gradients would lead it away before the critic has learnt anything.
 
 Fine-tuned weights are written as an ordinary bc checkpoint, evaluated with ``--base bc:PATH``
 like every other bc network, so forgetting is measured the same way for every method.
@@ -30,12 +33,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from residual_bench.language import word_counts
 from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet, build_model
 from residual_bench.policies.bc import load_checkpoint as load_bc_checkpoint
+from residual_bench.residual.agents import CriticWarmupMixin
 
 
 class ChunkedBCEnv(gym.Wrapper):
@@ -149,8 +154,6 @@ def policy_kwargs(checkpoint: str | Path, head_width: int) -> dict[str, Any]:
 
 def actor_layers(model: Any) -> tuple[nn.Module, nn.Sequential, nn.Linear]:
     """The actor's (encoder, hidden layers, mean output layer) of a SAC or PPO model."""
-    from stable_baselines3 import SAC
-
     if isinstance(model, SAC):
         actor = model.actor
         return actor.features_extractor, actor.latent_pi, actor.mu
@@ -160,8 +163,6 @@ def actor_layers(model: Any) -> tuple[nn.Module, nn.Sequential, nn.Linear]:
 
 def copy_head(model: Any, head: nn.Sequential, initial_log_std: float) -> None:
     """Put the bc action ``head`` into the actor, so its deterministic output is the bc chunk."""
-    from stable_baselines3 import SAC
-
     _, hidden, output = actor_layers(model)
     with torch.no_grad():
         for target, source in ((hidden[0], head[0]), (hidden[2], head[2]), (output, head[4])):
@@ -174,6 +175,10 @@ def copy_head(model: Any, head: nn.Sequential, initial_log_std: float) -> None:
             model.policy.log_std.fill_(initial_log_std)
 
 
+class FinetuneSAC(CriticWarmupMixin, SAC):
+    """SAC whose first updates (``critic_only_steps`` decisions) train the critic only."""
+
+
 def build_finetune_agent(
     algo: str,
     env: ChunkedBCEnv,
@@ -182,16 +187,21 @@ def build_finetune_agent(
     initial_log_std: float,
     seed: int,
     tensorboard_log: str | None = None,
+    critic_only_steps: int = 0,
 ) -> Any:
-    """A SAC or PPO model whose actor is the bc network of ``checkpoint``."""
-    from stable_baselines3 import PPO, SAC
+    """A SAC or PPO model whose actor is the bc network of ``checkpoint``.
 
+    ``critic_only_steps`` (SAC only) is in the model's own timesteps, that is decisions.
+    """
     head = build_model(load_bc_checkpoint(checkpoint)).head
     width = head[0].out_features
     common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
     kwargs = {"policy_kwargs": policy_kwargs(checkpoint, width), **hyperparams, **common}
+    if critic_only_steps and algo != "sac":
+        raise ValueError("critic_only_steps applies to SAC fine-tuning only, not to PPO")
     if algo == "sac":
-        model = SAC("MultiInputPolicy", env, **kwargs)
+        model = FinetuneSAC("MultiInputPolicy", env, **kwargs)
+        model.critic_only_steps = int(critic_only_steps)
     elif algo == "ppo":
         # Orthogonal initialisation would overwrite the bc encoder's weights.
         kwargs["policy_kwargs"]["ortho_init"] = False
@@ -248,6 +258,7 @@ def finetune_rl(
     algo: str = "sac",
     hyperparams: dict[str, Any] | None = None,
     initial_log_std: float = -2.0,
+    critic_only_steps: int = 0,
     steps: int = 300_000,
     suite: str = "mixed",
     eval_every: int = 10_000,
@@ -263,6 +274,7 @@ def finetune_rl(
     residuals' learning curves (a row of ``out/progress.csv`` against control steps). The
     model, its replay buffer and the step count are written atomically to ``out/checkpoint``
     every ``checkpoint_every`` steps; re-running with the same ``out`` resumes from there.
+    SAC's updates through the first ``critic_only_steps`` control steps train the critic only.
     """
     import json
     import time
@@ -289,6 +301,7 @@ def finetune_rl(
     model = build_finetune_agent(
         algo, Monitor(env), init, dict(hyperparams or {}), initial_log_std, seed,
         tensorboard_log=str(out / "tensorboard"),
+        critic_only_steps=-(-critic_only_steps // env.chunk_len),  # decisions
     )  # fmt: skip
     saved = out / "checkpoint"
     if (saved / "model.zip").exists():

@@ -17,8 +17,9 @@ the most frames one round trains on, whole episodes drawn from everything gather
 for all of it) and ``train`` (steps: a budget of environment steps that replaces ``rounds``,
 or null; eval_suite, eval_episodes: the learning curve's fixed held-out episodes); for ``rl``
 instead ``rl`` (algo: sac or ppo, initial_log_std: the exploration noise's log-std around the
-bc action, hyperparams: SB3's keyword arguments) and ``train`` (steps: control steps, suite,
-eval_every, eval_episodes, checkpoint_every - as for residuals).
+bc action, critic_only_steps: control steps whose SAC updates train the critic only, as the
+residuals' safeguard of the same name, hyperparams: SB3's keyword arguments) and ``train``
+(steps: control steps, suite, eval_every, eval_episodes, checkpoint_every - as for residuals).
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ DAGGER_DEFAULTS: dict[str, Any] = {
     "train_frames": None,
 }
 TRAIN_DEFAULTS: dict[str, Any] = {"steps": None, "eval_suite": "mixed", "eval_episodes": 20}
-RL_DEFAULTS: dict[str, Any] = {"algo": "sac", "initial_log_std": -2.0, "hyperparams": {}}
+RL_DEFAULTS: dict[str, Any] = {
+    "algo": "sac",
+    "initial_log_std": -2.0,
+    "critic_only_steps": 0,
+    "hyperparams": {},
+}
 RL_TRAIN_DEFAULTS: dict[str, Any] = {
     "steps": 300_000,
     "suite": "mixed",
@@ -112,6 +118,11 @@ def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[
     log_std = rl["initial_log_std"]
     if not isinstance(log_std, int | float) or isinstance(log_std, bool):
         raise SpecError(f"{where}: rl.initial_log_std must be a number")
+    warmup = rl["critic_only_steps"]
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise SpecError(f"{where}: rl.critic_only_steps must be a non-negative integer")
+    if warmup and rl["algo"] != "sac":
+        raise SpecError(f"{where}: rl.critic_only_steps applies to SAC only (algo: sac)")
     keys = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
     _check_positive_ints(train, "train", keys, where)
     return config
@@ -170,6 +181,7 @@ def train_finetune(
             algo=rl["algo"],
             hyperparams=rl["hyperparams"],
             initial_log_std=float(rl["initial_log_std"]),
+            critic_only_steps=rl["critic_only_steps"],
             steps=int(steps if steps is not None else train["steps"]),
             suite=suite or train["suite"],
             eval_every=train["eval_every"],

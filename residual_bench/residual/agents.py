@@ -21,12 +21,39 @@ from stable_baselines3.common.noise import NormalActionNoise
 from residual_bench.residual.config import ResidualConfig
 
 
-class ResidualOffPolicyMixin:
+class CriticWarmupMixin:
+    """Critic-only updates for an SB3 off-policy agent's first ``critic_only_steps`` timesteps.
+
+    A fresh critic's action gradients are noise; an actor that follows them from its first
+    update walks away from a good initial policy (the zero residual, or a pretrained network
+    being fine-tuned) before the critic knows anything. Until ``num_timesteps`` reaches
+    ``critic_only_steps`` SB3's update runs as usual and the actor (TD3's target actor, SAC's
+    entropy coefficient) is then put back, so the policy is exactly the one before the update.
+    """
+
+    critic_only_steps: int = 0
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if self.num_timesteps >= self.critic_only_steps:
+            return super().train(gradient_steps, batch_size)
+        frozen = list(self.actor.parameters())
+        if getattr(self, "actor_target", None) is not None:
+            frozen += list(self.actor_target.parameters())
+        if getattr(self, "log_ent_coef", None) is not None:
+            frozen.append(self.log_ent_coef)
+        saved = [p.detach().clone() for p in frozen]
+        super().train(gradient_steps, batch_size)
+        with torch.no_grad():
+            for param, value in zip(frozen, saved, strict=True):
+                param.copy_(value)
+        return None
+
+
+class ResidualOffPolicyMixin(CriticWarmupMixin):
     """Base-only warm-up, progressive exploration and critic-only updates for SAC / TD3."""
 
     warmup_steps: int = 0
     exploration_ramp_steps: int = 0
-    critic_only_steps: int = 0
     output_decay: float = 0.0
     actor_penalty: float = 0.0
 
@@ -88,29 +115,15 @@ class ResidualOffPolicyMixin:
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self._install_actor_penalty(batch_size)
-        if self.num_timesteps >= self.critic_only_steps:
-            super().train(gradient_steps, batch_size)
-            if self.output_decay > 0:
-                # Decoupled weight decay on the residual's output layer: a correction survives
-                # only where the critic keeps asking for it; elsewhere it fades back to the base.
-                keep = (1.0 - self.output_decay) ** gradient_steps
-                with torch.no_grad():
-                    for layer in actor_output_layers(self):
-                        layer.weight.mul_(keep)
-                        layer.bias.mul_(keep)
-            return None
-        # Critic-only phase: run SB3's update, then put the actor (TD3's target actor, SAC's
-        # entropy coefficient) back, so the policy is exactly the one before the update.
-        frozen = list(self.actor.parameters())
-        if getattr(self, "actor_target", None) is not None:
-            frozen += list(self.actor_target.parameters())
-        if getattr(self, "log_ent_coef", None) is not None:
-            frozen.append(self.log_ent_coef)
-        saved = [p.detach().clone() for p in frozen]
-        super().train(gradient_steps, batch_size)
-        with torch.no_grad():
-            for param, value in zip(frozen, saved, strict=True):
-                param.copy_(value)
+        super().train(gradient_steps, batch_size)  # critic-only at first (CriticWarmupMixin)
+        if self.num_timesteps >= self.critic_only_steps and self.output_decay > 0:
+            # Decoupled weight decay on the residual's output layer: a correction survives
+            # only where the critic keeps asking for it; elsewhere it fades back to the base.
+            keep = (1.0 - self.output_decay) ** gradient_steps
+            with torch.no_grad():
+                for layer in actor_output_layers(self):
+                    layer.weight.mul_(keep)
+                    layer.bias.mul_(keep)
 
 
 class ResidualSAC(ResidualOffPolicyMixin, SAC):
