@@ -21,7 +21,8 @@ episodes (master seed 0) as the reference, so every comparison is paired by epis
 writes ``results/ablations/bc/table.md`` (success with Wilson 95% intervals, the paired
 difference to the base alone and to the reference with exact McNemar p-values, recovery,
 correction size, jerk), ``ablations.json``, ``ablations.png`` (bars with 95% intervals) and
-``learning.png``. A variant whose run has not finished is listed as missing; a run stopped
+``learning.png``. A variant whose run has not finished is listed with how far it has trained,
+its learning curve so far copied and drawn dashed; a run stopped
 early and saved with a smaller ``--steps`` is listed with its training steps, and is evaluated
 again once it has trained on. Evaluations resume episode by episode, so re-running the same
 command continues where it stopped.
@@ -161,7 +162,9 @@ def table_markdown(rows: list[dict[str, Any]], base_row: dict[str, Any]) -> str:
     ]
     for r in [base_row, *rows]:
         if r.get("missing"):
-            lines.append(f"| {r['group']} | {r['variant']} | not trained yet | | | | | | |")
+            done = r.get("trained_so_far")
+            status = "not trained yet" if done is None else f"training: {done:,} so far"
+            lines.append(f"| {r['group']} | {r['variant']} | {status} | | | | | | |")
             continue
         vs_base = "" if r["name"] == "base" else _change(r["vs_base_pp"], r["vs_base_p"])
         vs_reference = ""
@@ -236,12 +239,20 @@ def main() -> None:
     records_of = {REFERENCE: reference}
     shipped = ROOT / "residual_bench" / "data" / "residuals" / "bc-sac-seed0"
     steps_of = {REFERENCE: train_steps(shipped)}
+    unfinished: dict[str, Path] = {}
     rows: list[dict[str, Any]] = []
     for group, label, name in VARIANTS:
         if name not in records_of:
             run = args.runs / f"{name}-seed0"
             if not (run / "residual" / "residual.json").is_file():
-                rows.append({"group": group, "name": name, "variant": label, "missing": True})
+                missing = {"group": group, "name": name, "variant": label, "missing": True}
+                if (run / "progress.csv").is_file():
+                    (args.out / name).mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(run / "progress.csv", args.out / name / "progress.csv")
+                    curve = pd.read_csv(args.out / name / "progress.csv")
+                    missing["trained_so_far"] = int(curve["timesteps"].max())
+                    unfinished[name] = args.out / name
+                rows.append(missing)
                 continue
             print(f"evaluating {name} ({run})")
             records_of[name] = evaluate_variant(run, args.out / name, args.episodes, args.workers)
@@ -262,7 +273,11 @@ def main() -> None:
         name.replace("-", " + ", 1): [pd.read_csv(path / "progress.csv")]
         for name, path in curves_of.items()
     }
-    plot_learning_curves(curves, args.out / "learning.png")
+    training = {
+        name.replace("-", " + ", 1) + " (training)": [pd.read_csv(path / "progress.csv")]
+        for name, path in unfinished.items()
+    }
+    plot_learning_curves({**curves, **training}, args.out / "learning.png", dashed=set(training))
     print(table)
 
 

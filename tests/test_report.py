@@ -300,6 +300,17 @@ def test_plots_note_missing_data_and_skip_methods_without_events(tmp_path):
     assert is_png(tmp_path / "c.png")
 
 
+def test_learning_curves_draw_the_named_methods_dashed(tmp_path):
+    curve = [pd.DataFrame({"timesteps": [0, 10], "success_rate": [0.0, 0.5]})]
+    solid = plots.plot_learning_curves({"sac": curve}, tmp_path / "solid.svg").read_text()
+    dashed = plots.plot_learning_curves(
+        {"sac": curve, "global (training)": curve}, tmp_path / "dashed.svg",
+        dashed={"global (training)"},
+    ).read_text()  # fmt: skip
+    assert "stroke-dasharray" not in solid
+    assert "stroke-dasharray" in dashed
+
+
 def test_missing_results_name_the_path(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):

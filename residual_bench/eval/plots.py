@@ -6,7 +6,7 @@ closes it and returns the path. The report (:mod:`residual_bench.eval.report`) e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -183,6 +183,7 @@ def plot_learning_curves(
     curves: Mapping[str, Sequence[pd.DataFrame]],
     path: str | Path,
     target: tuple[str, float] | None = None,
+    dashed: Collection[str] = (),
 ) -> Path:
     """Success rate against environment steps per method, averaged over training seeds.
 
@@ -195,6 +196,7 @@ def plot_learning_curves(
         path: Output file.
         target: A label and success rate drawn as a dashed horizontal line (e.g. 80% of a
             method's final success).
+        dashed: Methods drawn dashed, e.g. runs still training.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -205,10 +207,11 @@ def plot_learning_curves(
         frames = [f.sort_values("timesteps") for f in frames if len(f)]
         if not frames:
             continue
+        style = "--" if method in dashed else "-"
         if len(frames) == 1:
             f = frames[0]
             steps = f["timesteps"].to_numpy(float)
-            (line,) = ax.plot(steps, f["success_rate"], label=method)
+            (line,) = ax.plot(steps, f["success_rate"], label=method, ls=style)
             if {"success_ci_low", "success_ci_high"} <= set(f.columns):
                 ax.fill_between(
                     steps,
@@ -219,7 +222,7 @@ def plot_learning_curves(
                 )
         else:
             steps, mean, band = _seed_curves(frames)
-            (line,) = ax.plot(steps, mean, label=f"{method} ({len(frames)} seeds)")
+            (line,) = ax.plot(steps, mean, label=f"{method} ({len(frames)} seeds)", ls=style)
             ax.fill_between(steps, band[0], band[1], color=line.get_color(), alpha=0.2)
         drawn += 1
     if target is not None:
