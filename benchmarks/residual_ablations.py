@@ -22,10 +22,10 @@ writes ``results/ablations/bc/table.md`` (success with Wilson 95% intervals, the
 difference to the base alone and to the reference with exact McNemar p-values, recovery,
 correction size, jerk), ``ablations.json``, ``ablations.png`` (bars with 95% intervals) and
 ``learning.png``. A variant whose run has not finished is listed with how far it has trained,
-its learning curve so far copied and drawn dashed; a run stopped
-early and saved with a smaller ``--steps`` is listed with its training steps, and is evaluated
-again once it has trained on. Evaluations resume episode by episode, so re-running the same
-command continues where it stopped.
+its learning curve so far copied and drawn dashed; a run stopped early and saved with a
+smaller ``--steps`` is listed with its training steps, and is evaluated again once it has
+trained on. Evaluations resume episode by episode, so re-running the same command continues
+where it stopped.
 """
 
 from __future__ import annotations
