@@ -93,13 +93,12 @@ def evaluate_variant(run: Path, out: Path, episodes: int, workers: int) -> list[
     """Copy a finished run's residual and curve into ``out`` and evaluate it there."""
     out.mkdir(parents=True, exist_ok=True)
     copied = out / "residual"
-    if copied.is_dir() and train_steps(copied) != train_steps(run / "residual"):
+    evaluated = train_steps(copied) if copied.is_dir() else None
+    trained = train_steps(run / "residual")
+    if evaluated is not None and evaluated != trained:
         # The run went on training since the last evaluation: its episodes describe an
         # older residual and must not be resumed into the new one's.
-        print(
-            f"{run.name}: {train_steps(copied)} -> {train_steps(run / 'residual')} steps, "
-            "evaluating again"
-        )
+        print(f"{run.name}: {evaluated} -> {trained} steps, evaluating again")
         shutil.rmtree(copied)
         for stale in ("episodes.jsonl", "summary.json"):
             (out / stale).unlink(missing_ok=True)
