@@ -389,12 +389,18 @@ def trained(tmp_path_factory) -> tuple[Path, ResidualConfig]:
     return out, config
 
 
+FIRST_RUN_WALL_S = 5000.0
+
+
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory) -> Path:
     """A run interrupted after its first 50-step chunk, then started again to 100 steps."""
     out = tmp_path_factory.mktemp("resumed")
     train(tiny_config("sac", warmup_steps=20), out, steps=50)
     shutil.rmtree(out / "residual")  # as if it had stopped right after the checkpoint
+    curve = (out / "progress.csv").read_text().splitlines()
+    head, row = curve[0], curve[1].rsplit(",", 1)[0]
+    (out / "progress.csv").write_text(f"{head}\n{row},{FIRST_RUN_WALL_S}\n")  # a long first run
     train(tiny_config("sac", warmup_steps=20), out, steps=100)
     return out
 
@@ -476,6 +482,12 @@ def test_an_interrupted_run_continues_from_its_checkpoint(resumed):
     timesteps = [int(row["timesteps"]) for row in progress_rows(resumed)]
     assert timesteps == [50, 100], "a resumed run must neither repeat nor skip evaluations"
     assert json.loads((resumed / "checkpoint" / "state.json").read_text()) == {"timesteps": 100}
+
+
+def test_a_resumed_runs_wall_clock_adds_to_the_first_runs(resumed):
+    first, second = (float(row["wall_s"]) for row in progress_rows(resumed))
+    assert first == FIRST_RUN_WALL_S
+    assert FIRST_RUN_WALL_S < second < FIRST_RUN_WALL_S + 600
 
 
 def test_a_resumed_run_keeps_its_replay_buffer(resumed):

@@ -15,7 +15,6 @@ on its own is carried to the plate, not released and approached again.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +211,7 @@ def finetune_dagger(
     """
     from residual_bench.policies.bc_data import load_demonstrations
     from residual_bench.policies.bc_train import train_bc
-    from residual_bench.residual.train import EVAL_MASTER_SEED, append_progress
+    from residual_bench.residual.train import EVAL_MASTER_SEED, append_progress, training_clock
 
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -220,7 +219,7 @@ def finetune_dagger(
     out.mkdir(parents=True, exist_ok=True)
     kept = [load_demonstrations(demonstrations)] if demonstrations else []
     current = None if init is None else Path(init)
-    env_steps, files, began = 0, [], time.perf_counter()
+    env_steps, files, began = 0, [], training_clock(out / "progress.csv")
     r = 0
     while (env_steps < steps) if steps is not None else (r < rounds):
         corrections, model = out / f"round-{r}.npz", out / f"round-{r}.pt"

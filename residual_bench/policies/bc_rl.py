@@ -277,7 +277,6 @@ def finetune_rl(
     SAC's updates through the first ``critic_only_steps`` control steps train the critic only.
     """
     import json
-    import time
 
     from stable_baselines3.common.monitor import Monitor
     from tqdm import tqdm
@@ -289,6 +288,7 @@ def finetune_rl(
         append_progress,
         last_evaluated,
         save_checkpoint,
+        training_clock,
     )
 
     init = Path(init) if init is not None else shipped_checkpoint()
@@ -315,7 +315,7 @@ def finetune_rl(
     next_eval = (last_evaluated(progress_csv) // eval_every + 1) * eval_every
     bar = tqdm(total=steps, initial=env.control_steps, unit="step", desc=f"bc finetune-{algo}",
                disable=not progress)  # fmt: skip
-    began = time.perf_counter()
+    began = training_clock(progress_csv)
     try:
         while env.control_steps < steps:
             before = env.control_steps

@@ -88,9 +88,22 @@ def last_evaluated(path: Path) -> int:
     return int(rows[-1]["timesteps"]) if rows else 0
 
 
+def training_clock(path: Path) -> float:
+    """A ``perf_counter`` origin that goes on from the ``wall_s`` of the learning curve's last
+    row, so that a resumed run's ``wall_s`` is the training time of all its runs together
+    (work an interrupt lost after that row is not counted)."""
+    now = time.perf_counter()
+    if not path.exists():
+        return now
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return now - float(rows[-1]["wall_s"]) if rows else now
+
+
 def append_progress(path: Path, timesteps: int, rate: float, episodes: int, began: float) -> None:
     """Append a learning-curve row: success ``rate`` on ``episodes`` curve episodes at
-    ``timesteps``, its Wilson interval, and the wall clock since ``began`` (perf_counter)."""
+    ``timesteps``, its Wilson interval, and the wall clock since ``began`` (perf_counter;
+    :func:`training_clock` continues an earlier run's)."""
     lo, hi = wilson_interval(round(rate * episodes), episodes)
     wall = round(time.perf_counter() - began, 1)
     new = not path.exists()
@@ -183,7 +196,7 @@ def train_residual(
     label = f"{base}+{config.name}"
     bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
     callback = _ScheduleAndProgress(env, int(safeguards["scale_ramp_steps"]), bar)
-    began = time.perf_counter()
+    began = training_clock(out / "progress.csv")
     try:
         while model.num_timesteps < steps:
             n = min(chunk, steps - model.num_timesteps)
