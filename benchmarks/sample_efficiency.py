@@ -21,6 +21,8 @@ band from the lowest to the highest seed), each method's final success, the envi
 it needs to reach 80% of the residual's final success, and the residual's saving in steps.
 How the noisy 20-episode points are smoothed: :mod:`residual_bench.eval.sample_efficiency`.
 A method whose runs stop short of the target gets a lower bound, never an extrapolation.
+Only runs that have used the whole budget are compared (a curve cut short has no final
+success); runs still training are listed with their steps so far and drawn dashed.
 """
 
 from __future__ import annotations
@@ -80,24 +82,51 @@ def _saving(entry: dict, method: str) -> str:
     return "undetermined (too few steps run)"
 
 
-def table_markdown(results: dict, fraction: float, budget: int) -> str:
+def _training(runs: dict[str, int]) -> str:
+    return ", ".join(f"{name}: {steps / 1000:.0f}k so far" for name, steps in runs.items())
+
+
+def table_markdown(
+    results: dict, training: dict[str, dict[str, int]], fraction: float, budget: int
+) -> str:
+    """The comparison of finished runs, one row per method, with the runs still training."""
     target = results[REFERENCE]["target"]
     lines = [
         f"Target: {fraction:.0%} of the residual's final success = {target:.0%} "
         f"(within {budget / 1000:.0f}k environment steps).",
         "",
-        "| method | seeds | steps covered | final success | steps to target (per seed) "
-        "| steps to target | residual needs fewer |",
-        "|---|---:|---|---:|---|---:|---:|",
+        f"| method | seeds run to {budget / 1000:.0f}k | final success "
+        "| steps to target (per seed) | steps to target | residual needs fewer | still training |",
+        "|---|---:|---:|---|---:|---:|---|",
     ]
-    for method, e in results.items():
-        per_seed = ", ".join("-" if s is None else f"{s / 1000:.0f}k" for s in e["per_seed"])
-        covered = ", ".join(f"{c / 1000:.0f}k" for c in e["covered"])
-        lines.append(
-            f"| {method} | {e['seeds']} | {covered} | {e['final']:.0%} | {per_seed} "
-            f"| {_steps(e)} | {_saving(e, method)} |"
-        )
+    for method in METHODS:
+        e, running = results.get(method), _training(training.get(method, {}))
+        if e is None and running:
+            lines.append(f"| {method} | 0 | - | - | - | - | {running} |")
+        elif e is not None:
+            per_seed = ", ".join("-" if s is None else f"{s / 1000:.0f}k" for s in e["per_seed"])
+            lines.append(
+                f"| {method} | {e['seeds']} | {e['final']:.0%} | {per_seed} "
+                f"| {_steps(e)} | {_saving(e, method)} | {running} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+Curves = dict[str, list[pd.DataFrame]]
+
+
+def read_curves(budget: int) -> tuple[Curves, dict[str, dict[str, pd.DataFrame]]]:
+    """Per method, the curves of its runs that used ``budget``, and of the others by run."""
+    finished: Curves = {}
+    training: dict[str, dict[str, pd.DataFrame]] = {}
+    for method, pattern in METHODS.items():
+        for run in sorted(RESULTS.glob(pattern)):
+            frame = pd.read_csv(run / "progress.csv")
+            if frame["timesteps"].max() >= budget:
+                finished.setdefault(method, []).append(frame)
+            else:
+                training.setdefault(method, {})[run.name] = frame
+    return finished, training
 
 
 def main() -> None:
@@ -111,24 +140,29 @@ def main() -> None:
     if args.runs is not None:
         collect(args.runs, RESULTS / "finetune", args.budget)
 
-    curves = {
-        method: [pd.read_csv(p / "progress.csv") for p in sorted(RESULTS.glob(pattern))]
-        for method, pattern in METHODS.items()
+    curves, training_curves = read_curves(args.budget)
+    training = {
+        method: {name: int(frame["timesteps"].max()) for name, frame in runs.items()}
+        for method, runs in training_curves.items()
     }
-    curves = {m: frames for m, frames in curves.items() if frames}
     results = compare_to_reference(curves, REFERENCE, args.fraction, args.window, args.budget)
     target = results[REFERENCE]["target"]
     args.out.mkdir(parents=True, exist_ok=True)
+    drawn = {m: [f[f["timesteps"] <= args.budget] for f in frames] for m, frames in curves.items()}
+    for method, runs in training_curves.items():
+        drawn[f"{method} (training)"] = list(runs.values())
     plot_learning_curves(
-        {m: [f[f["timesteps"] <= args.budget] for f in frames] for m, frames in curves.items()},
+        drawn,
         args.out / "sample_efficiency.png",
         target=(f"{args.fraction:.0%} of the residual's final success", target),
+        dashed=[f"{method} (training)" for method in training],
     )
     settings = {"fraction": args.fraction, "window": args.window, "budget": args.budget}
     (args.out / "sample_efficiency.json").write_text(
-        json.dumps({"settings": settings, "methods": results}, indent=2) + "\n"
+        json.dumps({"settings": settings, "methods": results, "training": training}, indent=2)
+        + "\n"
     )
-    table = table_markdown(results, args.fraction, args.budget)
+    table = table_markdown(results, training, args.fraction, args.budget)
     (args.out / "sample_efficiency.md").write_text(table)
     print(table)
 
