@@ -23,6 +23,7 @@ from residual_bench.policies.bc_rl import (
     finetune_rl,
 )
 from residual_bench.policies.finetune import load_finetune_config
+from residual_bench.residual.checkpoint import run_lock
 from residual_bench.residual.config import load_config as load_residual_config
 
 SHORT = {"scene_overrides": {"task": {"episode_seconds": 1.0}}}
@@ -210,3 +211,13 @@ def test_the_shipped_rl_configs_and_their_errors(tmp_path, capsys):
     assert "--features applies to residuals only" in capsys.readouterr().err
     assert main(["train", "--base", "scripted", "--residual", "finetune-rl", "--out", "x"]) != 0
     assert "does not apply to 'scripted'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", ["finetune-rl", "finetune-dagger"])
+def test_bench_train_refuses_a_fine_tuning_run_another_process_is_writing(tmp_path, capsys, config):
+    out = tmp_path / "run"
+    with run_lock(out):
+        argv = ["train", "--base", "bc", "--residual", config, "--out", str(out)]
+        assert main([*argv, "--quiet"]) == 2
+    assert "being written by another training process" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]

@@ -10,6 +10,8 @@ trained on; a damaged residual directory gives one clear error.
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -28,7 +30,12 @@ from residual_bench.residual.agents import (
     build_agent,
     zero_init_output,
 )
-from residual_bench.residual.checkpoint import load_residual, read_metadata
+from residual_bench.residual.checkpoint import (
+    RunInUseError,
+    load_residual,
+    read_metadata,
+    run_lock,
+)
 from residual_bench.residual.config import ResidualConfig, config_names, load_config
 from residual_bench.residual.train import PROGRESS_FIELDS, train_residual
 
@@ -510,6 +517,42 @@ def test_training_refuses_an_unknown_base_or_config(tmp_path):
         train_residual("no-such-base", "sac", tmp_path / "a", progress=False, tensorboard=False)
     with pytest.raises(ValueError, match="sac"):
         train_residual(BASE, "no-such-config", tmp_path / "b", progress=False, tensorboard=False)
+
+
+def test_a_second_process_training_into_the_same_run_is_refused_and_changes_nothing(tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = sorted(p.name for p in out.iterdir())
+        with pytest.raises(RunInUseError, match=f"another training process \\(pid {holder.pid}\\)"):
+            train(tiny_config("sac"), out, steps=50)
+        assert sorted(p.name for p in out.iterdir()) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # The lock dies with its holder: the run can be trained at once.
+    train(tiny_config("sac"), out, steps=50, eval_every=50)
+    assert len(progress_rows(out)) == 1
+
+
+def test_a_run_lock_is_released_when_its_holder_is_done(tmp_path):
+    with run_lock(tmp_path), pytest.raises(RunInUseError, match=str(tmp_path)):
+        with run_lock(tmp_path):
+            pass
+    with run_lock(tmp_path):
+        pass
+
+
+HOLD_LOCK = """
+import sys, time
+from residual_bench.residual.checkpoint import run_lock
+with run_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
 
 
 # -- a damaged residual directory ------------------------------------------------------------

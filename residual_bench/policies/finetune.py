@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from residual_bench.env_spec import SpecError, read_yaml, spec_dir
+from residual_bench.residual.checkpoint import run_lock
 from residual_bench.residual.config import merge_section
 
 METHODS = ("dagger", "rl")
@@ -164,52 +165,54 @@ def train_finetune(
     ``out/progress.csv`` (environment steps, success on fixed held-out episodes); re-running
     with the same ``out`` resumes. ``steps`` and ``suite`` override an ``rl`` config's
     budget and training suite; for DAgger ``steps`` overrides its budget (``train.steps``,
-    or its rounds) and the suites are the config's.
+    or its rounds) and the suites are the config's. One process at a time may train into
+    ``out`` (:func:`~residual_bench.residual.checkpoint.run_lock`).
     """
     from residual_bench.policies.bc_dagger import finetune_dagger
 
     config = load_finetune_config(name_or_path)
     check_applies(config, base)
     init = base.split(":", 1)[1] if ":" in base else None
-    if config["method"] == "rl":
-        from residual_bench.policies.bc_rl import finetune_rl
+    with run_lock(out):
+        if config["method"] == "rl":
+            from residual_bench.policies.bc_rl import finetune_rl
 
-        rl, train = config["rl"], config["train"]
-        return finetune_rl(
+            rl, train = config["rl"], config["train"]
+            return finetune_rl(
+                out,
+                init=init,
+                algo=rl["algo"],
+                hyperparams=rl["hyperparams"],
+                initial_log_std=float(rl["initial_log_std"]),
+                critic_only_steps=rl["critic_only_steps"],
+                steps=int(steps if steps is not None else train["steps"]),
+                suite=suite or train["suite"],
+                eval_every=train["eval_every"],
+                eval_episodes=train["eval_episodes"],
+                checkpoint_every=train["checkpoint_every"],
+                seed=seed,
+                progress=progress,
+            )
+        if suite is not None:
+            raise ValueError(
+                f"{config['name']} rolls the base out under the suites its config lists "
+                f"(dagger.suites); --suite applies to residuals and RL fine-tuning only"
+            )
+        dagger, train = config["dagger"], config["train"]
+        return finetune_dagger(
             out,
+            demonstrations=dagger["demonstrations"],
             init=init,
-            algo=rl["algo"],
-            hyperparams=rl["hyperparams"],
-            initial_log_std=float(rl["initial_log_std"]),
-            critic_only_steps=rl["critic_only_steps"],
-            steps=int(steps if steps is not None else train["steps"]),
-            suite=suite or train["suite"],
-            eval_every=train["eval_every"],
-            eval_episodes=train["eval_episodes"],
-            checkpoint_every=train["checkpoint_every"],
+            rounds=dagger["rounds"],
+            episodes_per_round=dagger["episodes_per_round"],
+            epochs_per_round=dagger["epochs_per_round"],
+            suites=tuple(dagger["suites"]),
+            lr=float(dagger["lr"]),
+            keypoint_weight=float(dagger["keypoint_weight"]),
             seed=seed,
+            eval_suite=train["eval_suite"],
+            eval_episodes=train["eval_episodes"],
             progress=progress,
+            steps=steps if steps is not None else train["steps"],
+            train_frames=dagger["train_frames"],
         )
-    if suite is not None:
-        raise ValueError(
-            f"{config['name']} rolls the base out under the suites its config lists "
-            f"(dagger.suites); --suite applies to residuals and RL fine-tuning only"
-        )
-    dagger, train = config["dagger"], config["train"]
-    return finetune_dagger(
-        out,
-        demonstrations=dagger["demonstrations"],
-        init=init,
-        rounds=dagger["rounds"],
-        episodes_per_round=dagger["episodes_per_round"],
-        epochs_per_round=dagger["epochs_per_round"],
-        suites=tuple(dagger["suites"]),
-        lr=float(dagger["lr"]),
-        keypoint_weight=float(dagger["keypoint_weight"]),
-        seed=seed,
-        eval_suite=train["eval_suite"],
-        eval_episodes=train["eval_episodes"],
-        progress=progress,
-        steps=steps if steps is not None else train["steps"],
-        train_frames=dagger["train_frames"],
-    )

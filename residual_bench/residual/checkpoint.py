@@ -16,7 +16,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,45 @@ def write_directory_atomically(out: str | Path, write: Callable[[Path], None]) -
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+class RunInUseError(FileExistsError):
+    """Another process is training into the same run directory."""
+
+
+@contextmanager
+def run_lock(out: str | Path) -> Iterator[Path]:
+    """Hold ``out/.lock`` for as long as one training process writes the run directory ``out``.
+
+    Two processes resuming the same run would each overwrite the other's checkpoints and
+    append to the same learning curve. The lock is an OS file lock, so a process that dies
+    releases it and the run can be resumed at once.
+
+    Raises:
+        RunInUseError: another process holds the lock (its pid is in the message).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks (Windows): run unguarded
+        yield out
+        return
+    with open(out / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunInUseError(
+                f"{out} is being written by another training process (pid {holder}); "
+                "wait for it to finish or stop it, or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield out
 
 
 def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path:

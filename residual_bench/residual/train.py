@@ -27,7 +27,11 @@ from residual_bench.eval.metrics import wilson_interval
 from residual_bench.eval.provenance import package_versions
 from residual_bench.policies.registry import get_base
 from residual_bench.residual.agents import build_agent, load_agent
-from residual_bench.residual.checkpoint import save_residual, write_directory_atomically
+from residual_bench.residual.checkpoint import (
+    run_lock,
+    save_residual,
+    write_directory_atomically,
+)
 from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env
@@ -139,6 +143,7 @@ def train_residual(
     Raises:
         ValueError: unknown base, residual config, suite or features.
         FileExistsError: ``out/residual`` already exists.
+        RunInUseError: another process is training into ``out``.
     """
     get_base(base)
     torch.set_num_threads(threads)
@@ -160,70 +165,69 @@ def train_residual(
     final = out / "residual"
     if final.exists():
         raise FileExistsError(f"{final} already exists: that residual is trained")
-    out.mkdir(parents=True, exist_ok=True)
-    safeguards = config.safeguards
-    noise = safeguards["feature_noise"]
-    options = {
-        "magnitude_penalty": safeguards["magnitude_penalty"],
-        "rate_penalty": safeguards["rate_penalty"],
-        "feature_noise": ObjectFeatureNoise(**noise) if noise else None,
-        "seed": seed,
-    }
-    alpha = tuple(config.alpha)
-    env = make_residual_env(base, config.features, alpha, options, suite=suite, objects="train")
-    eval_env = make_residual_env(base, config.features, alpha, suite=suite, objects="heldout")
-    checkpoint = out / "checkpoint"
-    log = str(out / "tensorboard") if tensorboard else None
-    if (checkpoint / "model.zip").exists():
-        model = load_agent(
-            config.algo, str(checkpoint / "model.zip"), env=Monitor(env), gated=config.gated
-        )
-        if (checkpoint / "replay_buffer.pkl").exists():
-            model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
-        model.tensorboard_log = log
-        for key in ("warmup_steps", "exploration_ramp_steps", "critic_only_steps"):
-            if hasattr(model, key):
-                setattr(model, key, int(safeguards[key]))
-        for key in ("output_decay", "actor_penalty"):
-            if hasattr(model, key):
-                setattr(model, key, float(safeguards[key]))
-    else:
-        model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
-    start = int(model.num_timesteps)
-    next_eval = (
-        (last_evaluated(out / "progress.csv") // eval_every + 1) * eval_every if eval_every else 0
-    )
-    label = f"{base}+{config.name}"
-    bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
-    callback = _ScheduleAndProgress(env, int(safeguards["scale_ramp_steps"]), bar)
-    began = training_clock(out / "progress.csv")
-    try:
-        while model.num_timesteps < steps:
-            n = min(chunk, steps - model.num_timesteps)
-            model.learn(n, callback=callback, reset_num_timesteps=False, tb_log_name="residual")
-            t = int(model.num_timesteps)
-            save_checkpoint(model, checkpoint, {"timesteps": t})
-            if eval_every and (t >= next_eval or t >= steps):
-                next_eval = (t // eval_every + 1) * eval_every
-                rate = evaluate_policy_success(model, eval_env, suite, eval_episodes)
-                append_progress(out / "progress.csv", t, rate, eval_episodes, began)
-                bar.set_postfix(success=f"{rate:.0%}")
-    finally:
-        bar.close()
-        env.close()
-        eval_env.close()
-    metadata = {
-        "algo": config.algo,
-        "name": config.name,
-        "base": base,
-        "base_description": get_base(base).description,
-        "features": config.features,
-        "alpha": list(config.alpha),
-        "alpha_per_dimension": [float(a) for a in env.alpha],  # after the base's own rules
-        "config": config.to_dict(),
-        "train_seed": seed,
-        "train_steps": int(model.num_timesteps),
-        "train_suite": suite,
-        "versions": package_versions(),
-    }
-    return save_residual(model, final, metadata)
+    with run_lock(out):
+        safeguards = config.safeguards
+        noise = safeguards["feature_noise"]
+        options = {
+            "magnitude_penalty": safeguards["magnitude_penalty"],
+            "rate_penalty": safeguards["rate_penalty"],
+            "feature_noise": ObjectFeatureNoise(**noise) if noise else None,
+            "seed": seed,
+        }
+        alpha = tuple(config.alpha)
+        env = make_residual_env(base, config.features, alpha, options, suite=suite, objects="train")
+        eval_env = make_residual_env(base, config.features, alpha, suite=suite, objects="heldout")
+        checkpoint = out / "checkpoint"
+        log = str(out / "tensorboard") if tensorboard else None
+        if (checkpoint / "model.zip").exists():
+            model = load_agent(
+                config.algo, str(checkpoint / "model.zip"), env=Monitor(env), gated=config.gated
+            )
+            if (checkpoint / "replay_buffer.pkl").exists():
+                model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+            model.tensorboard_log = log
+            for key in ("warmup_steps", "exploration_ramp_steps", "critic_only_steps"):
+                if hasattr(model, key):
+                    setattr(model, key, int(safeguards[key]))
+            for key in ("output_decay", "actor_penalty"):
+                if hasattr(model, key):
+                    setattr(model, key, float(safeguards[key]))
+        else:
+            model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
+        start = int(model.num_timesteps)
+        evaluated = last_evaluated(out / "progress.csv")
+        next_eval = (evaluated // eval_every + 1) * eval_every if eval_every else 0
+        label = f"{base}+{config.name}"
+        bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
+        callback = _ScheduleAndProgress(env, int(safeguards["scale_ramp_steps"]), bar)
+        began = training_clock(out / "progress.csv")
+        try:
+            while model.num_timesteps < steps:
+                n = min(chunk, steps - model.num_timesteps)
+                model.learn(n, callback=callback, reset_num_timesteps=False, tb_log_name="residual")
+                t = int(model.num_timesteps)
+                save_checkpoint(model, checkpoint, {"timesteps": t})
+                if eval_every and (t >= next_eval or t >= steps):
+                    next_eval = (t // eval_every + 1) * eval_every
+                    rate = evaluate_policy_success(model, eval_env, suite, eval_episodes)
+                    append_progress(out / "progress.csv", t, rate, eval_episodes, began)
+                    bar.set_postfix(success=f"{rate:.0%}")
+        finally:
+            bar.close()
+            env.close()
+            eval_env.close()
+        metadata = {
+            "algo": config.algo,
+            "name": config.name,
+            "base": base,
+            "base_description": get_base(base).description,
+            "features": config.features,
+            "alpha": list(config.alpha),
+            "alpha_per_dimension": [float(a) for a in env.alpha],  # after the base's own rules
+            "config": config.to_dict(),
+            "train_seed": seed,
+            "train_steps": int(model.num_timesteps),
+            "train_suite": suite,
+            "versions": package_versions(),
+        }
+        return save_residual(model, final, metadata)
