@@ -7,7 +7,8 @@ Reads the committed learning curves (``progress.csv``: success on the 20 fixed h
 base, one directory per training seed:
 
 - residual: ``results/residual/bc-objects-sac-seed*`` (``bench train --base bc --residual sac``)
-- finetune-rl: ``results/finetune/finetune-rl-seed*`` (``--residual finetune-rl``)
+- finetune-rl: ``results/finetune/finetune-rl-seed*`` (``--residual finetune-rl``), and its
+  PPO variant ``finetune-rl-ppo-seed*`` (``--residual finetune-rl-ppo``)
 - finetune-dagger: ``results/finetune/finetune-dagger-seed*`` (``--residual finetune-dagger``)
 - scratch: ``results/finetune/scratch-seed*`` (``--base zero --residual scratch``)
 
@@ -43,6 +44,7 @@ REFERENCE = "residual (bc + sac)"
 METHODS = {
     REFERENCE: "residual/bc-objects-sac-seed*",
     "finetune-rl": "finetune/finetune-rl-seed*",
+    "finetune-rl-ppo": "finetune/finetune-rl-ppo-seed*",
     "finetune-dagger": "finetune/finetune-dagger-seed*",
     "scratch": "finetune/scratch-seed*",
 }
@@ -50,7 +52,7 @@ METHODS = {
 
 def collect(runs: Path, results: Path, budget: int) -> None:
     """Copy the baselines' runs' curves, and final policies of runs that used up ``budget``."""
-    for method in ("finetune-rl", "finetune-dagger", "scratch"):
+    for method in (m for m in METHODS if m != REFERENCE):
         for run in sorted(runs.glob(f"{method}-seed*")):
             if not (run / "progress.csv").is_file():
                 continue
