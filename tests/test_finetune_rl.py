@@ -5,6 +5,7 @@ one decision is one action chunk played over the base's control steps, the fine-
 are an ordinary bc checkpoint, and a run writes a learning curve and resumes.
 """
 
+import copy
 import csv
 import json
 
@@ -12,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.logger import configure
 
 from residual_bench.cli import main
 from residual_bench.env_spec import SpecError
@@ -80,6 +82,31 @@ def test_critic_only_updates_keep_the_bc_actor_and_then_let_it_learn():
     assert not all(
         torch.equal(a, b) for a, b in zip(actor, parameters_of(model.actor), strict=True)
     )
+    env.close()
+
+
+def test_the_actor_step_skips_the_critics_weight_gradients_and_learns_the_same():
+    env = chunked_env()
+    hp = {**TINY["sac"], "learning_starts": 1000}  # learn() below only fills the buffer
+    fast = build_finetune_agent("sac", env, shipped_checkpoint(), hp, -2.0, seed=0)
+    fast.learn(6)
+    plain = build_finetune_agent("sac", env, shipped_checkpoint(), hp, -2.0, seed=0)
+    plain.replay_buffer = copy.deepcopy(fast.replay_buffer)
+    plain.skip_critic_gradients = False  # SB3's own update, for reference
+    plain.set_logger(configure(None, []))
+    for model in (fast, plain):
+        np.random.seed(1)  # noqa: NPY002 - SB3's replay buffer draws from the legacy global RNG
+        torch.manual_seed(1)  # SAC's action noise
+        model.train(gradient_steps=3, batch_size=4)
+    for name in ("actor", "critic", "critic_target"):
+        got, want = parameters_of(getattr(fast, name)), parameters_of(getattr(plain, name))
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True)), name
+    assert torch.equal(fast.log_ent_coef, plain.log_ent_coef)
+    # What is left in the critic's gradients shows the actor's backward pass: SB3's adds to
+    # them, ours never reaches the critic's weights.
+    pairs = zip(fast.critic.parameters(), plain.critic.parameters(), strict=True)
+    assert not all(torch.equal(a.grad, b.grad) for a, b in pairs if a.grad is not None)
+    assert all(p.requires_grad for p in fast.critic.parameters())
     env.close()
 
 
