@@ -31,8 +31,8 @@ class CriticWarmupMixin:
     entropy coefficient) is then put back, so the policy is exactly the one before the update.
 
     For SAC, the actor's step also skips the gradients of the critic's own weights
-    (:func:`skip_critic_weight_gradients_in_actor_step`): the same update, a quarter cheaper
-    for agents whose critic has an image encoder.
+    (:func:`skip_critic_weight_gradients_in_actor_step`): the same update, cheaper for agents
+    whose critic has an image encoder.
     """
 
     critic_only_steps: int = 0
@@ -63,7 +63,7 @@ def skip_critic_weight_gradients_in_actor_step(model: SAC) -> None:
     own backward pass). Here the critic's weights stop requiring gradients from the critic's
     optimizer step until the actor's optimizer step, so the actor loss records only the
     critic's action path: the actor's gradients are the same, the critic's were never used,
-    and an update of the bc encoder's SAC costs about 23% less. Installed once per model; a
+    and the backward pass through the critic's encoder is saved. Installed once per model; a
     model whose ``skip_critic_gradients`` is False runs SB3's update unchanged.
     """
     shared = {id(p) for p in model.actor.parameters()}  # a shared encoder is the actor's too
