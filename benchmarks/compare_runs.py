@@ -10,8 +10,9 @@ training seed it runs ``bench train ... --out RUNS/<method>-seed<S>`` as its own
 one torch thread, ``--jobs`` at a time, seed 0 of every method before seed 1, each one's output
 in ``RUNS/<method>-seed<S>.log``. A finished run (its ``final.pt`` or ``residual/`` written,
 there or already collected into ``results/finetune/<method>-seed<S>/``) is skipped; an
-unfinished one resumes from its last checkpoint, as ``bench train`` does. After an
-interruption, run the same command again. Ctrl-C stops the running runs, which lose at most
+unfinished one resumes from its last checkpoint, as ``bench train`` does, and one that
+another process is training already is left to it. After an interruption, run the same
+command again. Ctrl-C stops the running runs, which lose at most
 the steps since their last checkpoint.
 
 The bc + sac residuals (the reference) are trained by ``bench run --base bc --residual sac``
@@ -27,6 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from residual_bench.residual.checkpoint import run_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTED = ROOT / "results" / "finetune"
@@ -73,6 +76,9 @@ def run_queue(runs: Path, queue: list[tuple[str, int]], jobs: int) -> int:
             while queue and len(running) < jobs:
                 method, seed = queue.pop(0)
                 name = f"{method}-seed{seed}"
+                if run_in_use(runs / name):
+                    print(f"skip {name}: another process is training it", flush=True)
+                    continue
                 log = open(runs / f"{name}.log", "a")  # noqa: SIM115 - closed when it ends
                 cmd = command(method, seed, runs / name)
                 print(f"start {name}: bench {' '.join(cmd[3:])}", flush=True)

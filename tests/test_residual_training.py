@@ -34,6 +34,7 @@ from residual_bench.residual.checkpoint import (
     RunInUseError,
     load_residual,
     read_metadata,
+    run_in_use,
     run_lock,
 )
 from residual_bench.residual.config import ResidualConfig, config_names, load_config
@@ -539,9 +540,12 @@ def test_a_second_process_training_into_the_same_run_is_refused_and_changes_noth
 
 
 def test_a_run_lock_is_released_when_its_holder_is_done(tmp_path):
+    assert not run_in_use(tmp_path / "never-trained")
     with run_lock(tmp_path), pytest.raises(RunInUseError, match=str(tmp_path)):
+        assert run_in_use(tmp_path)
         with run_lock(tmp_path):
             pass
+    assert not run_in_use(tmp_path)
     with run_lock(tmp_path):
         pass
 

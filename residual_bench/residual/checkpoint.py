@@ -95,6 +95,17 @@ def run_lock(out: str | Path) -> Iterator[Path]:
         yield out
 
 
+def run_in_use(out: str | Path) -> bool:
+    """Whether a training process holds ``out``'s :func:`run_lock` right now."""
+    if not (Path(out) / ".lock").exists():
+        return False
+    try:
+        with run_lock(out):
+            return False
+    except RunInUseError:
+        return True
+
+
 def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path:
     """Write ``model`` and ``metadata`` to directory ``out`` atomically (all or nothing)."""
 
