@@ -23,7 +23,8 @@ it needs to reach 80% of the residual's final success, and the residual's saving
 How the noisy 20-episode points are smoothed: :mod:`residual_bench.eval.sample_efficiency`.
 A method whose runs stop short of the target gets a lower bound, never an extrapolation.
 Only runs that have used the whole budget are compared (a curve cut short has no final
-success); runs still training are listed with their steps so far and drawn dashed.
+success); runs still training are listed with their steps so far and drawn dashed, each on
+its own.
 """
 
 from __future__ import annotations
@@ -151,13 +152,17 @@ def main() -> None:
     target = results[REFERENCE]["target"]
     args.out.mkdir(parents=True, exist_ok=True)
     drawn = {m: [f[f["timesteps"] <= args.budget] for f in frames] for m, frames in curves.items()}
-    for method, runs in training_curves.items():
-        drawn[f"{method} (training)"] = list(runs.values())
+    # Each run still training on its own (runs of one method stand at different steps, and a
+    # mean would stop where the shortest does), without its 20-episode interval, which would
+    # hide the finished methods' bands.
+    still = [(f"{name} (training)", frame[["timesteps", "success_rate"]])
+             for runs in training_curves.values() for name, frame in runs.items()]  # fmt: skip
+    drawn.update({label: [frame] for label, frame in still})
     plot_learning_curves(
         drawn,
         args.out / "sample_efficiency.png",
         target=(f"{args.fraction:.0%} of the residual's final success", target),
-        dashed=[f"{method} (training)" for method in training],
+        dashed=[label for label, _ in still],
     )
     settings = {"fraction": args.fraction, "window": args.window, "budget": args.budget}
     (args.out / "sample_efficiency.json").write_text(
