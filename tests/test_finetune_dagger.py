@@ -196,10 +196,12 @@ def test_fine_tuning_a_base_without_weights_is_refused_with_what_to_do_instead(c
 
 
 def test_residual_only_options_are_refused_for_fine_tuning(capsys, tmp_path):
-    argv = ["train", "--base", "bc", "--residual", "finetune-dagger", "--out", str(tmp_path)]
+    out = tmp_path / "run"
+    argv = ["train", "--base", "bc", "--residual", "finetune-dagger", "--out", str(out)]
     assert main([*argv, "--suite", "poke"]) != 0
     error = capsys.readouterr().err
     assert "--suite applies to residuals and RL fine-tuning only" in error
+    assert not out.exists(), "a refused run must not leave a run directory behind"
 
 
 def test_a_bc_checkpoint_is_a_base_by_path(tmp_path):

@@ -173,6 +173,11 @@ def train_finetune(
     config = load_finetune_config(name_or_path)
     check_applies(config, base)
     init = base.split(":", 1)[1] if ":" in base else None
+    if config["method"] != "rl" and suite is not None:
+        raise ValueError(
+            f"{config['name']} rolls the base out under the suites its config lists "
+            f"(dagger.suites); --suite applies to residuals and RL fine-tuning only"
+        )
     with run_lock(out):
         if config["method"] == "rl":
             from residual_bench.policies.bc_rl import finetune_rl
@@ -192,11 +197,6 @@ def train_finetune(
                 checkpoint_every=train["checkpoint_every"],
                 seed=seed,
                 progress=progress,
-            )
-        if suite is not None:
-            raise ValueError(
-                f"{config['name']} rolls the base out under the suites its config lists "
-                f"(dagger.suites); --suite applies to residuals and RL fine-tuning only"
             )
         dagger, train = config["dagger"], config["train"]
         return finetune_dagger(
