@@ -131,6 +131,57 @@ def test_a_step_budget_runs_rounds_until_that_many_environment_steps_are_used(
     assert trained_on == [n, n, n]
 
 
+def _fake_rounds(monkeypatch, corrections, evaluated):
+    """Collection returns ``corrections``, training writes a stand-in network, evaluation
+    records the network it was asked about."""
+    data, summary = corrections
+    monkeypatch.setattr(
+        "residual_bench.policies.bc_dagger.collect_corrections", lambda *a: (data, summary)
+    )
+    monkeypatch.setattr(
+        "residual_bench.policies.bc_train.train_bc", lambda f, out, **k: out.write_bytes(b"net")
+    )
+
+    def evaluate(model, *args):
+        evaluated.append(model.name)
+        return 0.0
+
+    monkeypatch.setattr("residual_bench.policies.bc_dagger.evaluate_bc", evaluate)
+
+
+def test_a_round_file_cut_short_by_a_killed_run_is_collected_again_on_resume(
+    tmp_path, corrections, monkeypatch
+):
+    evaluated = []
+    _fake_rounds(monkeypatch, corrections, evaluated)
+    (tmp_path / "round-0.npz").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.warns(UserWarning, match="round-0.npz is unreadable"):
+        finetune_dagger(tmp_path, rounds=1, suites=("drop",), progress=False)
+    with np.load(tmp_path / "round-0.npz") as f:
+        assert int(f["env_steps"]) == corrections[1]["env_steps"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_round_trained_but_not_yet_evaluated_gets_its_curve_point_on_resume(
+    tmp_path, corrections, monkeypatch
+):
+    evaluated = []
+    _fake_rounds(monkeypatch, corrections, evaluated)
+    finetune_dagger(tmp_path, rounds=2, suites=("drop",), progress=False)
+    with open(tmp_path / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    with open(tmp_path / "progress.csv", "w", newline="") as f:  # killed while evaluating round 1
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(rows[0])
+    evaluated.clear()
+    finetune_dagger(tmp_path, rounds=2, suites=("drop",), progress=False)
+    assert evaluated == ["round-1.pt"]
+    with open(tmp_path / "progress.csv") as f:
+        n = corrections[1]["env_steps"]
+        assert [int(row["timesteps"]) for row in csv.DictReader(f)] == [n, 2 * n]
+
+
 def test_a_capped_round_trains_on_whole_episodes_drawn_from_every_round(tmp_path):
     rounds = []
     for r, lengths in enumerate(([5, 3], [4, 6])):

@@ -36,6 +36,7 @@ from residual_bench.residual.checkpoint import (
     read_metadata,
     run_in_use,
     run_lock,
+    write_file_atomically,
 )
 from residual_bench.residual.config import ResidualConfig, config_names, load_config
 from residual_bench.residual.train import PROGRESS_FIELDS, train_residual
@@ -537,6 +538,19 @@ def test_a_second_process_training_into_the_same_run_is_refused_and_changes_noth
     # The lock dies with its holder: the run can be trained at once.
     train(tiny_config("sac"), out, steps=50, eval_every=50)
     assert len(progress_rows(out)) == 1
+
+
+def test_a_file_write_that_fails_midway_leaves_the_old_file_whole(tmp_path):
+    path = write_file_atomically(tmp_path / "round.pt", lambda f: f.write(b"finished work"))
+
+    def killed_midway(f):
+        f.write(b"half of the new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_file_atomically(path, killed_midway)
+    assert path.read_bytes() == b"finished work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["round.pt"]
 
 
 def test_a_run_lock_is_released_when_its_holder_is_done(tmp_path):

@@ -14,7 +14,10 @@ on its own is carried to the plate, not released and approached again.
 
 from __future__ import annotations
 
-import shutil
+import csv
+import warnings
+import zipfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from residual_bench.policies.bc_data import (
     stack_frames,
 )
 from residual_bench.policies.expert import CARRY_HEIGHT, Phase, ScriptedExpert
+from residual_bench.residual.checkpoint import write_file_atomically
 from residual_bench.seeding import episode_seed
 
 DAGGER_SUITES = ("nominal", "poke", "slide", "drop", "mixed")
@@ -177,6 +181,32 @@ def evaluate_bc(checkpoint: str | Path, suite: str, episodes: int, master_seed: 
     return successes / episodes
 
 
+def _round_steps(corrections: Path) -> int | None:
+    """Environment steps of a round's saved corrections; None if there are none to use.
+
+    A file that cannot be read (cut short when an earlier run was killed while writing it)
+    counts as not collected, so the round is collected again rather than failing the resume.
+    """
+    if not corrections.exists():
+        return None
+    try:
+        with np.load(corrections) as f:
+            return int(f["env_steps"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        warnings.warn(
+            f"{corrections} is unreadable ({error}); collecting round again", stacklevel=3
+        )
+        return None
+
+
+def _curve_steps(progress_csv: Path) -> set[int]:
+    """Environment steps at which the learning curve already has a row."""
+    if not progress_csv.exists():
+        return set()
+    with progress_csv.open(newline="") as f:
+        return {int(row["timesteps"]) for row in csv.DictReader(f)}
+
+
 def finetune_dagger(
     out: str | Path,
     demonstrations: str | Path | None = None,
@@ -223,16 +253,19 @@ def finetune_dagger(
     r = 0
     while (env_steps < steps) if steps is not None else (r < rounds):
         corrections, model = out / f"round-{r}.npz", out / f"round-{r}.pt"
-        if not corrections.exists():
+        round_steps = _round_steps(corrections)
+        if round_steps is None:
             data, summary = collect_corrections(
                 episodes_per_round, current, suites, seed, r, progress
             )
-            np.savez_compressed(
-                corrections, env_steps=summary["env_steps"], successes=summary["successes"], **data
-            )
+            save = partial(
+                np.savez_compressed,
+                env_steps=summary["env_steps"], successes=summary["successes"], **data,
+            )  # fmt: skip
+            write_file_atomically(corrections, save)
+            round_steps = int(summary["env_steps"])
         files.append(corrections)
-        with np.load(corrections) as f:
-            env_steps += int(f["env_steps"])
+        env_steps += round_steps
         if not model.exists():
             if train_frames is None:
                 gathered = []
@@ -248,10 +281,11 @@ def finetune_dagger(
                 lr=lr, keypoint_weight=keypoint_weight, progress=progress,
                 init=current or shipped_checkpoint(),
             )  # fmt: skip
+        if env_steps not in _curve_steps(out / "progress.csv"):
             rate = evaluate_bc(model, eval_suite, eval_episodes, EVAL_MASTER_SEED)
             append_progress(out / "progress.csv", env_steps, rate, eval_episodes, began)
         current = model
         r += 1
     final = out / "final.pt"  # the last round's network (again after a run with more rounds)
-    shutil.copyfile(current, final)
+    write_file_atomically(final, lambda f: f.write(current.read_bytes()))
     return final

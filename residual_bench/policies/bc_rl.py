@@ -41,6 +41,7 @@ from residual_bench.language import word_counts
 from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet, build_model
 from residual_bench.policies.bc import load_checkpoint as load_bc_checkpoint
 from residual_bench.residual.agents import CriticWarmupMixin
+from residual_bench.residual.checkpoint import write_file_atomically
 
 
 class ChunkedBCEnv(gym.Wrapper):
@@ -238,11 +239,7 @@ def export_checkpoint(model: Any, init: str | Path, path: str | Path) -> Path:
         "proprio_std": ckpt["proprio_std"],
         "provenance": provenance,
     }
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(out, tmp)
-    tmp.replace(path)
-    return path
+    return write_file_atomically(path, lambda f: torch.save(out, f))
 
 
 def _make_env(init: str | Path, suite: str, objects: str) -> ChunkedBCEnv:

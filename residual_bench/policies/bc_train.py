@@ -30,6 +30,7 @@ from residual_bench.policies.bc import (
     load_checkpoint,
 )
 from residual_bench.policies.bc_data import load_demonstrations
+from residual_bench.residual.checkpoint import write_file_atomically
 
 LR_DECAY = 0.85
 HEATMAP_WEIGHT = 0.1
@@ -208,16 +209,14 @@ def train_bc(
             total, batches = total + loss.item(), batches + 1
             bar.set_postfix(loss=f"{total / batches:.4f}")
         history.append(total / batches)
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "generator": generator.get_state(),
-                "epoch": epoch + 1,
-                "history": history,
-            },
-            state_path,
-        )
+        state = {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "generator": generator.get_state(),
+            "epoch": epoch + 1,
+            "history": history,
+        }
+        write_file_atomically(state_path, lambda f, state=state: torch.save(state, f))
     summary = {
         "epochs": epochs,
         "samples": n,
@@ -227,22 +226,20 @@ def train_bc(
         "lr": lr,
         "train_seconds_this_run": time.perf_counter() - began,
     }
-    torch.save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "config": config,
-            "model": model.state_dict(),
-            "proprio_mean": mean,
-            "proprio_std": std,
-            "provenance": {
-                "data": "in memory" if isinstance(data_path, dict) else Path(data_path).name,
-                "init": None if init is None else Path(init).name,
-                "loss_history": history,
-                "epochs": epochs,
-                "seed": seed,
-            },
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": config,
+        "model": model.state_dict(),
+        "proprio_mean": mean,
+        "proprio_std": std,
+        "provenance": {
+            "data": "in memory" if isinstance(data_path, dict) else Path(data_path).name,
+            "init": None if init is None else Path(init).name,
+            "loss_history": history,
+            "epochs": epochs,
+            "seed": seed,
         },
-        out,
-    )
+    }
+    write_file_atomically(out, lambda f: torch.save(checkpoint, f))
     return summary

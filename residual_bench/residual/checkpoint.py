@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -30,6 +30,23 @@ FORMAT = "residual-bench-residual"
 SHIPPED_DIR = "data/residuals"
 VERSION = 2  # 2: features in units of 5 cm and 0.5 m/s, not metres
 REQUIRED = ("format", "version", "algo", "name", "base", "features", "alpha", "train_seed")
+
+
+def write_file_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file with ``write(file)`` beside ``path``, then rename it into place.
+
+    A run killed mid-write leaves the old file or none, never a truncated one that a resumed
+    run would take for finished work.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def write_directory_atomically(out: str | Path, write: Callable[[Path], None]) -> Path:
