@@ -369,11 +369,18 @@ def test_resume_runs_only_the_missing_episodes_and_repeats_none(tmp_path, small_
     assert summary["cells"][0]["n_episodes"] == 3
 
 
-def test_resume_on_a_finished_evaluation_adds_nothing(tmp_path, small_tasks):
-    evaluate(small_tasks, tmp_path, executor="serial", progress=False)
-    before = (tmp_path / "episodes.jsonl").read_bytes()
-    evaluate(small_tasks, tmp_path, executor="serial", resume=True, progress=False)
-    assert (tmp_path / "episodes.jsonl").read_bytes() == before
+def test_resume_on_a_finished_evaluation_adds_nothing_and_keeps_its_summary(
+    tmp_path, small_tasks, monkeypatch
+):
+    first = evaluate(small_tasks, tmp_path, executor="serial", progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    # A later commit re-running it must not restamp the summary of episodes it did not run.
+    monkeypatch.setattr(
+        "residual_bench.eval.runner.run_provenance", lambda: {"git_commit": "a later commit"}
+    )
+    again = evaluate(small_tasks, tmp_path, executor="serial", resume=True, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert again == first
 
 
 def test_evaluating_into_a_directory_with_results_without_resume_is_refused(tmp_path, small_tasks):

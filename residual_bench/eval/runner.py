@@ -350,7 +350,7 @@ def evaluate(
     """Run ``tasks`` into ``out/episodes.jsonl`` and write ``out/summary.json``.
 
     Records are appended and flushed one by one as they finish; with ``resume`` the tasks
-    already on disk are skipped. Each record's ``extra`` carries the package versions, git
+    already on disk are skipped (and with none left, ``summary.json`` is left as it was). Each record's ``extra`` carries the package versions, git
     commit, master seed and episode index, so any episode can be re-run from its record.
 
     Returns:
@@ -363,6 +363,10 @@ def evaluate(
     out = Path(out)
     records_path = out / "episodes.jsonl"
     todo = pending_tasks(tasks, records_path, resume)
+    summary_path = out / "summary.json"
+    if not todo and summary_path.is_file():
+        # Nothing ran: the summary stays the one of the run that made the episodes.
+        return json.loads(summary_path.read_text())
     out.mkdir(parents=True, exist_ok=True)
     provenance = run_provenance()
     bar = tqdm(
@@ -380,5 +384,5 @@ def evaluate(
         "cells": cell_summaries(records),
         "run": {"episodes": len(records), "executor": executor, **provenance},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
