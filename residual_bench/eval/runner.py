@@ -350,8 +350,9 @@ def evaluate(
     """Run ``tasks`` into ``out/episodes.jsonl`` and write ``out/summary.json``.
 
     Records are appended and flushed one by one as they finish; with ``resume`` the tasks
-    already on disk are skipped (and with none left, ``summary.json`` is left as it was). Each record's ``extra`` carries the package versions, git
-    commit, master seed and episode index, so any episode can be re-run from its record.
+    already on disk are skipped (and with none left, ``summary.json`` is left as it was).
+    Each record's ``extra`` carries the package versions, git commit, master seed and episode
+    index, so any episode can be re-run from its record.
 
     Returns:
         The summary: ``{"cells": [...], "run": {...}}``.
