@@ -71,6 +71,10 @@ def test_a_file_that_is_not_demonstrations_is_refused(tmp_path):
     garbage.write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match="not a demonstrations file"):
         load_demonstrations(garbage)
+    cut_short = tmp_path / "cut-short.npz"  # a collection killed while writing its file
+    cut_short.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(ValueError, match="not a demonstrations file"):
+        load_demonstrations(cut_short)
     with pytest.raises(FileNotFoundError):
         load_demonstrations(tmp_path / "missing.npz")
 

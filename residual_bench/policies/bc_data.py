@@ -18,6 +18,8 @@ per-episode jitter; the policy itself never sees a mask or the camera pose.
 
 from __future__ import annotations
 
+import zipfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from residual_bench.policies.expert import ScriptedExpert
+from residual_bench.residual.checkpoint import write_file_atomically
 from residual_bench.seeding import episode_seed
 from residual_bench.sim.camera import project_to_image
 
@@ -159,7 +162,8 @@ def collect_demonstrations(
     data = stack_frames(rows)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out_path, seed=np.int64(seed), noise=np.float64(noise), **data)
+        save = partial(np.savez_compressed, seed=np.int64(seed), noise=np.float64(noise), **data)
+        write_file_atomically(out_path, save)
     return data
 
 
@@ -171,7 +175,7 @@ def load_demonstrations(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as f:
             data = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(
             f"{path}: not a demonstrations file written by `bench base collect`: {exc}"
         ) from None
