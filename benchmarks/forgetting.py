@@ -16,6 +16,10 @@ is, on the same episodes (master seed 0, paired by episode):
 - scratch: the from-scratch policy ``results/finetune/scratch-seed*/residual`` on the ``zero``
   base (it had no "before": its starting point does nothing).
 
+Beside success, each row gives the median action jerk of the executed actions before and after
+(and ``forgetting.json`` the action rate too): a network that lost the smooth chunks it
+learnt from demonstrations shows it there, whether or not it still succeeds.
+
 Writes ``results/finetune/forgetting/<method>-seed<S>/<suite>-<objects>/`` (episodes and
 summary), ``results/finetune/forgetting.{md,json,png}``. Evaluations resume episode by
 episode, so re-running the same command continues where it stopped; a method or seed whose
@@ -30,6 +34,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from residual_bench.eval.metrics import summarize, wilson_interval
@@ -85,14 +90,31 @@ def rate(records: list) -> dict[str, Any]:
     return summarize(records)["success_rate"]
 
 
+def action_medians(records: list) -> dict[str, float | None]:
+    """Median action jerk and action rate of the executed actions (records.py defines them):
+    what a network that forgot its demonstrations does differently, even where it fails."""
+    medians = {}
+    for field in ("action_jerk", "action_rate"):
+        values = [getattr(r, field) for r in records if getattr(r, field) is not None]
+        medians[field] = float(np.median(values)) if values else None
+    return medians
+
+
+def _jerk_cell(r: dict[str, Any]) -> str:
+    before = r["actions_before"]["action_jerk"] if r["actions_before"] else None
+    after = r["actions_after"]["action_jerk"]
+    return " -> ".join("-" if v is None else f"{v:.0f}" for v in (before, after))
+
+
 def _rate_cell(r: dict[str, Any] | None) -> str:
     return "-" if r is None else f"{r['rate']:.0%} [{r['ci'][0]:.0%}, {r['ci'][1]:.0%}]"
 
 
 def table_markdown(rows: list[dict[str, Any]], missing: list[str]) -> str:
     lines = [
-        "| method | training seed | suite | objects | before (bc alone) | after | change |",
-        "|---|---:|---|---|---:|---:|---:|",
+        "| method | training seed | suite | objects | before (bc alone) | after | change "
+        "| action jerk, median (before -> after) |",
+        "|---|---:|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         change = "-"
@@ -100,7 +122,7 @@ def table_markdown(rows: list[dict[str, Any]], missing: list[str]) -> str:
             change = f"{r['change_pp']:+.0f} pp ({format_p_value(r['p_value'])})"
         lines.append(
             f"| {r['method']} | {r['seed']} | {r['suite']} | {r['objects']} | "
-            f"{_rate_cell(r['before'])} | {_rate_cell(r['after'])} | {change} |"
+            f"{_rate_cell(r['before'])} | {_rate_cell(r['after'])} | {change} | {_jerk_cell(r)} |"
         )
     if missing:
         lines += ["", "Not trained yet (no final policy): " + ", ".join(missing) + "."]
@@ -156,6 +178,8 @@ def main() -> None:
                     "after": rate(after),
                     "change_pp": None if test is None else 100 * test["difference"],
                     "p_value": None if test is None else test["p_value"],
+                    "actions_before": None if pre is None else action_medians(pre),
+                    "actions_after": action_medians(after),
                 })  # fmt: skip
     table = table_markdown(rows, missing)
     (args.out / "forgetting.md").write_text(table)
