@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def collect(runs: Path, results: Path, budget: int) -> None:
                 shutil.copyfile(run / "final.pt", target / "final.pt")
             if (run / "residual" / "residual.json").is_file():
                 shutil.copytree(run / "residual", target / "residual", dirs_exist_ok=True)
-            print(f"collected {run} -> {target}")
+            print(f"collected {run} -> {os.path.relpath(target)}")
 
 
 def _steps(entry: dict) -> str:
