@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import warnings
-import zipfile
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from residual_bench.policies.bc_data import (
     AFTER_SUCCESS_S,
     ARRAYS,
     IMAGE_SIZE,
+    UNREADABLE_NPZ,
     demonstration_expert,
     record_frame,
     solved_for,
@@ -192,7 +192,7 @@ def _round_steps(corrections: Path) -> int | None:
     try:
         with np.load(corrections) as f:
             return int(f["env_steps"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+    except (*UNREADABLE_NPZ, KeyError) as error:
         warnings.warn(
             f"{corrections} is unreadable ({error}); collecting round again", stacklevel=3
         )

@@ -39,6 +39,8 @@ ARRAYS = (
 )  # fmt: skip
 # Files recorded before instructions were kept as text lack only these.
 OPTIONAL_ARRAYS = ("text",)
+#: What ``np.load`` raises for a file that is not an ``.npz`` or was cut short while written.
+UNREADABLE_NPZ = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 # Segmentation ids of what the keypoints mark, in order (see SEGMENTATION_CLASSES).
 KEYPOINT_CLASSES = (4, 3)  # target object, plate
 
@@ -175,7 +177,7 @@ def load_demonstrations(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as f:
             data = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except UNREADABLE_NPZ as exc:
         raise ValueError(
             f"{path}: not a demonstrations file written by `bench base collect`: {exc}"
         ) from None
