@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from residual_bench.eval.plots import plot_learning_curves
+from residual_bench.residual.progress import read_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = {
@@ -29,7 +28,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "residual")
     args = parser.parse_args()
     curves = {
-        label: [pd.read_csv(d / "progress.csv") for d in sorted(args.results.glob(pattern))]
+        label: [read_progress(d / "progress.csv") for d in sorted(args.results.glob(pattern))]
         for label, pattern in CURVES.items()
     }
     for label, frames in curves.items():

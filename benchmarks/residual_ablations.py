@@ -42,7 +42,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from residual_bench.eval.metrics import summarize, wilson_interval  # noqa: E402
 from residual_bench.eval.plots import plot_learning_curves  # noqa: E402
@@ -50,6 +49,7 @@ from residual_bench.eval.records import EpisodeRecord, read_jsonl  # noqa: E402
 from residual_bench.eval.report import mcnemar_by_seed  # noqa: E402
 from residual_bench.eval.report_render import format_p_value  # noqa: E402
 from residual_bench.eval.runner import evaluate, make_tasks  # noqa: E402
+from residual_bench.residual.progress import read_progress  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "objects-sac"
@@ -248,7 +248,7 @@ def main() -> None:
                 if (run / "progress.csv").is_file():
                     (args.out / name).mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(run / "progress.csv", args.out / name / "progress.csv")
-                    curve = pd.read_csv(args.out / name / "progress.csv")
+                    curve = read_progress(args.out / name / "progress.csv")
                     missing["trained_so_far"] = int(curve["timesteps"].max())
                     unfinished[name] = args.out / name
                 rows.append(missing)
@@ -269,11 +269,11 @@ def main() -> None:
     )
     plot_bars([r for r in rows if not r.get("missing")], base_row, args.out / "ablations.png")
     curves = {
-        name.replace("-", " + ", 1): [pd.read_csv(path / "progress.csv")]
+        name.replace("-", " + ", 1): [read_progress(path / "progress.csv")]
         for name, path in curves_of.items()
     }
     training = {
-        name.replace("-", " + ", 1) + " (training)": [pd.read_csv(path / "progress.csv")]
+        name.replace("-", " + ", 1) + " (training)": [read_progress(path / "progress.csv")]
         for name, path in unfinished.items()
     }
     plot_learning_curves({**curves, **training}, args.out / "learning.png", dashed=set(training))

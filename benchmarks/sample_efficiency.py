@@ -39,6 +39,7 @@ import pandas as pd
 
 from residual_bench.eval.plots import plot_learning_curves
 from residual_bench.eval.sample_efficiency import compare_to_reference
+from residual_bench.residual.progress import read_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -61,7 +62,7 @@ def collect(runs: Path, results: Path, budget: int) -> None:
             target = results / run.name
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run / "progress.csv", target / "progress.csv")
-            if pd.read_csv(run / "progress.csv")["timesteps"].max() < budget:
+            if read_progress(run / "progress.csv")["timesteps"].max() < budget:
                 continue  # a policy from the middle of a run is not its final one
             if (run / "final.pt").is_file():
                 shutil.copyfile(run / "final.pt", target / "final.pt")
@@ -125,7 +126,7 @@ def read_curves(budget: int) -> tuple[Curves, dict[str, dict[str, pd.DataFrame]]
     training: dict[str, dict[str, pd.DataFrame]] = {}
     for method, pattern in METHODS.items():
         for run in sorted(RESULTS.glob(pattern)):
-            frame = pd.read_csv(run / "progress.csv")
+            frame = read_progress(run / "progress.csv")
             if frame["timesteps"].max() >= budget:
                 finished.setdefault(method, []).append(frame)
             else:

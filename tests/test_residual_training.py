@@ -39,7 +39,8 @@ from residual_bench.residual.checkpoint import (
     write_file_atomically,
 )
 from residual_bench.residual.config import ResidualConfig, config_names, load_config
-from residual_bench.residual.train import PROGRESS_FIELDS, train_residual
+from residual_bench.residual.progress import PROGRESS_FIELDS
+from residual_bench.residual.train import train_residual
 
 BASE, FEATURES = "scripted", "privileged"  # cheap: state observations, no rendering
 PROGRESS_HEADER = "timesteps,success_rate,success_ci_low,success_ci_high,wall_s"

@@ -39,6 +39,7 @@ from residual_bench.eval.statistics import (
     paired_bootstrap_difference,
     probability_of_improvement_interval,
 )
+from residual_bench.residual.progress import read_progress
 
 SUITE_ORDER = ("nominal", "poke", "slide", "drop", "latency", "mixed")
 NAN = math.nan
@@ -296,10 +297,7 @@ def _learning_curves(dirs: list[tuple[Path, list[EpisodeRecord]]]) -> dict[str, 
         residuals = {method_name(r) for r in records if r.residual is not None}
         label = residuals.pop() if len(residuals) == 1 else d.name
         for path in sorted(d.glob("train/*/progress.csv")):
-            frame = pd.read_csv(path)
-            if not {"timesteps", "success_rate"} <= set(frame.columns):
-                raise ValueError(f"{path}: needs columns 'timesteps' and 'success_rate'")
-            curves.setdefault(label, []).append(frame)
+            curves.setdefault(label, []).append(read_progress(path))
     return curves
 
 

@@ -14,7 +14,6 @@ on its own is carried to the plate, not released and approached again.
 
 from __future__ import annotations
 
-import csv
 import warnings
 from functools import partial
 from pathlib import Path
@@ -37,6 +36,7 @@ from residual_bench.policies.bc_data import (
 )
 from residual_bench.policies.expert import CARRY_HEIGHT, Phase, ScriptedExpert
 from residual_bench.residual.checkpoint import write_file_atomically
+from residual_bench.residual.progress import read_progress
 from residual_bench.seeding import episode_seed
 
 DAGGER_SUITES = ("nominal", "poke", "slide", "drop", "mixed")
@@ -201,10 +201,7 @@ def _round_steps(corrections: Path) -> int | None:
 
 def _curve_steps(progress_csv: Path) -> set[int]:
     """Environment steps at which the learning curve already has a row."""
-    if not progress_csv.exists():
-        return set()
-    with progress_csv.open(newline="") as f:
-        return {int(row["timesteps"]) for row in csv.DictReader(f)}
+    return {int(t) for t in read_progress(progress_csv)["timesteps"]}
 
 
 def finetune_dagger(
@@ -241,7 +238,8 @@ def finetune_dagger(
     """
     from residual_bench.policies.bc_data import load_demonstrations
     from residual_bench.policies.bc_train import train_bc
-    from residual_bench.residual.train import EVAL_MASTER_SEED, append_progress, training_clock
+    from residual_bench.residual.progress import append_progress, training_clock
+    from residual_bench.residual.train import EVAL_MASTER_SEED
 
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")

@@ -280,13 +280,8 @@ def finetune_rl(
 
     from residual_bench.policies.bc import shipped_checkpoint
     from residual_bench.policies.bc_dagger import evaluate_bc
-    from residual_bench.residual.train import (
-        EVAL_MASTER_SEED,
-        append_progress,
-        last_evaluated,
-        save_checkpoint,
-        training_clock,
-    )
+    from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
+    from residual_bench.residual.train import EVAL_MASTER_SEED, save_checkpoint
 
     init = Path(init) if init is not None else shipped_checkpoint()
     out = Path(out)

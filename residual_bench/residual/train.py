@@ -12,9 +12,7 @@ is counted twice. The finished residual is ``out/residual/`` (see ``checkpoint``
 
 from __future__ import annotations
 
-import csv
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from tqdm import tqdm
 
-from residual_bench.eval.metrics import wilson_interval
 from residual_bench.eval.provenance import package_versions
 from residual_bench.policies.registry import get_base
 from residual_bench.residual.agents import build_agent, load_agent
@@ -36,10 +33,10 @@ from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.features import ObjectFeatureNoise
+from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
 from residual_bench.seeding import episode_seed
 
 EVAL_MASTER_SEED = 10_000  # learning-curve episodes, disjoint from the benchmark's seeds
-PROGRESS_FIELDS = ("timesteps", "success_rate", "success_ci_low", "success_ci_high", "wall_s")
 
 
 class _ScheduleAndProgress(BaseCallback):
@@ -81,41 +78,6 @@ def save_checkpoint(model: Any, directory: Path, state: dict[str, int]) -> None:
         (tmp / "state.json").write_text(json.dumps(state))
 
     write_directory_atomically(directory, write)
-
-
-def last_evaluated(path: Path) -> int:
-    """The last timestep with a learning-curve row (0 if none), so a resumed run goes on."""
-    if not path.exists():
-        return 0
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return int(rows[-1]["timesteps"]) if rows else 0
-
-
-def training_clock(path: Path) -> float:
-    """A ``perf_counter`` origin that goes on from the ``wall_s`` of the learning curve's last
-    row, so that a resumed run's ``wall_s`` is the training time of all its runs together
-    (work an interrupt lost after that row is not counted)."""
-    now = time.perf_counter()
-    if not path.exists():
-        return now
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return now - float(rows[-1]["wall_s"]) if rows else now
-
-
-def append_progress(path: Path, timesteps: int, rate: float, episodes: int, began: float) -> None:
-    """Append a learning-curve row: success ``rate`` on ``episodes`` curve episodes at
-    ``timesteps``, its Wilson interval, and the wall clock since ``began`` (perf_counter;
-    :func:`training_clock` continues an earlier run's)."""
-    lo, hi = wilson_interval(round(rate * episodes), episodes)
-    wall = round(time.perf_counter() - began, 1)
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(PROGRESS_FIELDS)
-        writer.writerow((timesteps, rate, lo, hi, wall))
 
 
 def train_residual(

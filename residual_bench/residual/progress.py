@@ -1,0 +1,94 @@
+"""The learning curve a training run writes: ``progress.csv``, one row per evaluation.
+
+Rows are appended while training goes on, so a run killed in the middle of an append can leave
+a last line without its line end. Readers here keep whole rows only, and the next append cuts
+such a line off first (with a warning), so a resumed run goes on from its last complete
+evaluation and the file stays one header and whole rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from residual_bench.eval.metrics import wilson_interval
+
+PROGRESS_FIELDS = ("timesteps", "success_rate", "success_ci_low", "success_ci_high", "wall_s")
+REQUIRED_FIELDS = ("timesteps", "success_rate")
+
+
+def _whole_lines(path: Path) -> tuple[str, int]:
+    """The file's text up to its last line end, and how many bytes follow it."""
+    data = path.read_bytes()
+    end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    return data[:end].decode(), len(data) - end
+
+
+def read_progress(path: str | Path) -> pd.DataFrame:
+    """The learning curve at ``path`` as a frame, whole rows only (a missing file: no rows).
+
+    Raises:
+        ValueError: the file has no ``timesteps`` or ``success_rate`` column, or a value in
+            them is not a number.
+    """
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(PROGRESS_FIELDS))
+    text, _ = _whole_lines(path)
+    if not text.strip():
+        return pd.DataFrame(columns=list(PROGRESS_FIELDS))
+    frame = pd.read_csv(io.StringIO(text))
+    missing = [c for c in REQUIRED_FIELDS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: not a learning curve, it has no column {', '.join(missing)}")
+    for column in (c for c in PROGRESS_FIELDS if c in frame.columns and len(frame)):
+        if not pd.api.types.is_numeric_dtype(frame[column]) or frame[column].isna().any():
+            raise ValueError(f"{path}: column {column!r} holds a value that is not a number")
+    return frame
+
+
+def last_evaluated(path: str | Path) -> int:
+    """The last timestep with a learning-curve row (0 if none), so a resumed run goes on."""
+    frame = read_progress(path)
+    return int(frame["timesteps"].iloc[-1]) if len(frame) else 0
+
+
+def training_clock(path: str | Path) -> float:
+    """A ``perf_counter`` origin that goes on from the ``wall_s`` of the learning curve's last
+    row, so that a resumed run's ``wall_s`` is the training time of all its runs together
+    (work an interrupt lost after that row is not counted)."""
+    now = time.perf_counter()
+    frame = read_progress(path)
+    return now - float(frame["wall_s"].iloc[-1]) if len(frame) else now
+
+
+def append_progress(
+    path: str | Path, timesteps: int, rate: float, episodes: int, began: float
+) -> None:
+    """Append a learning-curve row: success ``rate`` on ``episodes`` curve episodes at
+    ``timesteps``, its Wilson interval, and the wall clock since ``began`` (perf_counter;
+    :func:`training_clock` continues an earlier run's). A cut-short last line is dropped first."""
+    path = Path(path)
+    lo, hi = wilson_interval(round(rate * episodes), episodes)
+    wall = round(time.perf_counter() - began, 1)
+    if path.exists():
+        text, partial = _whole_lines(path)
+        if partial:
+            warnings.warn(
+                f"{path}: dropped a cut-short last row ({partial} bytes without a line end), "
+                "left by an interrupted run",
+                stacklevel=2,
+            )
+            with path.open("r+b") as f:
+                f.truncate(len(text.encode()))
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(PROGRESS_FIELDS)
+        writer.writerow((timesteps, rate, lo, hi, wall))
