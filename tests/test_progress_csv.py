@@ -42,7 +42,7 @@ def test_readers_keep_whole_rows_only(tmp_path):
     assert time.perf_counter() - training_clock(path) == pytest.approx(200.0, abs=1.0)
 
 
-def test_a_row_cut_inside_its_line_end_is_not_whole(tmp_path):
+def test_a_cut_short_row_is_dropped_from_a_file_written_by_csv_writer(tmp_path):
     path = tmp_path / "progress.csv"
     path.write_bytes(f"{HEADER}\r\n10000,0.5,0.3,0.7,100.0\r\n20000,0.6,0.4,0.8,2".encode())
     assert read_progress(path)["timesteps"].tolist() == [10000]
@@ -50,7 +50,7 @@ def test_a_row_cut_inside_its_line_end_is_not_whole(tmp_path):
 
 def test_the_next_append_drops_the_cut_short_row_with_a_warning(tmp_path):
     path = cut_short(tmp_path)
-    with pytest.warns(UserWarning, match="cut-short last row"):
+    with pytest.warns(UserWarning, match="truncated final line"):
         append_progress(path, 30000, 0.5, 20, time.perf_counter() - 300.0)
     lines = path.read_text().splitlines()
     assert lines[0] == HEADER

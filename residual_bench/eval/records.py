@@ -230,7 +230,7 @@ def append_jsonl(path: str | os.PathLike[str], record: EpisodeRecord) -> None:
     line = json.dumps(record.to_dict(), allow_nan=False, separators=(",", ":")) + "\n"
     path = Path(path)
     if path.exists():
-        _drop_partial_tail(path)
+        drop_partial_tail(path)
     data = line.encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -243,7 +243,9 @@ def append_jsonl(path: str | os.PathLike[str], record: EpisodeRecord) -> None:
         os.close(fd)
 
 
-def _drop_partial_tail(path: Path) -> None:
+def drop_partial_tail(path: Path) -> None:
+    """Cut off a final line without its newline (the remainder of a writer killed mid-write),
+    with a warning, so that the next append starts a line of its own."""
     with open(path, "rb+") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:

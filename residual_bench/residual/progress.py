@@ -11,22 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import time
-import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from residual_bench.eval.metrics import wilson_interval
+from residual_bench.eval.records import drop_partial_tail
 
 PROGRESS_FIELDS = ("timesteps", "success_rate", "success_ci_low", "success_ci_high", "wall_s")
 REQUIRED_FIELDS = ("timesteps", "success_rate")
-
-
-def _whole_lines(path: Path) -> tuple[str, int]:
-    """The file's text up to its last line end, and how many bytes follow it."""
-    data = path.read_bytes()
-    end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-    return data[:end].decode(), len(data) - end
 
 
 def read_progress(path: str | Path) -> pd.DataFrame:
@@ -37,9 +30,8 @@ def read_progress(path: str | Path) -> pd.DataFrame:
             them is not a number.
     """
     path = Path(path)
-    if not path.exists():
-        return pd.DataFrame(columns=list(PROGRESS_FIELDS))
-    text, _ = _whole_lines(path)
+    data = path.read_bytes() if path.exists() else b""
+    text = data[: data.rfind(b"\n") + 1].decode()  # what follows the last newline is cut short
     if not text.strip():
         return pd.DataFrame(columns=list(PROGRESS_FIELDS))
     frame = pd.read_csv(io.StringIO(text))
@@ -77,15 +69,7 @@ def append_progress(
     lo, hi = wilson_interval(round(rate * episodes), episodes)
     wall = round(time.perf_counter() - began, 1)
     if path.exists():
-        text, partial = _whole_lines(path)
-        if partial:
-            warnings.warn(
-                f"{path}: dropped a cut-short last row ({partial} bytes without a line end), "
-                "left by an interrupted run",
-                stacklevel=2,
-            )
-            with path.open("r+b") as f:
-                f.truncate(len(text.encode()))
+        drop_partial_tail(path)
     new = not path.exists() or path.stat().st_size == 0
     with path.open("a", newline="") as f:
         writer = csv.writer(f)
