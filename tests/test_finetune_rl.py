@@ -130,6 +130,36 @@ def test_critic_only_updates_are_for_sac_and_counted_in_control_steps(tmp_path):
             load_finetune_config(path)
 
 
+def test_the_actor_can_learn_at_its_own_rate_while_the_critic_keeps_sb3s():
+    env = chunked_env()
+    hp = {**TINY["sac"], "learning_starts": 0, "learning_rate": 1e-3}
+    model = build_finetune_agent("sac", env, shipped_checkpoint(), hp, -2.0, seed=0,
+                                 actor_learning_rate=1e-5)  # fmt: skip
+    model.learn(4)
+    assert [g["lr"] for g in model.actor.optimizer.param_groups] == [1e-5]
+    assert [g["lr"] for g in model.critic.optimizer.param_groups] == [1e-3]
+    with pytest.raises(ValueError, match="SAC fine-tuning only"):
+        build_finetune_agent("ppo", env, shipped_checkpoint(), TINY["ppo"], -2.0, seed=0,
+                             actor_learning_rate=1e-5)  # fmt: skip
+    env.close()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("{actor_learning_rate: 0}", "positive number or null"),
+        ("{actor_learning_rate: fast}", "positive number or null"),
+        ("{algo: ppo, actor_learning_rate: 1.0e-5}", "SAC only"),
+    ],
+)
+def test_an_actor_learning_rate_is_a_positive_number_for_sac(tmp_path, bad, message):
+    path = tmp_path / "ft.yaml"
+    path.write_text(f"method: rl\nrl: {bad}\n")
+    with pytest.raises(SpecError, match=message):
+        load_finetune_config(path)
+    assert load_finetune_config("finetune-rl")["rl"]["actor_learning_rate"] is None
+
+
 def test_the_critic_has_its_own_copy_of_the_bc_encoder():
     env = chunked_env()
     model = build_finetune_agent("sac", env, shipped_checkpoint(), TINY["sac"], -2.0, seed=0)

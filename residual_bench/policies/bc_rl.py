@@ -177,7 +177,19 @@ def copy_head(model: Any, head: nn.Sequential, initial_log_std: float) -> None:
 
 
 class FinetuneSAC(CriticWarmupMixin, SAC):
-    """SAC whose first updates (``critic_only_steps`` decisions) train the critic only."""
+    """SAC whose first updates (``critic_only_steps`` decisions) train the critic only.
+
+    ``actor_learning_rate``, when set, replaces SB3's one learning rate for the actor's
+    optimizer alone: a pretrained actor can then move more slowly than the fresh critic learns.
+    """
+
+    actor_learning_rate: float | None = None
+
+    def _update_learning_rate(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        super()._update_learning_rate(optimizers)
+        if self.actor_learning_rate is not None:
+            for group in self.actor.optimizer.param_groups:
+                group["lr"] = self.actor_learning_rate
 
 
 def build_finetune_agent(
@@ -189,10 +201,13 @@ def build_finetune_agent(
     seed: int,
     tensorboard_log: str | None = None,
     critic_only_steps: int = 0,
+    actor_learning_rate: float | None = None,
 ) -> Any:
     """A SAC or PPO model whose actor is the bc network of ``checkpoint``.
 
-    ``critic_only_steps`` (SAC only) is in the model's own timesteps, that is decisions.
+    ``critic_only_steps`` (SAC only) is in the model's own timesteps, that is decisions;
+    ``actor_learning_rate`` (SAC only; None: the hyperparams' ``learning_rate``) is the
+    actor's own.
     """
     head = build_model(load_bc_checkpoint(checkpoint)).head
     width = head[0].out_features
@@ -200,9 +215,12 @@ def build_finetune_agent(
     kwargs = {"policy_kwargs": policy_kwargs(checkpoint, width), **hyperparams, **common}
     if critic_only_steps and algo != "sac":
         raise ValueError("critic_only_steps applies to SAC fine-tuning only, not to PPO")
+    if actor_learning_rate is not None and algo != "sac":
+        raise ValueError("actor_learning_rate applies to SAC fine-tuning only, not to PPO")
     if algo == "sac":
         model = FinetuneSAC("MultiInputPolicy", env, **kwargs)
         model.critic_only_steps = int(critic_only_steps)
+        model.actor_learning_rate = actor_learning_rate
     elif algo == "ppo":
         # Orthogonal initialisation would overwrite the bc encoder's weights.
         kwargs["policy_kwargs"]["ortho_init"] = False
@@ -256,6 +274,7 @@ def finetune_rl(
     hyperparams: dict[str, Any] | None = None,
     initial_log_std: float = -2.0,
     critic_only_steps: int = 0,
+    actor_learning_rate: float | None = None,
     steps: int = 300_000,
     suite: str = "mixed",
     eval_every: int = 10_000,
@@ -271,7 +290,8 @@ def finetune_rl(
     residuals' learning curves (a row of ``out/progress.csv`` against control steps). The
     model, its replay buffer and the step count are written atomically to ``out/checkpoint``
     every ``checkpoint_every`` steps; re-running with the same ``out`` resumes from there.
-    SAC's updates through the first ``critic_only_steps`` control steps train the critic only.
+    SAC's updates through the first ``critic_only_steps`` control steps train the critic only;
+    ``actor_learning_rate`` (SAC) gives the actor a learning rate of its own.
     """
     import json
 
@@ -294,6 +314,7 @@ def finetune_rl(
         algo, Monitor(env), init, dict(hyperparams or {}), initial_log_std, seed,
         tensorboard_log=str(out / "tensorboard"),
         critic_only_steps=-(-critic_only_steps // env.chunk_len),  # decisions
+        actor_learning_rate=actor_learning_rate,
     )  # fmt: skip
     saved = out / "checkpoint"
     if (saved / "model.zip").exists():

@@ -18,7 +18,8 @@ for all of it) and ``train`` (steps: a budget of environment steps that replaces
 or null; eval_suite, eval_episodes: the learning curve's fixed held-out episodes); for ``rl``
 instead ``rl`` (algo: sac or ppo, initial_log_std: the exploration noise's log-std around the
 bc action, critic_only_steps: control steps whose SAC updates train the critic only, as the
-residuals' safeguard of the same name, hyperparams: SB3's keyword arguments) and ``train``
+residuals' safeguard of the same name, actor_learning_rate: SAC's actor's own learning rate,
+or null for the hyperparams' one, hyperparams: SB3's keyword arguments) and ``train``
 (steps: control steps, suite, eval_every, eval_episodes, checkpoint_every - as for residuals).
 """
 
@@ -47,6 +48,7 @@ RL_DEFAULTS: dict[str, Any] = {
     "algo": "sac",
     "initial_log_std": -2.0,
     "critic_only_steps": 0,
+    "actor_learning_rate": None,
     "hyperparams": {},
 }
 RL_TRAIN_DEFAULTS: dict[str, Any] = {
@@ -124,6 +126,12 @@ def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[
         raise SpecError(f"{where}: rl.critic_only_steps must be a non-negative integer")
     if warmup and rl["algo"] != "sac":
         raise SpecError(f"{where}: rl.critic_only_steps applies to SAC only (algo: sac)")
+    actor_lr = rl["actor_learning_rate"]
+    if actor_lr is not None:
+        if not isinstance(actor_lr, int | float) or isinstance(actor_lr, bool) or actor_lr <= 0:
+            raise SpecError(f"{where}: rl.actor_learning_rate must be a positive number or null")
+        if rl["algo"] != "sac":
+            raise SpecError(f"{where}: rl.actor_learning_rate applies to SAC only (algo: sac)")
     keys = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
     _check_positive_ints(train, "train", keys, where)
     return config
@@ -190,6 +198,7 @@ def train_finetune(
                 hyperparams=rl["hyperparams"],
                 initial_log_std=float(rl["initial_log_std"]),
                 critic_only_steps=rl["critic_only_steps"],
+                actor_learning_rate=rl["actor_learning_rate"],
                 steps=int(steps if steps is not None else train["steps"]),
                 suite=suite or train["suite"],
                 eval_every=train["eval_every"],
