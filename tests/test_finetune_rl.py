@@ -20,6 +20,7 @@ from residual_bench.env_spec import SpecError
 from residual_bench.policies.bc import BCBase, load_checkpoint, shipped_checkpoint
 from residual_bench.policies.bc_rl import (
     ChunkedBCEnv,
+    actor_layers,
     build_finetune_agent,
     export_checkpoint,
     finetune_rl,
@@ -144,20 +145,38 @@ def test_the_actor_can_learn_at_its_own_rate_while_the_critic_keeps_sb3s():
     env.close()
 
 
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_a_frozen_encoder_keeps_the_bc_weights_while_the_head_learns(algo):
+    env = chunked_env()
+    hp = {**TINY[algo], "learning_starts": 0} if algo == "sac" else TINY[algo]
+    model = build_finetune_agent(algo, env, shipped_checkpoint(), hp, -2.0, seed=0,
+                                 freeze_encoder=True)  # fmt: skip
+    encoder, hidden, _ = actor_layers(model)
+    encoder_before, hidden_before = parameters_of(encoder), parameters_of(hidden)
+    model.learn(12)
+    unchanged = zip(encoder_before, parameters_of(encoder), strict=True)
+    assert all(torch.equal(a, b) for a, b in unchanged)
+    changed = zip(hidden_before, parameters_of(hidden), strict=True)
+    assert not all(torch.equal(a, b) for a, b in changed)
+    env.close()
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
+        ("{freeze_encoder: 1}", "true or false"),
         ("{actor_learning_rate: 0}", "positive number or null"),
         ("{actor_learning_rate: fast}", "positive number or null"),
         ("{algo: ppo, actor_learning_rate: 1.0e-5}", "SAC only"),
     ],
 )
-def test_an_actor_learning_rate_is_a_positive_number_for_sac(tmp_path, bad, message):
+def test_the_actors_learning_rate_and_freezing_are_checked(tmp_path, bad, message):
     path = tmp_path / "ft.yaml"
     path.write_text(f"method: rl\nrl: {bad}\n")
     with pytest.raises(SpecError, match=message):
         load_finetune_config(path)
-    assert load_finetune_config("finetune-rl")["rl"]["actor_learning_rate"] is None
+    shipped = load_finetune_config("finetune-rl")["rl"]
+    assert shipped["actor_learning_rate"] is None and shipped["freeze_encoder"] is False
 
 
 def test_the_critic_has_its_own_copy_of_the_bc_encoder():

@@ -202,12 +202,14 @@ def build_finetune_agent(
     tensorboard_log: str | None = None,
     critic_only_steps: int = 0,
     actor_learning_rate: float | None = None,
+    freeze_encoder: bool = False,
 ) -> Any:
     """A SAC or PPO model whose actor is the bc network of ``checkpoint``.
 
     ``critic_only_steps`` (SAC only) is in the model's own timesteps, that is decisions;
     ``actor_learning_rate`` (SAC only; None: the hyperparams' ``learning_rate``) is the
-    actor's own.
+    actor's own. With ``freeze_encoder`` the actor's copy of the bc encoder keeps its weights
+    and RL trains the action head (and the exploration noise) alone.
     """
     head = build_model(load_bc_checkpoint(checkpoint)).head
     width = head[0].out_features
@@ -235,6 +237,9 @@ def build_finetune_agent(
     else:
         raise ValueError(f"finetune-rl algo must be 'sac' or 'ppo', got {algo!r}")
     copy_head(model, head, initial_log_std)
+    if freeze_encoder:
+        # The optimizers skip parameters that get no gradient.
+        actor_layers(model)[0].requires_grad_(False)
     return model
 
 
@@ -275,6 +280,7 @@ def finetune_rl(
     initial_log_std: float = -2.0,
     critic_only_steps: int = 0,
     actor_learning_rate: float | None = None,
+    freeze_encoder: bool = False,
     steps: int = 300_000,
     suite: str = "mixed",
     eval_every: int = 10_000,
@@ -291,7 +297,8 @@ def finetune_rl(
     model, its replay buffer and the step count are written atomically to ``out/checkpoint``
     every ``checkpoint_every`` steps; re-running with the same ``out`` resumes from there.
     SAC's updates through the first ``critic_only_steps`` control steps train the critic only;
-    ``actor_learning_rate`` (SAC) gives the actor a learning rate of its own.
+    ``actor_learning_rate`` (SAC) gives the actor a learning rate of its own, and
+    ``freeze_encoder`` leaves the actor's encoder as the bc network's.
     """
     import json
 
@@ -315,6 +322,7 @@ def finetune_rl(
         tensorboard_log=str(out / "tensorboard"),
         critic_only_steps=-(-critic_only_steps // env.chunk_len),  # decisions
         actor_learning_rate=actor_learning_rate,
+        freeze_encoder=freeze_encoder,
     )  # fmt: skip
     saved = out / "checkpoint"
     if (saved / "model.zip").exists():

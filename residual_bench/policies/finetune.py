@@ -19,7 +19,8 @@ or null; eval_suite, eval_episodes: the learning curve's fixed held-out episodes
 instead ``rl`` (algo: sac or ppo, initial_log_std: the exploration noise's log-std around the
 bc action, critic_only_steps: control steps whose SAC updates train the critic only, as the
 residuals' safeguard of the same name, actor_learning_rate: SAC's actor's own learning rate,
-or null for the hyperparams' one, hyperparams: SB3's keyword arguments) and ``train``
+or null for the hyperparams' one, freeze_encoder: train the actor's action head only,
+hyperparams: SB3's keyword arguments) and ``train``
 (steps: control steps, suite, eval_every, eval_episodes, checkpoint_every - as for residuals).
 """
 
@@ -49,6 +50,7 @@ RL_DEFAULTS: dict[str, Any] = {
     "initial_log_std": -2.0,
     "critic_only_steps": 0,
     "actor_learning_rate": None,
+    "freeze_encoder": False,
     "hyperparams": {},
 }
 RL_TRAIN_DEFAULTS: dict[str, Any] = {
@@ -132,6 +134,8 @@ def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[
             raise SpecError(f"{where}: rl.actor_learning_rate must be a positive number or null")
         if rl["algo"] != "sac":
             raise SpecError(f"{where}: rl.actor_learning_rate applies to SAC only (algo: sac)")
+    if not isinstance(rl["freeze_encoder"], bool):
+        raise SpecError(f"{where}: rl.freeze_encoder must be true or false")
     keys = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
     _check_positive_ints(train, "train", keys, where)
     return config
@@ -199,6 +203,7 @@ def train_finetune(
                 initial_log_std=float(rl["initial_log_std"]),
                 critic_only_steps=rl["critic_only_steps"],
                 actor_learning_rate=rl["actor_learning_rate"],
+                freeze_encoder=rl["freeze_encoder"],
                 steps=int(steps if steps is not None else train["steps"]),
                 suite=suite or train["suite"],
                 eval_every=train["eval_every"],
