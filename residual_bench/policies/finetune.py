@@ -131,7 +131,11 @@ def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[
     actor_lr = rl["actor_learning_rate"]
     if actor_lr is not None:
         if not isinstance(actor_lr, int | float) or isinstance(actor_lr, bool) or actor_lr <= 0:
-            raise SpecError(f"{where}: rl.actor_learning_rate must be a positive number or null")
+            hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(actor_lr, str) else ""
+            raise SpecError(
+                f"{where}: rl.actor_learning_rate must be a positive number or null, "
+                f"got {actor_lr!r}{hint}"
+            )
         if rl["algo"] != "sac":
             raise SpecError(f"{where}: rl.actor_learning_rate applies to SAC only (algo: sac)")
     if not isinstance(rl["freeze_encoder"], bool):
