@@ -165,8 +165,8 @@ def test_a_frozen_encoder_keeps_the_bc_weights_while_the_head_learns(algo):
     ("bad", "message"),
     [
         ("{freeze_encoder: 1}", "true or false"),
-        ("{actor_learning_rate: 0}", "positive number or null"),
-        ("{actor_learning_rate: fast}", "positive number or null"),
+        ("{actor_learning_rate: 0}", "actor_learning_rate must be a positive number"),
+        ("{actor_learning_rate: fast}", "actor_learning_rate must be a positive number"),
         ("{actor_learning_rate: 1e-5}", "write 1.0e-5"),
         ("{algo: ppo, actor_learning_rate: 1.0e-5}", "SAC only"),
     ],

@@ -106,10 +106,7 @@ def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
     if config["train"]["steps"] is not None:
         _check_positive_ints(config["train"], "train", ("steps",), where)
     for key in ("lr", "keypoint_weight"):
-        if not isinstance(dagger[key], int | float) or isinstance(dagger[key], bool):
-            raise SpecError(f"{where}: dagger.{key} must be a number")
-        if not dagger[key] > 0:
-            raise SpecError(f"{where}: dagger.{key} must be positive")
+        _check_positive_number(dagger, "dagger", key, where)
     return config
 
 
@@ -128,14 +125,8 @@ def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[
         raise SpecError(f"{where}: rl.critic_only_steps must be a non-negative integer")
     if warmup and rl["algo"] != "sac":
         raise SpecError(f"{where}: rl.critic_only_steps applies to SAC only (algo: sac)")
-    actor_lr = rl["actor_learning_rate"]
-    if actor_lr is not None:
-        if not isinstance(actor_lr, int | float) or isinstance(actor_lr, bool) or actor_lr <= 0:
-            hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(actor_lr, str) else ""
-            raise SpecError(
-                f"{where}: rl.actor_learning_rate must be a positive number or null, "
-                f"got {actor_lr!r}{hint}"
-            )
+    if rl["actor_learning_rate"] is not None:
+        _check_positive_number(rl, "rl", "actor_learning_rate", where)
         if rl["algo"] != "sac":
             raise SpecError(f"{where}: rl.actor_learning_rate applies to SAC only (algo: sac)")
     if not isinstance(rl["freeze_encoder"], bool):
@@ -143,6 +134,15 @@ def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[
     keys = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
     _check_positive_ints(train, "train", keys, where)
     return config
+
+
+def _check_positive_number(section: dict[str, Any], name: str, key: str, where: str) -> None:
+    value = section[key]
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return
+    # YAML 1.1 reads an exponent without a decimal point (1e-5) as a string.
+    hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(value, str) else ""
+    raise SpecError(f"{where}: {name}.{key} must be a positive number, got {value!r}{hint}")
 
 
 def _check_positive_ints(
