@@ -52,7 +52,7 @@ def command(method: str, seed: int, out: Path) -> list[str]:
     base, config = METHODS[method]
     return [
         sys.executable, "-m", "residual_bench.cli", "train", "--base", base,
-        "--residual", config, "--seed", str(seed), "--out", str(out), "--quiet",
+        "--residual", config, "--seed", str(seed), "--out", str(out), "--resume", "--quiet",
     ]  # fmt: skip
 
 

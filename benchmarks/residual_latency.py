@@ -35,7 +35,7 @@ def time_mode(features: str, steps: int, residual: str | None) -> dict[str, floa
     """Median and p99 (ms) of features + actor forward over ``steps`` control steps."""
     if residual is not None:
         agent = load_residual(residual)
-        policy = agent.model.policy
+        policy = agent.policy
         env = make_residual_env(agent.base, agent.features, tuple(agent.alpha))
     else:
         config = load_config("sac")

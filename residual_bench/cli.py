@@ -14,7 +14,7 @@ from pathlib import Path
 from residual_bench import __version__
 
 # Errors that mean "your input is wrong"; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -125,6 +125,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             not args.quiet,
             steps=args.steps,
             suite=args.suite,
+            resume=args.resume,
         )
         print(f"fine-tuned {args.base} with {args.residual} (seed {args.seed}); wrote {path}")
         print(f"learning curve: {Path(args.out) / 'progress.csv'}")
@@ -138,9 +139,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         suite=args.suite,
         features=args.features,
         progress=not args.quiet,
+        resume=args.resume,
     )
     print(f"trained {args.base} + {args.residual} (seed {args.seed}); wrote {path}")
     print(f"learning curve: {Path(args.out) / 'progress.csv'}")
+    return 0
+
+
+def _cmd_residual_convert(args: argparse.Namespace) -> int:
+    from residual_bench.residual.checkpoint import convert_residual
+
+    for directory in args.dirs:
+        convert_residual(directory)
+        print(f"converted {directory}: residual.json + policy.safetensors, model.zip removed")
     return 0
 
 
@@ -343,9 +354,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_rtrain.add_argument(
         "--features", default=None, help="objects | privileged | global | proprio (config)"
     )
-    p_rtrain.add_argument("--out", required=True, help="run directory; rerun to resume")
+    p_rtrain.add_argument("--out", required=True, help="run directory")
+    p_rtrain.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run of yours in --out (its checkpoint is unpickled)",
+    )
     p_rtrain.add_argument("--quiet", action="store_true", help="no progress bar")
     p_rtrain.set_defaults(func=_cmd_train)
+
+    p_residual = sub.add_parser("residual", help="trained residual directories")
+    residual_sub = p_residual.add_subparsers(dest="residual_command", required=True)
+    p_convert = residual_sub.add_parser(
+        "convert",
+        help="rewrite a residual of the earlier model.zip format as safetensors + JSON, "
+        "without unpickling it",
+    )
+    p_convert.add_argument("dirs", nargs="+", help="residual directories, converted in place")
+    p_convert.set_defaults(func=_cmd_residual_convert)
 
     p_eval = sub.add_parser("eval", help="evaluate a base, alone or with trained residuals")
     _add_selection(p_eval, defaults=True)

@@ -51,9 +51,11 @@ def resolve_residuals(
     out: Path,
     progress: bool = True,
     use_shipped: bool = True,
+    resume: bool = False,
 ) -> list[str | Path]:
     """One trained residual per training seed of the protocol (shipped, found or trained):
-    ``shipped:NAME`` references or directories."""
+    ``shipped:NAME`` references or directories. ``resume`` continues interrupted training
+    runs of this user in ``out/train``."""
     from residual_bench.residual.train import train_residual
 
     paths: list[str | Path] = []
@@ -66,7 +68,13 @@ def resolve_residuals(
         final = run_dir / "residual"
         if not (final / "residual.json").is_file():
             train_residual(
-                base, algo, run_dir, steps=protocol.train_steps, seed=seed, progress=progress
+                base,
+                algo,
+                run_dir,
+                steps=protocol.train_steps,
+                seed=seed,
+                progress=progress,
+                resume=resume,
             )
         paths.append(final)
     return paths
@@ -106,7 +114,7 @@ def run_benchmark(
         )
     # Validate the whole grid before the (long) training starts.
     make_tasks(base, [None], protocol.suites, protocol.objects, protocol.episodes)
-    residuals = resolve_residuals(base, algo, protocol, out, progress, use_shipped)
+    residuals = resolve_residuals(base, algo, protocol, out, progress, use_shipped, resume)
     tasks = make_tasks(
         base,
         [None, *[str(p) for p in residuals]],

@@ -54,11 +54,11 @@ def residual_metadata(base: str, train_seed: int) -> dict:
 
 
 def fake_residual(path: Path, base: str) -> Path:
-    """A residual directory whose metadata is valid but whose model is an empty file."""
+    """A residual directory whose metadata is valid but whose weights are an empty file."""
     path.mkdir(parents=True)
-    meta = {"format": FORMAT, "version": VERSION, **residual_metadata(base, 0)}
+    meta = {"format": FORMAT, "version": VERSION, "policy": {}, **residual_metadata(base, 0)}
     (path / "residual.json").write_text(json.dumps(meta))
-    (path / "model.zip").write_bytes(b"")
+    (path / "policy.safetensors").write_bytes(b"")
     return path
 
 

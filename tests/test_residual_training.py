@@ -9,6 +9,7 @@ trained on; a damaged residual directory gives one clear error.
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from residual_bench.residual.agents import (
     zero_init_output,
 )
 from residual_bench.residual.checkpoint import (
+    RESIDUAL_FILES,
     RunInUseError,
     load_residual,
     read_metadata,
@@ -411,7 +413,7 @@ def resumed(tmp_path_factory) -> Path:
     curve = (out / "progress.csv").read_text().splitlines()
     head, row = curve[0], curve[1].rsplit(",", 1)[0]
     (out / "progress.csv").write_text(f"{head}\n{row},{FIRST_RUN_WALL_S}\n")  # a long first run
-    train(tiny_config("sac", warmup_steps=20), out, steps=100)
+    train(tiny_config("sac", warmup_steps=20), out, steps=100, resume=True)
     return out
 
 
@@ -498,6 +500,42 @@ def test_a_resumed_runs_wall_clock_adds_to_the_first_runs(resumed):
     first, second = (float(row["wall_s"]) for row in progress_rows(resumed))
     assert first == FIRST_RUN_WALL_S
     assert FIRST_RUN_WALL_S < second < FIRST_RUN_WALL_S + 600
+
+
+@pytest.fixture
+def interrupted(tmp_path) -> Path:
+    """A run stopped right after its first 50-step checkpoint."""
+    out = tmp_path / "run"
+    train(tiny_config("sac", warmup_steps=20), out, steps=50)
+    shutil.rmtree(out / "residual")
+    return out
+
+
+def test_a_run_with_a_checkpoint_is_continued_only_when_asked_to(interrupted):
+    curve = (interrupted / "progress.csv").read_text()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config("sac", warmup_steps=20), interrupted, steps=100)
+    assert (interrupted / "progress.csv").read_text() == curve
+
+
+def test_a_checkpoint_another_user_wrote_is_never_unpickled(interrupted, monkeypatch):
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(interrupted).st_uid + 1)
+    with pytest.raises(PermissionError, match="this user"):
+        train(tiny_config("sac", warmup_steps=20), interrupted, steps=100, resume=True)
+
+
+def test_a_symlink_in_a_checkpoint_is_never_followed(interrupted, tmp_path):
+    buffer = interrupted / "checkpoint" / "replay_buffer.pkl"
+    buffer.rename(tmp_path / "elsewhere.pkl")
+    buffer.symlink_to(tmp_path / "elsewhere.pkl")
+    with pytest.raises(PermissionError, match="replay_buffer.pkl: not a plain file"):
+        train(tiny_config("sac", warmup_steps=20), interrupted, steps=100, resume=True)
+
+
+def test_a_run_whose_checkpoint_vanished_is_not_silently_restarted(interrupted):
+    shutil.rmtree(interrupted / "checkpoint")
+    with pytest.raises(FileNotFoundError, match="learning curve"):
+        train(tiny_config("sac", warmup_steps=20), interrupted, steps=100, resume=True)
 
 
 def test_a_resumed_run_keeps_its_replay_buffer(resumed):
@@ -605,17 +643,25 @@ def test_an_empty_directory_is_not_a_trained_residual(tmp_path, load):
         load(tmp_path)
 
 
-@pytest.mark.parametrize("keep", ["residual.json", "model.zip"])
-def test_a_directory_missing_one_of_its_two_files_is_not_a_trained_residual(residual_copy, keep):
-    other = {"residual.json": "model.zip", "model.zip": "residual.json"}[keep]
-    (residual_copy / other).unlink()
+def test_a_trained_residual_is_data_only(residual_copy):
+    assert sorted(p.name for p in residual_copy.iterdir()) == sorted(RESIDUAL_FILES)
+
+
+def test_a_directory_without_its_metadata_is_not_a_trained_residual(residual_copy):
+    (residual_copy / "residual.json").unlink()
     with pytest.raises(ValueError, match="not a trained residual"):
+        load_residual(residual_copy)
+
+
+def test_a_directory_without_its_weights_says_so(residual_copy):
+    (residual_copy / "policy.safetensors").unlink()
+    with pytest.raises(ValueError, match="no policy.safetensors"):
         load_residual(residual_copy)
 
 
 def test_a_file_is_not_a_trained_residual(residual_copy):
     with pytest.raises(ValueError, match="not a trained residual"):
-        load_residual(residual_copy / "model.zip")
+        load_residual(residual_copy / "policy.safetensors")
 
 
 def test_bad_json_metadata_is_refused(residual_copy):
@@ -636,7 +682,7 @@ def test_metadata_of_another_format_is_refused(residual_copy):
         load_residual(residual_copy)
 
 
-@pytest.mark.parametrize("version", [1, 3, 0, "2"])
+@pytest.mark.parametrize("version", [1, 2, 0, "3"])
 def test_metadata_of_another_version_is_refused(residual_copy, version):
     rewrite_metadata(residual_copy, version=version)
     with pytest.raises(ValueError, match="version"):
@@ -659,16 +705,24 @@ def test_metadata_with_an_unknown_algo_is_refused(residual_copy):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
-def test_a_damaged_model_zip_is_refused_with_a_clear_error(residual_copy, damage):
-    model = residual_copy / "model.zip"
-    data = model.read_bytes()
-    model.write_bytes(
-        {"truncated": data[: len(data) // 2], "garbage": b"not a zip file" * 50, "empty": b""}[
+def test_damaged_weights_are_refused_with_a_clear_error(residual_copy, damage):
+    weights = residual_copy / "policy.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(
+        {"truncated": data[: len(data) // 2], "garbage": b"not safetensors" * 50, "empty": b""}[
             damage
         ]
     )
     read_metadata(residual_copy)  # the metadata alone is still fine
-    with pytest.raises(ValueError, match="model could not be loaded"):
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_residual(residual_copy)
+
+
+def test_weights_of_another_network_are_refused(residual_copy):
+    meta = json.loads((residual_copy / "residual.json").read_text())
+    meta["policy"]["policy_kwargs"]["net_arch"] = [32, 32]
+    (residual_copy / "residual.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another shape than the described network"):
         load_residual(residual_copy)
 
 

@@ -45,7 +45,7 @@ def test_a_shipped_residual_says_what_it_was_trained_on(path):
     assert residual.features == config.features == "objects"
     assert residual.alpha == config.alpha, "shipped residual and shipped config disagree"
     assert residual.metadata["train_steps"] <= 300_000
-    assert (path / "model.zip").stat().st_size < 1_000_000
+    assert (path / "policy.safetensors").stat().st_size < 1_000_000
 
 
 def test_a_shipped_residual_corrects_its_base_within_alpha():

@@ -288,6 +288,7 @@ def finetune_rl(
     checkpoint_every: int = 10_000,
     seed: int = 0,
     progress: bool = True,
+    resume: bool = False,
 ) -> Path:
     """RL fine-tuning of a bc network for ``steps`` control steps; returns ``out/final.pt``.
 
@@ -295,7 +296,8 @@ def finetune_rl(
     written as a bc checkpoint and evaluated as deployed on the fixed held-out episodes of the
     residuals' learning curves (a row of ``out/progress.csv`` against control steps). The
     model, its replay buffer and the step count are written atomically to ``out/checkpoint``
-    every ``checkpoint_every`` steps; re-running with the same ``out`` resumes from there.
+    every ``checkpoint_every`` steps; re-running with the same ``out`` and ``resume`` continues
+    from there (see :func:`~residual_bench.residual.train.checkpoint_to_resume`).
     SAC's updates through the first ``critic_only_steps`` control steps train the critic only;
     ``actor_learning_rate`` (SAC) gives the actor a learning rate of its own, and
     ``freeze_encoder`` leaves the actor's encoder as the bc network's.
@@ -308,7 +310,11 @@ def finetune_rl(
     from residual_bench.policies.bc import shipped_checkpoint
     from residual_bench.policies.bc_dagger import evaluate_bc
     from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
-    from residual_bench.residual.train import EVAL_MASTER_SEED, save_checkpoint
+    from residual_bench.residual.train import (
+        EVAL_MASTER_SEED,
+        checkpoint_to_resume,
+        save_checkpoint,
+    )
 
     init = Path(init) if init is not None else shipped_checkpoint()
     out = Path(out)
@@ -325,7 +331,7 @@ def finetune_rl(
         freeze_encoder=freeze_encoder,
     )  # fmt: skip
     saved = out / "checkpoint"
-    if (saved / "model.zip").exists():
+    if checkpoint_to_resume(saved, resume):
         state = json.loads((saved / "state.json").read_text())
         model.set_parameters(str(saved / "model.zip"), exact_match=True)
         model.num_timesteps = int(state["decisions"])

@@ -174,12 +174,14 @@ def train_finetune(
     progress: bool = True,
     steps: int | None = None,
     suite: str | None = None,
+    resume: bool = False,
 ) -> Path:
     """Run a fine-tuning baseline on ``base``; returns the fine-tuned checkpoint.
 
     ``base`` is ``bc`` (the shipped weights) or ``bc:PATH``. The learning curve goes to
     ``out/progress.csv`` (environment steps, success on fixed held-out episodes); re-running
-    with the same ``out`` resumes. ``steps`` and ``suite`` override an ``rl`` config's
+    with the same ``out`` resumes (RL fine-tuning only with ``resume``: its checkpoint is
+    unpickled). ``steps`` and ``suite`` override an ``rl`` config's
     budget and training suite; for DAgger ``steps`` overrides its budget (``train.steps``,
     or its rounds) and the suites are the config's. One process at a time may train into
     ``out`` (:func:`~residual_bench.residual.checkpoint.run_lock`).
@@ -215,6 +217,7 @@ def train_finetune(
                 checkpoint_every=train["checkpoint_every"],
                 seed=seed,
                 progress=progress,
+                resume=resume,
             )
         dagger, train = config["dagger"], config["train"]
         return finetune_dagger(

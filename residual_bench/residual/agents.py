@@ -192,18 +192,30 @@ class GatedResidualSAC(ResidualSAC):
 
     def gate(self, observation: np.ndarray, action: np.ndarray) -> np.ndarray:
         """Per-sample gate in (0, 1] for ``action`` (batched, in [-1, 1]) at ``observation``."""
-        with torch.no_grad():
-            obs_tensor, _ = self.policy.obs_to_tensor(observation)
-            act_tensor = torch.as_tensor(action, dtype=torch.float32).reshape(len(obs_tensor), -1)
-            values = torch.cat(self.critic(obs_tensor, act_tensor), dim=1)
-            spread = values.std(dim=1).numpy()
-        return np.exp(-spread / self.gate_temperature)
+        return critic_gate(self.policy, observation, action, self.gate_temperature)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         action, state = super().predict(observation, state, episode_start, deterministic)
-        batched = np.asarray(action).reshape(-1, self.action_space.shape[0])
-        gated = batched * self.gate(observation, batched)[:, None]
-        return gated.reshape(np.shape(action)).astype(np.float32), state
+        return gate_action(self.policy, observation, action, self.gate_temperature), state
+
+
+def critic_gate(
+    policy: Any, observation: Any, action: np.ndarray, temperature: float
+) -> np.ndarray:
+    """``exp(-std_k Q_k(s, r) / temperature)`` of a SAC policy's critic ensemble, per sample."""
+    with torch.no_grad():
+        obs_tensor, _ = policy.obs_to_tensor(observation)
+        act_tensor = torch.as_tensor(action, dtype=torch.float32).reshape(len(obs_tensor), -1)
+        values = torch.cat(policy.critic(obs_tensor, act_tensor), dim=1)
+        spread = values.std(dim=1).numpy()
+    return np.exp(-spread / temperature)
+
+
+def gate_action(policy: Any, observation: Any, action: Any, temperature: float) -> np.ndarray:
+    """``action`` scaled by the :func:`critic_gate` at ``observation`` (any batch shape)."""
+    batched = np.asarray(action).reshape(-1, policy.action_space.shape[0])
+    gated = batched * critic_gate(policy, observation, batched, temperature)[:, None]
+    return gated.reshape(np.shape(action)).astype(np.float32)
 
 
 SAC_INITIAL_LOG_STD = -1.0

@@ -1,13 +1,17 @@
 """Trained residuals on disk, and the agent that runs one at evaluation.
 
-A trained residual is a directory::
+A trained residual is a directory of data, nothing that is unpickled::
 
-    residual.json   format, version, algo, base (name and spec), features, alpha,
-                    the full config, training seed / steps / suite, package versions
-    model.zip       the SB3 model (weights and optimiser state, SB3's own format)
+    residual.json       format, version, algo, base (name and spec), features, alpha,
+                        the full config, training seed / steps / suite, package versions,
+                        and ``policy``: the network's description (see ``weights``)
+    policy.safetensors  the policy's weights
 
-:func:`load_residual` checks the metadata before touching the weights, so a wrong or damaged
-directory gives one clear error.
+:func:`load_residual` checks the metadata before touching the weights and rebuilds the
+network from its description, so a wrong, damaged or hostile directory gives one clear error
+and never runs code. A directory in the earlier, pickle-bearing format (stable-baselines3's
+``model.zip``) is refused with the command that converts it: :func:`convert_residual`,
+which reads only the zip's weights.
 """
 
 from __future__ import annotations
@@ -22,14 +26,36 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import gymnasium as gym
 import numpy as np
 
+from residual_bench.residual.agents import GLOBAL_CNN_FEATURES, gate_action
 from residual_bench.residual.config import ALGOS
+from residual_bench.residual.env import ResidualEnv
+from residual_bench.residual.factory import make_residual_env, residual_env_kwargs
+from residual_bench.residual.features import FEATURE_MODES
+from residual_bench.residual.weights import (
+    build_policy,
+    channel_first_space,
+    check_policy_kwargs,
+    describe_policy,
+    load_state,
+    load_weights,
+    read_sb3_policy_state,
+    save_weights,
+    space_to_json,
+)
 
 FORMAT = "residual-bench-residual"
 SHIPPED_DIR = "data/residuals"
-VERSION = 2  # 2: features in units of 5 cm and 0.5 m/s, not metres
+VERSION = 3  # 2: features in units of 5 cm and 0.5 m/s; 3: weights as safetensors, no pickle
 REQUIRED = ("format", "version", "algo", "name", "base", "features", "alpha", "train_seed")
+METADATA_FILE = "residual.json"
+WEIGHTS_FILE = "policy.safetensors"
+RESIDUAL_FILES = (METADATA_FILE, WEIGHTS_FILE)
+"""Every file of a trained residual: data only, nothing that is unpickled."""
+PICKLED_MODEL_FILE = "model.zip"
+"""stable-baselines3's own format, written by earlier releases: it carries pickles."""
 
 
 def write_file_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
@@ -124,12 +150,14 @@ def run_in_use(out: str | Path) -> bool:
 
 
 def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write ``model`` and ``metadata`` to directory ``out`` atomically (all or nothing)."""
+    """Write ``model``'s policy and ``metadata`` to directory ``out`` atomically (all or
+    nothing): the weights as safetensors, the network's description in ``residual.json``."""
+    policy = describe_policy(metadata["algo"], model)
 
     def write(directory: Path) -> None:
-        model.save(directory / "model.zip")
-        meta = {"format": FORMAT, "version": VERSION, **metadata}
-        (directory / "residual.json").write_text(json.dumps(meta, indent=2) + "\n")
+        save_weights(model.policy, directory / WEIGHTS_FILE)
+        meta = {"format": FORMAT, "version": VERSION, **metadata, "policy": policy}
+        (directory / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
     return write_directory_atomically(out, write)
 
@@ -154,7 +182,11 @@ def residual_location(ref: str | Path) -> Path:
 def shipped_residual(base: str, algo: str, seed: int) -> str | None:
     """The reference of the residual shipped for this base, algorithm and seed, if any."""
     ref = f"{SHIPPED_PREFIX}{base}-{algo}-seed{seed}"
-    return ref if (residual_location(ref) / "residual.json").is_file() else None
+    return ref if (residual_location(ref) / METADATA_FILE).is_file() else None
+
+
+class PickledResidualError(ValueError):
+    """A residual in stable-baselines3's pickle-bearing format, which is never loaded."""
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -162,34 +194,75 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no such directory.
+        PickledResidualError: a residual in the earlier ``model.zip`` format.
         ValueError: not a trained residual, an unknown version, or missing fields.
     """
     path = residual_location(path)
     if not path.exists():
         raise FileNotFoundError(f"residual {str(path)!r} does not exist")
-    meta_path = path / "residual.json"
-    if not path.is_dir() or not meta_path.is_file() or not (path / "model.zip").is_file():
-        raise ValueError(
-            f"{path}: not a trained residual (expected a directory with residual.json and "
-            "model.zip, as written by `bench train`)"
+    pickled = (path / PICKLED_MODEL_FILE).exists() and not (path / WEIGHTS_FILE).exists()
+    if path.is_dir() and pickled:
+        raise PickledResidualError(
+            f"{path}: a residual in stable-baselines3's model.zip format, which carries pickles "
+            f"and is never loaded; convert it with `bench residual convert {path}` (reads only "
+            "its weights)"
         )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path}: not a residual-bench residual (format {FORMAT!r})")
+    meta = _read_json(path / METADATA_FILE, path)
     if meta.get("version") != VERSION:
         raise ValueError(
-            f"{meta_path}: version {meta.get('version')!r}, expected {VERSION} (a residual of "
-            "another version saw other features: train it again with this release)"
+            f"{path / METADATA_FILE}: version {str(meta.get('version'))[:20]!r}, expected "
+            f"{VERSION} (a residual of another version saw other features: train it again "
+            "with this release)"
         )
-    missing = [k for k in REQUIRED if k not in meta]
+    _check_fields(meta, path / METADATA_FILE, (*REQUIRED, "policy"))
+    if not _is_regular_file(path / WEIGHTS_FILE):
+        raise ValueError(f"{path}: no {WEIGHTS_FILE} (the residual's weights)")
+    return meta
+
+
+MAX_METADATA_BYTES = 1024 * 1024
+
+
+def _is_regular_file(path: Path) -> bool:
+    return not path.is_symlink() and path.is_file()
+
+
+def _read_json(meta_path: Path, path: Path) -> dict[str, Any]:
+    if not path.is_dir() or not _is_regular_file(meta_path):
+        raise ValueError(
+            f"{path}: not a trained residual (expected a directory with {METADATA_FILE} and "
+            f"{WEIGHTS_FILE}, as written by `bench train`)"
+        )
+    if meta_path.stat().st_size > MAX_METADATA_BYTES:
+        raise ValueError(f"{meta_path}: larger than {MAX_METADATA_BYTES} bytes")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{meta_path}: not valid JSON ({str(exc)[:200]})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_path}: not a residual-bench residual (format {FORMAT!r})")
+    return meta
+
+
+def _check_fields(meta: dict[str, Any], meta_path: Path, required: tuple[str, ...]) -> None:
+    missing = [k for k in required if k not in meta]
     if missing:
         raise ValueError(f"{meta_path}: missing field(s) {missing}")
     if meta["algo"] not in ALGOS:
-        raise ValueError(f"{meta_path}: unknown algo {meta['algo']!r}")
-    return meta
+        raise ValueError(f"{meta_path}: unknown algo {str(meta['algo'])[:40]!r}")
+    if meta["features"] not in FEATURE_MODES:
+        raise ValueError(f"{meta_path}: unknown features {str(meta['features'])[:40]!r}")
+    alpha = meta["alpha"]
+    if not isinstance(alpha, list) or not all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 1 for a in alpha
+    ):
+        raise ValueError(f"{meta_path}: alpha must be a list of numbers in [0, 1]")
+    config = meta.get("config")
+    gated = config.get("gated") if isinstance(config, dict) else None
+    if gated is not None:
+        temperature = gated.get("temperature") if isinstance(gated, dict) else None
+        if not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
+            raise ValueError(f"{meta_path}: config.gated.temperature must be a positive number")
 
 
 class ResidualAgent:
@@ -203,39 +276,90 @@ class ResidualAgent:
         self.features: str = self.metadata["features"]
         self.alpha: list[float] = list(self.metadata["alpha"])
         self.train_seed: int = int(self.metadata["train_seed"])
-        from residual_bench.residual.agents import load_agent
-
-        try:
-            gated = self.metadata.get("config", {}).get("gated")
-            self.model = load_agent(
-                self.metadata["algo"], str(self.path / "model.zip"), gated=gated
-            )
-        except Exception as exc:  # SB3 raises many types for a damaged zip
-            raise ValueError(
-                f"{self.path}: the model could not be loaded ({type(exc).__name__}: {exc})"
-            ) from None
+        self.policy = build_policy(self.metadata["policy"], f"{self.path / METADATA_FILE}: policy")
+        load_weights(self.policy, self.path / WEIGHTS_FILE)
+        gated = self.metadata.get("config", {}).get("gated")
+        self.gate_temperature = None if gated is None else float(gated["temperature"])
 
     def env_kwargs(self) -> dict[str, Any]:
         """The env arguments this residual's features need (see ``residual_env_kwargs``)."""
-        from residual_bench.residual.factory import residual_env_kwargs
-
         return residual_env_kwargs(self.base, self.features)
 
     def wrap(self, env: Any, controller: Any) -> Any:
         """The residual env this agent acts in, around ``env`` and a base ``controller``."""
-        from residual_bench.residual.env import ResidualEnv
-
         return ResidualEnv(env, controller, features=self.features, alpha=tuple(self.alpha))
 
     def reset(self) -> None:
         """Nothing to reset: the policy is memoryless."""
 
     def act(self, obs: Any) -> np.ndarray:
-        """The deterministic residual action r in [-1, 1]^7."""
-        action, _ = self.model.predict(obs, deterministic=True)
+        """The deterministic residual action r in [-1, 1]^7 (scaled by the critics' gate for
+        a gated residual, as in training)."""
+        action, _ = self.policy.predict(obs, deterministic=True)
+        if self.gate_temperature is not None:
+            action = gate_action(self.policy, obs, action, self.gate_temperature)
         return np.asarray(action, dtype=np.float64)
 
 
 def load_residual(path: str | Path) -> ResidualAgent:
     """Load a trained residual directory (see the module docstring)."""
     return ResidualAgent(path)
+
+
+def convert_residual(path: str | Path) -> Path:
+    """Rewrite a residual directory of the earlier ``model.zip`` format in this one, in place
+    and atomically, without unpickling anything; returns the directory.
+
+    The weights come from the zip's ``policy.pth`` (read weights-only); the network's
+    description from ``residual.json`` (algo, features, config) and the observation space of
+    the residual env it was trained in. ``model.zip`` is removed: it is what made the
+    directory unsafe to share. Converting keeps the network exactly: the same actions.
+
+    Raises:
+        FileNotFoundError: no such directory.
+        ValueError: not a residual of the earlier format, or weights that do not fit.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"residual {str(path)!r} does not exist")
+    if not _is_regular_file(path / PICKLED_MODEL_FILE):
+        raise ValueError(f"{path}: no {PICKLED_MODEL_FILE} to convert")
+    meta = _read_json(path / METADATA_FILE, path)
+    _check_fields(meta, path / METADATA_FILE, REQUIRED)
+    config = meta.get("config") or {}
+    hyperparams = config.get("hyperparams") or {}
+    kwargs = dict(hyperparams.get("policy_kwargs") or {})
+    algo = meta["algo"]
+    if algo != "td3":
+        kwargs["use_sde"] = bool(hyperparams.get("use_sde", False))
+    gated = config.get("gated")
+    if gated is not None:
+        kwargs["n_critics"] = int(gated["n_critics"])
+    env = make_residual_env(meta["base"], meta["features"], tuple(meta["alpha"]))
+    try:
+        observation_space, action_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if isinstance(observation_space, gym.spaces.Dict):
+        kwargs.setdefault("features_extractor_kwargs", {}).setdefault(
+            "cnn_output_dim", GLOBAL_CNN_FEATURES
+        )
+        observation_space = channel_first_space(observation_space)
+    description = {
+        "algo": algo,
+        "policy": "MultiInputPolicy" if isinstance(observation_space, gym.spaces.Dict)
+        else "MlpPolicy",
+        "observation_space": space_to_json(observation_space),
+        "action_space": space_to_json(action_space),
+        "policy_kwargs": check_policy_kwargs(kwargs),
+    }
+    policy = build_policy(description)
+    zip_path = path / PICKLED_MODEL_FILE
+    load_state(policy, read_sb3_policy_state(zip_path), str(zip_path))
+    meta = {**meta, "version": VERSION, "policy": description}
+
+    def write(directory: Path) -> None:
+        save_weights(policy, directory / WEIGHTS_FILE)
+        (directory / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    return write_directory_atomically(path, write)

@@ -6,13 +6,20 @@ chunks of ``checkpoint_every`` steps. After each chunk the model (and the replay
 off-policy agents) is written atomically under ``out/checkpoint/``; every ``eval_every`` steps
 the deterministic residual is evaluated on held-out objects and a row is appended to
 ``out/progress.csv`` (the learning curve). An interrupted run started again with the same
-``out`` continues from the last checkpoint: no step is lost beyond the unfinished chunk, none
-is counted twice. The finished residual is ``out/residual/`` (see ``checkpoint``).
+``out`` and ``resume=True`` continues from the last checkpoint: no step is lost beyond the
+unfinished chunk, none is counted twice. The finished residual is ``out/residual/`` (see
+``checkpoint``): data only.
+
+The checkpoint of an unfinished run is stable-baselines3's own format (``model.zip`` and
+``replay_buffer.pkl``), which holds pickles: a resume opens them only when asked to and only
+when this user wrote every file of the checkpoint (:func:`checkpoint_to_resume`). Never
+resume a run directory received from elsewhere.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +87,42 @@ def save_checkpoint(model: Any, directory: Path, state: dict[str, int]) -> None:
     write_directory_atomically(directory, write)
 
 
+CHECKPOINT_FILES = ("model.zip", "replay_buffer.pkl", "state.json")
+
+
+def checkpoint_to_resume(directory: Path, resume: bool) -> bool:
+    """Whether to continue from the SB3 checkpoint in ``directory`` (False: there is none).
+
+    The checkpoint's files hold pickles, which run code when loaded, so they are opened only
+    when the user asked to resume and every file in the directory is a plain file owned by
+    this user: a run directory copied from elsewhere, or planted by another account, is never
+    unpickled.
+
+    Raises:
+        FileExistsError: a checkpoint exists and ``resume`` is False.
+        PermissionError: a file of the checkpoint is not this user's own plain file.
+    """
+    if not (directory / "model.zip").exists():
+        return False
+    if not resume:
+        raise FileExistsError(
+            f"{directory.parent} holds an unfinished run; pass --resume to continue it (only a "
+            "run you made: its checkpoint is unpickled), or choose another --out"
+        )
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for path in (directory, *directory.iterdir()):
+        info = path.lstat()
+        plain = path.is_dir() if path == directory else path.is_file()
+        if path.is_symlink() or not plain or (uid is not None and info.st_uid != uid):
+            raise PermissionError(
+                f"{path}: not a plain file of this user; a checkpoint is resumed only when "
+                "this user wrote it (its pickles would run code)"
+            )
+        if path != directory and path.name not in CHECKPOINT_FILES:
+            raise PermissionError(f"{path}: not a file of a training checkpoint")
+    return True
+
+
 def train_residual(
     base: str,
     residual: str | ResidualConfig = "sac",
@@ -94,17 +137,22 @@ def train_residual(
     progress: bool = True,
     tensorboard: bool = True,
     threads: int = 1,
+    resume: bool = False,
 ) -> Path:
     """Train a residual for ``base``; returns the directory of the finished residual.
 
-    Arguments left at None take the config's value. Re-running with the same ``out`` resumes
-    from ``out/checkpoint``; a finished ``out/residual`` is never overwritten. ``threads``
+    Arguments left at None take the config's value. Re-running with the same ``out`` and
+    ``resume`` continues from ``out/checkpoint`` (see :func:`checkpoint_to_resume`); a
+    finished ``out/residual`` is never overwritten. ``threads``
     caps torch's threads: small networks gain nothing from more, and parallel runs then do
     not fight over cores.
 
     Raises:
         ValueError: unknown base, residual config, suite or features.
-        FileExistsError: ``out/residual`` already exists.
+        FileExistsError: ``out/residual`` already exists, or ``out`` holds an unfinished run
+            and ``resume`` is False.
+        PermissionError: the checkpoint to resume is not this user's own.
+        FileNotFoundError: ``out`` has a learning curve but no checkpoint to continue it from.
         RunInUseError: another process is training into ``out``.
     """
     get_base(base)
@@ -141,7 +189,7 @@ def train_residual(
         eval_env = make_residual_env(base, config.features, alpha, suite=suite, objects="heldout")
         checkpoint = out / "checkpoint"
         log = str(out / "tensorboard") if tensorboard else None
-        if (checkpoint / "model.zip").exists():
+        if checkpoint_to_resume(checkpoint, resume):
             model = load_agent(
                 config.algo, str(checkpoint / "model.zip"), env=Monitor(env), gated=config.gated
             )
@@ -154,6 +202,12 @@ def train_residual(
             for key in ("output_decay", "actor_penalty"):
                 if hasattr(model, key):
                     setattr(model, key, float(safeguards[key]))
+        elif last_evaluated(out / "progress.csv") > 0:
+            # Starting at step 0 would silently restart a run whose curve says otherwise.
+            raise FileNotFoundError(
+                f"{checkpoint}: missing, but {out} has a learning curve to continue; "
+                "choose another --out to train afresh"
+            )
         else:
             model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
         start = int(model.num_timesteps)
