@@ -19,6 +19,15 @@ PHYSICS_HZ = 240
 """Physics rate in Hz. PyBullet's default, and what its contact parameters are tuned for."""
 
 
+NOT_COPYABLE = (
+    "an env cannot be deep-copied or pickled: its physics lives in a PyBullet client, which a "
+    "deep copy would share with the original and a pickle would lose. To branch or restore an "
+    "episode, make a new env and replay: an episode is a deterministic function of "
+    "reset(seed=...) and the actions that followed. To run envs in other processes, pass a "
+    "function that makes one (as vector envs do)."
+)
+
+
 @dataclass(frozen=True)
 class BodyState:
     """Pose and velocity of a body's base in the world frame."""
@@ -47,6 +56,14 @@ class PyBulletWorld:
         self.timestep = 1.0 / physics_hz
         self.bodies: dict[str, int] = {}
         self.configure_physics()
+
+    # -- copies ----------------------------------------------------------------------------
+
+    def __deepcopy__(self, memo: dict) -> PyBulletWorld:
+        raise TypeError(NOT_COPYABLE)
+
+    def __reduce_ex__(self, protocol: object) -> object:
+        raise TypeError(NOT_COPYABLE)
 
     # -- setup -----------------------------------------------------------------------------
 
