@@ -8,7 +8,12 @@ The registered env id builds the residual env itself when given a base::
     env = gym.make("ResidualPickPlace-v0", base="scripted", suite="mixed", features="objects")
 """
 
-from residual_bench.residual.env import DEFAULT_ALPHA, ResidualEnv, alpha_vector
+from residual_bench.residual.env import (
+    DEFAULT_ALPHA,
+    ResidualEnv,
+    alpha_vector,
+    observation_layout,
+)
 from residual_bench.residual.factory import make_env, make_residual_env, residual_env_kwargs
 from residual_bench.residual.features import FEATURE_MODES
 
@@ -19,5 +24,6 @@ __all__ = [
     "alpha_vector",
     "make_env",
     "make_residual_env",
+    "observation_layout",
     "residual_env_kwargs",
 ]

@@ -10,10 +10,11 @@ already squash their actions with tanh, so ``r`` is the squashed output and the 
 not squash again. ``scale`` is 1 at evaluation; training may ramp it up (see
 :mod:`residual_bench.residual.train`).
 
-Observation (flat ``Box``; ``global`` features make it a ``Dict`` with the image, downsampled
-to ``GLOBAL_IMAGE_SIZE`` pixels):
-proprioception (20), the base's current action (7), then the feature vector of
-:mod:`residual_bench.residual.features`.
+Observation: a flat ``Box`` vector (SB3's ``MlpPolicy``) of proprioception (20), the base's
+current action (7), then the feature vector of :mod:`residual_bench.residual.features`;
+:func:`observation_layout` names its slices. ``global`` features make it a ``Dict``
+(``MultiInputPolicy``) of that vector and the image, downsampled to ``GLOBAL_IMAGE_SIZE``
+pixels.
 
 Reward: the env's reward, minus optional penalties on the residual's magnitude
 (``magnitude_penalty * mean(r^2)``) and on how much the executed action changes between steps
@@ -35,6 +36,7 @@ from residual_bench.policies.registry import make_controller
 from residual_bench.policies.wrapper import validate_correction
 from residual_bench.residual.features import (
     FEATURE_DIMS,
+    FEATURE_PARTS,
     GLOBAL_IMAGE_SIZE,
     ObjectFeatureNoise,
     check_features,
@@ -45,6 +47,17 @@ from residual_bench.residual.features import (
 
 PROPRIO_DIM, ACTION_DIM = 20, 7
 DEFAULT_ALPHA = 0.1
+
+
+def observation_layout(features: str) -> dict[str, slice]:
+    """The named slices of the residual's observation vector for ``features``, in order:
+    ``proprio``, ``base_action``, then the parts of the feature vector."""
+    parts = (("proprio", PROPRIO_DIM), ("base_action", ACTION_DIM), *FEATURE_PARTS[features])
+    layout, start = {}, 0
+    for name, size in parts:
+        layout[name] = slice(start, start + size)
+        start += size
+    return layout
 
 
 def alpha_vector(alpha: float | tuple[float, float] | tuple[float, float, float]) -> np.ndarray:

@@ -33,6 +33,26 @@ POSITION_UNIT_M = 0.05
 VELOCITY_UNIT_M_S = 0.5
 #: Side of the square image ``global`` features show the agent.
 GLOBAL_IMAGE_SIZE = 42
+#: Named parts of each feature vector, in order (sizes sum to ``FEATURE_DIMS``).
+FEATURE_PARTS = {
+    "objects": (
+        ("target_from_gripper", 3),
+        ("target_extent", 3),
+        ("target_visible_percent", 1),
+        ("target_seen", 1),
+        ("plate_from_gripper", 3),
+        ("plate_seen", 1),
+        ("target_from_plate", 3),
+    ),
+    "privileged": (
+        ("target_from_gripper", 3),
+        ("target_velocity", 3),
+        ("plate_from_gripper", 3),
+        ("target_from_plate", 3),
+    ),
+    "global": (),
+    "proprio": (),
+}
 #: The env's observation mode each feature mode needs.
 OBS_MODE_FOR = {"objects": "rgbd+seg", "global": "rgb"}
 
