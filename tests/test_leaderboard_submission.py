@@ -112,7 +112,7 @@ def test_a_submission_holds_only_its_method_in_canonical_order_with_derived_seed
 def test_the_residual_checkpoint_is_copied_hashed_and_referenced_relatively(shared):
     path = shared["residual"]
     checkpoint = path / "checkpoints" / "seed0"
-    assert sorted(p.name for p in checkpoint.iterdir()) == ["model.zip", "residual.json"]
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["policy.safetensors", "residual.json"]
     entry = load(path)["residual"]["checkpoints"]["0"]
     assert entry == {"path": "checkpoints/seed0", "sha256": checkpoint_hash(checkpoint)}
     records = read_jsonl(path / "episodes.jsonl")

@@ -81,7 +81,7 @@ def test_files_rule_missing_episodes_or_a_stray_file(shared, tmp_path):
 
 def test_size_rule_caps_the_whole_directory(shared, tmp_path):
     path = tamper(shared["residual"], tmp_path)
-    (path / "checkpoints" / "seed0" / "model.zip").write_bytes(b"0" * (MAX_BYTES + 1))
+    (path / "checkpoints" / "seed0" / "policy.safetensors").write_bytes(b"0" * (MAX_BYTES + 1))
     assert "size" in rules(path)
 
 
@@ -172,7 +172,7 @@ def test_summary_rule_claims_must_equal_the_recomputed_summary(shared, tmp_path)
 
 def test_checkpoint_rule_the_weights_must_have_the_declared_hash(shared, tmp_path):
     path = tamper(shared["residual"], tmp_path / "a")
-    (path / "checkpoints" / "seed0" / "model.zip").write_bytes(b"other weights")
+    (path / "checkpoints" / "seed0" / "policy.safetensors").write_bytes(b"other weights")
     assert rules(path) == {"checkpoint"}
     path = tamper(shared["residual"], tmp_path / "b")
     shutil.rmtree(path / "checkpoints" / "seed0")

@@ -1,7 +1,8 @@
 """``bench verify``: re-run chosen episodes from the submitted checkpoint, compare exactly.
 
-The episodes are drawn by a generator seeded with the submission id (nobody picks them);
-success, recovery and completion time of each re-run must equal the record's. A submission
+The episodes are drawn with a nonce the verifier picks at verification time, combined with
+the submission id (the submitter can neither know nor aim the draw), and the draw is stored so
+anyone can audit it; success, recovery and completion time of each re-run must equal the record's. A submission
 whose records were doctored consistently (summary and id recomputed, so it passes every
 rule of ``bench leaderboard check``) is caught here. Remote bases are reported as not
 verifiable; ``--heldout-seeds`` runs a submission on a maintainer's private master seed.
@@ -19,8 +20,9 @@ from residual_bench.eval.records import read_jsonl
 from residual_bench.leaderboard.cli import add_leaderboard_parsers
 from residual_bench.leaderboard.submission import base_info
 from residual_bench.leaderboard.validate import validate_submission
+from residual_bench.leaderboard.draw import draw_indices
 from residual_bench.leaderboard.verify import (
-    choose_records,
+    audit_verifications,
     not_verifiable_reason,
     read_heldout_seeds,
     verification_status,
@@ -41,17 +43,22 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_the_episodes_to_rerun_are_drawn_from_the_submission_id(shared):
-    records = read_jsonl(shared["residual"] / "episodes.jsonl")
+NONCE = "0123456789abcdef" * 2
+
+
+def test_the_episodes_to_rerun_are_drawn_from_the_nonce_and_the_submission_id(shared):
+    n = len(read_jsonl(shared["residual"] / "episodes.jsonl"))
     sub_id = shared["residual"].name
-    first = choose_records(sub_id, records, 2)
-    assert [r.seed for r in first] == [r.seed for r in choose_records(sub_id, records, 2)]
-    assert len(first) == 2 and len({r.seed for r in first}) == 2
-    assert len(choose_records(sub_id, records, 100)) == len(records)
-    others = {tuple(r.seed for r in choose_records(f"{i:016x}", records, 2)) for i in range(20)}
-    assert len(others) > 1  # the id, not a constant, decides
+    first = draw_indices(sub_id, NONCE, n, 2)
+    assert first == draw_indices(sub_id, NONCE, n, 2)  # repeatable from the stored nonce
+    assert len(set(first)) == 2 and all(0 <= i < n for i in first)
+    assert draw_indices(sub_id, NONCE, n, 100) == list(range(n))
+    others = {tuple(draw_indices(sub_id, f"{i:032x}", 40, 3)) for i in range(20)}
+    assert len(others) > 1  # the nonce, not the submission alone, decides
     with pytest.raises(ValueError, match="at least 1"):
-        choose_records(sub_id, records, 0)
+        draw_indices(sub_id, NONCE, n, 0)
+    with pytest.raises(ValueError, match="hex digits"):
+        draw_indices(sub_id, "not-hex", n, 2)
 
 
 def test_a_residual_submission_is_verified_from_its_own_checkpoint(shared, tmp_path, capsys):
@@ -68,6 +75,9 @@ def test_a_residual_submission_is_verified_from_its_own_checkpoint(shared, tmp_p
         assert set(e["rerun"]) == {"success", "recovered", "recovery_times", "completion_time"}
     assert verification_status(tmp_path, shared["residual"].name) == "verified"
     assert "verified" in capsys.readouterr().out
+    draw = result["draw"]
+    assert len(draw["nonce"]) == 32 and draw["k"] == 2 and "sha256" in draw["rule"]
+    assert [e["record_index"] for e in result["episodes"]] == draw["indices"]
     # The submission itself is untouched: its files and id stay valid.
     assert validate_submission(shared["residual"]) == []
 
@@ -92,7 +102,7 @@ def test_doctored_but_consistent_records_fail_verification(shared, tmp_path):
 
 def test_verify_refuses_an_invalid_submission_or_a_swapped_checkpoint(shared, tmp_path):
     path = tamper(shared["residual"], tmp_path)
-    (path / "checkpoints" / "seed0" / "model.zip").write_bytes(b"x")
+    (path / "checkpoints" / "seed0" / "policy.safetensors").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"\[checkpoint\]"):
         verify_submission(path, k=1)
     with pytest.raises(FileNotFoundError, match="not a submission"):

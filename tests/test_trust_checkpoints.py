@@ -70,11 +70,9 @@ def plant_payload(zip_path: Path, marker: Path) -> None:
             archive.writestr(name, content)
 
 
-@pytest.fixture(scope="module")
-def sb3_zip(tmp_path_factory) -> tuple[Path, dict]:
-    """An SB3 ``model.zip`` of a SAC residual for the scripted base, and its residual.json
-    in the earlier (version 2) format."""
-    root = tmp_path_factory.mktemp("legacy")
+def build_sb3_zip(root: Path) -> tuple[Path, dict]:
+    """An SB3 ``model.zip`` of a SAC residual for the scripted base in ``root``, and its
+    residual.json in the earlier (version 2) format."""
     env = make_residual_env("scripted", "objects")
     try:
         model = build_agent(load_config("sac"), env, seed=0)
@@ -89,6 +87,11 @@ def sb3_zip(tmp_path_factory) -> tuple[Path, dict]:
     )
     meta = {k: v for k, v in shipped.items() if k != "policy"} | {"version": 2}
     return root / "model.zip", meta
+
+
+@pytest.fixture(scope="module")
+def sb3_zip(tmp_path_factory) -> tuple[Path, dict]:
+    return build_sb3_zip(tmp_path_factory.mktemp("legacy"))
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         result = verify.heldout_evaluation(args.submission, args.heldout_seeds)
         key = "heldout"
     else:
-        result = verify.verify_submission(args.submission, k=args.k)
+        result = verify.verify_submission(args.submission, k=args.k, nonce=args.nonce)
         key = "replay"
     _print_result(result)
     if args.record:
@@ -63,21 +63,35 @@ def _print_result(result: dict[str, Any]) -> None:
             + ("" if c["consistent"] else "  INCONSISTENT")
         )
     reason = f" ({result['reason']})" if "reason" in result else ""
+    if "draw" in result:
+        print(f"  drawn with nonce {result['draw']['nonce']} (repeat with --nonce)")
     print(f"submission {result['submission']}: {result['status']}{reason}")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from residual_bench.leaderboard.submission import SUBMISSIONS_DIR
     from residual_bench.leaderboard.validate import validate_all
+    from residual_bench.leaderboard.verify import audit_verifications
 
     failures = validate_all(args.root)
     for failure in failures:
         print(failure, file=sys.stderr)
+    audit = audit_verifications(args.root)
+    for problem in audit:
+        print(f"verification {problem}", file=sys.stderr)
     where = Path(args.root) / SUBMISSIONS_DIR
     n = len([p for p in where.iterdir() if not p.name.startswith(".")]) if where.is_dir() else 0
     bad = len({f.submission for f in failures})
-    print(f"{n} submission(s) checked, {bad} invalid")
-    return 1 if failures else 0
+    print(f"{n} submission(s) checked, {bad} invalid; {len(audit)} verification problem(s)")
+    return 1 if failures or audit else 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from residual_bench.leaderboard.submission import convert_submission
+
+    for submission in args.submissions:
+        print(f"converted {submission} -> {convert_submission(submission)}")
+    return 0
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -107,6 +121,12 @@ def add_leaderboard_parsers(subparsers: Any) -> None:
     p.add_argument("submission", help="a submission directory (leaderboards/submissions/ID)")
     p.add_argument("--k", type=int, default=10, help="episodes to re-run (10)")
     p.add_argument(
+        "--nonce",
+        default=None,
+        help="hex nonce that seeds the draw of episodes (default: a fresh random one; give a "
+        "stored verification's nonce to repeat it)",
+    )
+    p.add_argument(
         "--heldout-seeds",
         default=None,
         metavar="FILE",
@@ -121,6 +141,13 @@ def add_leaderboard_parsers(subparsers: Any) -> None:
     p_check = sub.add_parser("check", help="check every submission against the rules")
     p_check.add_argument("--root", default=DEFAULT_ROOT, help=root_help)
     p_check.set_defaults(func=_cmd_check)
+    p_convert = sub.add_parser(
+        "convert",
+        help="re-submit submissions whose checkpoints are in the pickle-bearing model.zip "
+        "format, converted without unpickling (same episodes, new id)",
+    )
+    p_convert.add_argument("submissions", nargs="+", help="submission directories")
+    p_convert.set_defaults(func=_cmd_convert)
     p_build = sub.add_parser("build", help="generate README.md and index.html")
     p_build.add_argument("--root", default=DEFAULT_ROOT, help=root_help)
     p_build.add_argument("--out", default=None, help="output directory (ROOT)")

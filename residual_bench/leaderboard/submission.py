@@ -4,7 +4,8 @@ A submission is an immutable directory ``leaderboards/submissions/<id>/``::
 
     submission.json      what was evaluated and the claimed summary (see :func:`build_submission`)
     episodes.jsonl       every episode record of the method, in canonical order
-    checkpoints/seed<S>/ the residual of training seed S (residual.json + model.zip), if any
+    checkpoints/seed<S>/ the residual of training seed S (residual.json + policy.safetensors:
+                         data only, never unpickled), if any
 
 ``<id>`` is :func:`submission_id`: a content hash over ``submission.json`` (without its ``id``),
 the episode file's bytes and - through the checkpoint hashes inside ``submission.json`` - the
@@ -26,13 +27,21 @@ from typing import Any
 
 from residual_bench import __version__
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
-from residual_bench.residual.checkpoint import residual_location
+from residual_bench.leaderboard.files import excerpt, list_files, sha256_file
+from residual_bench.residual.checkpoint import (
+    PICKLED_MODEL_FILE,
+    RESIDUAL_FILES,
+    convert_residual,
+    read_metadata,
+    residual_location,
+)
 
 FORMAT = "residual-bench-submission"
 SCHEMA_VERSION = 1
 # Benchmark versions whose episodes this code reproduces (their spec hashes are recomputed).
 KNOWN_BENCHMARK_VERSIONS = ("0.1.0",)
 MAX_BYTES = 5 * 1024 * 1024  # the whole submission directory, checkpoints included
+BASE_WEIGHTS_BYTES = 1 << 30  # a base's weights file is the package's own, not submitted
 SUBMISSION_FILE = "submission.json"
 EPISODES_FILE = "episodes.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
@@ -47,24 +56,25 @@ def canonical_json(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
-def checkpoint_hash(path: str | Path) -> str:
+def checkpoint_hash(path: str | Path, limit: int = MAX_BYTES) -> str:
     """sha256 of a checkpoint: a file's bytes (what ``sha256sum`` prints), or over a residual
-    directory each file's relative name and bytes, sorted by name.
+    directory each file's relative name and bytes, sorted by name. Files are streamed, and
+    only plain files of at most ``limit`` bytes count (see ``files``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist (never the hash of nothing).
+        SubmissionFileError: a symlink, a special file or a file over ``limit``.
     """
     root = Path(path)
-    if root.is_file():
-        return hashlib.sha256(root.read_bytes()).hexdigest()
-    if not root.is_dir():
+    if not root.exists() and not root.is_symlink():
         raise FileNotFoundError(f"no checkpoint at {root}")
+    if root.is_symlink() or not root.is_dir():
+        return sha256_file(root, limit)
     digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        name = file.relative_to(root).as_posix()
+    for name in list_files(root):
         # Length-prefix the name so that no two layouts can hash the same byte stream.
         digest.update(f"{len(name)}:{name}\n".encode())
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+        digest.update(bytes.fromhex(sha256_file(root / name, limit)))
     return digest.hexdigest()
 
 
@@ -86,11 +96,15 @@ def suite_spec_hashes(suites: Iterable[str]) -> dict[str, Any]:
         ValueError: a suite that is not shipped with the benchmark.
     """
     from residual_bench.env_spec import load_env_spec, spec_hash
-    from residual_bench.perturb import load_suite
+    from residual_bench.perturb import load_suite, suite_names
 
     scene = load_env_spec(None)
     hashes = {}
+    shipped = suite_names()
     for name in suites:
+        # By name only: a path would make the verifier read a file of the submitter's choice.
+        if not isinstance(name, str) or name not in shipped:
+            raise ValueError(f"suite {excerpt(name)} is not shipped; shipped: {', '.join(shipped)}")
         suite = dataclasses.asdict(load_suite(name))
         hashes[name] = spec_hash({"scene": scene, "suite": suite, "control_hz": CONTROL_HZ})
     return {"scene": spec_hash(scene), "suites": hashes}
@@ -209,7 +223,7 @@ def base_info(base: str) -> dict[str, str]:
     entry = get_base(base)
     info = {"name": base, "description": entry.description}
     if entry.weights is not None:
-        info["weights_sha256"] = checkpoint_hash(entry.weights())
+        info["weights_sha256"] = checkpoint_hash(entry.weights(), limit=BASE_WEIGHTS_BYTES)
     return info
 
 
@@ -280,12 +294,54 @@ def _copy_checkpoints(records: list[EpisodeRecord], into: Path) -> dict[int, str
         location = residual_location(source)
         if not (location / "residual.json").is_file():
             raise FileNotFoundError(f"checkpoint {source!r} of training seed {seed} is missing")
+        read_metadata(location)  # refuses a pickle-bearing model.zip, naming the conversion
         target = into / CHECKPOINTS_DIR / f"seed{seed}"
         target.mkdir(parents=True)
         # Only what `load_residual` needs: no optimiser checkpoints or logs of the run.
-        for file in ("residual.json", "model.zip"):
+        for file in RESIDUAL_FILES:
             shutil.copyfile(location / file, target / file)
         copies[seed] = str(target)
     for r in records:
         r.extra["residual_path"] = f"{CHECKPOINTS_DIR}/seed{int(r.extra['train_seed'])}"
     return copies
+
+
+def convert_submission(path: str | Path) -> Path:
+    """A new submission beside ``path`` whose checkpoints, in the earlier pickle-bearing
+    ``model.zip`` format, are converted to safetensors + JSON without unpickling (see
+    :func:`~residual_bench.residual.checkpoint.convert_residual`); returns its directory.
+
+    The episodes and every claimed number stay as they are: the converted networks act
+    exactly as before. Only the checkpoint hashes, and so the id, change; the old directory
+    is removed, since it can no longer pass the checkpoint rule.
+
+    Raises:
+        ValueError: not a submission with checkpoints to convert.
+        FileExistsError: the converted submission already exists.
+    """
+    path = Path(path)
+    data = json.loads((path / SUBMISSION_FILE).read_text())
+    residual = data.get("residual")
+    seeds = sorted((residual or {}).get("checkpoints", {}))
+    if not seeds or not all(
+        (path / CHECKPOINTS_DIR / f"seed{s}" / PICKLED_MODEL_FILE).is_file() for s in seeds
+    ):
+        raise ValueError(f"{path}: no checkpoints in the {PICKLED_MODEL_FILE} format to convert")
+    tmp = Path(tempfile.mkdtemp(prefix=".submission.", dir=path.parent))
+    try:
+        shutil.copytree(path, tmp, dirs_exist_ok=True)
+        for seed in seeds:
+            where = tmp / CHECKPOINTS_DIR / f"seed{seed}"
+            convert_residual(where)
+            residual["checkpoints"][seed]["sha256"] = checkpoint_hash(where)
+        episodes = (tmp / EPISODES_FILE).read_bytes()
+        data["id"] = submission_id(data, episodes)
+        (tmp / SUBMISSION_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        final = path.parent / data["id"]
+        if final.exists():
+            raise FileExistsError(f"submission {data['id']} already exists at {final}")
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(path)
+    return final

@@ -3,8 +3,12 @@
 Each rule returns the ways a submission breaks it; a :class:`Failure` names the submission and
 the rule, so that a failing check says exactly what to fix. The rules, in order:
 
-- ``files``: ``submission.json`` and ``episodes.jsonl`` present, nothing but checkpoints beside.
-- ``size``: the whole directory is at most ``MAX_BYTES`` (5 MiB).
+- ``files``: plain files only (no symlink, FIFO or device anywhere), ``submission.json`` and
+  ``episodes.jsonl`` present, and nothing else but each declared training seed's checkpoint
+  files (``residual.json`` and ``policy.safetensors``: a pickle-bearing ``model.zip`` is
+  refused), so that every file is covered by the id or a checkpoint hash.
+- ``size``: the whole directory is at most ``MAX_BYTES`` (5 MiB), checked before any file
+  is read; every read is bounded (see ``files``).
 - ``schema``: the known format and schema version, every field present with its JSON type.
 - ``id``: the id is the content hash of the files and the directory's name.
 - ``benchmark``: a known benchmark version, and spec hashes equal to this code's.
@@ -18,12 +22,20 @@ the rule, so that a failing check says exactly what to fix. The rules, in order:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from residual_bench.eval.records import EpisodeRecord
+from residual_bench.leaderboard.files import (
+    SubmissionFileError,
+    excerpt,
+    list_files,
+    read_bounded,
+    total_size,
+)
 from residual_bench.leaderboard.submission import (
     CHECKPOINTS_DIR,
     EPISODES_FILE,
@@ -37,6 +49,7 @@ from residual_bench.leaderboard.submission import (
     submission_id,
     suite_spec_hashes,
 )
+from residual_bench.residual.checkpoint import PICKLED_MODEL_FILE, RESIDUAL_FILES
 
 FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str,
@@ -62,6 +75,11 @@ PROTOCOL_FIELDS = {
     "master_seed": int,
 }
 MASTER_SEEDS = (0,)  # the benchmark's published master seed
+MAX_SUBMISSION_JSON_BYTES = 1024 * 1024
+MAX_TRAIN_SEED = 1_000_000
+MAX_EPISODES = 100_000
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+MAX_MESSAGE = 300  # characters of one failure message: submitted text is quoted, not rendered
 
 
 @dataclass(frozen=True)
@@ -89,16 +107,17 @@ def validate_submission(path: str | Path) -> list[Failure]:
     failures: list[Failure] = []
 
     def fail(rule: str, message: str) -> None:
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "..."
         failures.append(Failure(path.name, rule, message))
 
     try:
-        data, raw = _files_and_schema(path, fail)
+        files = _plain_files(path, fail)
+        data, raw = _files_and_schema(path, files, fail)
         records = _records(data, raw, fail)
     except _Broken:
         return failures
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    if size > MAX_BYTES:
-        fail("size", f"{size} bytes, more than the cap of {MAX_BYTES} bytes")
+    _layout(data, files, fail)
     expected_id = submission_id(data, raw)
     if data["id"] != expected_id or path.name != data["id"]:
         fail("id", f"id {data['id']!r} in {path.name!r}, but the content hash is {expected_id!r}")
@@ -120,29 +139,68 @@ def validate_all(root: str | Path) -> list[Failure]:
     return failures
 
 
-def _files_and_schema(path: Path, fail: Fail) -> tuple[dict[str, Any], bytes]:
-    if not path.is_dir():
-        fail("files", "not a directory")
+def _plain_files(path: Path, fail: Fail) -> list[str]:
+    """The submission's files, all plain and inside it, of bounded total size: checked
+    before a single byte is read."""
+    try:
+        files = list_files(path)
+    except SubmissionFileError as exc:
+        fail("files", str(exc))
+        raise _Broken from None
+    except OSError as exc:
+        fail("files", f"not a readable directory ({exc.strerror})")
+        raise _Broken from None
+    size = total_size(path, files)
+    if size > MAX_BYTES:
+        fail("size", f"{size} bytes, more than the cap of {MAX_BYTES} bytes")
         raise _Broken
-    names = {p.name for p in path.iterdir()}
-    missing = sorted({SUBMISSION_FILE, EPISODES_FILE} - names)
-    extra = sorted(names - {SUBMISSION_FILE, EPISODES_FILE, CHECKPOINTS_DIR})
+    return files
+
+
+def _files_and_schema(path: Path, files: list[str], fail: Fail) -> tuple[dict[str, Any], bytes]:
+    missing = sorted({SUBMISSION_FILE, EPISODES_FILE} - set(files))
+    extra = sorted(
+        {f for f in files if not f.startswith(f"{CHECKPOINTS_DIR}/")}
+        - {SUBMISSION_FILE, EPISODES_FILE}
+    )
     if missing:
         fail("files", f"missing {', '.join(missing)}")
         raise _Broken
     if extra:
-        fail("files", f"unexpected file(s) {', '.join(extra)}")
+        fail("files", f"unexpected file(s) {', '.join(excerpt(e) for e in extra[:5])}")
     try:
-        data = json.loads((path / SUBMISSION_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        fail("schema", f"{SUBMISSION_FILE} is not valid JSON ({exc})")
+        data = json.loads(read_bounded(path / SUBMISSION_FILE, MAX_SUBMISSION_JSON_BYTES))
+        raw = read_bounded(path / EPISODES_FILE, MAX_BYTES)
+    except SubmissionFileError as exc:
+        fail("files", str(exc))
+        raise _Broken from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        fail("schema", f"{SUBMISSION_FILE} is not valid JSON ({type(exc).__name__})")
         raise _Broken from None
     problems = _schema_problems(data)
     for problem in problems:
         fail("schema", problem)
     if problems:
         raise _Broken
-    return data, (path / EPISODES_FILE).read_bytes()
+    return data, raw
+
+
+def _layout(data: dict[str, Any], files: list[str], fail: Fail) -> None:
+    """Every file under ``checkpoints/`` is a file of a declared training seed's residual:
+    nothing escapes the id's hash."""
+    seeds = {str(s) for s in data["protocol"]["train_seeds"]} if data["residual"] else set()
+    allowed = {f"{CHECKPOINTS_DIR}/seed{s}/{name}" for s in seeds for name in RESIDUAL_FILES}
+    for name in files:
+        if not name.startswith(f"{CHECKPOINTS_DIR}/") or name in allowed:
+            continue
+        if name.endswith(f"/{PICKLED_MODEL_FILE}"):
+            fail(
+                "checkpoint",
+                f"{excerpt(name)} is stable-baselines3's pickle-bearing format, never loaded "
+                "here; convert the checkpoint with `bench residual convert DIR` and submit again",
+            )
+        else:
+            fail("files", f"unexpected file {excerpt(name)} (not covered by any hash)")
 
 
 def _schema_problems(data: Any) -> list[str]:
@@ -160,6 +218,7 @@ def _schema_problems(data: Any) -> list[str]:
         for key, kind in PROTOCOL_FIELDS.items():
             if not isinstance(protocol.get(key), kind) or isinstance(protocol.get(key), bool):
                 problems.append(f"protocol.{key} must be a {kind.__name__}")
+        problems += _protocol_values(protocol)
     if isinstance(data.get("base"), dict) and not isinstance(data["base"].get("name"), str):
         problems.append("base.name must be a string")
     if isinstance(data.get("residual"), dict):
@@ -168,8 +227,53 @@ def _schema_problems(data: Any) -> list[str]:
             problems.append("residual.name must be a string")
         if not isinstance(residual.get("checkpoints"), dict):
             problems.append("residual.checkpoints must be an object")
+        else:
+            problems += _checkpoint_entries(residual["checkpoints"])
     if isinstance(data.get("summary"), dict) and not isinstance(data["summary"].get("cells"), list):
         problems.append("summary.cells must be a list")
+    return problems
+
+
+def _is_count(value: Any, most: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most
+
+
+def _protocol_values(protocol: dict[str, Any]) -> list[str]:
+    """Values that become paths or loop bounds: plain names and bounded counts only."""
+    problems = []
+    seeds = protocol.get("train_seeds")
+    if isinstance(seeds, list) and not all(_is_count(s, MAX_TRAIN_SEED) for s in seeds):
+        problems.append(f"protocol.train_seeds must be integers in [0, {MAX_TRAIN_SEED}]")
+    if isinstance(seeds, list) and len(set(map(str, seeds))) != len(seeds):
+        problems.append("protocol.train_seeds must not repeat")
+    for key in ("suites", "objects"):
+        names = protocol.get(key)
+        if isinstance(names, list) and not all(
+            isinstance(n, str) and PLAIN_NAME.fullmatch(n) for n in names
+        ):
+            problems.append(f"protocol.{key} must be plain names (no paths)")
+    episodes = protocol.get("episodes")
+    if isinstance(episodes, int) and not 1 <= episodes <= MAX_EPISODES:
+        problems.append(f"protocol.episodes must be in [1, {MAX_EPISODES}]")
+    return problems
+
+
+def _checkpoint_entries(checkpoints: dict[str, Any]) -> list[str]:
+    """Each entry names ``checkpoints/seed<S>`` of an integer seed and a sha256: never a
+    path of the submitter's choosing."""
+    problems = []
+    for seed, entry in checkpoints.items():
+        where = f"residual.checkpoints[{excerpt(seed)}]"
+        if not (isinstance(seed, str) and seed.isdigit() and seed == str(int(seed))):
+            problems.append(f"{where}: the key must be a training seed")
+        elif not isinstance(entry, dict) or entry.get("path") != f"{CHECKPOINTS_DIR}/seed{seed}":
+            problems.append(f"{where}.path must be {CHECKPOINTS_DIR}/seed{seed}")
+        elif not (
+            isinstance(entry.get("sha256"), str)
+            and len(entry["sha256"]) == 64
+            and all(c in "0123456789abcdef" for c in entry["sha256"])
+        ):
+            problems.append(f"{where}.sha256 must be 64 hex digits")
     return problems
 
 
@@ -278,7 +382,13 @@ def _checkpoints(path: Path, data: dict[str, Any], fail: Fail) -> None:
         )
     for seed, entry in sorted(residual["checkpoints"].items()):
         where = path / CHECKPOINTS_DIR / f"seed{seed}"
-        if not where.is_dir():
+        if not where.is_dir() or where.is_symlink():
             fail("checkpoint", f"training seed {seed}: no {CHECKPOINTS_DIR}/seed{seed}")
-        elif checkpoint_hash(where) != entry.get("sha256"):
+            continue
+        try:
+            digest = checkpoint_hash(where)
+        except SubmissionFileError as exc:
+            fail("checkpoint", str(exc))
+            continue
+        if digest != entry.get("sha256"):
             fail("checkpoint", f"training seed {seed}: the checkpoint's hash differs")

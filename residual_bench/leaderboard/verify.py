@@ -2,9 +2,11 @@
 
 Verification re-runs ``k`` of the submitted episodes from the submitted checkpoint and checks
 that success, recovery and completion time come out exactly as recorded. The episodes are
-drawn by a generator seeded with the submission id, so nobody chooses them and anyone can
-repeat the check. The outcome lives in ``leaderboards/verifications/<id>.json``, outside the
-submission's directory, whose files stay immutable.
+drawn with a nonce the verifier picks when verifying (see ``draw``), so the submitter cannot
+know or aim the draw, and the verification records the nonce and what it drew, so anyone can
+audit it. The outcome lives in ``leaderboards/verifications/<id>.json``, outside the
+submission's directory, whose files stay immutable. The submitted checkpoint is data only
+(``residual.json`` + ``policy.safetensors``) and is loaded only after its hash is re-checked.
 
 A maintainer can also run a submission on a private master seed
 (:func:`heldout_evaluation`): episodes nobody saw before, compared with the claimed rates.
@@ -16,9 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.leaderboard.draw import audit_draw, draw_record, new_nonce
+from residual_bench.leaderboard.files import read_bounded
 from residual_bench.leaderboard.submission import (
     CHECKPOINTS_DIR,
     EPISODES_FILE,
@@ -57,15 +59,6 @@ def not_verifiable_reason(base: dict[str, Any]) -> str | None:
     return None
 
 
-def choose_records(sub_id: str, records: list[EpisodeRecord], k: int) -> list[EpisodeRecord]:
-    """``k`` records (all if fewer) drawn by a generator seeded with the submission id."""
-    if k < 1:
-        raise ValueError(f"--k must be at least 1, got {k}")
-    rng = np.random.default_rng(int(sub_id, 16))
-    picked = rng.choice(len(records), size=min(k, len(records)), replace=False)
-    return [records[i] for i in sorted(int(i) for i in picked)]
-
-
 def outcome(record: EpisodeRecord) -> dict[str, Any]:
     """What verification compares: success, recovery and completion time, exactly."""
     return {
@@ -99,17 +92,21 @@ def _load_valid(path: str | Path) -> tuple[Path, dict[str, Any], list[EpisodeRec
         raise FileNotFoundError(f"{path}: not a submission (no {SUBMISSION_FILE})")
     failures = validate_submission(path)
     if failures:
-        raise ValueError("; ".join(str(f) for f in failures))
-    data = json.loads((path / SUBMISSION_FILE).read_text())
+        raise ValueError("; ".join(str(f) for f in failures[:5]))
+    data = json.loads(read_bounded(path / SUBMISSION_FILE))
     return path, data, read_jsonl(path / EPISODES_FILE)
 
 
-def verify_submission(path: str | Path, k: int = 10) -> dict[str, Any]:
-    """Re-run ``k`` chosen episodes of a valid submission and compare them with the records.
+def verify_submission(path: str | Path, k: int = 10, nonce: str | None = None) -> dict[str, Any]:
+    """Re-run ``k`` drawn episodes of a valid submission and compare them with the records.
+
+    ``nonce`` seeds the draw (a fresh random one when None; give the one of a stored
+    verification to repeat it).
 
     Returns:
-        ``{"submission", "status", "k", "episodes": [...], ...}``; status is ``verified`` when
-        every re-run matches, ``failed`` otherwise, ``not-verifiable`` for a GPU base.
+        ``{"submission", "status", "k", "draw", "episodes": [...], ...}``; status is
+        ``verified`` when every re-run matches, ``failed`` otherwise, ``not-verifiable`` for a
+        GPU base. ``draw`` holds the nonce, the rule and the indices drawn.
 
     Raises:
         FileNotFoundError: not a submission directory.
@@ -123,13 +120,17 @@ def verify_submission(path: str | Path, k: int = 10) -> dict[str, Any]:
     reason = not_verifiable_reason(data["base"])
     if reason is not None:
         return {**result, "status": NOT_VERIFIABLE, "reason": reason, "episodes": []}
+    draw = draw_record(data["id"], nonce or new_nonce(), len(records), k)
+    result["draw"] = draw
     episodes = []
-    for record in choose_records(data["id"], records, k):
+    for record_index in draw["indices"]:
+        record = records[record_index]
         index = int(record.extra["episode_index"])
         rerun = play(_task(path, data, record, int(record.extra["master_seed"]), index))
         claimed, got = outcome(record), outcome(rerun)
         episodes.append(
             {
+                "record_index": record_index,
                 "suite": record.suite,
                 "objects": record.objects,
                 "train_seed": record.extra.get("train_seed"),
@@ -215,6 +216,33 @@ def write_verification(root: str | Path, result: dict[str, Any], key: str = "rep
     current[key] = result
     where.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     return where
+
+
+def audit_verifications(root: str | Path) -> list[str]:
+    """What is wrong with the stored verifications under ``root``: a replay whose draw does not
+    follow from its nonce, or that predates the nonce draw, or a file of no submission."""
+    from residual_bench.leaderboard.submission import SUBMISSIONS_DIR
+
+    problems = []
+    folder = Path(root) / VERIFICATIONS_DIR
+    for where in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        sub_id = where.stem
+        submission = Path(root) / SUBMISSIONS_DIR / sub_id
+        if not (submission / EPISODES_FILE).is_file():
+            problems.append(f"{where.name}: no submission {sub_id}")
+            continue
+        try:
+            replay = json.loads(read_bounded(where)).get("replay")
+            n = len(read_bounded(submission / EPISODES_FILE).splitlines())
+        except (ValueError, AttributeError) as exc:
+            problems.append(f"{where.name}: unreadable ({exc})")
+            continue
+        if replay is None or replay.get("status") == NOT_VERIFIABLE:
+            continue
+        problem = audit_draw(replay, sub_id, n)
+        if problem is not None:
+            problems.append(f"{where.name}: the replay {problem}")
+    return problems
 
 
 def verification_status(root: str | Path, sub_id: str) -> str:
