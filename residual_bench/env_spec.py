@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import stat
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,56 @@ from typing import Any
 import yaml
 
 DEFAULT_ENV_SPEC = "pick_place"
+MAX_SPEC_BYTES = 1024 * 1024
+"""A spec file is a page of YAML; anything larger is refused before it is read."""
+QUOTE_CHARS = 200
+"""Characters of a user's value quoted in an error message."""
+
+# Physical bounds of the scene's numbers, by field: what the Panda, its 8 cm gripper, the
+# table and the camera can represent. Every number of a field (a range's ends, a box's
+# corners, a vector's components) must lie within them.
+SCENE_BOUNDS: dict[str, tuple[float, float]] = {
+    "task.episode_seconds": (0.05, 120.0),  # s: from one control step to two minutes
+    "task.object_size": (0.01, 0.08),  # m: the gripper opens 8 cm
+    "task.object_region": (-0.8, 0.8),  # m, robot base frame: the arm's reach
+    "task.goal_region": (-0.8, 0.8),
+    "task.goal_radius": (0.02, 0.3),  # m
+    "task.min_separation": (0.0, 0.3),  # m
+    "randomization.object_mass": (0.005, 5.0),  # kg: the Panda's payload is 3 kg
+    "randomization.object_friction": (0.0, 5.0),
+    "randomization.color_jitter": (0.0, 1.0),
+    "randomization.light_direction": (-10.0, 10.0),
+    "randomization.camera_eye_jitter": (0.0, 0.2),  # m
+    "randomization.camera_target_jitter": (0.0, 0.2),  # m
+    "randomization.pixel_noise_std": (0.0, 128.0),  # 0-255 units
+    "camera.eye": (-3.0, 3.0),  # m
+    "camera.target": (-3.0, 3.0),  # m
+    "camera.fov_deg": (5.0, 150.0),
+}
 
 
 class SpecError(ValueError):
     """A spec file or dict is malformed; the message names the file and the field."""
+
+
+def quote(value: Any) -> str:
+    """``repr(value)`` cut to ``QUOTE_CHARS``: errors quote a user's value, never all of it."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else f"{text[:QUOTE_CHARS]}... ({len(text)} chars)"
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: ``*name`` can make a small file expand into
+    gigabytes ("billion laughs"), and no spec needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise SpecError(
+                f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a spec; "
+                "write the values out"
+            )
+        return super().compose_node(parent, index)
 
 
 def spec_dir(kind: str = "envs") -> Path:
@@ -31,12 +79,20 @@ def spec_dir(kind: str = "envs") -> Path:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, turning parse errors into a :class:`SpecError` naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"spec file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: malformed YAML: {exc}") from None
+        info = path.stat()
+    except OSError:
+        raise SpecError(f"spec file {quote(str(path))} does not exist") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError(f"{path}: not a regular file")
+    if info.st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: {info.st_size} bytes, more than a spec's {MAX_SPEC_BYTES}")
+    try:
+        data = yaml.load(path.read_text(), Loader=_NoAliasLoader)  # noqa: S506 (a safe loader)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise SpecError(f"{path}: malformed YAML: {str(exc)[:QUOTE_CHARS]}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
@@ -51,7 +107,7 @@ def _check_structure(value: Any, default: Any, where: str) -> None:
     """Check that ``value`` has the structure and types of ``default`` (not its ranges)."""
     if isinstance(default, dict):
         if not isinstance(value, dict):
-            raise SpecError(f"{where}: expected a mapping, got {value!r}")
+            raise SpecError(f"{where}: expected a mapping, got {quote(value)}")
         for key, sub in value.items():
             if key not in default:
                 valid = ", ".join(sorted(default))
@@ -59,16 +115,18 @@ def _check_structure(value: Any, default: Any, where: str) -> None:
             _check_structure(sub, default[key], f"{where}.{key}")
     elif isinstance(default, list):
         if not isinstance(value, list) or len(value) != len(default):
-            raise SpecError(f"{where}: expected a list of {len(default)} numbers, got {value!r}")
-        if not all(is_number(v) for v in value):
-            raise SpecError(f"{where}: expected numbers, got {value!r}")
+            raise SpecError(
+                f"{where}: expected a list of {len(default)} numbers, got {quote(value)}"
+            )
+        if not all(is_number(v) and math.isfinite(v) for v in value):
+            raise SpecError(f"{where}: expected finite numbers, got {quote(value)}")
     elif is_number(default):
-        if not is_number(value):
-            raise SpecError(f"{where}: expected a number, got {value!r}")
+        if not is_number(value) or not math.isfinite(value):
+            raise SpecError(f"{where}: expected a finite number, got {quote(value)}")
         if value < 0:
-            raise SpecError(f"{where}: must not be negative, got {value!r}")
+            raise SpecError(f"{where}: must not be negative, got {quote(value)}")
     elif not isinstance(value, type(default)):
-        raise SpecError(f"{where}: expected {type(default).__name__}, got {value!r}")
+        raise SpecError(f"{where}: expected {type(default).__name__}, got {quote(value)}")
 
 
 def _check_ranges(spec: Any, where: str) -> None:
@@ -80,12 +138,12 @@ def _check_ranges(spec: Any, where: str) -> None:
     if isinstance(spec, dict):
         if set(spec) == {"low", "high"}:
             if any(lo > hi for lo, hi in zip(spec["low"], spec["high"], strict=True)):
-                raise SpecError(f"{where}: low must not exceed high, got {spec}")
+                raise SpecError(f"{where}: low must not exceed high, got {quote(spec)}")
             return
         for key, sub in spec.items():
             _check_ranges(sub, f"{where}.{key}")
     elif isinstance(spec, list) and len(spec) == 2 and spec[0] > spec[1]:
-        raise SpecError(f"{where}: range [low, high] has low > high: {spec!r}")
+        raise SpecError(f"{where}: range [low, high] has low > high: {quote(spec)}")
 
 
 def _check_values(spec: dict[str, Any], default: dict[str, Any]) -> None:
@@ -95,6 +153,13 @@ def _check_values(spec: dict[str, Any], default: dict[str, Any]) -> None:
     lo, hi = spec["task"]["n_objects"]
     if int(lo) != lo or int(hi) != hi or not 1 <= lo <= hi <= 3:
         raise SpecError(f"task.n_objects: expected integers 1 <= low <= high <= 3, got {[lo, hi]}")
+    for name, (low, high) in SCENE_BOUNDS.items():
+        section, key = name.split(".")
+        value = spec[section][key]
+        numbers = value["low"] + value["high"] if isinstance(value, dict) else value
+        for number in numbers if isinstance(numbers, list) else [numbers]:
+            if not low <= number <= high:
+                raise SpecError(f"{name}: {quote(value)} is outside [{low:g}, {high:g}]")
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -25,6 +25,8 @@ class Perturbation:
     kind: ClassVar[str] = ""
     #: YAML fields this kind accepts, with their defaults; ranges are [low, high].
     fields: ClassVar[dict[str, Any]] = {}
+    #: The physical bounds of each range field (a suite outside them is refused at load).
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {}
     #: For kinds with a ``mode``: the sampled values each mode uses (the others are left
     #: out of the event record so it only says what happened).
     mode_params: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -80,6 +82,9 @@ class Poke(Perturbation):
 
     kind = "poke"
     fields = {"speed": [0.3, 0.6], "duration": [0.02, 0.03], "elevation": [0.0, 20.0]}
+    # Past 3 m/s a 50 g object leaves the 1 m table; a poke lasts from one physics substep
+    # to half a second; a downward poke (negative elevation) presses the object into the table.
+    bounds = {"speed": (0.0, 3.0), "duration": (1 / 240, 0.5), "elevation": (-60.0, 80.0)}
 
     @classmethod
     def sample(cls, params, rng):
@@ -121,6 +126,8 @@ class Slide(Perturbation):
 
     kind = "slide"
     fields = {"mode": "displace", "distance": [0.03, 0.06], "speed": [0.3, 0.6]}
+    # The objects' region is 24 x 44 cm: a longer displacement cannot stay on it.
+    bounds = {"distance": (0.0, 0.25), "speed": (0.0, 2.0)}
     mode_params = {"displace": ("azimuth", "distance"), "kick": ("azimuth", "speed")}
 
     @classmethod
@@ -171,6 +178,8 @@ class Drop(Perturbation):
         "height": [0.08, 0.15],
         "shift": [0.04, 0.08],
     }
+    # At most the episode's length open; lifted no higher than the arm reaches above the table.
+    bounds = {"duration": (0.0, 10.0), "height": (0.0, 0.5), "shift": (0.0, 0.25)}
     mode_params = {"release": ("duration",), "from_height": ("height", "shift", "azimuth", "yaw")}
 
     @classmethod
@@ -218,6 +227,7 @@ class Latency(Perturbation):
 
     kind = "latency"
     fields = {"duration": [0.3, 0.8]}
+    bounds = {"duration": (0.0, 10.0)}
 
     @classmethod
     def sample(cls, params, rng):

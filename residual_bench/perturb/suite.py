@@ -18,15 +18,20 @@ suite raises :class:`~residual_bench.env_spec.SpecError` naming the file and the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
+from residual_bench.env_spec import SpecError, is_number, quote, read_yaml, spec_dir
 from residual_bench.perturb.events import PERTURBATIONS
 
 PHASES = ("approach", "grasp", "transport", "done")
 ENTRY_FIELDS = {"type", "trigger", "delay", "count", "gap", "probability"}
+# Bounds of the trigger fields: simulated seconds within any episode a scene allows (120 s),
+# and a handful of events per entry (each is a full disturbance of the task).
+MAX_SECONDS = 120.0
+MAX_EVENTS = 10
 
 
 @dataclass(frozen=True)
@@ -76,25 +81,47 @@ def load_suite(suite: str | Path | dict | Suite | None) -> Suite:
     return parse_suite(read_yaml(path), str(path))
 
 
-def _range(value: Any, where: str, integer: bool = False) -> tuple:
+def _range(value: Any, where: str, bounds: tuple[float, float], integer: bool = False) -> tuple:
+    """A ``[low, high]`` range (or one number) inside ``bounds``, finite, low <= high."""
     if is_number(value):
         value = [value, value]
     ok = isinstance(value, list) and len(value) == 2 and all(is_number(v) for v in value)
     if not ok:
-        raise SpecError(f"{where}: expected a number or [low, high], got {value!r}")
-    if value[0] > value[1] or value[0] < 0:
-        raise SpecError(f"{where}: expected 0 <= low <= high, got {value!r}")
+        raise SpecError(
+            f"{where}: expected a number or [low, high], got {quote(value)}{_hint(value)}"
+        )
+    if not all(math.isfinite(v) for v in value):
+        raise SpecError(f"{where}: expected finite numbers, got {quote(value)}")
+    low, high = bounds
+    if value[0] > value[1] or value[0] < low or value[1] > high:
+        raise SpecError(f"{where}: expected {low:g} <= low <= high <= {high:g}, got {quote(value)}")
     if integer and any(int(v) != v for v in value):
-        raise SpecError(f"{where}: expected whole numbers, got {value!r}")
+        raise SpecError(f"{where}: expected whole numbers, got {quote(value)}")
     return (int(value[0]), int(value[1])) if integer else (float(value[0]), float(value[1]))
+
+
+def _hint(value: Any) -> str:
+    """Why a number written with an exponent may have been read as text."""
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(t, str) and _looks_like_exponent(t) for t in texts):
+        return " (YAML reads a number like 1.0e6 as text: write 1.0e+6)"
+    return ""
+
+
+def _looks_like_exponent(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return "e" in text.lower()
 
 
 def _entry(raw: Any, where: str) -> SuiteEntry:
     if not isinstance(raw, dict):
-        raise SpecError(f"{where}: expected a mapping, got {raw!r}")
+        raise SpecError(f"{where}: expected a mapping, got {quote(raw)}")
     kind = raw.get("type")
     if kind not in PERTURBATIONS:
-        raise SpecError(f"{where}.type: expected one of {sorted(PERTURBATIONS)}, got {kind!r}")
+        raise SpecError(f"{where}.type: expected one of {sorted(PERTURBATIONS)}, got {quote(kind)}")
     cls = PERTURBATIONS[kind]
     for key in raw:
         if key not in ENTRY_FIELDS and key not in cls.fields:
@@ -104,7 +131,7 @@ def _entry(raw: Any, where: str) -> SuiteEntry:
     if not isinstance(trigger, dict) or len(trigger) != 1 or not {"phase", "time"} >= set(trigger):
         raise SpecError(
             f"{where}.trigger: expected {{phase: NAME or [NAMES]}} or "
-            f"{{time: [low, high]}}, got {trigger!r}"
+            f"{{time: [low, high]}}, got {quote(trigger)}"
         )
     phases, time = None, None
     if "phase" in trigger:
@@ -113,36 +140,42 @@ def _entry(raw: Any, where: str) -> SuiteEntry:
         if bad or not phases:
             raise SpecError(
                 f"{where}.trigger.phase: expected names from {list(PHASES)}, "
-                f"got {trigger['phase']!r}"
+                f"got {quote(trigger['phase'])}"
             )
         phases = tuple(phases)
     else:
-        time = _range(trigger["time"], f"{where}.trigger.time")
+        time = _range(trigger["time"], f"{where}.trigger.time", (0.0, MAX_SECONDS))
     params = {}
     for key, default in cls.fields.items():
         value = raw.get(key, default)
         if isinstance(default, str):
             if not isinstance(value, str):
-                raise SpecError(f"{where}.{key}: expected a string, got {value!r}")
+                raise SpecError(f"{where}.{key}: expected a string, got {quote(value)}")
             params[key] = value
         else:
-            params[key] = list(_range(value, f"{where}.{key}"))
+            params[key] = list(_range(value, f"{where}.{key}", cls.bounds[key]))
     if kind == "slide" and params["mode"] not in ("displace", "kick"):
-        raise SpecError(f"{where}.mode: expected displace or kick, got {params['mode']!r}")
+        mode = quote(params["mode"])
+        raise SpecError(f"{where}.mode: expected displace or kick, got {mode}")
     if kind == "drop" and params["mode"] not in ("release", "from_height"):
-        raise SpecError(f"{where}.mode: expected release or from_height, got {params['mode']!r}")
+        mode = quote(params["mode"])
+        raise SpecError(f"{where}.mode: expected release or from_height, got {mode}")
     probability = raw.get("probability", 1.0)
-    if not is_number(probability) or not 0.0 <= probability <= 1.0:
-        raise SpecError(f"{where}.probability: expected a number in [0, 1], got {probability!r}")
+    if not is_number(probability) or not 0.0 <= probability <= 1.0:  # NaN fails both
+        raise SpecError(
+            f"{where}.probability: expected a number in [0, 1], got {quote(probability)}"
+        )
     gap = raw.get("gap", 1.0)
-    if not is_number(gap) or gap < 0:
-        raise SpecError(f"{where}.gap: expected seconds >= 0, got {gap!r}")
+    if not is_number(gap) or not 0.0 <= gap <= MAX_SECONDS:
+        raise SpecError(
+            f"{where}.gap: expected seconds in [0, {MAX_SECONDS:g}], got {quote(gap)}{_hint(gap)}"
+        )
     return SuiteEntry(
         type=kind,
         phases=phases,
         time=time,
-        delay=_range(raw.get("delay", 0.0), f"{where}.delay"),
-        count=_range(raw.get("count", 1), f"{where}.count", integer=True),
+        delay=_range(raw.get("delay", 0.0), f"{where}.delay", (0.0, MAX_SECONDS)),
+        count=_range(raw.get("count", 1), f"{where}.count", (0, MAX_EVENTS), integer=True),
         gap=float(gap),
         probability=float(probability),
         params=params,
@@ -158,10 +191,10 @@ def parse_suite(raw: dict[str, Any], origin: str) -> Suite:
             )
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        raise SpecError(f"{origin}: name: expected a non-empty string, got {name!r}")
+        raise SpecError(f"{origin}: name: expected a non-empty string, got {quote(name)}")
     entries = raw.get("perturbations") or []
     if not isinstance(entries, list):
-        raise SpecError(f"{origin}: perturbations: expected a list, got {entries!r}")
+        raise SpecError(f"{origin}: perturbations: expected a list, got {quote(entries)}")
     try:
         parsed = tuple(_entry(e, f"perturbations[{i}]") for i, e in enumerate(entries))
     except SpecError as exc:
