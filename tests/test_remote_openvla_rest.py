@@ -2,6 +2,7 @@
 of ``vla-scripts/deploy.py`` (json-numpy ``POST /act``, the string "error" with HTTP 200)."""
 
 import base64
+import contextlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +48,8 @@ class Upstream(BaseHTTPRequestHandler):
             answer = dumps(ACTION)
             if self.mode == "double":
                 answer = json.dumps(answer)
+            if self.mode == "huge":  # far longer than any answer of one action
+                answer = json.dumps("x" * 200_000)
         except Exception:
             answer = json.dumps("error")
         data = answer.encode()
@@ -60,15 +63,24 @@ class Upstream(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def upstream():
-    Upstream.requests, Upstream.mode = [], "ok"
+@contextlib.contextmanager
+def serve_upstream(mode: str = "ok"):
+    """The emulated deploy.py on a free local port; yields its URL."""
+    Upstream.requests, Upstream.mode = [], mode
     server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def upstream():
+    with serve_upstream() as url:
+        yield url
 
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)

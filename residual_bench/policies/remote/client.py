@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,12 @@ from residual_bench.policies.remote import protocol as P
 API_KEY_ENV = "RESIDUAL_BENCH_API_KEY"
 TIMEOUT_ENV = "RESIDUAL_BENCH_REMOTE_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 10.0
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+"""Largest frame a server may send: an answer is an action chunk and timings (bytes to
+kilobytes), the metadata a few kilobytes; a larger frame closes the connection unread."""
+SERVER_ENV_KWARGS = frozenset({"obs_mode", "image_size", "control_hz"})
+"""The env arguments a server may ask for: what its policy must see. Everything else (the
+suite, the scene, object splits, any path) is the local user's to choose."""
 # websockets >= 17.1 warns unless a directly-held connection is asked for explicitly; older
 # versions do not know the flag.
 _LEGACY = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
@@ -57,7 +64,7 @@ def open_connection(
             open_timeout=timeout_s,
             close_timeout=1.0,
             compression=None,
-            max_size=None,  # answers are ours to trust less than requests are the server's
+            max_size=MAX_REPLY_BYTES,
             proxy=None,  # a policy server is reached directly, never through an HTTP proxy
             **_LEGACY,
         )
@@ -67,7 +74,7 @@ def open_connection(
         message = ws.recv(timeout=timeout_s)
         if isinstance(message, str):
             raise P.ProtocolError(f"server sent an error instead of metadata: {message}")
-        metadata = P.str_keys(P.unpackb(message), "metadata")
+        metadata = P.str_keys(P.unpackb(message, MAX_REPLY_BYTES), "metadata")
         P.spec_from_wire(metadata.get("policy_spec", {}))
     except (P.ProtocolError, ConnectionClosed, TimeoutError, OSError) as exc:
         ws.close()
@@ -212,7 +219,7 @@ class RemoteBase:
         if isinstance(answer, str):
             raise BaseUnavailableError(f"{self.url}: server error: {answer.strip()[:500]}")
         try:
-            return P.str_keys(P.unpackb(answer), "answer")
+            return P.str_keys(P.unpackb(answer, MAX_REPLY_BYTES), "answer")
         except P.ProtocolError as exc:
             raise BaseUnavailableError(f"{self.url}: bad answer ({exc})") from None
 
@@ -262,6 +269,36 @@ def make_remote_controller(url: str, env: Any, name: str | None = None) -> Any:
     return controller
 
 
+def server_env_kwargs(requested: Any, url: str) -> dict[str, Any]:
+    """The env arguments taken from a server's metadata: only ``SERVER_ENV_KWARGS``, with
+    values of the right kind; the others are dropped with a warning naming them.
+
+    A server is a peer, not the user: it may say what observation its policy needs, never
+    which suite, scene or file the local env loads.
+    """
+    if not isinstance(requested, dict):
+        return {}
+    requested = P.str_keys(requested, "env_kwargs")
+    kinds = {"obs_mode": str, "image_size": int, "control_hz": int}
+    taken = {
+        key: value
+        for key, value in requested.items()
+        if key in SERVER_ENV_KWARGS
+        and isinstance(value, kinds[key])
+        and not isinstance(value, bool)
+        and (not isinstance(value, str) or len(value) <= 32)
+    }
+    dropped = sorted(set(requested) - set(taken))
+    if dropped:
+        warnings.warn(
+            f"{url}: ignored env arguments the server asked for: "
+            f"{', '.join(repr(k)[:40] for k in dropped[:8])} (a server may set only "
+            f"{', '.join(sorted(SERVER_ENV_KWARGS))}, with values of the right kind)",
+            stacklevel=2,
+        )
+    return taken
+
+
 def remote_entry(name: str, url: str, description: str | None = None) -> Any:
     """The registry entry of a remote base: reads the metadata now, connects per controller.
 
@@ -274,8 +311,7 @@ def remote_entry(name: str, url: str, description: str | None = None) -> Any:
     ws, metadata = open_connection(url, api_key, float(os.environ.get(TIMEOUT_ENV, 10.0)))
     ws.close()
     spec = P.spec_from_wire(metadata["policy_spec"])
-    env_kwargs = metadata.get("env_kwargs")
-    env_kwargs = P.str_keys(env_kwargs, "env_kwargs") if isinstance(env_kwargs, dict) else {}
+    env_kwargs = server_env_kwargs(metadata.get("env_kwargs"), url)
     if description is None:
         description = f"base: {spec.name} served at {url}"
 

@@ -28,6 +28,8 @@ from residual_bench.policies.openvla.base import openvla_spec
 
 UNNORM_KEY_ENV = "RESIDUAL_BENCH_OPENVLA_UNNORM_KEY"
 DEFAULT_UNNORM_KEY = "bridge_orig"
+MAX_ANSWER_BYTES = 64 * 1024
+"""An answer is one 7-vector in JSON (about 200 bytes); nothing longer is read."""
 IMAGE_SIZE = 224  # the processor resizes to 224 anyway; sending 224 keeps requests small
 
 
@@ -114,7 +116,12 @@ class OpenVLARestBase:
         try:
             try:
                 with self._opener.open(request, timeout=self.timeout_s) as response:
-                    answer = loads(response.read())
+                    raw = response.read(MAX_ANSWER_BYTES + 1)
+                if len(raw) > MAX_ANSWER_BYTES:
+                    raise BaseUnavailableError(
+                        f"{self.url}: answer longer than {MAX_ANSWER_BYTES} bytes"
+                    )
+                answer = loads(raw)
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 raise BaseUnavailableError(f"{self.url}: {exc}") from None
             except ValueError as exc:
