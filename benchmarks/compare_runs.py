@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from residual_bench.residual.checkpoint import run_in_use
+from residual_bench.run_directory import run_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTED = ROOT / "results" / "finetune"

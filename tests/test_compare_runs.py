@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from residual_bench.residual.checkpoint import run_lock
+from residual_bench.run_directory import run_lock
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "compare_runs.py"
 

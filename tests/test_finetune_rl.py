@@ -26,8 +26,8 @@ from residual_bench.policies.bc_rl import (
     finetune_rl,
 )
 from residual_bench.policies.finetune import load_finetune_config
-from residual_bench.residual.checkpoint import run_lock
 from residual_bench.residual.config import load_config as load_residual_config
+from residual_bench.run_directory import run_lock
 
 SHORT = {"scene_overrides": {"task": {"episode_seconds": 1.0}}}
 TINY = {
@@ -296,5 +296,5 @@ def test_bench_train_refuses_a_fine_tuning_run_another_process_is_writing(tmp_pa
     with run_lock(out):
         argv = ["train", "--base", "bc", "--residual", config, "--out", str(out)]
         assert main([*argv, "--quiet"]) == 2
-    assert "being written by another training process" in capsys.readouterr().err
+    assert "being written by another process" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [".lock"]

@@ -1,11 +1,12 @@
-"""``bench verify``: re-run chosen episodes from the submitted checkpoint, compare exactly.
+"""``bench verify``: re-run drawn episodes from the submitted checkpoint, compare exactly.
 
 The episodes are drawn with a nonce the verifier picks at verification time, combined with
-the submission id (the submitter can neither know nor aim the draw), and the draw is stored so
-anyone can audit it; success, recovery and completion time of each re-run must equal the record's. A submission
-whose records were doctored consistently (summary and id recomputed, so it passes every
-rule of ``bench leaderboard check``) is caught here. Remote bases are reported as not
-verifiable; ``--heldout-seeds`` runs a submission on a maintainer's private master seed.
+the submission id (the submitter can neither know nor aim the draw), and the draw is stored
+so anyone can audit it. Success, recovery and completion time of each re-run must equal the
+record's. A submission whose records were doctored consistently (summary and id recomputed,
+so it passes every rule of ``bench leaderboard check``) is caught here. Remote bases are
+reported as not verifiable; ``--heldout-seeds`` runs a submission on a maintainer's private
+master seed.
 """
 
 import argparse
@@ -18,11 +19,10 @@ from test_leaderboard_validate import tamper
 
 from residual_bench.eval.records import read_jsonl
 from residual_bench.leaderboard.cli import add_leaderboard_parsers
+from residual_bench.leaderboard.draw import draw_indices
 from residual_bench.leaderboard.submission import base_info
 from residual_bench.leaderboard.validate import validate_submission
-from residual_bench.leaderboard.draw import draw_indices
 from residual_bench.leaderboard.verify import (
-    audit_verifications,
     not_verifiable_reason,
     read_heldout_seeds,
     verification_status,

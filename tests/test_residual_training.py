@@ -31,18 +31,16 @@ from residual_bench.residual.agents import (
     build_agent,
     zero_init_output,
 )
-from residual_bench.residual.checkpoint import (
-    RESIDUAL_FILES,
+from residual_bench.residual.checkpoint import RESIDUAL_FILES, load_residual, read_metadata
+from residual_bench.residual.config import ResidualConfig, config_names, load_config
+from residual_bench.residual.progress import PROGRESS_FIELDS
+from residual_bench.residual.train import train_residual
+from residual_bench.run_directory import (
     RunInUseError,
-    load_residual,
-    read_metadata,
     run_in_use,
     run_lock,
     write_file_atomically,
 )
-from residual_bench.residual.config import ResidualConfig, config_names, load_config
-from residual_bench.residual.progress import PROGRESS_FIELDS
-from residual_bench.residual.train import train_residual
 
 BASE, FEATURES = "scripted", "privileged"  # cheap: state observations, no rendering
 PROGRESS_HEADER = "timesteps,success_rate,success_ci_low,success_ci_high,wall_s"
@@ -532,6 +530,14 @@ def test_a_symlink_in_a_checkpoint_is_never_followed(interrupted, tmp_path):
         train(tiny_config("sac", warmup_steps=20), interrupted, steps=100, resume=True)
 
 
+def test_a_checkpoint_write_killed_between_its_renames_is_resumed_not_restarted(interrupted):
+    checkpoint = interrupted / "checkpoint"
+    checkpoint.rename(interrupted / ".checkpoint.old")  # moved aside, the new one not yet in
+    train(tiny_config("sac", warmup_steps=20), interrupted, steps=100, resume=True)
+    timesteps = [int(row["timesteps"]) for row in progress_rows(interrupted)]
+    assert timesteps == [50, 100], "the run went on from step 50, not from 0"
+
+
 def test_a_run_whose_checkpoint_vanished_is_not_silently_restarted(interrupted):
     shutil.rmtree(interrupted / "checkpoint")
     with pytest.raises(FileNotFoundError, match="learning curve"):
@@ -568,7 +574,7 @@ def test_a_second_process_training_into_the_same_run_is_refused_and_changes_noth
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = sorted(p.name for p in out.iterdir())
-        with pytest.raises(RunInUseError, match=f"another training process \\(pid {holder.pid}\\)"):
+        with pytest.raises(RunInUseError, match=f"another process \\(pid {holder.pid}\\)"):
             train(tiny_config("sac"), out, steps=50)
         assert sorted(p.name for p in out.iterdir()) == before
     finally:
@@ -605,7 +611,7 @@ def test_a_run_lock_is_released_when_its_holder_is_done(tmp_path):
 
 HOLD_LOCK = """
 import sys, time
-from residual_bench.residual.checkpoint import run_lock
+from residual_bench.run_directory import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(60)

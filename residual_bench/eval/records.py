@@ -39,7 +39,7 @@ import os
 import types
 import typing
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,9 +220,11 @@ class EpisodeRecord:
 def append_jsonl(path: str | os.PathLike[str], record: EpisodeRecord) -> None:
     """Append one record as a single line, then flush and fsync.
 
-    Existing complete lines are never modified. A final line without its newline can only be
-    the remainder of a writer killed mid-write; it is dropped (with a warning) before appending,
-    otherwise the new record would be glued to it. One writer per file is assumed.
+    Existing complete lines are never modified. A final line without its newline is the
+    remainder of a writer killed mid-write: a whole record (killed between the record and its
+    newline, and already counted as done by :func:`read_jsonl`) gets its newline; anything
+    else is dropped with a warning. Either way the new record starts a line of its own. One
+    writer per file is assumed (the results directory's lock).
 
     :param path: JSONL file, created if absent.
     :param record: the record to append.
@@ -230,7 +232,7 @@ def append_jsonl(path: str | os.PathLike[str], record: EpisodeRecord) -> None:
     line = json.dumps(record.to_dict(), allow_nan=False, separators=(",", ":")) + "\n"
     path = Path(path)
     if path.exists():
-        drop_partial_tail(path)
+        drop_partial_tail(path, keep=_is_record)
     data = line.encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -243,9 +245,18 @@ def append_jsonl(path: str | os.PathLike[str], record: EpisodeRecord) -> None:
         os.close(fd)
 
 
-def drop_partial_tail(path: Path) -> None:
-    """Cut off a final line without its newline (the remainder of a writer killed mid-write),
-    with a warning, so that the next append starts a line of its own."""
+def _is_record(line: bytes) -> bool:
+    try:
+        _parse_line(Path("tail"), 0, line)
+    except ValueError:
+        return False
+    return True
+
+
+def drop_partial_tail(path: Path, keep: Callable[[bytes], bool] | None = None) -> None:
+    """Make the file end in a newline before the next append: a final line without one (the
+    remainder of a writer killed mid-write) is completed when ``keep(line)`` says it is
+    whole, and cut off with a warning otherwise."""
     with open(path, "rb+") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
@@ -259,15 +270,21 @@ def drop_partial_tail(path: Path) -> None:
             f.seek(start)
             cut = f.read(pos - start).rfind(b"\n")
             if cut >= 0:
-                keep = start + cut + 1
+                keep_to = start + cut + 1
                 break
             pos = start
         else:
-            keep = 0
-        warnings.warn(
-            f"{path}: dropping {size - keep} bytes of a truncated final line", stacklevel=3
-        )
-        f.truncate(keep)
+            keep_to = 0
+        f.seek(keep_to)
+        if keep is not None and keep(f.read(size - keep_to)):
+            f.seek(size)
+            f.write(b"\n")
+        else:
+            warnings.warn(
+                f"{path}: dropping {size - keep_to} bytes of a truncated final line",
+                stacklevel=3,
+            )
+            f.truncate(keep_to)
         f.flush()
         os.fsync(f.fileno())
 

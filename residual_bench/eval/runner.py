@@ -11,7 +11,10 @@ work unit. Every executor runs the same function, so records do not depend on wh
 
 :func:`evaluate` appends each record to ``episodes.jsonl`` as it arrives (flushed per
 episode), so an interrupted evaluation keeps everything it finished; ``resume=True`` skips the
-tasks already on disk, so no episode is lost and none is counted twice.
+tasks already on disk, so no episode is lost and none is counted twice. It holds the results
+directory's :func:`~residual_bench.run_directory.run_lock` (two evaluations into one directory
+would each run the episodes the other has not written yet) and writes ``summary.json``
+atomically.
 
 Episode ``i`` of suite ``s`` on split ``o`` uses ``episode_seed(master_seed, s, o, i)`` - the
 seeds of :func:`residual_bench.rollout.run_episodes` - whatever the base, residual or training
@@ -32,6 +35,7 @@ from tqdm import tqdm
 from residual_bench.eval.metrics import summarize
 from residual_bench.eval.provenance import run_provenance
 from residual_bench.eval.records import EpisodeRecord, append_jsonl, read_jsonl
+from residual_bench.run_directory import run_lock, write_file_atomically
 from residual_bench.seeding import episode_seed
 
 EXECUTORS = ("local", "serial", "ray")
@@ -350,7 +354,8 @@ def evaluate(
     """Run ``tasks`` into ``out/episodes.jsonl`` and write ``out/summary.json``.
 
     Records are appended and flushed one by one as they finish; with ``resume`` the tasks
-    already on disk are skipped (and with none left, ``summary.json`` is left as it was).
+    already on disk are skipped (and with none left, a readable ``summary.json`` is left as
+    it was; an unreadable one, left by a kill, is written again from the records).
     Each record's ``extra`` carries the package versions, git commit, master seed and episode
     index, so any episode can be re-run from its record.
 
@@ -359,16 +364,32 @@ def evaluate(
 
     Raises:
         FileExistsError: ``out`` already holds records and ``resume`` is False.
+        RunInUseError: another process is writing ``out``.
         ValueError: an unknown executor.
     """
     out = Path(out)
     records_path = out / "episodes.jsonl"
-    todo = pending_tasks(tasks, records_path, resume)
+    pending_tasks(tasks, records_path, resume)  # refuse before taking the lock
+    with run_lock(out):
+        return _evaluate_locked(tasks, out, executor, workers, resume, progress)
+
+
+def _evaluate_locked(
+    tasks: Sequence[EpisodeTask],
+    out: Path,
+    executor: str,
+    workers: int | None,
+    resume: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    records_path = out / "episodes.jsonl"
+    todo = pending_tasks(tasks, records_path, resume)  # again: the lock's holder may have run
     summary_path = out / "summary.json"
-    if not todo and summary_path.is_file():
+    if not todo:
         # Nothing ran: the summary stays the one of the run that made the episodes.
-        return json.loads(summary_path.read_text())
-    out.mkdir(parents=True, exist_ok=True)
+        summary = _read_summary(summary_path)
+        if summary is not None:
+            return summary
     provenance = run_provenance()
     bar = tqdm(
         total=len(tasks), initial=len(tasks) - len(todo), unit="episode", disable=not progress
@@ -385,5 +406,15 @@ def evaluate(
         "cells": cell_summaries(records),
         "run": {"episodes": len(records), "executor": executor, **provenance},
     }
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    text = (json.dumps(summary, indent=2) + "\n").encode()
+    write_file_atomically(summary_path, lambda f: f.write(text))
     return summary
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    """The summary at ``path``, or None when there is none or it is unreadable."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and "cells" in summary else None

@@ -35,8 +35,8 @@ from residual_bench.policies.bc_data import (
     stack_frames,
 )
 from residual_bench.policies.expert import CARRY_HEIGHT, Phase, ScriptedExpert
-from residual_bench.residual.checkpoint import write_file_atomically
 from residual_bench.residual.progress import read_progress
+from residual_bench.run_directory import write_file_atomically
 from residual_bench.seeding import episode_seed
 
 DAGGER_SUITES = ("nominal", "poke", "slide", "drop", "mixed")

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from residual_bench.policies.expert import ScriptedExpert
-from residual_bench.residual.checkpoint import write_file_atomically
+from residual_bench.run_directory import write_file_atomically
 from residual_bench.seeding import episode_seed
 from residual_bench.sim.camera import project_to_image
 

@@ -41,7 +41,7 @@ from residual_bench.language import word_counts
 from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet, build_model
 from residual_bench.policies.bc import load_checkpoint as load_bc_checkpoint
 from residual_bench.residual.agents import CriticWarmupMixin
-from residual_bench.residual.checkpoint import write_file_atomically
+from residual_bench.run_directory import finish_interrupted_write, write_file_atomically
 
 
 class ChunkedBCEnv(gym.Wrapper):
@@ -331,6 +331,7 @@ def finetune_rl(
         freeze_encoder=freeze_encoder,
     )  # fmt: skip
     saved = out / "checkpoint"
+    finish_interrupted_write(saved)
     if checkpoint_to_resume(saved, resume):
         state = json.loads((saved / "state.json").read_text())
         model.set_parameters(str(saved / "model.zip"), exact_match=True)

@@ -30,7 +30,7 @@ from residual_bench.policies.bc import (
     load_checkpoint,
 )
 from residual_bench.policies.bc_data import load_demonstrations
-from residual_bench.residual.checkpoint import write_file_atomically
+from residual_bench.run_directory import write_file_atomically
 
 LR_DECAY = 0.85
 HEATMAP_WEIGHT = 0.1

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from residual_bench.env_spec import SpecError, read_yaml, spec_dir
-from residual_bench.residual.checkpoint import run_lock
 from residual_bench.residual.config import merge_section
+from residual_bench.run_directory import run_lock
 
 METHODS = ("dagger", "rl")
 DAGGER_DEFAULTS: dict[str, Any] = {

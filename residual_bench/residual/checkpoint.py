@@ -17,14 +17,9 @@ which reads only the zip's weights.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -45,6 +40,7 @@ from residual_bench.residual.weights import (
     save_weights,
     space_to_json,
 )
+from residual_bench.run_directory import write_directory_atomically
 
 FORMAT = "residual-bench-residual"
 SHIPPED_DIR = "data/residuals"
@@ -56,97 +52,6 @@ RESIDUAL_FILES = (METADATA_FILE, WEIGHTS_FILE)
 """Every file of a trained residual: data only, nothing that is unpickled."""
 PICKLED_MODEL_FILE = "model.zip"
 """stable-baselines3's own format, written by earlier releases: it carries pickles."""
-
-
-def write_file_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write a file with ``write(file)`` beside ``path``, then rename it into place.
-
-    A run killed mid-write leaves the old file or none, never a truncated one that a resumed
-    run would take for finished work.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_directory_atomically(out: str | Path, write: Callable[[Path], None]) -> Path:
-    """Fill a fresh directory with ``write(directory)``, then put it at ``out`` in one rename.
-
-    A crash at any point leaves either the old ``out`` or the new one, never a half-written
-    directory (the old one is moved aside first and removed last).
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        write(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-class RunInUseError(FileExistsError):
-    """Another process is training into the same run directory."""
-
-
-@contextmanager
-def run_lock(out: str | Path) -> Iterator[Path]:
-    """Hold ``out/.lock`` for as long as one training process writes the run directory ``out``.
-
-    Two processes resuming the same run would each overwrite the other's checkpoints and
-    append to the same learning curve. The lock is an OS file lock, so a process that dies
-    releases it and the run can be resumed at once.
-
-    Raises:
-        RunInUseError: another process holds the lock (its pid is in the message).
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks (Windows): run unguarded
-        yield out
-        return
-    with open(out / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise RunInUseError(
-                f"{out} is being written by another training process (pid {holder}); "
-                "wait for it to finish or stop it, or choose another --out"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield out
-
-
-def run_in_use(out: str | Path) -> bool:
-    """Whether a training process holds ``out``'s :func:`run_lock` right now."""
-    if not (Path(out) / ".lock").exists():
-        return False
-    try:
-        with run_lock(out):
-            return False
-    except RunInUseError:
-        return True
 
 
 def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path:

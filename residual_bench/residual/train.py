@@ -31,16 +31,17 @@ from tqdm import tqdm
 from residual_bench.eval.provenance import package_versions
 from residual_bench.policies.registry import get_base
 from residual_bench.residual.agents import build_agent, load_agent
-from residual_bench.residual.checkpoint import (
-    run_lock,
-    save_residual,
-    write_directory_atomically,
-)
+from residual_bench.residual.checkpoint import save_residual
 from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.features import ObjectFeatureNoise
 from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
+from residual_bench.run_directory import (
+    finish_interrupted_write,
+    run_lock,
+    write_directory_atomically,
+)
 from residual_bench.seeding import episode_seed
 
 EVAL_MASTER_SEED = 10_000  # learning-curve episodes, disjoint from the benchmark's seeds
@@ -189,6 +190,7 @@ def train_residual(
         eval_env = make_residual_env(base, config.features, alpha, suite=suite, objects="heldout")
         checkpoint = out / "checkpoint"
         log = str(out / "tensorboard") if tensorboard else None
+        finish_interrupted_write(checkpoint)
         if checkpoint_to_resume(checkpoint, resume):
             model = load_agent(
                 config.algo, str(checkpoint / "model.zip"), env=Monitor(env), gated=config.gated

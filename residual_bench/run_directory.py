@@ -1,0 +1,129 @@
+"""Files and directories a run writes: atomically, and one writer at a time.
+
+Every file a long run writes (a checkpoint, a summary, a weights file) goes through
+:func:`write_file_atomically` or :func:`write_directory_atomically`, so a kill at any point
+leaves the old version or the new one, never a truncated one that a resumed run would take
+for finished work; :func:`finish_interrupted_write` puts back a directory whose replacement
+was interrupted between its two renames. Every run directory is held by :func:`run_lock`
+while a process writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+def write_file_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file with ``write(file)`` beside ``path``, then rename it into place.
+
+    A run killed mid-write leaves the old file or none, never a truncated one that a resumed
+    run would take for finished work.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_directory_atomically(out: str | Path, write: Callable[[Path], None]) -> Path:
+    """Fill a fresh directory with ``write(directory)``, then put it at ``out`` in one rename.
+
+    A crash at any point leaves either the old ``out`` or the new one, never a half-written
+    directory: the old one is moved aside first and removed last, and a crash between the two
+    renames is undone by :func:`finish_interrupted_write` (called here first, and by whoever
+    reads ``out`` after a crash).
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    finish_interrupted_write(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def finish_interrupted_write(out: str | Path) -> None:
+    """Put back the previous ``out`` if a :func:`write_directory_atomically` was killed after
+    moving it aside and before the new one took its place; drop the fresh directories such
+    kills leave behind. Without this a resumed run would find no checkpoint and silently
+    start again from step 0."""
+    out = Path(out)
+    aside = out.with_name(f".{out.name}.old")
+    if not out.exists() and aside.is_dir():
+        os.replace(aside, out)
+    if out.parent.is_dir():
+        for stale in out.parent.glob(f".{out.name}.*"):
+            if stale != aside and stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+class RunInUseError(FileExistsError):
+    """Another process is writing the same run directory."""
+
+
+@contextmanager
+def run_lock(out: str | Path) -> Iterator[Path]:
+    """Hold ``out/.lock`` for as long as one process writes the run directory ``out``.
+
+    Two processes resuming the same run would each overwrite the other's checkpoints and
+    append to the same learning curve; two evaluations into one directory would each run the
+    episodes the other has not written yet, and record them twice. The lock is an OS file
+    lock, so a process that dies releases it and the run can be resumed at once.
+
+    Raises:
+        RunInUseError: another process holds the lock (its pid is in the message).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks (Windows): run unguarded
+        yield out
+        return
+    with open(out / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunInUseError(
+                f"{out} is being written by another process (pid {holder}); "
+                "wait for it to finish or stop it, or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield out
+
+
+def run_in_use(out: str | Path) -> bool:
+    """Whether a process holds ``out``'s :func:`run_lock` right now."""
+    if not (Path(out) / ".lock").exists():
+        return False
+    try:
+        with run_lock(out):
+            return False
+    except RunInUseError:
+        return True

@@ -1,0 +1,215 @@
+"""A run never loses or doubles work, wherever it is killed.
+
+Fault injection, not timing: each test makes one write or rename raise, as a kill at that
+point would stop it, then resumes and checks the records. An evaluation holds its results
+directory's lock, so a second one into the same ``--out`` is refused; its summary is written
+atomically, and one left unreadable is recomputed; a final record that lost only its newline
+is kept; a directory replaced by a checkpoint write that was killed between its two renames is
+put back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from residual_bench import run_directory
+from residual_bench.eval import runner
+from residual_bench.eval.records import read_jsonl
+from residual_bench.eval.runner import evaluate, make_tasks, record_key, task_key
+from residual_bench.run_directory import (
+    RunInUseError,
+    finish_interrupted_write,
+    run_lock,
+    write_directory_atomically,
+    write_file_atomically,
+)
+
+TASKS = make_tasks("scripted", [None], ["nominal", "drop"], ["heldout"], 3)
+
+
+class Killed(BaseException):
+    """What a SIGKILL at this point would do: stop everything, run no handler."""
+
+
+def key(task) -> tuple:
+    return task_key(task.base, task.residual, task.suite_name, task.objects, task.seed)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A clean evaluation: each task's record and the summary's cells."""
+    out = tmp_path_factory.mktemp("clean")
+    summary = evaluate(TASKS, out, executor="serial", progress=False)
+    by_key = {record_key(r): r.to_dict() for r in read_jsonl(out / "episodes.jsonl")}
+    return by_key, summary["cells"]
+
+
+def replay(reference):
+    """An ``execute`` that answers each task with its clean record: runs take no time."""
+    by_key, _ = reference
+
+    def execute(tasks, executor="local", workers=None):
+        return (copy.deepcopy(by_key[key(t)]) for t in tasks)
+
+    return execute
+
+
+@pytest.fixture
+def replayed(reference, monkeypatch):
+    monkeypatch.setattr(runner, "execute", replay(reference))
+
+
+def kill_on(monkeypatch, target, name: str, call: int, before=None) -> None:
+    """Make the ``call``-th call of ``target.name`` raise :class:`Killed`; ``before(*args)``
+    runs first on that call (a partial write)."""
+    original, calls = getattr(target, name), []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            if before is not None:
+                before(*args, **kwargs)
+            raise Killed
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, wrapper)
+
+
+def assert_complete_and_single(out: Path, reference) -> None:
+    _, cells = reference
+    records = read_jsonl(out / "episodes.jsonl")
+    keys = [record_key(r) for r in records]
+    assert sorted(keys, key=str) == sorted((key(t) for t in TASKS), key=str), "lost or doubled"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cells"] == cells
+
+
+def half_line(path, record) -> None:
+    line = json.dumps(record.to_dict(), separators=(",", ":")).encode()
+    with open(path, "ab") as f:
+        f.write(line[: len(line) // 2])
+
+
+def line_without_newline(path, record) -> None:
+    with open(path, "ab") as f:
+        f.write(json.dumps(record.to_dict(), separators=(",", ":")).encode())
+
+
+@pytest.mark.parametrize("call", [1, 3, 6])
+@pytest.mark.parametrize(
+    "partial", [None, half_line, line_without_newline], ids=["before", "mid-line", "no-newline"]
+)
+def test_a_kill_while_appending_any_record_loses_and_doubles_nothing(
+    reference, replayed, monkeypatch, tmp_path, call, partial
+):
+    kill_on(monkeypatch, runner, "append_jsonl", call, before=partial)
+    with pytest.raises(Killed):
+        evaluate(TASKS, tmp_path, executor="serial", progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(runner, "execute", replay(reference))
+    evaluate(TASKS, tmp_path, executor="serial", progress=False, resume=True)
+    assert_complete_and_single(tmp_path, reference)
+
+
+@pytest.mark.parametrize("point", ["write", "rename"])
+def test_a_kill_while_writing_the_summary_is_recovered_on_resume(
+    reference, replayed, monkeypatch, tmp_path, point
+):
+    if point == "write":
+
+        def partial(path, write):  # the temporary file half written, as a kill leaves it
+            Path(path).with_name(f".{Path(path).name}.tmp").write_text('{"cells": [')
+
+        kill_on(monkeypatch, runner, "write_file_atomically", 1, before=partial)
+    else:
+        kill_on(monkeypatch, run_directory.os, "replace", 1)
+    with pytest.raises(Killed):
+        evaluate(TASKS, tmp_path, executor="serial", progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(runner, "execute", replay(reference))
+    assert not (tmp_path / "summary.json").exists()  # never a truncated one
+    evaluate(TASKS, tmp_path, executor="serial", progress=False, resume=True)
+    assert_complete_and_single(tmp_path, reference)
+
+
+def test_an_empty_summary_left_by_an_older_writer_does_not_block_a_resume(
+    reference, replayed, tmp_path
+):
+    evaluate(TASKS, tmp_path, executor="serial", progress=False)
+    (tmp_path / "summary.json").write_text("")
+    summary = evaluate(TASKS, tmp_path, executor="serial", progress=False, resume=True)
+    assert summary["cells"] == reference[1]
+    assert_complete_and_single(tmp_path, reference)
+
+
+def test_a_second_evaluation_into_a_directory_in_use_is_refused(replayed, tmp_path):
+    with run_lock(tmp_path):
+        with pytest.raises(RunInUseError, match="another process"):
+            evaluate(TASKS, tmp_path, executor="serial", progress=False, resume=True)
+    assert not (tmp_path / "episodes.jsonl").exists()
+
+
+def test_a_final_record_that_lost_only_its_newline_is_kept_on_resume(reference, replayed, tmp_path):
+    evaluate(TASKS, tmp_path, executor="serial", progress=False)
+    path = tmp_path / "episodes.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:3]) + lines[3].rstrip(b"\n"))  # killed before "\n"
+    evaluate(TASKS, tmp_path, executor="serial", progress=False, resume=True)
+    assert_complete_and_single(tmp_path, reference)
+
+
+# -- atomic files and directories ----------------------------------------------------------------
+
+
+def test_a_kill_while_writing_a_file_leaves_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / "state.json"
+    path.write_text("old")
+
+    def write(f):
+        f.write(b"ne")
+        raise Killed
+
+    with pytest.raises(Killed):
+        write_file_atomically(path, write)
+    assert path.read_text() == "old"
+
+
+def fill(text: str):
+    def write(directory: Path) -> None:
+        (directory / "a").write_text(text)
+        (directory / "b").write_text(text)
+
+    return write
+
+
+@pytest.mark.parametrize("call", [1, 2])
+def test_a_kill_at_either_rename_of_a_directory_write_leaves_old_or_new(
+    tmp_path, monkeypatch, call
+):
+    out = tmp_path / "checkpoint"
+    write_directory_atomically(out, fill("old"))
+    kill_on(monkeypatch, run_directory.os, "replace", call)
+    with pytest.raises(Killed):
+        write_directory_atomically(out, fill("new"))
+    monkeypatch.undo()
+    finish_interrupted_write(out)
+    contents = {(out / "a").read_text(), (out / "b").read_text()}
+    assert contents in ({"old"}, {"new"})
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"], "debris left beside it"
+
+
+def test_a_kill_while_filling_a_directory_leaves_the_old_one(tmp_path):
+    out = tmp_path / "checkpoint"
+    write_directory_atomically(out, fill("old"))
+
+    def write(directory: Path) -> None:
+        (directory / "a").write_text("new")
+        raise Killed
+
+    with pytest.raises(Killed):
+        write_directory_atomically(out, write)
+    assert (out / "a").read_text() == (out / "b").read_text() == "old"
