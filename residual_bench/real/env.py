@@ -36,7 +36,7 @@ from residual_bench.real.cameras import (
     fit_frame,
 )
 from residual_bench.real.driver import RobotDriver, RobotFault, RobotState
-from residual_bench.real.safety import SafetyLayer, SafetyLimits
+from residual_bench.real.safety import SafetyLayer, SafetyLimits, check_reset_joints
 from residual_bench.sim.panda import HOME_JOINTS
 
 REAL_OBS_MODES = ("rgb", "rgbd", "rgb+seg", "rgbd+seg")
@@ -124,7 +124,10 @@ class PandaRealEnv(gym.Env):
         self.render_mode = render_mode
         self.max_steps = int(round(episode_seconds * control_hz))
         self.default_instruction = instruction
-        self.home_joints = np.asarray(HOME_JOINTS if home_joints is None else home_joints)
+        limits = limits or SafetyLimits()
+        self.home_joints = check_reset_joints(
+            HOME_JOINTS if home_joints is None else home_joints, limits.joint_margin
+        )
         self.max_frame_age = 2 * self.dt if max_frame_age is None else float(max_frame_age)
         self.driver = make_driver(driver, **(driver_options or {}))
         self.camera = self._make_camera(camera)
@@ -133,7 +136,7 @@ class PandaRealEnv(gym.Env):
         if segmenter is None and obs_mode.endswith("+seg"):
             raise ValueError(f"obs_mode={obs_mode!r} needs a segmenter off the twin")
         self.segmenter = segmenter
-        self.safety = SafetyLayer(limits or SafetyLimits(), self.dt)
+        self.safety = SafetyLayer(limits, self.dt)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
         self.observation_space = self._make_observation_space()
         self.instruction = ""
@@ -206,7 +209,10 @@ class PandaRealEnv(gym.Env):
             instruction = instruction or reset_scene(self.episode_seed % 2**32)
         self.instruction = instruction or DEFAULT_INSTRUCTION
         self._instruction_vec = instruction_features(self.instruction)
-        self.driver.move_to_joints(np.asarray(options.get("joints", self.home_joints), float))
+        joints = check_reset_joints(
+            options.get("joints", self.home_joints), self.safety.limits.joint_margin
+        )
+        self.driver.move_to_joints(joints)
         state = self.driver.read_state()
         self.safety.reset(state)
         self._t0 = self._deadline = self._action_time = self.driver.clock()
@@ -229,7 +235,7 @@ class PandaRealEnv(gym.Env):
             mode, interventions = decision.mode, [i.kind for i in decision.interventions]
             if mode == "stop":
                 driver.stop()
-                reason = "watchdog"
+                reason = self.safety.latched or "watchdog"
             elif mode == "track":
                 driver.set_ee_target(decision.position, decision.orientation)
                 driver.set_gripper(decision.gripper_width)

@@ -8,20 +8,31 @@ kept in :attr:`SafetyLayer.log` and written to the ``logging`` module.
 What it enforces, per control step, on the *commanded* target (the robot's own controller
 tracks that target; Franka's reflexes remain the last line behind this one):
 
-- translation: per-step cap, speed and acceleration limits (well below Franka's 2 m/s and
-  13 m/s^2), then the workspace box;
+- translation: the workspace box, an acceleration limit and a speed limit (well below Franka's
+  2 m/s and 13 m/s^2), all holding at once on every tracking step: the target slows down
+  in time to stop at a wall of the box (never a wall-induced jolt), and the speed cap comes
+  last as a projection that cannot break the others (:meth:`SafetyLayer._velocity_within`);
 - rotation: per-step cap (also an angular-speed limit) and a tilt cone around the
   gripper-down orientation; a rotation that would leave the cone is dropped;
-- joint-limit margins: near a limit the target holds;
+- joint-limit margins: near a limit the target holds, and a hold that lasts
+  ``joint_hold_timeout`` becomes a stop (the policy keeps pushing into the limit);
+- non-finite input anywhere (action, times, measured state) is a stop with a latched fault,
+  never a target: NaN would otherwise pass every comparison and disable the checks;
 - watchdog: a base action older than ``max_action_age`` or a robot state older than
   ``max_state_age`` holds the pose; if that lasts ``hold_timeout`` the layer asks to stop;
 - faults: :meth:`latch` (reflex, user stop, disconnect, watchdog stop) makes every later
-  step a stop until :meth:`acknowledge` is called by an operator - never auto-recovery.
+  step a stop until :meth:`acknowledge` is called by an operator - never auto-recovery;
+- reset joints are checked against the joint limits, with the margin, before they reach
+  the driver (:func:`check_reset_joints`).
+
+Holds and stops keep the previous target: the robot's own controller brings the arm to rest,
+so the acceleration limit applies to tracking steps only.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +65,9 @@ class SafetyLimits:
     max_action_age: float = 0.3
     max_state_age: float = 0.15
     hold_timeout: float = 0.5
+    joint_hold_timeout: float = 1.0
+    """Seconds a joint may stay inside its margin (the target held) before the layer stops:
+    a policy that keeps pushing into a limit will not leave it by itself."""
 
     def __post_init__(self) -> None:
         low, high = np.asarray(self.workspace_low), np.asarray(self.workspace_high)
@@ -61,10 +75,15 @@ class SafetyLimits:
             raise ValueError(f"workspace box must have low < high, got {low} and {high}")
         for name in (
             "max_tilt max_step_translation max_step_rotation max_speed max_acceleration "
-            "max_angular_speed max_action_age max_state_age hold_timeout"
+            "max_angular_speed max_action_age max_state_age hold_timeout joint_hold_timeout"
         ).split():
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if not (math.isfinite(self.joint_margin) and self.joint_margin >= 0):
+            raise ValueError(f"joint_margin must be >= 0, got {self.joint_margin!r}")
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError("workspace box must be finite")
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,71 @@ class SafetyDecision:
     orientation: np.ndarray
     gripper_width: float
     interventions: list[Intervention] = field(default_factory=list)
+
+
+def check_reset_joints(joints: np.ndarray, margin: float) -> np.ndarray:
+    """``joints`` as 7 finite floats inside the Panda's limits less ``margin``.
+
+    Raises:
+        ValueError: naming the first joint out of range (or the wrong shape, or NaN).
+    """
+    joints = np.asarray(joints, dtype=float)
+    if joints.shape != (7,):
+        raise ValueError(f"reset joints: expected 7 angles, got shape {joints.shape}")
+    for i, (q, lo, hi) in enumerate(zip(joints, PANDA_JOINT_LOWER, PANDA_JOINT_UPPER, strict=True)):
+        if not (math.isfinite(q) and lo + margin <= q <= hi - margin):
+            raise ValueError(
+                f"reset joint {i + 1}: {q!r} rad is outside [{lo + margin:.4f}, "
+                f"{hi - margin:.4f}] (its limits less the {margin} rad margin)"
+            )
+    return joints
+
+
+def _finite_input(action: np.ndarray, state: RobotState, now: float, action_time: float) -> str:
+    """The name of the first non-finite input of a step, or '' when all are finite."""
+    values = {
+        "action": action,
+        "now": now,
+        "action_time": action_time,
+        "state.timestamp": state.timestamp,
+        "state.joints": state.joints,
+        "state.tcp_position": state.tcp_position,
+        "state.tcp_orientation": state.tcp_orientation,
+        "state.gripper_width": state.gripper_width,
+    }
+    for name, value in values.items():
+        try:
+            finite = bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            return name
+    return ""
+
+
+def braking_speed(distance: np.ndarray, per_step: float, dt: float, top: float) -> np.ndarray:
+    """Largest speed (<= ``top``) at which a target ``distance`` from a wall can take this
+    step and still stop before the wall, slowing by ``per_step`` each later step.
+
+    Moving at ``u`` this step covers ``u dt``; then ``u - c``, ``u - 2c``, ... cover
+    ``D(u) = dt * sum_k max(0, u - k c)``. The bound is the largest ``u`` with
+    ``u dt + D(u) <= distance``. If the previous step's speed met the bound, slowing by one
+    ``c`` meets this step's (``D(u) = (u - c) dt + D(u - c)``), so braking is always possible
+    within the acceleration limit.
+    """
+    distance = np.maximum(np.asarray(distance, dtype=float), 0.0)
+
+    def travel(u: np.ndarray) -> np.ndarray:
+        n = np.floor(u / per_step)
+        return u * dt + dt * (n * u - per_step * n * (n + 1) / 2)
+
+    low, high = np.zeros_like(distance), np.full_like(distance, top)
+    fits = travel(high) <= distance
+    for _ in range(60):
+        mid = (low + high) / 2
+        ok = travel(mid) <= distance
+        low, high = np.where(ok, mid, low), np.where(ok, high, mid)
+    return np.where(fits, top, low)
 
 
 def tilt(orientation: np.ndarray) -> float:
@@ -116,6 +200,7 @@ class SafetyLayer:
         self._velocity = np.zeros(3)
         self._gripper = GRIPPER_MAX_WIDTH
         self._hold_since: float | None = None
+        self._joint_hold_since: float | None = None
 
     @property
     def target(self) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +215,9 @@ class SafetyLayer:
                 target would jump; move it in first (the reset pose must be inside).
         """
         pos = np.asarray(state.tcp_position, dtype=float)
+        bad = _finite_input(np.zeros(7), state, 0.0, 0.0)
+        if bad:
+            raise ValueError(f"{bad} is not finite at reset: the robot state cannot be trusted")
         if np.any(pos < self.low) or np.any(pos > self.high):
             raise ValueError(
                 f"the gripper is at {np.round(pos, 3).tolist()}, outside the workspace box "
@@ -142,6 +230,7 @@ class SafetyLayer:
         self._velocity = np.zeros(3)
         self._gripper = float(state.gripper_width)
         self._hold_since = None
+        self._joint_hold_since = None
 
     def latch(self, reason: str, now: float) -> None:
         """Record a fault; every step is a stop until :meth:`acknowledge`."""
@@ -179,6 +268,11 @@ class SafetyLayer:
         if self.latched is not None:
             self._note(out, "stop", now, f"fault {self.latched} not acknowledged")
             return self._decision("stop", out)
+        bad = _finite_input(action, state, now, action_time)
+        if bad:
+            self._note(out, "non_finite_stop", now, f"{bad} is not finite")
+            self.latch("non_finite_input", now)
+            return self._decision("stop", out)
         stale = []
         if now - state.timestamp > lim.max_state_age:
             stale.append(f"state {now - state.timestamp:.3f}s old")
@@ -201,8 +295,16 @@ class SafetyLayer:
         )
         if np.any(near):
             self._velocity = np.zeros(3)
-            self._note(out, "joint_margin", now, f"joints {np.flatnonzero(near).tolist()}")
+            joints_near = np.flatnonzero(near).tolist()
+            if self._joint_hold_since is None:
+                self._joint_hold_since = now
+            if now - self._joint_hold_since >= lim.joint_hold_timeout:
+                self._note(out, "joint_margin_stop", now, f"joints {joints_near}")
+                self.latch("joint_limit", now)
+                return self._decision("stop", out)
+            self._note(out, "joint_margin", now, f"joints {joints_near}")
             return self._decision("hold", out)
+        self._joint_hold_since = None
         self._translate(np.asarray(action[:3], dtype=float), state, now, out)
         self._rotate(np.asarray(action[3:6], dtype=float), now, out)
         self._gripper = float((np.clip(action[6], -1.0, 1.0) + 1.0) * 0.5 * GRIPPER_MAX_WIDTH)
@@ -219,24 +321,42 @@ class SafetyLayer:
         lag_norm = float(np.linalg.norm(lag))
         if lag_norm > MAX_TARGET_LAG:
             base = measured + lag * (MAX_TARGET_LAG / lag_norm)
-        delta = base + move * POSITION_SCALE - self._target
-        dv = delta / self.dt - self._velocity
-        dv_cap = self.limits.max_acceleration * self.dt
-        if np.linalg.norm(dv) > dv_cap + _EPS:
-            dv *= dv_cap / np.linalg.norm(dv)
-            delta = (self._velocity + dv) * self.dt
-            self._note(out, "acceleration", now)
-        norm = float(np.linalg.norm(delta))
-        if norm > self.step_cap + _EPS:
-            delta *= self.step_cap / norm
-            self._note(out, "translation_cap", now, f"{norm:.4f} m")
-        wanted = self._target + delta
-        # The box is convex and holds the previous target, so clipping never lengthens delta.
-        clipped = np.clip(wanted, self.low, self.high)
-        if np.any(np.abs(clipped - wanted) > _EPS):
-            self._note(out, "workspace", now, f"{np.round(wanted, 3).tolist()}")
-        self._velocity = (clipped - self._target) / self.dt
-        self._target = clipped
+        wanted = (base + move * POSITION_SCALE - self._target) / self.dt
+        velocity = self._velocity_within(wanted, now, out)
+        # Within rounding the box already holds; the clip only removes that rounding.
+        target = np.clip(self._target + velocity * self.dt, self.low, self.high)
+        self._velocity = (target - self._target) / self.dt
+        self._target = target
+
+    def _velocity_within(
+        self, wanted: np.ndarray, now: float, out: list[Intervention]
+    ) -> np.ndarray:
+        """The velocity nearest ``wanted`` that keeps every translation limit at once.
+
+        Per axis, the velocity may change by ``c = max_acceleration * dt / sqrt(3)`` (so the
+        change's norm stays within the acceleration limit) and may not exceed the speed
+        from which the target can still stop before the box's wall (:func:`braking_speed`);
+        both are intervals, and they always meet. The speed cap comes last, as the
+        projection onto a ball that holds the previous velocity: a projection moves no
+        point further from one inside the ball, so it cannot break the acceleration limit,
+        and scaling a velocity down keeps it inside the braking intervals.
+        """
+        top = self.step_cap / self.dt
+        c = self.limits.max_acceleration * self.dt / math.sqrt(3.0)
+        v0 = self._velocity
+        up = braking_speed(self.high - self._target, c, self.dt, top)
+        down = braking_speed(self._target - self.low, c, self.dt, top)
+        low, high = np.maximum(v0 - c, -down), np.minimum(v0 + c, up)
+        low = np.minimum(low, high)  # they meet in exact arithmetic; rounding aside
+        velocity = np.clip(wanted, low, high)
+        if np.any(np.abs(velocity - wanted) > _EPS):
+            braking = (wanted > up + _EPS) | (wanted < -down - _EPS)
+            self._note(out, "workspace" if np.any(braking) else "acceleration", now)
+        speed = float(np.linalg.norm(velocity))
+        if speed > top + _EPS:
+            velocity *= top / speed
+            self._note(out, "translation_cap", now, f"{speed * self.dt:.4f} m")
+        return velocity
 
     def _rotate(self, turn: np.ndarray, now: float, out: list[Intervention]) -> None:
         rotvec = Rotation.from_euler("xyz", turn * ROTATION_SCALE).as_rotvec()
