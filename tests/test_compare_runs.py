@@ -51,7 +51,7 @@ def test_each_run_is_the_bench_train_command_of_its_method(queue, tmp_path):
     assert cmd[1:4] == ["-m", "residual_bench.cli", "train"]
     assert cmd[4:] == [
         "--base", "zero", "--residual", "scratch", "--seed", "2",
-        "--out", str(tmp_path / "scratch-seed2"), "--quiet",
+        "--out", str(tmp_path / "scratch-seed2"), "--resume", "--quiet",
     ]  # fmt: skip
     ppo = queue.command("finetune-rl-ppo", 0, tmp_path)
     assert ppo[5:8] == ["bc", "--residual", "finetune-rl-ppo"]

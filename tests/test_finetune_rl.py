@@ -260,7 +260,9 @@ def test_a_run_writes_a_learning_curve_a_bc_checkpoint_and_resumes(tmp_path, mon
         finetune_rl(tmp_path, steps=16, **options)
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state == {"decisions": 2, "control_steps": 8}
-    final = finetune_rl(tmp_path, steps=16, **options)  # goes on from step 8
+    with pytest.raises(FileExistsError, match="--resume"):
+        finetune_rl(tmp_path, steps=16, **options)  # its pickles are opened only when asked
+    final = finetune_rl(tmp_path, steps=16, resume=True, **options)  # goes on from step 8
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state == {"decisions": 4, "control_steps": 16}
     assert load_checkpoint(final)["config"] == load_checkpoint(shipped_checkpoint())["config"]
