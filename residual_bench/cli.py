@@ -15,14 +15,23 @@ from residual_bench import __version__
 
 # Errors that mean "your input is wrong"; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError)
+BASE_FORMS = (
+    ("bc:PATH", "a bc network checkpoint of yours (bench base train)"),
+    ("remote:ws://HOST:PORT", "a policy server speaking openpi's protocol (bench serve)"),
+    ("openvla-rest:http://HOST:PORT", "OpenVLA's own REST server (vla-scripts/deploy.py)"),
+    ("octo", "Octo on a policy server of its own (docs/remote_policies.md)"),
+)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from residual_bench.env_spec import spec_dir
     from residual_bench.perturb import load_suite, suite_names
     from residual_bench.pick_place_env import OBS_MODES
+    from residual_bench.policies.finetune import finetune_names, load_finetune_config
     from residual_bench.policies.registry import base_names, get_base
     from residual_bench.registration import ENV_IDS
+    from residual_bench.residual.config import config_names, load_config
+    from residual_bench.residual.features import FEATURE_MODES
     from residual_bench.sim.objects import OBJECT_SPLITS, objects_in_split
 
     print("environments:")
@@ -40,6 +49,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("base policies:")
     for name in base_names():
         print(f"  {name:<16} {get_base(name).description}")
+    print("  and by form:")
+    for form, meaning in BASE_FORMS:
+        print(f"  {form:<34} {meaning}")
+    print("residual configs (baselines/, bench train --residual):")
+    for name in config_names():
+        print(f"  {name:<16} {load_config(name).description}")
+    print("fine-tuning configs (baselines/, bench train --base bc --residual):")
+    for name in finetune_names():
+        print(f"  {name:<16} {load_finetune_config(name)['description']}")
+    print(f"residual feature modes (--features): {', '.join(FEATURE_MODES)}")
     return 0
 
 
@@ -347,7 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_rtrain = sub.add_parser("train", help="train a residual on a frozen base")
     p_rtrain.add_argument("--base", required=True, help="a base policy name from `bench list`")
-    p_rtrain.add_argument("--residual", default="sac", help="config in baselines/ or a YAML path")
+    p_rtrain.add_argument(
+        "--residual",
+        default="sac",
+        help="a residual config (sac, td3, ppo, sac-gated, scratch), a fine-tuning config "
+        "(finetune-dagger, finetune-rl, finetune-rl-ppo; --base bc), or a YAML path; default "
+        "sac (`bench list` describes each)",
+    )
     p_rtrain.add_argument("--suite", default=None, help="training suite (the config's: mixed)")
     p_rtrain.add_argument("--steps", type=int, default=None, help="environment steps (config)")
     p_rtrain.add_argument("--seed", type=int, default=0, help="training seed (0)")
@@ -408,7 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("dirs", nargs="+", help="result directories (with episodes.jsonl)")
     p_report.add_argument("--out", default="runs/report", help="report directory")
     p_report.set_defaults(func=_cmd_report)
+    describe_subcommands(parser)
     return parser
+
+
+def describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand's ``--help`` page its one-line help as a description, so that
+    ``bench train --help`` says what ``bench train`` does, not only its options."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        helps = {a.dest: a.help for a in getattr(action, "_choices_actions", [])}
+        for name, subparser in getattr(action, "choices", {}).items():
+            if subparser.description is None and helps.get(name):
+                subparser.description = helps[name][0].upper() + helps[name][1:] + "."
+            describe_subcommands(subparser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

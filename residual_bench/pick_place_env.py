@@ -35,6 +35,21 @@ SETTLE_SECONDS = 0.5
 """Simulated time objects get to come to rest before an episode starts (blobs rock)."""
 
 
+ENV_KWARGS = (
+    "obs_mode",
+    "control_hz",
+    "objects",
+    "image_size",
+    "render_mode",
+    "reward_mode",
+    "scene_spec",
+    "scene_overrides",
+    "terminate_on_success",
+    "suite",
+)
+"""The keyword arguments of the env (``gym.make`` passes them through)."""
+
+
 class ResidualPickPlaceEnv(gym.Env):
     """Language-conditioned Franka Panda pick-and-place in PyBullet.
 
@@ -85,13 +100,9 @@ class ResidualPickPlaceEnv(gym.Env):
         **unknown: Any,
     ) -> None:
         if unknown:
-            valid = (
-                "obs_mode, control_hz, objects, image_size, render_mode, reward_mode, "
-                "scene_spec, scene_overrides, terminate_on_success, suite"
-            )
             raise TypeError(
                 f"ResidualPickPlace-v0 got unknown keyword argument(s) {sorted(unknown)}; "
-                f"valid ones are: {valid}"
+                f"valid ones are: {', '.join(ENV_KWARGS)}"
             )
         _check_choice("obs_mode", obs_mode, OBS_MODES)
         _check_choice("objects", objects, OBJECT_SPLITS)

@@ -118,6 +118,16 @@ def test_unknown_make_kwarg_is_refused_with_the_list_of_valid_ones():
         assert name in message, f"{name} missing from {message!r}"
 
 
+def test_a_typo_on_the_residual_env_lists_its_own_arguments_and_no_internal_ones():
+    with pytest.raises(TypeError) as excinfo:
+        gym.make(ENV_ID, base="scripted", featurs="objects")
+    message = str(excinfo.value)
+    valid = message.split("valid ones are: ")[1].split(" was raised")[0]
+    for name in (*VALID_KWARGS, "base", "features", "alpha", "residual_options"):
+        assert name in valid, f"{name} missing from {message!r}"
+    assert "'obs_mode'" not in message and "'image_size'" not in message  # never passed
+
+
 @pytest.mark.parametrize(
     "kwargs, field",
     [

@@ -16,8 +16,8 @@ import pytest
 from residual_bench.eval.records import read_jsonl
 from residual_bench.eval.runner import cell_summaries, evaluate, make_tasks
 from residual_bench.leaderboard.cli import add_leaderboard_parsers
+from residual_bench.leaderboard.layout import MAX_BYTES
 from residual_bench.leaderboard.submission import (
-    MAX_BYTES,
     checkpoint_hash,
     submission_id,
     submit,

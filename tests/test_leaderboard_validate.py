@@ -17,7 +17,8 @@ from test_leaderboard_submission import shared_results
 from residual_bench.eval.records import read_jsonl
 from residual_bench.eval.runner import cell_summaries
 from residual_bench.leaderboard.cli import add_leaderboard_parsers
-from residual_bench.leaderboard.submission import MAX_BYTES, submission_id
+from residual_bench.leaderboard.layout import MAX_BYTES
+from residual_bench.leaderboard.submission import submission_id
 from residual_bench.leaderboard.validate import validate_all, validate_submission
 
 REPO_LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"

@@ -4,6 +4,7 @@
 user who ran ``pip install .`` and works outside the checkout still needs every file.
 """
 
+import configparser
 import shutil
 import subprocess
 import sys
@@ -69,3 +70,11 @@ def test_the_packaged_specs_are_the_repository_files(wheel):
     for path in (REPO / "envs").rglob("*.yaml"):
         packaged = wheel.read(f"residual_bench/specs/envs/{path.relative_to(REPO / 'envs')}")
         assert packaged == path.read_bytes()
+
+
+def test_recording_videos_has_an_extra_that_installs_what_it_needs():
+    """gymnasium's RecordVideo writes files through moviepy, which nothing else installs."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    video = config["options.extras_require"]["video"].split()
+    assert any(requirement.startswith("moviepy") for requirement in video)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from residual_bench.leaderboard.submission import DEFAULT_ROOT
+from residual_bench.leaderboard.layout import DEFAULT_ROOT
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -69,7 +69,7 @@ def _print_result(result: dict[str, Any]) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from residual_bench.leaderboard.submission import SUBMISSIONS_DIR
+    from residual_bench.leaderboard.layout import SUBMISSIONS_DIR
     from residual_bench.leaderboard.validate import validate_all
     from residual_bench.leaderboard.verify import audit_verifications
 

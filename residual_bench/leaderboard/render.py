@@ -17,7 +17,7 @@ from typing import Any
 
 from residual_bench.eval.records import read_jsonl
 from residual_bench.leaderboard.assets import CSS, JS
-from residual_bench.leaderboard.submission import EPISODES_FILE, SUBMISSION_FILE, SUBMISSIONS_DIR
+from residual_bench.leaderboard.layout import EPISODES_FILE, SUBMISSION_FILE, SUBMISSIONS_DIR
 from residual_bench.leaderboard.validate import validate_all
 from residual_bench.leaderboard.verify import verification_status
 

@@ -28,6 +28,17 @@ from typing import Any
 from residual_bench import __version__
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
 from residual_bench.leaderboard.files import excerpt, list_files, sha256_file
+from residual_bench.leaderboard.layout import (
+    BASE_WEIGHTS_BYTES,
+    CHECKPOINTS_DIR,
+    DEFAULT_ROOT,
+    EPISODES_FILE,
+    FORMAT,
+    MAX_BYTES,
+    SCHEMA_VERSION,
+    SUBMISSION_FILE,
+    SUBMISSIONS_DIR,
+)
 from residual_bench.residual.checkpoint import (
     PICKLED_MODEL_FILE,
     RESIDUAL_FILES,
@@ -36,18 +47,6 @@ from residual_bench.residual.checkpoint import (
     residual_location,
 )
 
-FORMAT = "residual-bench-submission"
-SCHEMA_VERSION = 1
-# Benchmark versions whose episodes this code reproduces (their spec hashes are recomputed).
-KNOWN_BENCHMARK_VERSIONS = ("0.1.0",)
-MAX_BYTES = 5 * 1024 * 1024  # the whole submission directory, checkpoints included
-BASE_WEIGHTS_BYTES = 1 << 30  # a base's weights file is the package's own, not submitted
-SUBMISSION_FILE = "submission.json"
-EPISODES_FILE = "episodes.jsonl"
-CHECKPOINTS_DIR = "checkpoints"
-SUBMISSIONS_DIR = "submissions"
-VERIFICATIONS_DIR = "verifications"
-DEFAULT_ROOT = "leaderboards"
 CONTROL_HZ = 20  # the rate `bench eval` runs every registered base at
 
 

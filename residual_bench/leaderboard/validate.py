@@ -36,7 +36,7 @@ from residual_bench.leaderboard.files import (
     read_bounded,
     total_size,
 )
-from residual_bench.leaderboard.submission import (
+from residual_bench.leaderboard.layout import (
     CHECKPOINTS_DIR,
     EPISODES_FILE,
     FORMAT,
@@ -45,10 +45,8 @@ from residual_bench.leaderboard.submission import (
     SCHEMA_VERSION,
     SUBMISSION_FILE,
     SUBMISSIONS_DIR,
-    checkpoint_hash,
-    submission_id,
-    suite_spec_hashes,
 )
+from residual_bench.leaderboard.submission import checkpoint_hash, submission_id, suite_spec_hashes
 from residual_bench.residual.checkpoint import PICKLED_MODEL_FILE, RESIDUAL_FILES
 
 FIELDS: dict[str, type | tuple[type, ...]] = {

@@ -21,13 +21,13 @@ from typing import Any
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
 from residual_bench.leaderboard.draw import audit_draw, draw_record, new_nonce
 from residual_bench.leaderboard.files import read_bounded
-from residual_bench.leaderboard.submission import (
+from residual_bench.leaderboard.layout import (
     CHECKPOINTS_DIR,
     EPISODES_FILE,
     SUBMISSION_FILE,
     VERIFICATIONS_DIR,
-    checkpoint_hash,
 )
+from residual_bench.leaderboard.submission import checkpoint_hash
 from residual_bench.leaderboard.validate import MASTER_SEEDS, validate_submission
 
 VERIFIED, FAILED, NOT_VERIFIABLE = "verified", "failed", "not-verifiable"
@@ -221,7 +221,7 @@ def write_verification(root: str | Path, result: dict[str, Any], key: str = "rep
 def audit_verifications(root: str | Path) -> list[str]:
     """What is wrong with the stored verifications under ``root``: a replay whose draw does not
     follow from its nonce, or that predates the nonce draw, or a file of no submission."""
-    from residual_bench.leaderboard.submission import SUBMISSIONS_DIR
+    from residual_bench.leaderboard.layout import SUBMISSIONS_DIR
 
     problems = []
     folder = Path(root) / VERIFICATIONS_DIR

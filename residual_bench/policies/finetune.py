@@ -70,6 +70,11 @@ def config_path(name_or_path: str | Path) -> Path:
     return spec_dir("baselines") / f"{name_or_path}.yaml"
 
 
+def finetune_names() -> list[str]:
+    """Names of the fine-tuning configs shipped under ``baselines/``."""
+    return sorted(p.stem for p in spec_dir("baselines").glob("*.yaml") if is_finetune_config(p))
+
+
 def is_finetune_config(name_or_path: str | Path) -> bool:
     """Whether a config names a fine-tuning baseline (``method``) rather than a residual."""
     path = config_path(name_or_path)

@@ -10,18 +10,14 @@ import argparse
 import select
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from residual_bench.real.session import (
-    FAILURE_CATEGORIES,
-    PLANS,
-    ScriptedOperator,
-    Trial,
-    make_plan,
-    run_session,
-)
+from residual_bench.real.plans import FAILURE_CATEGORIES, PLANS
+
+if TYPE_CHECKING:
+    from residual_bench.real.session import Trial
 
 
 class HoldBase:
@@ -103,6 +99,7 @@ def cmd_real_eval(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import residual_bench  # noqa: F401  (registers PandaReal-v0)
+    from residual_bench.real.session import ScriptedOperator, make_plan, run_session
 
     if args.plan not in PLANS:
         raise ValueError(f"unknown plan {args.plan!r}; valid choices: {', '.join(PLANS)}")

@@ -24,11 +24,9 @@ import numpy as np
 
 from residual_bench.eval.recorder import EpisodeRecorder
 from residual_bench.eval.records import EpisodeRecord, append_jsonl
+from residual_bench.real.plans import PLANS
 from residual_bench.sim.panda import HOME_JOINTS
 
-PLANS = {"nominal": (None,), "poke": ("poke",), "slide": ("slide",), "drop": ("drop",),
-         "mixed": ("poke", "slide", "drop", None)}  # fmt: skip
-FAILURE_CATEGORIES = ("missed_grasp", "dropped", "misplaced", "collision", "timeout", "other")
 ESTOP_REMINDER = "Keep the hardware E-stop in reach at all times; press it if anything looks wrong."
 
 

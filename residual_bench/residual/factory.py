@@ -6,7 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from residual_bench.pick_place_env import ResidualPickPlaceEnv
+from residual_bench.pick_place_env import ENV_KWARGS, ResidualPickPlaceEnv
 from residual_bench.policies.registry import get_base
 from residual_bench.residual.env import DEFAULT_ALPHA, ResidualEnv
 from residual_bench.residual.features import OBS_MODE_FOR, check_features
@@ -57,6 +57,10 @@ def make_residual_env(
     return ResidualEnv(env, base, features=features, alpha=alpha, **(residual_options or {}))
 
 
+RESIDUAL_KWARGS = ("base", "features", "alpha", "residual_options")
+"""The keyword arguments that make ``ResidualPickPlace-v0`` the residual env."""
+
+
 def make_env(
     base: str | None = None,
     features: str = "objects",
@@ -64,7 +68,19 @@ def make_env(
     residual_options: dict[str, Any] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
-    """Entry point of ``ResidualPickPlace-v0``: the raw env, or the residual env with a base."""
+    """Entry point of ``ResidualPickPlace-v0``: the raw env, or the residual env with a base.
+
+    Raises:
+        TypeError: an unknown keyword argument, listing every valid one (the env's and the
+            residual env's).
+    """
+    unknown = sorted(set(env_kwargs) - set(ENV_KWARGS))
+    if unknown:
+        valid = ", ".join((*ENV_KWARGS, *RESIDUAL_KWARGS))
+        raise TypeError(
+            f"ResidualPickPlace-v0 got unknown keyword argument(s) {unknown}; "
+            f"valid ones are: {valid}"
+        )
     if base is None:
         return ResidualPickPlaceEnv(**env_kwargs)
     return make_residual_env(base, features, alpha, residual_options, **env_kwargs)
