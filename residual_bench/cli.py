@@ -229,7 +229,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from residual_bench.protocol import Protocol, parse_seeds, run_benchmark
+    import json
+
+    from residual_bench.protocol import (
+        Protocol,
+        closing_table,
+        parse_seeds,
+        plan_benchmark,
+        run_benchmark,
+    )
 
     protocol = Protocol.quick() if args.quick else Protocol()
     if args.suite:
@@ -243,6 +251,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.steps:
         protocol.train_steps = args.steps
     protocol.master_seed = args.seed
+    plan = plan_benchmark(
+        args.base,
+        args.residual,
+        args.out,
+        protocol,
+        workers=args.workers,
+        use_shipped=not args.retrain,
+    )
+    print(plan.describe(), flush=True)
     report = run_benchmark(
         args.base,
         args.residual,
@@ -254,6 +271,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         use_shipped=not args.retrain,
     )
+    summary = json.loads((Path(args.out) / "summary.json").read_text())
+    print(closing_table(summary))
     print(f"report: {report} (and {report.with_suffix('.html').name})")
     return 0
 

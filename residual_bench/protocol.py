@@ -16,15 +16,25 @@ The default protocol is :data:`STANDARD_SUITES` on held-out objects, 100 episode
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from residual_bench.eval.report import build_report
 from residual_bench.eval.runner import evaluate, make_tasks
 from residual_bench.residual.checkpoint import shipped_residual
 
 STANDARD_SUITES = ("nominal", "poke", "slide", "drop", "latency", "mixed")
+# Measured by `python benchmarks/episode_rates.py` (results/episode_rates.json): episodes a
+# second of one worker. A residual episode renders depth and segmentation every step for
+# its features, so it is five times slower than the base alone.
+EPISODES_PER_SECOND = {"base": 3.79, "residual": 0.72}
+# results/eval_workers.md: two workers on two cores run 1.87 times as fast as one.
+PARALLEL_EFFICIENCY = 0.93
+# docs/residuals.md: 300k steps of the shipped SAC config take about 40 minutes on one core.
+TRAIN_STEPS_PER_SECOND = 125.0
 
 
 @dataclass
@@ -42,6 +52,115 @@ class Protocol:
     def quick(cls) -> Protocol:
         """A smoke run: two suites, 10 episodes, a 3000-step residual if none is shipped."""
         return cls(suites=["nominal", "mixed"], episodes=10, train_steps=3000)
+
+
+@dataclass
+class RunPlan:
+    """What ``bench run`` will do, and about how long it will take (from measured rates)."""
+
+    base: str
+    algo: str
+    protocol: Protocol
+    residuals: dict[int, str]  # training seed -> where its residual comes from
+    train_steps: dict[int, int]  # training seeds still to train -> their steps
+    workers: int
+
+    @property
+    def cells(self) -> int:
+        return len(self.protocol.suites) * len(self.protocol.objects)
+
+    @property
+    def base_episodes(self) -> int:
+        return self.cells * self.protocol.episodes
+
+    @property
+    def residual_episodes(self) -> int:
+        return self.base_episodes * len(self.residuals)
+
+    def estimated_seconds(self) -> dict[str, float]:
+        """Seconds of each phase: training, base episodes, residual episodes."""
+        speed = 1 + (self.workers - 1) * PARALLEL_EFFICIENCY
+        return {
+            "train": sum(self.train_steps.values()) / TRAIN_STEPS_PER_SECOND,
+            "base": self.base_episodes / (EPISODES_PER_SECOND["base"] * speed),
+            "residual": self.residual_episodes / (EPISODES_PER_SECOND["residual"] * speed),
+        }
+
+    def describe(self) -> str:
+        """The plan as a few lines for the terminal."""
+        p = self.protocol
+        times = self.estimated_seconds()
+        lines = [
+            f"bench run: {self.base} + {self.algo}, {len(p.suites)} suite(s) "
+            f"({', '.join(p.suites)}) x {', '.join(p.objects)} objects, "
+            f"{p.episodes} paired episodes per cell, master seed {p.master_seed}",
+        ]
+        for seed, source in self.residuals.items():
+            lines.append(f"  residual of training seed {seed}: {source}")
+        if self.train_steps:
+            lines.append(f"  training: about {_minutes(times['train'])}")
+        lines.append(
+            f"  base alone: {self.base_episodes} episodes, about {_minutes(times['base'])}; "
+            f"base + residual: {self.residual_episodes} episodes, about "
+            f"{_minutes(times['residual'])} ({self.workers} worker(s))"
+        )
+        lines.append(f"  estimated total: about {_minutes(sum(times.values()))}")
+        return "\n".join(lines)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def plan_benchmark(
+    base: str,
+    algo: str,
+    out: str | Path,
+    protocol: Protocol | None = None,
+    *,
+    workers: int | None = None,
+    use_shipped: bool = True,
+) -> RunPlan:
+    """What :func:`run_benchmark` will do with the same arguments, without doing it."""
+    from residual_bench.residual.config import load_config
+
+    protocol = protocol or Protocol()
+    out = Path(out)
+    config_steps = int(load_config(algo).train["steps"])
+    residuals, train_steps = {}, {}
+    for seed in protocol.seeds:
+        shipped = shipped_residual(base, algo, seed) if use_shipped else None
+        final = out / "train" / f"seed{seed}" / "residual"
+        if shipped is not None:
+            residuals[seed] = f"{shipped} (shipped with the package)"
+        elif (final / "residual.json").is_file():
+            residuals[seed] = f"{final} (trained earlier)"
+        else:
+            steps = protocol.train_steps or config_steps
+            residuals[seed] = f"trained now into {final.parent} ({steps} steps)"
+            train_steps[seed] = steps
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    return RunPlan(base, algo, protocol, residuals, train_steps, max(1, workers))
+
+
+def closing_table(summary: dict[str, Any]) -> str:
+    """Success of the base alone and with its residual (pooled over training seeds), per
+    cell, from a run's ``summary.json``: the lines ``bench run`` ends with."""
+    rows: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for cell in summary["cells"]:
+        method = "base" if cell["residual"] is None else "residual"
+        counts = rows.setdefault((cell["suite"], cell["objects"]), {}).setdefault(method, [0, 0])
+        counts[0] += cell["success_rate"]["k"]
+        counts[1] += cell["success_rate"]["n"]
+    lines = [f"{'suite':<14} {'objects':<8} {'base':>16} {'+ residual':>16} {'gain':>7}"]
+    for (suite, objects), methods in sorted(rows.items()):
+        base, residual = methods.get("base"), methods.get("residual")
+        cells = [
+            f"{k / n:6.1%} ({k}/{n})" if n else "-" for k, n in (base or (0, 0), residual or (0, 0))
+        ]
+        gain = f"{residual[0] / residual[1] - base[0] / base[1]:+.1%}" if base and residual else ""
+        lines.append(f"{suite:<14} {objects:<8} {cells[0]:>16} {cells[1]:>16} {gain:>7}")
+    return "\n".join(lines)
 
 
 def resolve_residuals(
@@ -123,7 +242,22 @@ def run_benchmark(
         protocol.episodes,
         protocol.master_seed,
     )
-    evaluate(tasks, out, executor=executor, workers=workers, resume=resume, progress=progress)
+    # One bar per phase: residual episodes run five times slower than the base's, so one bar
+    # over both would show a wrong time left.
+    phases = (
+        ("base alone", [t for t in tasks if t.residual is None]),
+        ("base + residual", [t for t in tasks if t.residual is not None]),
+    )
+    for number, (label, phase) in enumerate(phases):
+        evaluate(
+            phase,
+            out,
+            executor=executor,
+            workers=workers,
+            resume=resume or number > 0,
+            progress=progress,
+            desc=label,
+        )
     if filmstrip:
         from residual_bench.eval.filmstrip import save_comparison_filmstrip
 

@@ -350,8 +350,11 @@ def evaluate(
     workers: int | None = None,
     resume: bool = False,
     progress: bool = True,
+    desc: str | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` into ``out/episodes.jsonl`` and write ``out/summary.json``.
+
+    ``desc`` labels the progress bar (one bar per call).
 
     Records are appended and flushed one by one as they finish; with ``resume`` the tasks
     already on disk are skipped (and with none left, a readable ``summary.json`` is left as
@@ -371,7 +374,7 @@ def evaluate(
     records_path = out / "episodes.jsonl"
     pending_tasks(tasks, records_path, resume)  # refuse before taking the lock
     with run_lock(out):
-        return _evaluate_locked(tasks, out, executor, workers, resume, progress)
+        return _evaluate_locked(tasks, out, executor, workers, resume, progress, desc)
 
 
 def _evaluate_locked(
@@ -381,6 +384,7 @@ def _evaluate_locked(
     workers: int | None,
     resume: bool,
     progress: bool,
+    desc: str | None = None,
 ) -> dict[str, Any]:
     records_path = out / "episodes.jsonl"
     todo = pending_tasks(tasks, records_path, resume)  # again: the lock's holder may have run
@@ -392,7 +396,11 @@ def _evaluate_locked(
             return summary
     provenance = run_provenance()
     bar = tqdm(
-        total=len(tasks), initial=len(tasks) - len(todo), unit="episode", disable=not progress
+        total=len(tasks),
+        initial=len(tasks) - len(todo),
+        unit="episode",
+        desc=desc,
+        disable=not progress,
     )
     try:
         for data in execute(todo, executor, workers):

@@ -1,0 +1,65 @@
+"""``bench run`` says what it will do before it starts, and what came out when it ends.
+
+The plan names each training seed's residual (shipped, found, or trained now), the cells and
+episode counts, and a time estimated per phase from measured rates (a residual episode is
+about five times slower than a base episode, so one rate for both would be wrong by that
+much). The run ends with a table of the base alone against base + residual per cell.
+"""
+
+import pytest
+
+from residual_bench.protocol import (
+    EPISODES_PER_SECOND,
+    Protocol,
+    closing_table,
+    plan_benchmark,
+)
+
+
+def test_the_plan_names_the_shipped_residual_and_the_episode_counts(tmp_path):
+    plan = plan_benchmark("scripted", "sac", tmp_path, Protocol(), workers=2)
+    text = plan.describe()
+    assert "shipped:scripted-sac-seed0" in text
+    assert plan.base_episodes == plan.residual_episodes == 600
+    assert "600 episodes" in text and "estimated total" in text
+
+
+def test_the_estimate_weights_each_phase_by_its_own_measured_rate(tmp_path):
+    plan = plan_benchmark("scripted", "sac", tmp_path, Protocol(), workers=1)
+    times = plan.estimated_seconds()
+    assert times["base"] == pytest.approx(600 / EPISODES_PER_SECOND["base"])
+    assert times["residual"] == pytest.approx(600 / EPISODES_PER_SECOND["residual"])
+    assert times["residual"] > 4 * times["base"]
+    two = plan_benchmark("scripted", "sac", tmp_path, Protocol(), workers=2).estimated_seconds()
+    assert times["base"] / 2 < two["base"] < times["base"]
+
+
+def test_a_seed_without_a_shipped_residual_is_planned_for_training(tmp_path):
+    protocol = Protocol(seeds=[0, 7], train_steps=3000)
+    plan = plan_benchmark("scripted", "sac", tmp_path, protocol, workers=2)
+    assert plan.train_steps == {7: 3000}
+    assert "trained now" in plan.residuals[7] and "3000 steps" in plan.describe()
+    assert plan.estimated_seconds()["train"] > 0
+
+
+def cell(residual, suite, k, n, seed=None):
+    return {
+        "residual": residual,
+        "train_seed": seed,
+        "suite": suite,
+        "objects": "heldout",
+        "success_rate": {"k": k, "n": n},
+    }
+
+
+def test_the_closing_table_pools_training_seeds_against_the_base():
+    summary = {
+        "cells": [
+            cell(None, "mixed", 50, 100),
+            cell("sac", "mixed", 60, 100, seed=0),
+            cell("sac", "mixed", 70, 100, seed=1),
+        ]
+    }
+    header, row = closing_table(summary).splitlines()
+    assert header.split() == ["suite", "objects", "base", "+", "residual", "gain"]
+    assert "50.0% (50/100)" in row and "65.0% (130/200)" in row and "+15.0%" in row
