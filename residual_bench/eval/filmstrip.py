@@ -2,8 +2,9 @@
 
 :func:`save_comparison_filmstrip` picks, from a results directory, a perturbed episode that
 the base alone failed and base + residual solved (same seed, so the same scene and the same
-perturbation), re-runs both from their records, and films them at times around the first
-perturbation: one row per method.
+perturbation), re-runs both from their records, and films them from just before the first
+perturbation to the moment that decided the episode (the residual's first success, or the
+end): one row per method, the same times in both.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless machines: never try to open a window
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from residual_bench.eval.records import EpisodeRecord, read_jsonl  # noqa: E402
 from residual_bench.eval.runner import play, task_of  # noqa: E402
 
-OFFSETS = (-0.25, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+PANELS = 7
+LEAD_S = 0.25  # the first panel shows the scene this long before the perturbation
 FRAME_SIZE = 160
 
 
@@ -41,6 +44,14 @@ def pick_comparison(records: list[EpisodeRecord]) -> tuple[EpisodeRecord, Episod
     return candidates[0][2], candidates[0][3]
 
 
+def filmstrip_times(event_time: float, decisive_time: float, dt: float = 0.05) -> list[float]:
+    """``PANELS`` simulated times, on the control grid, from ``LEAD_S`` before the event (never
+    before the episode began) to the decisive moment, evenly spread."""
+    start = max(0.0, event_time - LEAD_S)
+    end = max(decisive_time, start + (PANELS - 1) * dt)
+    return [round(round(t / dt) * dt, 6) for t in np.linspace(start, end, PANELS)]
+
+
 def _frames(record: EpisodeRecord, times: list[float]) -> dict[float, object]:
     frames: dict[float, object] = {}
 
@@ -61,28 +72,30 @@ def save_comparison_filmstrip(results_dir: str | Path, path: str | Path) -> Path
     if pair is None:
         return None
     event = pair[0].events[0]
-    times = [round(event.time + o, 6) for o in OFFSETS]
-    fig, axes = plt.subplots(2, len(OFFSETS), figsize=(2.0 * len(OFFSETS), 4.6))
+    residual = pair[1]
+    decisive = residual.first_success_time if residual.success else residual.episode_time - 0.05
+    times = filmstrip_times(event.time, decisive)
+    fig, axes = plt.subplots(2, PANELS, figsize=(2.0 * PANELS, 4.8))
     for row, record in enumerate(pair):
         frames = _frames(record, times)
         label = record.base if record.residual is None else f"{record.base}+{record.residual}"
         outcome = "success" if record.success else "failure"
-        for col, (t, offset) in enumerate(zip(times, OFFSETS, strict=True)):
+        for col, t in enumerate(times):
             ax = axes[row, col]
             if t in frames:
                 ax.imshow(frames[t])
-            else:
-                message = "before the\nepisode began" if t < 0 else "after the\nepisode ended"
-                ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+            else:  # the base's episode may end before the residual's success
+                ax.text(0.5, 0.5, "episode\nover", ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
-                ax.set_title(f"{offset:+.2f} s", fontsize=8)
+                ax.set_title(f"t = {t:.2f} s\n(event {t - event.time:+.2f} s)", fontsize=8)
             if col == 0:
                 ax.set_ylabel(f"{label}\n{outcome}", fontsize=9)
     fig.suptitle(
         f"{event.type} ({event.trigger}) in suite {pair[0].suite}, {pair[0].objects} objects, "
-        f"seed {pair[0].seed}: times relative to the event",
+        f"seed {pair[0].seed}: from the event to the residual's "
+        f"{'success' if residual.success else 'last step'} at {decisive:.2f} s",
         fontsize=10,
     )
     fig.tight_layout()

@@ -6,6 +6,7 @@ closes it and returns the path. The report (:mod:`residual_bench.eval.report`) e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from residual_bench.eval.metrics import CURVE_HORIZONS, recovery_curve  # noqa: E402
+from residual_bench.eval.metrics import recovery_curve  # noqa: E402
 from residual_bench.eval.records import EpisodeRecord  # noqa: E402
 
 
@@ -81,13 +82,33 @@ def plot_success(table: pd.DataFrame, path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def paired_by_suite(
+    records_by_method: Mapping[str, Sequence[EpisodeRecord]],
+) -> dict[str, dict[str, list[EpisodeRecord]]]:
+    """Per suite, each method's records on the episodes every method of that suite ran
+    (matched by object split and episode seed): their events are then comparable."""
+    suites: dict[str, dict[str, dict[tuple, EpisodeRecord]]] = {}
+    for method, records in records_by_method.items():
+        for r in records:
+            suites.setdefault(r.suite, {}).setdefault(method, {})[(r.objects, r.seed)] = r
+    paired = {}
+    for suite, methods in sorted(suites.items()):
+        shared = set.intersection(*(set(m) for m in methods.values()))
+        paired[suite] = {
+            m: [recs[k] for k in sorted(shared, key=str)] for m, recs in methods.items()
+        }
+    return paired
+
+
 def plot_recovery_curves(
     records_by_method: Mapping[str, Sequence[EpisodeRecord]], path: str | Path
 ) -> Path:
-    """Recovery rate against time since the perturbation, one line per method.
+    """Recovery rate against time since the perturbation: one panel per suite, one line per
+    method, over the episodes all methods ran (:func:`paired_by_suite`).
 
-    Uses :func:`residual_bench.eval.metrics.recovery_curve` on ``CURVE_HORIZONS``; events that
-    never recover count as not recovered at every horizon. Methods without events are skipped.
+    Uses :func:`residual_bench.eval.metrics.recovery_curve`; events that never recover count
+    as not recovered at every horizon. The time axis runs to the longest recovery seen (at
+    least 3 s), so no curve is cut while it still rises.
 
     Args:
         records_by_method: Episode records keyed by method label.
@@ -96,33 +117,55 @@ def plot_recovery_curves(
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = 0
-    for method, records in records_by_method.items():
-        events = [e for r in records for e in r.events]
-        if not events:
-            continue
-        rates = recovery_curve(events, CURVE_HORIZONS)
-        # Rates only change at grid points: steps, not interpolated lines.
-        label = f"{method} ({len(events)} events)"
-        ax.plot(CURVE_HORIZONS, rates, drawstyle="steps-post", label=label)
-        drawn += 1
-    ax.set_xlim(float(CURVE_HORIZONS[0]), float(CURVE_HORIZONS[-1]))
-    ax.set_ylim(0.0, 1.05)
-    ax.set_xlabel("time since perturbation [s]")
-    ax.set_ylabel("fraction of events recovered")
-    ax.set_title("recovery after perturbations")
-    if drawn:
-        ax.legend(fontsize=8)
-    else:
-        _note(ax, "no perturbation events")
+    panels = {
+        suite: methods
+        for suite, methods in paired_by_suite(records_by_method).items()
+        if any(r.events for recs in methods.values() for r in recs)
+    }
+    times = [
+        e.recovery_time
+        for methods in panels.values()
+        for recs in methods.values()
+        for r in recs
+        for e in r.events
+        if e.recovery_time is not None
+    ]
+    end = max(3.0, math.ceil(max(times, default=0.0) * 2) / 2)
+    horizons = np.round(np.arange(0.0, end + 1e-9, 0.05), 10)
+    cols = max(1, min(3, len(panels)))
+    rows = max(1, math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(len(panels) == 0)
+    if not panels:
+        _note(axes[0, 0], "no perturbation events")
+    for ax, (suite, methods) in zip(axes.flat, panels.items(), strict=False):
+        for method, records in methods.items():
+            events = [e for r in records for e in r.events]
+            if events:  # steps: rates only change at grid points
+                rates = recovery_curve(events, horizons)
+                ax.plot(
+                    horizons,
+                    rates,
+                    drawstyle="steps-post",
+                    label=f"{method} ({len(events)} events)",
+                )
+        episodes = len(next(iter(methods.values())))
+        ax.set_title(f"{suite} ({episodes} paired episodes)", fontsize=9)
+        ax.set_xlim(0.0, end)
+        ax.set_ylim(0.0, 1.05)
+        ax.set_xlabel("time since the perturbation [s]")
+        ax.set_ylabel("share of events recovered")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
     return _save(fig, path)
 
 
 def plot_completion_times(
     records_by_method: Mapping[str, Sequence[EpisodeRecord]], path: str | Path
 ) -> Path:
-    """Box plot of the completion time (first success time of successful episodes) per method.
+    """Box plots of the completion time (first success time of successful episodes), one
+    group per suite and one box per method in it: suites are never pooled.
 
     Args:
         records_by_method: Episode records keyed by method label.
@@ -132,31 +175,36 @@ def plot_completion_times(
         ``path`` as a :class:`~pathlib.Path`.
     """
     methods = list(records_by_method)
-    times = [
-        [r.first_success_time for r in recs if r.success and r.first_success_time is not None]
-        for recs in records_by_method.values()
-    ]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(methods) + 2), 4))
-    present = [i for i, t in enumerate(times) if t]
-    if present:
-        ax.boxplot([times[i] for i in present], positions=[i + 1 for i in present], showmeans=True)
-        for i, t in enumerate(times):
-            if not t:
-                ax.text(
-                    i + 1,
-                    0.5,
-                    "no successes",
-                    transform=ax.get_xaxis_transform(),
-                    ha="center",
-                    color="0.4",
-                    fontsize=8,
-                )
-    else:
+    suites = sorted({r.suite for recs in records_by_method.values() for r in recs})
+    width = len(methods) + 1
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * width * len(suites) + 2), 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = 0
+    for i, suite in enumerate(suites):
+        for j, method in enumerate(methods):
+            times = [
+                r.first_success_time
+                for r in records_by_method[method]
+                if r.suite == suite and r.success and r.first_success_time is not None
+            ]
+            if not times:
+                continue
+            box = ax.boxplot(
+                [times], positions=[i * width + j], widths=0.7, showmeans=True, patch_artist=True
+            )
+            box["boxes"][0].set_facecolor(colors[j % len(colors)])
+            drawn += 1
+    if not drawn:
         _note(ax, "no successful episodes")
-    ax.set_xticks(np.arange(1, len(methods) + 1), methods, rotation=15 if len(methods) > 3 else 0)
-    ax.set_xlim(0.5, len(methods) + 0.5)
+    centres = [i * width + (len(methods) - 1) / 2 for i in range(len(suites))]
+    ax.set_xticks(centres, suites)
+    ax.set_xlim(-1, max(1, len(suites) * width - 1))
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=colors[j % len(colors)]) for j in range(len(methods))
+    ]
+    ax.legend(handles, methods, fontsize=8)
     ax.set_ylabel("completion time [s]")
-    ax.set_title("completion time of successful episodes")
+    ax.set_title("completion time of successful episodes, per suite")
     return _save(fig, path)
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from residual_bench.eval import plots
 from residual_bench.eval.metrics import wilson_interval
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.eval.report_provenance import provenance_blocks
 from residual_bench.eval.report_render import (
     NOTES,
     Block,
@@ -29,6 +30,7 @@ from residual_bench.eval.report_render import (
     markdown_page,
     method_block,
     paired_block,
+    recovery_block,
     seed_block,
 )
 from residual_bench.eval.statistics import (
@@ -173,6 +175,30 @@ def mcnemar_by_seed(
         raise ValueError(f"the runs hold different episodes ({only} seeds in one run only)")
     seeds = sorted(a)
     return mcnemar_exact([a[s].success for s in seeds], [b[s].success for s in seeds])
+
+
+RECOVERY_COLUMNS = (
+    "objects suite method events at_150ms at_150ms_lo at_150ms_hi at_500ms at_500ms_lo "
+    "at_500ms_hi at_1s at_1s_lo at_1s_hi eventual eventual_lo eventual_hi"
+).split()
+
+
+def recovery_table(records: Iterable[EpisodeRecord]) -> pd.DataFrame:
+    """Per (object split, suite, method): the share of perturbation events recovered within
+    150 ms, 500 ms and 1 s, and by the episode's end, with Wilson 95% intervals."""
+    rows = []
+    groups = _group(records, lambda r: (r.objects, r.suite, method_name(r)))
+    for (objects, suite, method), recs in groups.items():
+        times = [e.recovery_time for r in recs for e in r.events]
+        if not times:
+            continue
+        row: tuple = (objects, suite, method, len(times))
+        for horizon in (0.15, 0.5, 1.0, math.inf):
+            k = sum(t is not None and t <= horizon + 1e-9 for t in times)
+            row += (k / len(times), *wilson_interval(k, len(times)))
+        rows.append(row)
+    rows.sort(key=lambda row: (row[0], suite_key(row[1]), row[2]))
+    return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
 
 
 PAIRED_COLUMNS = (
@@ -333,6 +359,7 @@ def build_report(
 
     # Images are linked relative to the report so that the output directory can be moved.
     blocks: list[Block] = [("h1", title), ("p", f"Sources: {sources}")]
+    blocks += provenance_blocks(records)
     blocks += [("h2", "Success, recovery and completion time"), method_block(methods)]
     plots.plot_success(methods, figures / "success.png")
     blocks += [("p", NOTES["methods"]), ("img", "success rate", "plots/success.png")]
@@ -343,10 +370,15 @@ def build_report(
         blocks.append(("p", NOTES["unpaired"]))
     if len(seeds):
         blocks += [("h2", "Across training seeds"), seed_block(seeds), ("p", NOTES["seeds"])]
+    blocks.append(("h2", "Recovery after perturbations"))
+    recovery = recovery_table(records)
+    if len(recovery):
+        blocks += [recovery_block(recovery), ("p", NOTES["recovery"])]
     plots.plot_recovery_curves(by_method, figures / "recovery.png")
-    blocks += [("h2", "Recovery after perturbations"), ("img", "recovery", "plots/recovery.png")]
+    blocks += [("img", "recovery", "plots/recovery.png"), ("p", NOTES["recovery_curves"])]
     plots.plot_completion_times(by_method, figures / "completion.png")
     blocks += [("h2", "Completion time"), ("img", "completion time", "plots/completion.png")]
+    blocks.append(("p", NOTES["completion"]))
     curves = _learning_curves(per_dir)
     (figures / "learning.png").unlink(missing_ok=True)  # never show a stale figure
     if curves:
