@@ -238,6 +238,20 @@ def test_slide_displace_moves_the_object_by_the_distance_at_once(make_env, seed)
     assert abs(centres[k, 2] - centres[k - 1, 2]) < 0.005  # sideways, on the table
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_shortened_slide_records_the_distance_it_applied_beside_the_one_drawn(make_env, seed):
+    suite = one_entry(type="slide", trigger={"time": [0.5, 0.5]}, distance=[0.25, 0.25])
+    infos, centres = play(make_env(suite=suite, scene_overrides=SHORT), seed=seed, steps=12)
+    (k,) = event_steps(infos)
+    (event,) = infos[k]["new_events"]
+    params = event["params"]
+    assert params["distance"] == 0.25
+    assert params["applied_distance"] == event["magnitude"] < 0.25  # the table region ends
+    assert horizontal_shift(centres, k - 1, k) == pytest.approx(
+        params["applied_distance"], abs=0.003
+    )
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_slide_kick_sends_the_object_sliding(make_env, seed):
     suite = one_entry(type="slide", mode="kick", trigger={"time": [0.2, 0.2]}, speed=[0.5, 0.5])

@@ -128,7 +128,12 @@ class Slide(Perturbation):
     fields = {"mode": "displace", "distance": [0.03, 0.06], "speed": [0.3, 0.6]}
     # The objects' region is 24 x 44 cm: a longer displacement cannot stay on it.
     bounds = {"distance": (0.0, 0.25), "speed": (0.0, 2.0)}
-    mode_params = {"displace": ("azimuth", "distance"), "kick": ("azimuth", "speed")}
+    # ``applied_distance``: how far the object really moved (the table's region and the other
+    # objects can shorten a displacement); ``distance`` is what was drawn.
+    mode_params = {
+        "displace": ("azimuth", "distance", "applied_distance"),
+        "kick": ("azimuth", "speed"),
+    }
 
     @classmethod
     def sample(cls, params, rng):
@@ -157,6 +162,7 @@ class Slide(Perturbation):
             new_xy = task.clear_spot_towards(np.array(pos[:2]), azimuth, magnitude)
             world.set_pose(task.target.body_name, np.array([*new_xy, pos[2]]), np.array(orn))
             magnitude = float(np.linalg.norm(new_xy - np.array(pos[:2])))
+            self.sampled["applied_distance"] = magnitude
         return self.event(time, trigger, magnitude, task.target.body_name)
 
 
