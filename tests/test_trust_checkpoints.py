@@ -94,16 +94,20 @@ def sb3_zip(tmp_path_factory) -> tuple[Path, dict]:
     return build_sb3_zip(tmp_path_factory.mktemp("legacy"))
 
 
-@pytest.fixture
-def legacy_residual(sb3_zip, tmp_path) -> Path:
-    """A residual directory of the earlier format whose model.zip carries a payload."""
+def write_legacy_residual(path: Path, sb3_zip: tuple[Path, dict], marker: Path) -> Path:
+    """A residual directory of the earlier format whose model.zip carries a payload that
+    creates ``marker``."""
     zip_path, meta = sb3_zip
-    path = tmp_path / "residual"
     path.mkdir()
     (path / "residual.json").write_text(json.dumps(meta))
     (path / PICKLED_MODEL_FILE).write_bytes(zip_path.read_bytes())
-    plant_payload(path / PICKLED_MODEL_FILE, tmp_path / "pwned")
+    plant_payload(path / PICKLED_MODEL_FILE, marker)
     return path
+
+
+@pytest.fixture
+def legacy_residual(sb3_zip, tmp_path) -> Path:
+    return write_legacy_residual(tmp_path / "residual", sb3_zip, tmp_path / "pwned")
 
 
 def test_the_planted_payload_really_runs_when_sb3_loads_the_zip(legacy_residual, tmp_path):

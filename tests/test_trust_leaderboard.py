@@ -20,7 +20,12 @@ from pathlib import Path
 import pytest
 from test_leaderboard_submission import shared_results
 from test_leaderboard_validate import tamper
-from test_trust_checkpoints import build_sb3_zip, plant_payload, run_main
+from test_trust_checkpoints import (
+    build_sb3_zip,
+    plant_payload,
+    run_main,
+    write_legacy_residual,
+)
 
 from residual_bench.leaderboard.draw import draw_indices
 from residual_bench.leaderboard.files import SubmissionFileError, read_bounded
@@ -93,12 +98,7 @@ def test_verify_refuses_a_pickle_bearing_checkpoint_and_never_runs_it(pickled_su
 
 
 def test_submit_refuses_a_pickled_residual_and_never_runs_it(shared, tmp_path, sb3_zip):
-    zip_path, meta = sb3_zip
-    residual = tmp_path / "old-residual"
-    residual.mkdir()
-    (residual / "residual.json").write_text(json.dumps(meta))
-    (residual / PICKLED_MODEL_FILE).write_bytes(zip_path.read_bytes())
-    plant_payload(residual / PICKLED_MODEL_FILE, tmp_path / "pwned")
+    residual = write_legacy_residual(tmp_path / "old-residual", sb3_zip, tmp_path / "pwned")
     results = tmp_path / "results"
     shutil.copytree(shared["results"], results)
     lines = (results / "episodes.jsonl").read_text().splitlines()
