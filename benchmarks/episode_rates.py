@@ -1,10 +1,10 @@
 """Episodes per second of one worker, base alone and base + residual: what `bench run`
 estimates its time from (``protocol.EPISODES_PER_SECOND``).
 
-    python benchmarks/episode_rates.py --episodes 20
+    python benchmarks/episode_rates.py --episodes 5
 
-Runs the ``scripted`` base alone and with its shipped residual (seed 0) on the ``mixed``
-suite, held-out objects, in this process (one core), and writes
+Runs the ``scripted`` base alone and with its shipped residual (seed 0) on every standard
+suite of ``bench run``, held-out objects, in this process (one core), and writes
 ``results/episode_rates.json``.
 """
 
@@ -19,23 +19,28 @@ from pathlib import Path
 import torch
 
 from residual_bench.eval.runner import make_tasks, play
+from residual_bench.protocol import STANDARD_SUITES
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
 def rate(residual: str | None, episodes: int) -> float:
-    """Episodes per second of one worker (after one warm-up episode builds the env)."""
-    tasks = make_tasks("scripted", [residual], ["mixed"], ["heldout"], episodes + 1)
-    play(tasks[0])
-    began = time.perf_counter()
-    for task in tasks[1:]:
-        play(task)
-    return episodes / (time.perf_counter() - began)
+    """Episodes per second of one worker over ``episodes`` episodes of each standard suite
+    (after one warm-up episode per suite builds its env)."""
+    elapsed = 0.0
+    for suite in STANDARD_SUITES:
+        tasks = make_tasks("scripted", [residual], [suite], ["heldout"], episodes + 1)
+        play(tasks[0])
+        began = time.perf_counter()
+        for task in tasks[1:]:
+            play(task)
+        elapsed += time.perf_counter() - began
+    return episodes * len(STANDARD_SUITES) / elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=20, help="timed episodes per method")
+    parser.add_argument("--episodes", type=int, default=5, help="timed episodes per suite")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rates = {

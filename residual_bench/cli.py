@@ -280,6 +280,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from residual_bench.eval.report import build_report
 
+    if args.filmstrip:
+        from residual_bench.eval.filmstrip import save_comparison_filmstrip
+
+        for directory in args.dirs:
+            save_comparison_filmstrip(directory, Path(directory) / "filmstrip.png")
     path = build_report(args.dirs, args.out)
     print(f"wrote {path} and {path.with_suffix('.html')}")
     return 0
@@ -451,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="tables and plots from result directories")
     p_report.add_argument("dirs", nargs="+", help="result directories (with episodes.jsonl)")
     p_report.add_argument("--out", default="runs/report", help="report directory")
+    p_report.add_argument(
+        "--filmstrip",
+        action="store_true",
+        help="make each directory's filmstrip again first (re-runs two of its episodes)",
+    )
     p_report.set_defaults(func=_cmd_report)
     describe_subcommands(parser)
     return parser

@@ -28,9 +28,11 @@ from residual_bench.residual.checkpoint import shipped_residual
 
 STANDARD_SUITES = ("nominal", "poke", "slide", "drop", "latency", "mixed")
 # Measured by `python benchmarks/episode_rates.py` (results/episode_rates.json): episodes a
-# second of one worker. A residual episode renders depth and segmentation every step for
-# its features, so it is five times slower than the base alone.
-EPISODES_PER_SECOND = {"base": 3.79, "residual": 0.72}
+# second of one worker over the standard suites. A residual episode renders depth and
+# segmentation every step for its features, so it is about five times slower.
+EPISODES_PER_SECOND = {"base": 2.76, "residual": 0.58}
+# The filmstrip's two re-run episodes and the report's figures: 8 s and 6 s measured.
+REPORT_SECONDS = 15.0
 # results/eval_workers.md: two workers on two cores run 1.87 times as fast as one.
 PARALLEL_EFFICIENCY = 0.93
 # docs/residuals.md: 300k steps of the shipped SAC config take about 40 minutes on one core.
@@ -84,6 +86,7 @@ class RunPlan:
             "train": sum(self.train_steps.values()) / TRAIN_STEPS_PER_SECOND,
             "base": self.base_episodes / (EPISODES_PER_SECOND["base"] * speed),
             "residual": self.residual_episodes / (EPISODES_PER_SECOND["residual"] * speed),
+            "report": REPORT_SECONDS,
         }
 
     def describe(self) -> str:

@@ -100,7 +100,10 @@ def seed_block(table: pd.DataFrame) -> Block:
             rows[-1].append(f"{_pct(r.improvement_probability)} (one seed)")
             continue
         rows[-1] += [_rate_cell(*_ci(r, "iqm", "iqm")), _pct(r.base_iqm)]
-        rows[-1].append(_rate_cell(*_ci(r, "improvement_probability", "improvement")))
+        if r.improvement_lo == r.improvement_hi:  # every resample agrees: say it in words
+            rows[-1].append(f"{_pct(r.improvement_probability)} (every seed, every resample)")
+        else:
+            rows[-1].append(_rate_cell(*_ci(r, "improvement_probability", "improvement")))
     return ("table", [*head, "P(improvement)"], rows)
 
 
