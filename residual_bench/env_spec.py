@@ -88,7 +88,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if info.st_size > MAX_SPEC_BYTES:
         raise SpecError(f"{path}: {info.st_size} bytes, more than a spec's {MAX_SPEC_BYTES}")
     try:
-        data = yaml.load(path.read_text(), Loader=_NoAliasLoader)  # noqa: S506 (a safe loader)
+        loader = _NoAliasLoader(path.read_text())
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
