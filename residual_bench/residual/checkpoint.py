@@ -52,6 +52,7 @@ RESIDUAL_FILES = (METADATA_FILE, WEIGHTS_FILE)
 """Every file of a trained residual: data only, nothing that is unpickled."""
 PICKLED_MODEL_FILE = "model.zip"
 """stable-baselines3's own format, written by earlier releases: it carries pickles."""
+MAX_METADATA_BYTES = 1024 * 1024
 
 
 def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path:
@@ -123,9 +124,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not _is_regular_file(path / WEIGHTS_FILE):
         raise ValueError(f"{path}: no {WEIGHTS_FILE} (the residual's weights)")
     return meta
-
-
-MAX_METADATA_BYTES = 1024 * 1024
 
 
 def _is_regular_file(path: Path) -> bool:
