@@ -150,6 +150,19 @@ def channel_first_space(space: gym.spaces.Dict) -> gym.spaces.Dict:
     )
 
 
+def _is_int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+BOOLEAN_KWARGS = (
+    "use_sde",
+    "use_expln",
+    "ortho_init",
+    "share_features_extractor",
+    "normalize_images",
+)
+
+
 def check_policy_kwargs(kwargs: Any, where: str = "policy_kwargs") -> dict[str, Any]:
     """Keyword arguments of an SB3 policy that are plain data and of bounded size.
 
@@ -166,48 +179,39 @@ def check_policy_kwargs(kwargs: Any, where: str = "policy_kwargs") -> dict[str, 
             f"valid: {sorted(POLICY_KWARGS)}"
         )
     arch = kwargs.get("net_arch", [])
-    layers = list(arch.values()) if isinstance(arch, Mapping) else [arch]
-    for layer in layers:
+    if isinstance(arch, Mapping) and not set(arch) <= {"pi", "qf", "vf"}:
+        raise ValueError(f"{where}.net_arch: keys must be pi, qf and vf")
+    for layer in arch.values() if isinstance(arch, Mapping) else [arch]:
         if (
             not isinstance(layer, list)
             or len(layer) > MAX_LAYERS
-            or not all(
-                isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_LAYER_WIDTH
-                for w in layer
-            )
+            or not all(_is_int_in(w, 1, MAX_LAYER_WIDTH) for w in layer)
         ):
             raise ValueError(
                 f"{where}.net_arch: expected at most {MAX_LAYERS} widths of 1 to {MAX_LAYER_WIDTH}"
             )
-    if isinstance(arch, Mapping) and not set(arch) <= {"pi", "qf", "vf"}:
-        raise ValueError(f"{where}.net_arch: keys must be pi, qf and vf")
-    critics = kwargs.get("n_critics", 2)
-    if not isinstance(critics, int) or isinstance(critics, bool) or not 1 <= critics <= MAX_CRITICS:
+    if not _is_int_in(kwargs.get("n_critics", 2), 1, MAX_CRITICS):
         raise ValueError(f"{where}.n_critics: expected an integer from 1 to {MAX_CRITICS}")
     extractor = kwargs.get("features_extractor_kwargs", {})
     if not isinstance(extractor, Mapping) or not set(extractor) <= FEATURES_EXTRACTOR_KWARGS:
         raise ValueError(
             f"{where}.features_extractor_kwargs: valid keys {sorted(FEATURES_EXTRACTOR_KWARGS)}"
         )
-    width = extractor.get("cnn_output_dim", 256)
-    if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= MAX_LAYER_WIDTH:
+    if not _is_int_in(extractor.get("cnn_output_dim", 256), 1, MAX_LAYER_WIDTH):
         raise ValueError(
             f"{where}.features_extractor_kwargs.cnn_output_dim: 1 to {MAX_LAYER_WIDTH}"
         )
-    for key in (
-        "use_sde",
-        "use_expln",
-        "ortho_init",
-        "share_features_extractor",
-        "normalize_images",
-    ):
-        if key in kwargs and not isinstance(kwargs[key], bool):
-            raise ValueError(f"{where}.{key}: expected true or false")
+    booleans = {key: kwargs[key] for key in BOOLEAN_KWARGS if key in kwargs}
+    if "normalized_image" in extractor:
+        booleans["features_extractor_kwargs.normalized_image"] = extractor["normalized_image"]
+    for name, value in booleans.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}.{name}: expected true or false")
     for key in ("log_std_init", "clip_mean"):
         value = kwargs.get(key, 0.0)
         if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
             raise ValueError(f"{where}.{key}: expected a finite number")
