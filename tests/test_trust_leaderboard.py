@@ -130,6 +130,22 @@ def test_submit_refuses_a_pickled_residual_and_never_runs_it(shared, tmp_path, s
     )
 
 
+def test_leaderboard_convert_resubmits_a_pickled_checkpoint_without_running_it(
+    shared, tmp_path, sb3_zip
+):
+    path = tamper(shared["residual"], tmp_path)
+    checkpoint = path / "checkpoints" / "seed0"
+    shutil.rmtree(checkpoint)
+    write_legacy_residual(checkpoint, sb3_zip, tmp_path / "pwned")
+    assert "checkpoint" in rules(path)
+    result = run_main(["leaderboard", "convert", str(path)])
+    assert result.rc == 0, result.err
+    (converted,) = [p for p in path.parent.iterdir() if not p.name.startswith(".")]
+    assert converted.name != path.name and not path.exists()
+    assert validate_submission(converted) == []
+    assert not (tmp_path / "pwned").exists()
+
+
 # -- the draw -----------------------------------------------------------------------------------
 
 

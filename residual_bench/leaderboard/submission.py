@@ -27,7 +27,7 @@ from typing import Any
 
 from residual_bench import __version__
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
-from residual_bench.leaderboard.files import excerpt, list_files, sha256_file
+from residual_bench.leaderboard.files import excerpt, list_files, read_bounded, sha256_file
 from residual_bench.leaderboard.layout import (
     BASE_WEIGHTS_BYTES,
     CHECKPOINTS_DIR,
@@ -319,9 +319,12 @@ def convert_submission(path: str | Path) -> Path:
         FileExistsError: the converted submission already exists.
     """
     path = Path(path)
-    data = json.loads((path / SUBMISSION_FILE).read_text())
-    residual = data.get("residual")
+    list_files(path)  # plain files inside the submission only, or SubmissionFileError
+    data = json.loads(read_bounded(path / SUBMISSION_FILE))
+    residual = data.get("residual") if isinstance(data, dict) else None
     seeds = sorted((residual or {}).get("checkpoints", {}))
+    if not all(isinstance(s, str) and s.isdigit() for s in seeds):
+        raise ValueError(f"{path}: checkpoint seeds must be integers, got {excerpt(seeds)}")
     if not seeds or not all(
         (path / CHECKPOINTS_DIR / f"seed{s}" / PICKLED_MODEL_FILE).is_file() for s in seeds
     ):
