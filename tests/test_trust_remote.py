@@ -3,8 +3,11 @@
 A server could send a frame of gigabytes, or ask the client's env to load a suite, a scene
 override or a ``scene_spec`` path of its choosing through its metadata. Frames over
 ``MAX_REPLY_BYTES`` are refused unread, and only ``SERVER_ENV_KWARGS`` (what the served
-policy must observe) are taken from a server.
+policy must observe) are taken from a server. A server, in turn, serves at most
+``max_connections`` clients at once: each connection holds a thread.
 """
+
+import time
 
 import pytest
 from test_remote_client import SPEC, ToyPolicy, obs
@@ -88,3 +91,23 @@ def test_an_openvla_rest_answer_longer_than_the_cap_is_never_read_whole():
         base = OpenVLARestBase(url, timeout_s=5.0)
         with pytest.raises(BaseUnavailableError, match=f"longer than {MAX_ANSWER_BYTES} bytes"):
             base.act({"rgb": IMAGE}, "pick")
+
+
+def test_a_server_refuses_connections_past_its_cap_and_serves_the_others():
+    with PolicyServer(ToyPolicy(), port=0, max_connections=1) as server:
+        first = RemoteBase(server.url)
+        with pytest.raises(RemoteConnectionError, match="too many connections|no usable"):
+            RemoteBase(server.url, timeout_s=5.0)
+        assert first.act(obs(0.5), "pick").actions.shape == (2, 7)
+        first.close()
+        assert connect_when_free(server.url).spec == SPEC  # a freed slot serves the next one
+
+
+def connect_when_free(url: str, attempts: int = 100) -> RemoteBase:
+    """The server frees a slot once its handler sees the close: poll briefly for it."""
+    for _ in range(attempts):
+        try:
+            return RemoteBase(url, timeout_s=5.0)
+        except RemoteConnectionError:
+            time.sleep(0.02)
+    raise AssertionError("the freed connection slot was never reused")

@@ -31,6 +31,8 @@ from residual_bench.policies.remote import protocol as P
 
 log = logging.getLogger(__name__)
 _SCALARS = (str, int, float, bool, type(None))
+MAX_CONNECTIONS = 16
+"""Clients served at once: a GPU serves a few evaluation workers; each connection is a thread."""
 
 
 def authorized(headers: Any, api_key: str | None) -> bool:
@@ -70,6 +72,7 @@ class PolicyServer:
         metadata: dict[str, Any] | None = None,
         delay_s: float = 0.0,
         max_message_bytes: int = P.DEFAULT_MAX_MESSAGE_BYTES,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if not isinstance(policy, BasePolicy):
             raise ValueError("policy: must have a spec, reset(instruction, seed) and act(...)")
@@ -90,6 +93,7 @@ class PolicyServer:
             "obs_schema": obs_schema,
         }
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max(1, int(max_connections)))
         self._server: Server = serve(
             self._handle,
             host,
@@ -143,12 +147,18 @@ class PolicyServer:
         return None
 
     def _handle(self, ws: ServerConnection) -> None:
+        # Each connection holds a thread: past the cap a peer could exhaust them.
+        if not self._slots.acquire(blocking=False):
+            ws.close(1013, "too many connections; try again later")
+            return
         try:
             ws.send(P.packb(self.metadata))
             for message in ws:
                 ws.send(self._answer(message))
         except ConnectionClosed:
             pass  # the client went away; nothing to answer
+        finally:
+            self._slots.release()
 
     def _answer(self, message: str | bytes) -> str | bytes:
         """The frame answering one request: binary on success, text on any error."""
