@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from residual_bench import run_directory
 from residual_bench.eval import runner
-from residual_bench.eval.records import read_jsonl
+from residual_bench.eval.records import MAX_RECORDS_BYTES, read_jsonl
 from residual_bench.eval.runner import evaluate, make_tasks, record_key, task_key
 from residual_bench.run_directory import (
     RunInUseError,
@@ -213,3 +214,16 @@ def test_a_kill_while_filling_a_directory_leaves_the_old_one(tmp_path):
     with pytest.raises(Killed):
         write_directory_atomically(out, write)
     assert (out / "a").read_text() == (out / "b").read_text() == "old"
+
+
+def test_a_results_file_too_large_or_not_regular_is_refused_before_it_is_read(tmp_path):
+    huge = tmp_path / "huge" / "episodes.jsonl"
+    huge.parent.mkdir()
+    with open(huge, "wb") as f:
+        f.truncate(MAX_RECORDS_BYTES + 1)  # sparse: nothing on disk
+    with pytest.raises(ValueError, match="more than the"):
+        read_jsonl(huge)
+    fifo = tmp_path / "episodes.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_jsonl(fifo)

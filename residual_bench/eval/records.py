@@ -36,6 +36,7 @@ import dataclasses
 import functools
 import json
 import os
+import stat
 import types
 import typing
 import warnings
@@ -47,6 +48,9 @@ from typing import Any
 import numpy as np
 
 SCHEMA_VERSION = 1
+MAX_RECORDS_BYTES = 1 << 30
+"""A results file read whole is refused beyond 1 GiB (about a million episodes): a run folder
+from elsewhere must not make a report allocate without bound."""
 
 
 def to_jsonable(value: Any) -> Any:
@@ -294,11 +298,21 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[EpisodeRecord]:
 
     :param path: file written by :func:`append_jsonl`.
     :return: the records in file order.
-    :raises ValueError: naming file and 1-based line number of any malformed line. The only
+    :raises ValueError: a file that is not regular or larger than ``MAX_RECORDS_BYTES`` (read
+        before anything is allocated), or naming file and 1-based line number of any
+        malformed line. The only
         tolerated defect is an unparsable final line without trailing newline (left by a
         killed writer), which is skipped with a warning.
     """
     path = Path(path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not a regular file")
+    if info.st_size > MAX_RECORDS_BYTES:
+        raise ValueError(
+            f"{path}: {info.st_size} bytes, more than the {MAX_RECORDS_BYTES} a results file "
+            "may hold (about a million episodes): split the evaluation"
+        )
     raw = path.read_bytes()
     lines = raw.split(b"\n")
     # A trailing newline yields a final empty element, which is not a line.
