@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from residual_bench.eval.records import read_jsonl
 from residual_bench.eval.runner import play, task_of
@@ -74,6 +75,9 @@ def main() -> int:
     parser.add_argument("--residuals-only", action="store_true", help="only base + residual")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args()
+    # As evaluate's workers do: a matrix product summed by more threads rounds differently,
+    # and a policy's trajectory then drifts from the recorded one.
+    torch.set_num_threads(1)
     rows = replay(args.files, args.sample, args.seed, args.residuals_only)
     same = sum(row["same"] for row in rows)
     print(f"{same} of {len(rows)} re-run episodes end in the recorded state")
