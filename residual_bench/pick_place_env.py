@@ -14,7 +14,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import pybullet as pb
 from gymnasium import spaces
 
 from residual_bench.env_spec import load_env_spec, spec_hash
@@ -291,19 +290,10 @@ class ResidualPickPlaceEnv(gym.Env):
             self.world.step(n_substeps)
             return
         # A fault is active: go substep by substep (external forces last one substep).
-        cid = self.world.id
-        body = self.world.bodies[self.task.target.body_name]
+        target = self.task.target.body_name
         for _ in range(n_substeps):
             if self._object_force_substeps > 0:
-                pos, _ = pb.getBasePositionAndOrientation(body, physicsClientId=cid)
-                pb.applyExternalForce(
-                    body,
-                    -1,
-                    self._object_force.tolist(),
-                    pos,
-                    pb.WORLD_FRAME,
-                    physicsClientId=cid,
-                )
+                self.world.push(target, self._object_force)
                 self._object_force_substeps -= 1
             self.world.step(1)
             self.robot.tick_substep()

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import pybullet as pb
 
 from residual_bench.sim.geometry import quat_from_yaw
 
@@ -108,7 +107,7 @@ class Poke(Perturbation):
     def apply(self, sim, time, trigger):
         target = sim.task.target.body_name
         sim.world.wake(target)
-        mass = pb.getDynamicsInfo(sim.world.bodies[target], -1, physicsClientId=sim.world.id)[0]
+        mass = sim.world.mass(target)
         n_substeps = max(1, round(self.sampled["duration"] * sim.world.physics_hz))
         duration = n_substeps / sim.world.physics_hz
         force = mass * self.sampled["speed"] / duration
@@ -148,14 +147,14 @@ class Slide(Perturbation):
 
     def apply(self, sim, time, trigger):
         world, task = sim.world, sim.task
-        world.wake(task.target.body_name)
-        body = world.bodies[task.target.body_name]
-        pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=world.id)
+        target = task.target.body_name
+        world.wake(target)
+        state = world.body_state(target)
+        pos, orn = state.position, state.orientation
         azimuth = self.sampled["azimuth"]
         if self.sampled["mode"] == "kick":
             speed = self.sampled["speed"]
-            velocity = [speed * math.cos(azimuth), speed * math.sin(azimuth), 0.0]
-            pb.resetBaseVelocity(body, velocity, [0.0, 0.0, 0.0], physicsClientId=world.id)
+            world.set_velocity(target, [speed * math.cos(azimuth), speed * math.sin(azimuth), 0.0])
             magnitude = speed
         else:
             magnitude = self.sampled["distance"]

@@ -256,6 +256,24 @@ class PyBulletWorld:
         self.client.resetBasePositionAndOrientation(body, list(position), list(orientation))
         self.client.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
 
+    def set_velocity(
+        self, name: str, linear: np.ndarray | list, angular: np.ndarray | list = (0.0, 0.0, 0.0)
+    ) -> None:
+        """Set a body's base velocity (m/s, rad/s), leaving its pose."""
+        p.resetBaseVelocity(self.bodies[name], list(linear), list(angular), physicsClientId=self.id)
+
+    def push(self, name: str, force: np.ndarray) -> None:
+        """Apply ``force`` (N, world frame) at the body's base for the next substep only."""
+        body = self.bodies[name]
+        position, _ = p.getBasePositionAndOrientation(body, physicsClientId=self.id)
+        p.applyExternalForce(
+            body, -1, list(force), position, p.WORLD_FRAME, physicsClientId=self.id
+        )
+
+    def mass(self, name: str) -> float:
+        """Mass (kg) of a body's base link."""
+        return float(p.getDynamicsInfo(self.bodies[name], -1, physicsClientId=self.id)[0])
+
     def set_dynamics(self, name: str, link: int = -1, **kwargs: float) -> None:
         """Change mass, friction etc. of one link (``link=-1`` is the base)."""
         self.client.changeDynamics(self.bodies[name], link, **kwargs)

@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet as pb
 
 from residual_bench.sim.geometry import quat_from_yaw, yaw_of
 from residual_bench.sim.objects import (
@@ -247,13 +246,10 @@ class PickPlaceTask:
 
     def object_states(self) -> list[ObjectState]:
         """Pose, velocity and grasp point of every object, target first (one pass)."""
-        cid = self.world.id
         states = []
         for obj in self.objects:
-            body = self.world.bodies[obj.body_name]
-            pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=cid)
-            lin, _ = pb.getBaseVelocity(body, physicsClientId=cid)
-            states.append(ObjectState(np.array(pos), np.array(orn), np.array(lin)))
+            body = self.world.body_state(obj.body_name)
+            states.append(ObjectState(body.position, body.orientation, body.linear_velocity))
         return states
 
     def grasp_yaw(self, obj: SceneObject, state: ObjectState) -> float:
