@@ -19,6 +19,7 @@ from gymnasium import spaces
 from residual_bench.env_spec import load_env_spec, spec_hash
 from residual_bench.language import INSTRUCTION_DIM, instruction_features
 from residual_bench.perturb import PerturbationScheduler, Suite, load_suite
+from residual_bench.registration import ENV_ID
 from residual_bench.sim.camera import Camera, CameraPose
 from residual_bench.sim.objects import OBJECT_SPLITS
 from residual_bench.sim.panda import Panda
@@ -100,7 +101,7 @@ class ResidualPickPlaceEnv(gym.Env):
     ) -> None:
         if unknown:
             raise TypeError(
-                f"ResidualPickPlace-v0 got unknown keyword argument(s) {sorted(unknown)}; "
+                f"{ENV_ID} got unknown keyword argument(s) {sorted(unknown)}; "
                 f"valid ones are: {', '.join(ENV_KWARGS)}"
             )
         _check_choice("obs_mode", obs_mode, OBS_MODES)

@@ -17,10 +17,9 @@ from tqdm import tqdm
 
 from residual_bench.eval import EpisodeRecord, EpisodeRecorder, append_jsonl, read_jsonl, summarize
 from residual_bench.policies.registry import get_base, make_controller
+from residual_bench.registration import ENV_ID
 from residual_bench.seeding import episode_seed
 from residual_bench.viz import save_scene_figure
-
-ENV_ID = "ResidualPickPlace-v0"
 
 
 def _check_out_dir(out_dir: Path) -> None:

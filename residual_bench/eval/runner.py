@@ -35,11 +35,11 @@ from tqdm import tqdm
 from residual_bench.eval.metrics import summarize
 from residual_bench.eval.provenance import run_provenance
 from residual_bench.eval.records import EpisodeRecord, append_jsonl, read_jsonl
+from residual_bench.registration import ENV_ID
 from residual_bench.run_directory import run_lock, write_file_atomically
 from residual_bench.seeding import episode_seed
 
 EXECUTORS = ("local", "serial", "ray")
-ENV_ID = "ResidualPickPlace-v0"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from residual_bench.policies.bc_data import (
     stack_frames,
 )
 from residual_bench.policies.expert import CARRY_HEIGHT, Phase, ScriptedExpert
+from residual_bench.registration import ENV_ID
 from residual_bench.residual.progress import read_progress
 from residual_bench.run_directory import write_file_atomically
 from residual_bench.seeding import episode_seed
@@ -83,7 +84,7 @@ def collect_corrections(
     expert = demonstration_expert()
     envs = {
         suite: gym.make(
-            "ResidualPickPlace-v0",
+            ENV_ID,
             obs_mode="rgb+seg",
             image_size=IMAGE_SIZE,
             objects="train",
@@ -161,7 +162,7 @@ def sample_episodes(
 def evaluate_bc(checkpoint: str | Path, suite: str, episodes: int, master_seed: int) -> float:
     """Success rate of a bc checkpoint, deployed, on fixed held-out episodes of ``suite``."""
     env = gym.make(
-        "ResidualPickPlace-v0", obs_mode="rgb", image_size=IMAGE_SIZE, objects="heldout",
+        ENV_ID, obs_mode="rgb", image_size=IMAGE_SIZE, objects="heldout",
         suite=suite,
     )  # fmt: skip
     controller = bc_controller(env, checkpoint)

@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from residual_bench.policies.expert import ScriptedExpert
+from residual_bench.registration import ENV_ID
 from residual_bench.run_directory import write_file_atomically
 from residual_bench.seeding import episode_seed
 from residual_bench.sim.camera import project_to_image
@@ -139,9 +140,7 @@ def collect_demonstrations(
     out_path = Path(out) if out is not None else None
     if out_path is not None and out_path.exists():
         raise FileExistsError(f"{out_path} already exists; choose another --out")
-    env = gym.make(
-        "ResidualPickPlace-v0", obs_mode="rgb+seg", image_size=IMAGE_SIZE, objects="train"
-    )
+    env = gym.make(ENV_ID, obs_mode="rgb+seg", image_size=IMAGE_SIZE, objects="train")
     sim = env.unwrapped
     expert = demonstration_expert()
     rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}

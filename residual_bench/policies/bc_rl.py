@@ -40,6 +40,7 @@ from torch import nn
 from residual_bench.language import word_counts
 from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet, build_model
 from residual_bench.policies.bc import load_checkpoint as load_bc_checkpoint
+from residual_bench.registration import ENV_ID
 from residual_bench.residual.agents import CriticWarmupMixin
 from residual_bench.run_directory import finish_interrupted_write, write_file_atomically
 
@@ -266,9 +267,7 @@ def export_checkpoint(model: Any, init: str | Path, path: str | Path) -> Path:
 
 
 def _make_env(init: str | Path, suite: str, objects: str) -> ChunkedBCEnv:
-    env = gym.make(
-        "ResidualPickPlace-v0", obs_mode="rgb", image_size=84, suite=suite, objects=objects
-    )
+    env = gym.make(ENV_ID, obs_mode="rgb", image_size=84, suite=suite, objects=objects)
     return ChunkedBCEnv(env, load_bc_checkpoint(init))
 
 

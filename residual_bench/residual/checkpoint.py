@@ -32,13 +32,12 @@ from residual_bench.residual.features import FEATURE_MODES
 from residual_bench.residual.weights import (
     build_policy,
     channel_first_space,
-    check_policy_kwargs,
+    describe_network,
     describe_policy,
     load_state,
     load_weights,
     read_sb3_policy_state,
     save_weights,
-    space_to_json,
 )
 from residual_bench.run_directory import write_directory_atomically
 
@@ -248,14 +247,7 @@ def convert_residual(path: str | Path) -> Path:
             "cnn_output_dim", GLOBAL_CNN_FEATURES
         )
         observation_space = channel_first_space(observation_space)
-    description = {
-        "algo": algo,
-        "policy": "MultiInputPolicy" if isinstance(observation_space, gym.spaces.Dict)
-        else "MlpPolicy",
-        "observation_space": space_to_json(observation_space),
-        "action_space": space_to_json(action_space),
-        "policy_kwargs": check_policy_kwargs(kwargs),
-    }
+    description = describe_network(algo, observation_space, action_space, kwargs)
     policy = build_policy(description)
     zip_path = path / PICKLED_MODEL_FILE
     load_state(policy, read_sb3_policy_state(zip_path), str(zip_path))

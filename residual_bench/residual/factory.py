@@ -8,6 +8,7 @@ import gymnasium as gym
 
 from residual_bench.pick_place_env import ENV_KWARGS, ResidualPickPlaceEnv
 from residual_bench.policies.registry import get_base
+from residual_bench.registration import ENV_ID
 from residual_bench.residual.env import DEFAULT_ALPHA, ResidualEnv
 from residual_bench.residual.features import OBS_MODE_FOR, check_features
 
@@ -53,7 +54,7 @@ def make_residual_env(
                 f"base {base!r} with features {features!r} needs {key}={value!r}, "
                 f"got {key}={env_kwargs[key]!r}"
             )
-    env = gym.make("ResidualPickPlace-v0", **{**kwargs, **env_kwargs})
+    env = gym.make(ENV_ID, **{**kwargs, **env_kwargs})
     return ResidualEnv(env, base, features=features, alpha=alpha, **(residual_options or {}))
 
 
@@ -78,8 +79,7 @@ def make_env(
     if unknown:
         valid = ", ".join((*ENV_KWARGS, *RESIDUAL_KWARGS))
         raise TypeError(
-            f"ResidualPickPlace-v0 got unknown keyword argument(s) {unknown}; "
-            f"valid ones are: {valid}"
+            f"{ENV_ID} got unknown keyword argument(s) {unknown}; valid ones are: {valid}"
         )
     if base is None:
         return ResidualPickPlaceEnv(**env_kwargs)

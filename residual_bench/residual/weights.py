@@ -218,18 +218,28 @@ def check_policy_kwargs(kwargs: Any, where: str = "policy_kwargs") -> dict[str, 
     return dict(kwargs)
 
 
+def policy_name(observation_space: gym.Space) -> str:
+    """SB3's name of the policy for an observation space: a Dict needs ``MultiInputPolicy``."""
+    return "MultiInputPolicy" if isinstance(observation_space, gym.spaces.Dict) else "MlpPolicy"
+
+
 def describe_policy(algo: str, model: Any) -> dict[str, Any]:
     """The JSON description of a live SB3 model's policy (see :func:`build_policy`)."""
     kwargs = dict(model.policy_kwargs)
     if algo == "ppo":
         kwargs["use_sde"] = bool(model.use_sde)  # PPO passes it beside policy_kwargs
+    return describe_network(algo, model.policy.observation_space, model.policy.action_space, kwargs)
+
+
+def describe_network(
+    algo: str, observation_space: gym.Space, action_space: gym.Space, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON description :func:`build_policy` rebuilds a network from."""
     return {
         "algo": algo,
-        "policy": "MultiInputPolicy"
-        if isinstance(model.observation_space, gym.spaces.Dict)
-        else "MlpPolicy",
-        "observation_space": space_to_json(model.policy.observation_space),
-        "action_space": space_to_json(model.policy.action_space),
+        "policy": policy_name(observation_space),
+        "observation_space": space_to_json(observation_space),
+        "action_space": space_to_json(action_space),
         "policy_kwargs": check_policy_kwargs(kwargs),
     }
 

@@ -28,6 +28,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from residual_bench.policies.base import BasePolicy, check_chunk
 from residual_bench.policies.remote import protocol as P
+from residual_bench.registration import ENV_ID
 
 log = logging.getLogger(__name__)
 _SCALARS = (str, int, float, bool, type(None))
@@ -270,7 +271,7 @@ def serve_base(name: str, host: str = "127.0.0.1", port: int = 0, **kwargs: Any)
     entry = get_base(name)
     if ":" in name:
         raise ValueError(f"cannot serve {name!r}: it is itself a client of another server")
-    env = gym.make("ResidualPickPlace-v0", **entry.env_kwargs)
+    env = gym.make(ENV_ID, **entry.env_kwargs)
     controller = entry.factory(env)
     policy = getattr(controller, "policy", None)
     if policy is None or not hasattr(controller, "executor"):
