@@ -5,7 +5,7 @@ Importing the package registers its gymnasium environments::
     import gymnasium as gym
     import residual_bench  # noqa: F401
 
-    env = gym.make("ResidualPickPlace-v0")
+    env = gym.make("ResidualPickPlace-v1")
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""``ResidualPickPlace-v0``: the gymnasium environment.
+"""``ResidualPickPlace-v1``: the gymnasium environment.
 
 See :mod:`residual_bench.tasks.pick_place` for the task and :mod:`residual_bench.sim.panda`
 for the action convention. This module wires world, robot, task and camera into a
@@ -35,6 +35,10 @@ SETTLE_SECONDS = 0.5
 """Simulated time objects get to come to rest before an episode starts (blobs rock)."""
 
 
+REACH_M = 0.9
+"""Horizontal distance (m) from the robot's base beyond which the target object is out of the
+Panda's reach (0.855 m): ``ResidualPickPlace-v1`` ends the episode there, as a failure."""
+
 ENV_KWARGS = (
     "obs_mode",
     "control_hz",
@@ -45,6 +49,7 @@ ENV_KWARGS = (
     "scene_spec",
     "scene_overrides",
     "terminate_on_success",
+    "terminate_out_of_reach",
     "suite",
 )
 """The keyword arguments of the env (``gym.make`` passes them through)."""
@@ -97,6 +102,7 @@ class ResidualPickPlaceEnv(gym.Env):
         scene_overrides: dict | None = None,
         terminate_on_success: bool = False,
         suite: str | dict | Suite | None = None,
+        terminate_out_of_reach: bool = True,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -128,6 +134,7 @@ class ResidualPickPlaceEnv(gym.Env):
         self.reward_mode = reward_mode
         self.render_mode = render_mode
         self.terminate_on_success = terminate_on_success
+        self.terminate_out_of_reach = bool(terminate_out_of_reach)
         self.scene_spec = load_env_spec(scene_spec, scene_overrides)
         self.scene_spec_hash = spec_hash(self.scene_spec)
         self.suite = load_suite(suite)
@@ -248,10 +255,16 @@ class ResidualPickPlaceEnv(gym.Env):
         if progress["success"] and self._first_success_time is None:
             self._first_success_time = self.time
         reward = self.task.reward(progress, self.reward_mode)
-        terminated = bool(self.terminate_on_success and progress["success"])
+        termination = None
+        if self.terminate_out_of_reach and self._target_out_of_reach():
+            termination = "object_out_of_reach"
+        elif self.terminate_on_success and progress["success"]:
+            termination = "success"
+        terminated = termination is not None
         truncated = self._steps >= self.max_steps
         info = self._info(progress)
         info["new_events"] = events
+        info["termination"] = termination
         return self._observation(), reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
@@ -298,6 +311,12 @@ class ResidualPickPlaceEnv(gym.Env):
                 self._object_force_substeps -= 1
             self.world.step(1)
             self.robot.tick_substep()
+
+    def _target_out_of_reach(self) -> bool:
+        """Whether the target object has left the arm's reach (a poke or slide sent it off
+        the table's useful part): the episode cannot be solved any more."""
+        centre = self._object_states[0].center
+        return bool(np.hypot(centre[0], centre[1]) > REACH_M)
 
     def _randomize_camera(self) -> None:
         rand, cam = self.scene_spec["randomization"], self.scene_spec["camera"]

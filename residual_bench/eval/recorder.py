@@ -90,6 +90,7 @@ class EpisodeRecorder:
         self._alphas: list[np.ndarray] = []
         self._n_steps = 0
         self._object_to_goal: float | None = None
+        self._termination: str | None = None
         self._events = [PerturbationEvent.from_info(e) for e in reset_info.get("new_events", [])]
         # The reset state, when reported, decides the grasp state of first-step events.
         if all(k in reset_info for k in STATE_KEYS):
@@ -119,6 +120,8 @@ class EpisodeRecorder:
             raise ValueError(f"action must be 1-D with a fixed shape, got {a.shape}")
         # Parse everything before storing anything, so a rejected step leaves no trace.
         events = [PerturbationEvent.from_info(e) for e in info.get("new_events", [])]
+        if info.get("termination") is not None:
+            self._termination = str(info["termination"])
         prev, now = (self._times[-1] if self._times else self._start_time), float(info["time"])
         for e in events:
             # Recovery is dated against the samples, so a mis-stamped event would silently
@@ -194,6 +197,8 @@ class EpisodeRecorder:
         record_extra: dict[str, Any] = {"control_dt": dt}
         if self._object_to_goal is not None and math.isfinite(self._object_to_goal):
             record_extra["final_object_to_goal"] = self._object_to_goal
+        if self._termination is not None:  # why the episode ended before its time limit
+            record_extra["termination"] = self._termination
         record_extra.update(to_jsonable(dict(extra or {})))
         meta, self._meta = self._meta, None
         return EpisodeRecord(

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from residual_bench.eval.metrics import summarize
 from residual_bench.eval.provenance import run_provenance
 from residual_bench.eval.records import EpisodeRecord, append_jsonl, read_jsonl
-from residual_bench.registration import ENV_ID
+from residual_bench.registration import ENV_ID, PREVIOUS_ENV_IDS
 from residual_bench.run_directory import run_lock, write_file_atomically
 from residual_bench.seeding import episode_seed
 
@@ -54,6 +54,7 @@ class EpisodeTask:
         objects: object split, ``train`` or ``heldout``.
         index: episode index within the (suite, objects) cell.
         master_seed: master seed of the evaluation.
+        env_id: the environment's registered id (and so its version).
     """
 
     base: str
@@ -63,6 +64,7 @@ class EpisodeTask:
     objects: str
     index: int
     master_seed: int = 0
+    env_id: str = ENV_ID
 
     @property
     def seed(self) -> int:
@@ -124,6 +126,8 @@ def task_of(record: EpisodeRecord) -> EpisodeTask:
     missing = [k for k in ("master_seed", "episode_index") if k not in extra]
     if missing:
         raise ValueError(f"record of seed {record.seed} lacks {missing}: not from `bench eval`")
+    if record.env_id not in (ENV_ID, *PREVIOUS_ENV_IDS):
+        raise ValueError(f"record of seed {record.seed}: unknown env_id {record.env_id!r}")
     return EpisodeTask(
         record.base,
         extra.get("residual_path"),
@@ -132,6 +136,7 @@ def task_of(record: EpisodeRecord) -> EpisodeTask:
         record.objects,
         int(extra["episode_index"]),
         int(extra["master_seed"]),
+        record.env_id,  # an episode of an earlier version re-runs in that version
     )
 
 
@@ -148,7 +153,7 @@ _WORKER_CACHE: dict[tuple, Any] = {}
 
 def _episode_runner(task: EpisodeTask) -> Any:
     """The env, base controller and residual agent for a task, built once per worker."""
-    key = (task.base, task.residual, task.suite, task.objects)
+    key = (task.base, task.residual, task.suite, task.objects, task.env_id)
     if key not in _WORKER_CACHE:
         import gymnasium as gym
 
@@ -164,7 +169,7 @@ def _episode_runner(task: EpisodeTask) -> Any:
 
             agent = load_residual(task.residual)
             env_kwargs.update(agent.env_kwargs())
-        env = gym.make(ENV_ID, objects=task.objects, suite=task.suite, **env_kwargs)
+        env = gym.make(task.env_id, objects=task.objects, suite=task.suite, **env_kwargs)
         controller = make_controller(task.base, env)
         wrapped = (
             agent.wrap(env, controller) if agent is not None else BasePolicyWrapper(env, controller)
@@ -190,7 +195,7 @@ def play(task: EpisodeTask, on_step: Any = None) -> EpisodeRecord:
     recorder = EpisodeRecorder()
     recorder.start(
         info,
-        env_id=ENV_ID,
+        env_id=task.env_id,
         env_spec_hash=sim.env_spec_hash,
         suite=task.suite_name,
         objects=task.objects,

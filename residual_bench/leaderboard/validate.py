@@ -47,6 +47,7 @@ from residual_bench.leaderboard.layout import (
     SUBMISSIONS_DIR,
 )
 from residual_bench.leaderboard.submission import checkpoint_hash, submission_id, suite_spec_hashes
+from residual_bench.registration import ENV_ID, PREVIOUS_ENV_IDS
 from residual_bench.residual.checkpoint import PICKLED_MODEL_FILE, RESIDUAL_FILES
 
 FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -73,6 +74,7 @@ PROTOCOL_FIELDS = {
     "master_seed": int,
 }
 MASTER_SEEDS = (0,)  # the benchmark's published master seed
+BENCHMARK_ENV_IDS = (ENV_ID, *PREVIOUS_ENV_IDS)
 MAX_SUBMISSION_JSON_BYTES = 1024 * 1024
 MAX_TRAIN_SEED = 1_000_000
 MAX_EPISODES = 100_000
@@ -290,6 +292,10 @@ def _records(data: dict[str, Any], raw: bytes, fail: Fail) -> list[EpisodeRecord
             continue
         if record.base != base or record.residual != residual:
             fail("records", f"line {lineno} is {record.base} + {record.residual}, not the method")
+        elif record.env_id not in BENCHMARK_ENV_IDS:
+            fail(
+                "records", f"line {lineno}: env_id {excerpt(record.env_id)} is not the benchmark's"
+            )
         elif "episode_index" not in record.extra or "master_seed" not in record.extra:
             fail("records", f"line {lineno} lacks extra.episode_index / extra.master_seed")
         else:

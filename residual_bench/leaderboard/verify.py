@@ -82,7 +82,14 @@ def _task(path: Path, data: dict[str, Any], record: EpisodeRecord, master_seed: 
         checkpoint = str(where)
     suite = record.suite  # shipped suites only: the spec hash rule guarantees it
     return EpisodeTask(
-        data["base"]["name"], checkpoint, suite, suite, record.objects, index, master_seed
+        data["base"]["name"],
+        checkpoint,
+        suite,
+        suite,
+        record.objects,
+        index,
+        master_seed,
+        record.env_id,  # one of the benchmark's ids: the records rule guarantees it
     )
 
 

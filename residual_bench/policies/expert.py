@@ -59,7 +59,7 @@ class Phase(Enum):
 
 
 class ScriptedExpert:
-    """Privileged-state expert for ``ResidualPickPlace-v0``.
+    """Privileged-state expert for ``ResidualPickPlace-v1``.
 
     Usage::
 
@@ -154,7 +154,7 @@ class ScriptedExpert:
         self._enter(phase)
 
     def act(self, env) -> np.ndarray:
-        """The next 7-D action for ``env`` (a ``ResidualPickPlace-v0``, wrapped or not)."""
+        """The next 7-D action for ``env`` (a ``ResidualPickPlace-v1``, wrapped or not)."""
         sim = env.unwrapped
         task, robot = sim.task, sim.robot
         target = task.target

@@ -77,7 +77,7 @@ class ScriptedVLABase:
     frame), gripper absolute in [-1, 1].
 
     Args:
-        env: the ``ResidualPickPlace-v0`` environment it controls (wrapped or not).
+        env: the ``ResidualPickPlace-v1`` environment it controls (wrapped or not).
         errors: the error model; :data:`NO_ERRORS` gives the expert.
         control_hz: how often the base is called.
         chunk_len: actions per call. The scripted base plans one step ahead and repeats it

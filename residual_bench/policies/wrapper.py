@@ -1,6 +1,6 @@
 """A frozen base policy put behind the environment: "base alone" as a runnable policy.
 
-:class:`BasePolicyWrapper` turns any ``ResidualPickPlace-v0`` environment into one whose
+:class:`BasePolicyWrapper` turns any ``ResidualPickPlace-v1`` environment into one whose
 action is a *correction* added to a frozen base policy's action. A zero correction runs the
 base alone, exactly as :func:`residual_bench.rollout.run_episodes` would; a residual policy
 (learned or not) outputs non-zero corrections and sees the base's action in ``info``. Later
@@ -42,7 +42,7 @@ def validate_correction(correction: Any) -> np.ndarray:
 
 
 class BasePolicyWrapper(gym.Wrapper):
-    """``ResidualPickPlace-v0`` driven by a frozen base; the action corrects the base's.
+    """``ResidualPickPlace-v1`` driven by a frozen base; the action corrects the base's.
 
     Each :meth:`step` asks the base controller for its action from the latest observation and
     info (so its rate, chunking, latency and stalls behave as in a plain rollout), adds the
@@ -55,13 +55,13 @@ class BasePolicyWrapper(gym.Wrapper):
         import residual_bench  # noqa: F401  (registers the env id)
         from residual_bench.policies.wrapper import BasePolicyWrapper
 
-        env = BasePolicyWrapper(gym.make("ResidualPickPlace-v0"), "scripted")
+        env = BasePolicyWrapper(gym.make("ResidualPickPlace-v1"), "scripted")
         obs, info = env.reset(seed=0)
         obs, reward, terminated, truncated, info = env.step(np.zeros(7))  # the base alone
         info["base_action"], info["executed_action"], info["base_held"]
 
     Args:
-        env: a ``ResidualPickPlace-v0`` environment, wrapped or not.
+        env: a ``ResidualPickPlace-v1`` environment, wrapped or not.
         base: a registered policy name (``residual_bench.policies.registry.base_names()``),
             built for ``env`` with :func:`~residual_bench.policies.registry.make_controller`,
             or a :class:`~residual_bench.policies.controller.Controller` already built for it.

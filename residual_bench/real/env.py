@@ -1,6 +1,6 @@
 """``PandaReal-v0``: the real Franka Panda (or its twin) as a gymnasium env.
 
-Same action and observation conventions as ``ResidualPickPlace-v0`` for the image modes,
+Same action and observation conventions as ``ResidualPickPlace-v1`` for the image modes,
 so a residual trained in sim runs unchanged: the action is the sim's normalised delta pose
 plus absolute gripper, accumulated on a commanded target exactly as in
 :mod:`residual_bench.sim.panda`, but passed through the :class:`SafetyLayer` and sent to the
@@ -164,7 +164,7 @@ class PandaRealEnv(gym.Env):
         return camera
 
     def _make_observation_space(self) -> spaces.Dict:
-        # Must equal ResidualPickPlace-v0's for the same mode and size (a test checks it).
+        # Must equal ResidualPickPlace-v1's for the same mode and size (a test checks it).
         obs = {
             "proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32),
             "instruction": spaces.Box(-1.0, 1.0, (INSTRUCTION_DIM,), np.float32),

@@ -5,7 +5,7 @@ The registered env id builds the residual env itself when given a base::
     import gymnasium as gym
     import residual_bench  # noqa: F401
 
-    env = gym.make("ResidualPickPlace-v0", base="scripted", suite="mixed", features="objects")
+    env = gym.make("ResidualPickPlace-v1", base="scripted", suite="mixed", features="objects")
 """
 
 from residual_bench.residual.env import (

@@ -88,10 +88,10 @@ def alpha_vector(alpha: float | tuple[float, float] | tuple[float, float, float]
 
 
 class ResidualEnv(gym.Wrapper):
-    """A frozen base behind ``ResidualPickPlace-v0``; the action is the residual ``r``.
+    """A frozen base behind ``ResidualPickPlace-v1``; the action is the residual ``r``.
 
     Args:
-        env: a ``ResidualPickPlace-v0`` env made with the observation mode the base and the
+        env: a ``ResidualPickPlace-v1`` env made with the observation mode the base and the
             features need (:func:`residual_bench.residual.make_residual_env` does this).
         base: a registered base name or a controller already built for ``env``.
         features: ``objects``, ``privileged``, ``global`` or ``proprio``.

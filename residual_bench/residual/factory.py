@@ -36,7 +36,7 @@ def make_residual_env(
     residual_options: dict[str, Any] | None = None,
     **env_kwargs: Any,
 ) -> ResidualEnv:
-    """``ResidualPickPlace-v0`` with ``base`` frozen behind it and the residual as the action.
+    """``ResidualPickPlace-v1`` with ``base`` frozen behind it and the residual as the action.
 
     Args:
         base: a registered base name (``bench list``).
@@ -59,7 +59,7 @@ def make_residual_env(
 
 
 RESIDUAL_KWARGS = ("base", "features", "alpha", "residual_options")
-"""The keyword arguments that make ``ResidualPickPlace-v0`` the residual env."""
+"""The keyword arguments that make ``ResidualPickPlace-v1`` the residual env."""
 
 
 def make_env(
@@ -69,7 +69,7 @@ def make_env(
     residual_options: dict[str, Any] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
-    """Entry point of ``ResidualPickPlace-v0``: the raw env, or the residual env with a base.
+    """Entry point of ``ResidualPickPlace-v1``: the raw env, or the residual env with a base.
 
     Raises:
         TypeError: an unknown keyword argument, listing every valid one (the env's and the
