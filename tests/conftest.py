@@ -1,4 +1,4 @@
-"""Shared fixtures for the behavioural tests of ``ResidualPickPlace-v0``."""
+"""Shared fixtures for the behavioural tests of ``ResidualPickPlace-v1``."""
 
 import os
 
@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 
 import residual_bench  # noqa: E402, F401  (importing the package registers the env ids)
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg")
 
 
@@ -33,7 +33,7 @@ def make_env():
 
 @pytest.fixture
 def env(make_env):
-    """A default ``ResidualPickPlace-v0`` (state observations, 20 Hz, train objects)."""
+    """A default ``ResidualPickPlace-v1`` (state observations, 20 Hz, train objects)."""
     return make_env()
 
 

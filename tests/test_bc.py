@@ -134,7 +134,7 @@ def test_a_missing_checkpoint_is_a_file_not_found_error(tmp_path):
 
 def test_the_shipped_base_honours_its_spec_and_is_deterministic():
     base = BCBase()
-    env = gym.make("ResidualPickPlace-v0", obs_mode="rgb", image_size=84)
+    env = gym.make("ResidualPickPlace-v1", obs_mode="rgb", image_size=84)
     obs, info = env.reset(seed=0)
     base.reset(info["instruction"], 0)
     first, again = base.act(obs, info["instruction"]), base.act(obs, info["instruction"])
@@ -148,7 +148,7 @@ def test_the_bc_base_needs_camera_images():
     base = BCBase()
     with pytest.raises(ValueError, match="obs_mode='rgb'"):
         base.act({"proprio": np.zeros(20, np.float32)}, "put it on the plate")
-    env = gym.make("ResidualPickPlace-v0")  # state observations only
+    env = gym.make("ResidualPickPlace-v1")  # state observations only
     with pytest.raises(ValueError, match="needs camera images"):
         make_controller("bc", env)
     env.close()
@@ -174,7 +174,7 @@ def test_a_position_only_base_trains_and_loads_from_its_checkpoint(demos, tmp_pa
     out = tmp_path / "bc.pt"
     train_bc(demos, out, epochs=1, batch_size=64, progress=False, position_only=True)
     assert load_checkpoint(out)["config"]["position_only"] is True
-    env = gym.make("ResidualPickPlace-v0", obs_mode="rgb", image_size=84)
+    env = gym.make("ResidualPickPlace-v1", obs_mode="rgb", image_size=84)
     obs, info = env.reset(seed=0)
     chunk = BCBase(out).act(obs, info["instruction"]).actions
     assert np.all(chunk[:, 3:6] == 0)
@@ -194,7 +194,7 @@ def test_a_network_with_its_own_vocabulary_reads_the_instruction_string(demos, t
     vocabulary = load_checkpoint(out)["config"]["vocabulary"]
     assert {"the", "plate"} <= set(vocabulary)
     base = BCBase(out)
-    env = gym.make("ResidualPickPlace-v0", obs_mode="rgb", image_size=84)
+    env = gym.make("ResidualPickPlace-v1", obs_mode="rgb", image_size=84)
     obs, info = env.reset(seed=0)
     colours = [w for w in vocabulary if w in COLORS]
     assert len(colours) >= 2  # the fixture's two episodes name two colours

@@ -17,7 +17,7 @@ import pytest
 
 from residual_bench.policies.expert import ScriptedExpert
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 SHORT_STATE = {"obs_mode": "state", "scene_overrides": {"task": {"episode_seconds": 1.5}}}
 SHORT_SEG = {
     "obs_mode": "rgb+seg",

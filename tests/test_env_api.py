@@ -1,4 +1,4 @@
-"""The gymnasium interface of ``ResidualPickPlace-v0``.
+"""The gymnasium interface of ``ResidualPickPlace-v1``.
 
 Registration, the env checkers of gymnasium and Stable-Baselines3, the documented
 observation layout, segmentation, the language instruction, rendering, and how simulated
@@ -22,7 +22,7 @@ from residual_bench.pick_place_env import ResidualPickPlaceEnv
 from residual_bench.sim.objects import objects_in_split
 from residual_bench.tasks.pick_place import COLORS, TABLE_COLOR, TEMPLATES
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg")
 SHORT = {"task": {"episode_seconds": 1.0}}
 F32, U8 = np.dtype(np.float32), np.dtype(np.uint8)
@@ -60,7 +60,7 @@ def test_make_works_after_only_importing_the_package_in_a_fresh_process():
     result = run_python(
         "import gymnasium as gym\n"
         "import residual_bench\n"
-        "env = gym.make('ResidualPickPlace-v0')\n"
+        "env = gym.make('ResidualPickPlace-v1')\n"
         "obs, info = env.reset(seed=0)\n"
         "assert env.observation_space.contains(obs)\n"
         "print('RESULT', type(env.unwrapped).__name__)\n"
@@ -75,7 +75,7 @@ def test_package_qualified_id_works_in_a_process_that_never_imports_the_package(
         "import sys\n"
         "import gymnasium as gym\n"
         "assert 'residual_bench' not in sys.modules\n"
-        "env = gym.make('residual_bench:ResidualPickPlace-v0')\n"
+        "env = gym.make('residual_bench:ResidualPickPlace-v1')\n"
         "obs, info = env.reset(seed=0)\n"
         "obs, *_ = env.step(env.action_space.sample())\n"
         "assert env.observation_space.contains(obs)\n"

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 
 
 @pytest.fixture

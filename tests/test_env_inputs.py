@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 SHORT = {"task": {"episode_seconds": 1.0}}
 VALID_KWARGS = (
     "obs_mode",

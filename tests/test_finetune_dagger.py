@@ -48,7 +48,7 @@ def test_collection_is_reproducible_from_its_seed(corrections):
 
 
 def test_a_shadow_expert_carries_an_object_the_base_grasped_on_its_own():
-    env = gym.make("ResidualPickPlace-v0")
+    env = gym.make("ResidualPickPlace-v1")
     env.reset(seed=0)
     expert = ScriptedExpert()
     expert.reset()
@@ -63,7 +63,7 @@ def test_a_shadow_expert_carries_an_object_the_base_grasped_on_its_own():
 
 
 def test_a_shadow_expert_with_nothing_in_hand_keeps_its_phase():
-    env = gym.make("ResidualPickPlace-v0")
+    env = gym.make("ResidualPickPlace-v1")
     env.reset(seed=0)
     expert = ScriptedExpert()
     expert.reset()

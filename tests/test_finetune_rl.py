@@ -38,7 +38,7 @@ TINY = {
 
 def chunked_env(suite: str = "nominal", **kwargs) -> ChunkedBCEnv:
     env = gym.make(
-        "ResidualPickPlace-v0", obs_mode="rgb", image_size=84, suite=suite, **SHORT, **kwargs
+        "ResidualPickPlace-v1", obs_mode="rgb", image_size=84, suite=suite, **SHORT, **kwargs
     )
     return ChunkedBCEnv(env, load_checkpoint(shipped_checkpoint()))
 

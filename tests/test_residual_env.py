@@ -1,4 +1,4 @@
-"""The residual env: ``ResidualPickPlace-v0`` with a frozen base behind it, whose action is the
+"""The residual env: ``ResidualPickPlace-v1`` with a frozen base behind it, whose action is the
 residual ``r`` and whose robot executes ``clip(a_base + scale * alpha * r, -1, 1)``.
 
 A zero residual is the base alone, bit for bit; the observation is proprioception, the base's
@@ -30,7 +30,7 @@ from residual_bench.residual.features import (
 )
 from residual_bench.sim.camera import CameraPose, pixel_rays, project_to_image
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 PROPRIO, BASE = slice(0, 20), slice(20, 27)
 # The 15-D ``objects`` layout.
 TO_TARGET, EXTENT, FRACTION, SEEN = slice(0, 3), slice(3, 6), 6, 7

@@ -12,7 +12,7 @@ from stable_baselines3 import SAC
 
 from residual_bench.residual import observation_layout
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 FORMS = [
     ("plain, state", {"obs_mode": "state"}, "MultiInputPolicy"),
     ("plain, rgb", {"obs_mode": "rgb", "image_size": 48}, "MultiInputPolicy"),

@@ -14,7 +14,7 @@ import yaml
 
 from residual_bench.env_spec import SpecError, load_env_spec
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 REPO_SPEC = Path(__file__).resolve().parents[1] / "envs" / "pick_place.yaml"
 
 

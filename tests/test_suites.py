@@ -17,7 +17,7 @@ from residual_bench.cli import main
 from residual_bench.env_spec import SpecError
 from residual_bench.perturb import PERTURBATIONS, load_suite, suite_names
 
-ENV_ID = "ResidualPickPlace-v0"
+ENV_ID = "ResidualPickPlace-v1"
 KINDS = ("poke", "slide", "drop", "latency", "mixed")
 
 

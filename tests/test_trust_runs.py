@@ -29,6 +29,9 @@ from residual_bench.run_directory import (
     write_file_atomically,
 )
 
+# Resuming after a kill mid-line warns that it drops the remainder: expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:.*truncated final line:UserWarning")
+
 TASKS = make_tasks("scripted", [None], ["nominal", "drop"], ["heldout"], 3)
 
 
