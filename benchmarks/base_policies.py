@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from residual_bench.policies.registry import get_base, make_controller
+from residual_bench.registration import ENV_ID
 from residual_bench.rollout import format_rate, run_or_reuse
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -39,7 +40,7 @@ def call_latency(base: str, calls: int = 200) -> dict[str, float]:
 
     os.sched_setaffinity(0, {0})
     torch.set_num_threads(1)
-    env = gym.make("ResidualPickPlace-v0", **get_base(base).env_kwargs)
+    env = gym.make(ENV_ID, **get_base(base).env_kwargs)
     controller = make_controller(base, env)
     policy = controller.policy
     obs, info = env.reset(seed=0)

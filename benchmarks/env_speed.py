@@ -3,9 +3,9 @@
 Measures env steps per wall-clock second under uniformly random actions (resetting when an
 episode ends, resets included in the time), for:
 
-- ``ResidualPickPlace-v0`` in ``state`` mode (default scene: 1-3 objects) and with a single
+- ``ResidualPickPlace-v1`` in ``state`` mode (default scene: 1-3 objects) and with a single
   object (panda-gym's scene has one),
-- ``ResidualPickPlace-v0`` in ``rgb+seg`` mode at 84 x 84,
+- ``ResidualPickPlace-v1`` in ``rgb+seg`` mode at 84 x 84,
 - panda-gym's ``PandaPickAndPlace-v3`` without rendering, and rendering 84 x 84 every step.
 
 Rounds alternate between the environments so that load on the machine hits all of them
@@ -28,12 +28,13 @@ from pathlib import Path
 import gymnasium as gym
 
 import residual_bench  # noqa: F401  (registers the environments)
+from residual_bench.registration import ENV_ID
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
 def _ours(**kwargs):
-    return gym.make("ResidualPickPlace-v0", **kwargs)
+    return gym.make(ENV_ID, **kwargs)
 
 
 def _panda_gym(render: bool):

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import residual_bench  # noqa: E402, F401
 from residual_bench.policies.expert import ScriptedExpert  # noqa: E402
+from residual_bench.registration import ENV_ID
 from residual_bench.seeding import episode_seed  # noqa: E402
 from residual_bench.sim.camera import CameraPose  # noqa: E402
 
@@ -51,7 +52,7 @@ def frames_around_event(suite: str, kind: str, seed: int, size: int):
     The episode is run twice with the same seed (it replays exactly): once to find the
     event, once to film it from a camera placed over the spot where it happens.
     """
-    env = gym.make("ResidualPickPlace-v0", suite=suite)
+    env = gym.make(ENV_ID, suite=suite)
     sim = env.unwrapped
     try:
         for index in range(20):
