@@ -274,6 +274,15 @@ def test_a_deeply_nested_submission_json_is_refused_not_crashed(shared, tmp_path
     assert any("not valid JSON" in m for m in found["schema"])
 
 
+def test_a_protocol_that_would_make_the_check_build_a_huge_grid_is_refused(shared, tmp_path):
+    def huge(data):
+        data["protocol"]["suites"] = ["nominal"] * 10_000
+        data["protocol"]["episodes"] = 100_000
+
+    found = rules(tamper(shared["base"], tmp_path, data=huge))
+    assert any("suites must list 1 to 32" in m for m in found["schema"])
+
+
 def test_failure_messages_quote_submitted_text_briefly(shared, tmp_path):
     def long_name(data):
         data["protocol"]["suites"] = ["x" * 100_000]

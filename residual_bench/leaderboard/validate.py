@@ -244,8 +244,6 @@ def _protocol_values(protocol: dict[str, Any]) -> list[str]:
     seeds = protocol.get("train_seeds")
     if isinstance(seeds, list) and not all(_is_count(s, MAX_TRAIN_SEED) for s in seeds):
         problems.append(f"protocol.train_seeds must be integers in [0, {MAX_TRAIN_SEED}]")
-    if isinstance(seeds, list) and len(set(map(str, seeds))) != len(seeds):
-        problems.append("protocol.train_seeds must not repeat")
     for key in ("suites", "objects"):
         names = protocol.get(key)
         if isinstance(names, list) and not all(
@@ -255,6 +253,13 @@ def _protocol_values(protocol: dict[str, Any]) -> list[str]:
     episodes = protocol.get("episodes")
     if isinstance(episodes, int) and not 1 <= episodes <= MAX_EPISODES:
         problems.append(f"protocol.episodes must be in [1, {MAX_EPISODES}]")
+    # Their product sizes the grid the check builds: each list is bounded.
+    for key, least, most in (("suites", 1, 32), ("objects", 1, 4), ("train_seeds", 0, 32)):
+        values = protocol.get(key)
+        if isinstance(values, list) and not least <= len(values) <= most:
+            problems.append(f"protocol.{key} must list {least} to {most} entries")
+        elif isinstance(values, list) and len(set(map(str, values))) != len(values):
+            problems.append(f"protocol.{key} must not repeat")
     return problems
 
 
