@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from residual_bench.policies.bc import build_model, load_checkpoint
-from residual_bench.policies.bc_data import IMAGE_SIZE, load_demonstrations
+from residual_bench.policies.bc.data import IMAGE_SIZE, load_demonstrations
+from residual_bench.policies.bc.model import build_model, load_checkpoint
 
 KEYPOINT_NAMES = ("target", "plate", "gripper")
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from stable_baselines3.common.monitor import Monitor
 
-from residual_bench.policies.bc import shipped_checkpoint
-from residual_bench.policies.bc_rl import _make_env, build_finetune_agent
-from residual_bench.policies.finetune import load_finetune_config
+from residual_bench.finetune.config import load_finetune_config
+from residual_bench.finetune.rl import _make_env, build_finetune_agent
+from residual_bench.policies.bc.model import shipped_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,9 +25,9 @@ BASE_FORMS = (
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from residual_bench.env_spec import spec_dir
+    from residual_bench.finetune.config import finetune_names, load_finetune_config
     from residual_bench.perturb import load_suite, suite_names
     from residual_bench.pick_place_env import OBS_MODES
-    from residual_bench.policies.finetune import finetune_names, load_finetune_config
     from residual_bench.policies.registry import base_names, get_base
     from residual_bench.registration import ENV_IDS
     from residual_bench.residual.config import config_names, load_config
@@ -92,7 +92,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_base_collect(args: argparse.Namespace) -> int:
-    from residual_bench.policies.bc_data import collect_demonstrations
+    from residual_bench.policies.bc.data import collect_demonstrations
 
     data = collect_demonstrations(
         args.episodes, seed=args.seed, out=args.out, progress=not args.quiet
@@ -104,7 +104,7 @@ def _cmd_base_collect(args: argparse.Namespace) -> int:
 def _cmd_base_train(args: argparse.Namespace) -> int:
     if args.kind != "bc":
         raise ValueError(f"unknown trainable base {args.kind!r}; valid choices: bc")
-    from residual_bench.policies.bc_train import train_bc
+    from residual_bench.policies.bc.train import train_bc
 
     summary = train_bc(
         args.data,
@@ -127,7 +127,7 @@ def _cmd_base_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from residual_bench.policies.finetune import is_finetune_config, train_finetune
+    from residual_bench.finetune.config import is_finetune_config, train_finetune
     from residual_bench.residual.train import train_residual
 
     if is_finetune_config(args.residual):

@@ -7,7 +7,12 @@ import torch
 
 from residual_bench.language import word_counts
 from residual_bench.policies.base import BasePolicy, check_chunk
-from residual_bench.policies.bc import (
+from residual_bench.policies.bc.data import (
+    collect_demonstrations,
+    load_demonstrations,
+    mask_keypoints,
+)
+from residual_bench.policies.bc.model import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     BCBase,
@@ -15,12 +20,7 @@ from residual_bench.policies.bc import (
     build_model,
     load_checkpoint,
 )
-from residual_bench.policies.bc_data import (
-    collect_demonstrations,
-    load_demonstrations,
-    mask_keypoints,
-)
-from residual_bench.policies.bc_train import (
+from residual_bench.policies.bc.train import (
     chunk_targets,
     heatmap_cross_entropy,
     random_shift,

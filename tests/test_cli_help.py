@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from residual_bench.cli import build_parser, main
-from residual_bench.policies.finetune import finetune_names
+from residual_bench.finetune.config import finetune_names
 from residual_bench.residual.config import config_names
 
 HEAVY = ("torch", "scipy.stats", "stable_baselines3", "transformers", "pandas", "matplotlib")

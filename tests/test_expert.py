@@ -8,7 +8,7 @@ reward is 1 exactly on success.
 import numpy as np
 import pytest
 
-from residual_bench.policies.bc_data import demonstration_expert
+from residual_bench.policies.bc.data import demonstration_expert
 from residual_bench.policies.expert import (
     APPROACH_CLEARANCE,
     FUNNEL_SLOPE,

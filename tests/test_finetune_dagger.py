@@ -10,18 +10,18 @@ import torch
 
 from residual_bench.cli import main
 from residual_bench.env_spec import SpecError
-from residual_bench.policies.bc import load_checkpoint, shipped_checkpoint
-from residual_bench.policies.bc_dagger import (
+from residual_bench.finetune.config import check_applies, load_finetune_config
+from residual_bench.finetune.dagger import (
     collect_corrections,
     finetune_dagger,
     merge_frames,
     sample_episodes,
     sync_phase,
 )
-from residual_bench.policies.bc_data import ARRAYS
-from residual_bench.policies.bc_train import train_bc
+from residual_bench.policies.bc.data import ARRAYS
+from residual_bench.policies.bc.model import load_checkpoint, shipped_checkpoint
+from residual_bench.policies.bc.train import train_bc
 from residual_bench.policies.expert import Phase, ScriptedExpert
-from residual_bench.policies.finetune import check_applies, load_finetune_config
 from residual_bench.policies.registry import get_base
 from residual_bench.residual.config import config_names
 
@@ -101,7 +101,7 @@ def test_a_dagger_run_writes_a_learning_curve_and_resumes_without_redoing_rounds
     def collect_again(*args, **kwargs):
         raise AssertionError("a finished round was collected again")
 
-    monkeypatch.setattr("residual_bench.policies.bc_dagger.collect_corrections", collect_again)
+    monkeypatch.setattr("residual_bench.finetune.dagger.collect_corrections", collect_again)
     assert finetune_dagger(tmp_path, suites=("nominal",), progress=False, **options) == final
 
 
@@ -118,9 +118,9 @@ def test_a_step_budget_runs_rounds_until_that_many_environment_steps_are_used(
         trained_on.append(len(frames["episode"]))
         out.write_bytes(b"network")
 
-    monkeypatch.setattr("residual_bench.policies.bc_dagger.collect_corrections", collect)
-    monkeypatch.setattr("residual_bench.policies.bc_train.train_bc", train)
-    monkeypatch.setattr("residual_bench.policies.bc_dagger.evaluate_bc", lambda *a: 0.0)
+    monkeypatch.setattr("residual_bench.finetune.dagger.collect_corrections", collect)
+    monkeypatch.setattr("residual_bench.policies.bc.train.train_bc", train)
+    monkeypatch.setattr("residual_bench.finetune.dagger.evaluate_bc", lambda *a: 0.0)
     n = summary["env_steps"]
     finetune_dagger(
         tmp_path, rounds=1, steps=2 * n + 1, train_frames=n, suites=("drop",), progress=False
@@ -136,17 +136,17 @@ def _fake_rounds(monkeypatch, corrections, evaluated):
     records the network it was asked about."""
     data, summary = corrections
     monkeypatch.setattr(
-        "residual_bench.policies.bc_dagger.collect_corrections", lambda *a: (data, summary)
+        "residual_bench.finetune.dagger.collect_corrections", lambda *a: (data, summary)
     )
     monkeypatch.setattr(
-        "residual_bench.policies.bc_train.train_bc", lambda f, out, **k: out.write_bytes(b"net")
+        "residual_bench.policies.bc.train.train_bc", lambda f, out, **k: out.write_bytes(b"net")
     )
 
     def evaluate(model, *args):
         evaluated.append(model.name)
         return 0.0
 
-    monkeypatch.setattr("residual_bench.policies.bc_dagger.evaluate_bc", evaluate)
+    monkeypatch.setattr("residual_bench.finetune.dagger.evaluate_bc", evaluate)
 
 
 def test_a_round_file_cut_short_by_a_killed_run_is_collected_again_on_resume(

@@ -17,15 +17,15 @@ from stable_baselines3.common.logger import configure
 
 from residual_bench.cli import main
 from residual_bench.env_spec import SpecError
-from residual_bench.policies.bc import BCBase, load_checkpoint, shipped_checkpoint
-from residual_bench.policies.bc_rl import (
+from residual_bench.finetune.config import load_finetune_config
+from residual_bench.finetune.rl import (
     ChunkedBCEnv,
     actor_layers,
     build_finetune_agent,
     export_checkpoint,
     finetune_rl,
 )
-from residual_bench.policies.finetune import load_finetune_config
+from residual_bench.policies.bc.model import BCBase, load_checkpoint, shipped_checkpoint
 from residual_bench.residual.config import load_config as load_residual_config
 from residual_bench.run_directory import run_lock
 
@@ -251,7 +251,7 @@ def test_a_run_writes_a_learning_curve_a_bc_checkpoint_and_resumes(tmp_path, mon
         evaluated.append((load_checkpoint(checkpoint)["provenance"]["finetuned_from"], suite))
         return 0.5
 
-    monkeypatch.setattr("residual_bench.policies.bc_dagger.evaluate_bc", evaluate)
+    monkeypatch.setattr("residual_bench.finetune.dagger.evaluate_bc", evaluate)
     options = dict(
         algo="sac", hyperparams=TINY["sac"], suite="nominal", eval_every=8, eval_episodes=2,
         checkpoint_every=8, progress=False,

@@ -29,7 +29,7 @@ from residual_bench.leaderboard.verify import (
     verify_submission,
     write_verification,
 )
-from residual_bench.policies.bc import shipped_checkpoint
+from residual_bench.policies.bc.model import shipped_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,7 @@ def _bc_checkpoint_entry(name: str) -> BaseEntry:
     """``bc:PATH``: the bc network from another checkpoint (e.g. fine-tuned), deployed alike."""
     from pathlib import Path
 
-    from residual_bench.policies.bc import bc_controller, load_checkpoint
+    from residual_bench.policies.bc.model import bc_controller, load_checkpoint
 
     path = Path(name[len(BC_PREFIX) :])
     try:
@@ -163,7 +163,7 @@ def _scripted_base(vla_errors: bool) -> Callable[[Any], Any]:
 
 
 def _bc_base(env: Any) -> Any:
-    from residual_bench.policies.bc import bc_controller
+    from residual_bench.policies.bc.model import bc_controller
 
     return bc_controller(env)
 
@@ -175,7 +175,7 @@ def _zero_base(env: Any) -> Any:
 
 
 def _bc_weights() -> Any:
-    from residual_bench.policies.bc import shipped_checkpoint
+    from residual_bench.policies.bc.model import shipped_checkpoint
 
     return shipped_checkpoint()
 

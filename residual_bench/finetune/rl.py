@@ -5,7 +5,7 @@ adding a small correction on top of the frozen network, RL changes the network i
 
 - The MDP is the base's own: one decision is one action chunk, executed open-loop over
   ``chunk_len`` control steps (5 Hz for the shipped base), so the fine-tuned network is
-  deployed exactly as the base is (:func:`~residual_bench.policies.bc.bc_controller`) and its
+  deployed exactly as the base is (:func:`~residual_bench.policies.bc.model.bc_controller`) and its
   curve starts where the base stands. The reward of a decision is the sum of the env's dense
   rewards over its control steps; while the env reports the base stalled (the ``latency``
   suite) the last action is held, as the executor does.
@@ -38,8 +38,13 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from residual_bench.language import word_counts
-from residual_bench.policies.bc import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, BCNet, build_model
-from residual_bench.policies.bc import load_checkpoint as load_bc_checkpoint
+from residual_bench.policies.bc.model import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    BCNet,
+    build_model,
+)
+from residual_bench.policies.bc.model import load_checkpoint as load_bc_checkpoint
 from residual_bench.registration import ENV_ID
 from residual_bench.residual.agents import CriticWarmupMixin
 from residual_bench.run_directory import finish_interrupted_write, write_file_atomically
@@ -306,8 +311,8 @@ def finetune_rl(
     from stable_baselines3.common.monitor import Monitor
     from tqdm import tqdm
 
-    from residual_bench.policies.bc import shipped_checkpoint
-    from residual_bench.policies.bc_dagger import evaluate_bc
+    from residual_bench.finetune.dagger import evaluate_bc
+    from residual_bench.policies.bc.model import shipped_checkpoint
     from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
     from residual_bench.residual.train import (
         EVAL_MASTER_SEED,

@@ -23,8 +23,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from residual_bench.policies.bc import bc_controller, shipped_checkpoint
-from residual_bench.policies.bc_data import (
+from residual_bench.policies.bc.data import (
     AFTER_SUCCESS_S,
     ARRAYS,
     IMAGE_SIZE,
@@ -34,6 +33,7 @@ from residual_bench.policies.bc_data import (
     solved_for,
     stack_frames,
 )
+from residual_bench.policies.bc.model import bc_controller, shipped_checkpoint
 from residual_bench.policies.expert import CARRY_HEIGHT, Phase, ScriptedExpert
 from residual_bench.registration import ENV_ID
 from residual_bench.residual.progress import read_progress
@@ -237,8 +237,8 @@ def finetune_dagger(
     random from everything gathered so far; without it the aggregate grows every round, and
     so does the cost of training on it.
     """
-    from residual_bench.policies.bc_data import load_demonstrations
-    from residual_bench.policies.bc_train import train_bc
+    from residual_bench.policies.bc.data import load_demonstrations
+    from residual_bench.policies.bc.train import train_bc
     from residual_bench.residual.progress import append_progress, training_clock
     from residual_bench.residual.train import EVAL_MASTER_SEED
 

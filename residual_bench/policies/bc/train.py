@@ -22,14 +22,14 @@ from torch import nn
 from tqdm import tqdm
 
 from residual_bench.language import instruction_words, word_counts
-from residual_bench.policies.bc import (
+from residual_bench.policies.bc.data import load_demonstrations
+from residual_bench.policies.bc.model import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     BCNet,
     build_model,
     load_checkpoint,
 )
-from residual_bench.policies.bc_data import load_demonstrations
 from residual_bench.run_directory import write_file_atomically
 
 LR_DECAY = 0.85

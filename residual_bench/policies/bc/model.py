@@ -54,7 +54,7 @@ class BCNet(nn.Module):
     A small CNN keeps a 21 x 21 feature map; the instruction modulates it (FiLM) so heatmaps
     can light up on the instructed object, the plate and the gripper. A spatial softmax turns
     the heatmaps into image keypoints. Training supervises the keypoints with the masks'
-    centroids (see ``bc_train``). Two layouts:
+    centroids (see ``residual_bench.policies.bc.train``). Two layouts:
 
     - default (the shipped base): coordinate channels in the CNN, a linear FiLM, and an action
       head that sees the keypoints, pooled image features, proprioception and the instruction;
@@ -143,8 +143,8 @@ class BCNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The action head's input (B, head_in), keypoints and heatmap logits.
 
-        ``image`` is (B, 3, 84, 84) in [0, 1]. RL fine-tuning (``bc_rl``) trains this encoder
-        under its own action head.
+        ``image`` is (B, 3, 84, 84) in [0, 1]. RL fine-tuning (``residual_bench.finetune.rl``)
+        trains this encoder under its own action head.
         """
         if not self.object_centric:
             image = torch.cat([image, self.coords.expand(image.shape[0], -1, -1, -1)], dim=1)

@@ -5,13 +5,13 @@ The residual leaves the base untouched; these baselines are what it is compared 
 under ``baselines/`` with ``method`` instead of ``algo``:
 
 - ``dagger``: the expert relabels the states the base visits under the perturbation suites
-  and the base is trained further on them (:mod:`residual_bench.policies.bc_dagger`).
+  and the base is trained further on them (:mod:`residual_bench.finetune.dagger`).
 - ``rl``: SAC or PPO trains the base's network end to end on the env's reward, the actor
-  initialised from the bc weights (:mod:`residual_bench.policies.bc_rl`).
+  initialised from the bc weights (:mod:`residual_bench.finetune.rl`).
 
 Fields: ``method``, ``description``, ``applies_to`` (the bases with weights it can change),
 ``dagger`` (rounds, episodes_per_round, epochs_per_round, lr, keypoint_weight: the weight of
-the image-keypoint loss (see ``bc_train``), suites, demonstrations: a
+the image-keypoint loss (see ``residual_bench.policies.bc.train``), suites, demonstrations: a
 demonstrations file to keep training on, or null for the visited states alone, train_frames:
 the most frames one round trains on, whole episodes drawn from everything gathered, or null
 for all of it) and ``train`` (steps: a budget of environment steps that replaces ``rounds``,
@@ -191,7 +191,7 @@ def train_finetune(
     or its rounds) and the suites are the config's. One process at a time may train into
     ``out`` (:func:`~residual_bench.residual.checkpoint.run_lock`).
     """
-    from residual_bench.policies.bc_dagger import finetune_dagger
+    from residual_bench.finetune.dagger import finetune_dagger
 
     config = load_finetune_config(name_or_path)
     check_applies(config, base)
@@ -203,7 +203,7 @@ def train_finetune(
         )
     with run_lock(out):
         if config["method"] == "rl":
-            from residual_bench.policies.bc_rl import finetune_rl
+            from residual_bench.finetune.rl import finetune_rl
 
             rl, train = config["rl"], config["train"]
             return finetune_rl(

@@ -1,0 +1,11 @@
+"""Fine-tuning baselines: what a residual is compared against, changing the learned base's
+own weights instead of adding a correction.
+
+- :mod:`.config`: the ``method: dagger | rl`` configs under ``baselines/`` and
+  :func:`~.config.train_finetune`, the entry point ``bench train`` calls for them;
+- :mod:`.dagger`: ``finetune-dagger``, the expert relabels the states the base visits;
+- :mod:`.rl`: ``finetune-rl`` / ``finetune-rl-ppo``, SAC or PPO trains the network end to end.
+
+They compete with the residual, they are not bases: the bases live in
+:mod:`residual_bench.policies`.
+"""
