@@ -5,18 +5,21 @@ Every file a long run writes (a checkpoint, a summary, a weights file) goes thro
 leaves the old version or the new one, never a truncated one that a resumed run would take
 for finished work; :func:`finish_interrupted_write` puts back a directory whose replacement
 was interrupted between its two renames. Every run directory is held by :func:`run_lock`
-while a process writes it.
+while a process writes it. A training run's checkpoint (:func:`save_checkpoint`) is
+stable-baselines3's own pickled format, opened again only by :func:`checkpoint_to_resume`'s
+rules.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def write_file_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
@@ -127,3 +130,52 @@ def run_in_use(out: str | Path) -> bool:
             return False
     except RunInUseError:
         return True
+
+
+def save_checkpoint(model: Any, directory: Path, state: dict[str, int]) -> None:
+    """Write an SB3 model, its replay buffer (off-policy agents) and ``state`` (the step
+    counts a resumed run goes on from, as ``state.json``) atomically to ``directory``."""
+
+    def write(tmp: Path) -> None:
+        model.save(tmp / "model.zip")
+        if hasattr(model, "replay_buffer"):
+            model.save_replay_buffer(tmp / "replay_buffer.pkl")
+        (tmp / "state.json").write_text(json.dumps(state))
+
+    write_directory_atomically(directory, write)
+
+
+CHECKPOINT_FILES = ("model.zip", "replay_buffer.pkl", "state.json")
+
+
+def checkpoint_to_resume(directory: Path, resume: bool) -> bool:
+    """Whether to continue from the SB3 checkpoint in ``directory`` (False: there is none).
+
+    The checkpoint's files hold pickles, which run code when loaded, so they are opened only
+    when the user asked to resume and every file in the directory is a plain file owned by
+    this user: a run directory copied from elsewhere, or planted by another account, is never
+    unpickled.
+
+    Raises:
+        FileExistsError: a checkpoint exists and ``resume`` is False.
+        PermissionError: a file of the checkpoint is not this user's own plain file.
+    """
+    if not (directory / "model.zip").exists():
+        return False
+    if not resume:
+        raise FileExistsError(
+            f"{directory.parent} holds an unfinished run; pass --resume to continue it (only a "
+            "run you made: its checkpoint is unpickled), or choose another --out"
+        )
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for path in (directory, *directory.iterdir()):
+        info = path.lstat()
+        plain = path.is_dir() if path == directory else path.is_file()
+        if path.is_symlink() or not plain or (uid is not None and info.st_uid != uid):
+            raise PermissionError(
+                f"{path}: not a plain file of this user; a checkpoint is resumed only when "
+                "this user wrote it (its pickles would run code)"
+            )
+        if path != directory and path.name not in CHECKPOINT_FILES:
+            raise PermissionError(f"{path}: not a file of a training checkpoint")
+    return True

@@ -47,7 +47,12 @@ from residual_bench.policies.bc.model import (
 from residual_bench.policies.bc.model import load_checkpoint as load_bc_checkpoint
 from residual_bench.registration import ENV_ID
 from residual_bench.residual.agents import CriticWarmupMixin
-from residual_bench.run_directory import finish_interrupted_write, write_file_atomically
+from residual_bench.run_directory import (
+    checkpoint_to_resume,
+    finish_interrupted_write,
+    save_checkpoint,
+    write_file_atomically,
+)
 
 
 class ChunkedBCEnv(gym.Wrapper):
@@ -301,7 +306,7 @@ def finetune_rl(
     residuals' learning curves (a row of ``out/progress.csv`` against control steps). The
     model, its replay buffer and the step count are written atomically to ``out/checkpoint``
     every ``checkpoint_every`` steps; re-running with the same ``out`` and ``resume`` continues
-    from there (see :func:`~residual_bench.residual.train.checkpoint_to_resume`).
+    from there (see :func:`~residual_bench.run_directory.checkpoint_to_resume`).
     SAC's updates through the first ``critic_only_steps`` control steps train the critic only;
     ``actor_learning_rate`` (SAC) gives the actor a learning rate of its own, and
     ``freeze_encoder`` leaves the actor's encoder as the bc network's.
@@ -314,11 +319,7 @@ def finetune_rl(
     from residual_bench.finetune.dagger import evaluate_bc
     from residual_bench.policies.bc.model import shipped_checkpoint
     from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
-    from residual_bench.residual.train import (
-        EVAL_MASTER_SEED,
-        checkpoint_to_resume,
-        save_checkpoint,
-    )
+    from residual_bench.residual.train import EVAL_MASTER_SEED
 
     init = Path(init) if init is not None else shipped_checkpoint()
     out = Path(out)

@@ -12,14 +12,13 @@ unfinished chunk, none is counted twice. The finished residual is ``out/residual
 
 The checkpoint of an unfinished run is stable-baselines3's own format (``model.zip`` and
 ``replay_buffer.pkl``), which holds pickles: a resume opens them only when asked to and only
-when this user wrote every file of the checkpoint (:func:`checkpoint_to_resume`). Never
-resume a run directory received from elsewhere.
+when this user wrote every file of the checkpoint
+(:func:`~residual_bench.run_directory.checkpoint_to_resume`). Never resume a run directory
+received from elsewhere.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,10 @@ from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.features import ObjectFeatureNoise
 from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
 from residual_bench.run_directory import (
+    checkpoint_to_resume,
     finish_interrupted_write,
     run_lock,
-    write_directory_atomically,
+    save_checkpoint,
 )
 from residual_bench.seeding import episode_seed
 
@@ -75,55 +75,6 @@ def evaluate_policy_success(model: Any, env: ResidualEnv, suite: str, episodes: 
     return successes / episodes
 
 
-def save_checkpoint(model: Any, directory: Path, state: dict[str, int]) -> None:
-    """Write an SB3 model, its replay buffer (off-policy agents) and ``state`` (the step
-    counts a resumed run goes on from, as ``state.json``) atomically to ``directory``."""
-
-    def write(tmp: Path) -> None:
-        model.save(tmp / "model.zip")
-        if hasattr(model, "replay_buffer"):
-            model.save_replay_buffer(tmp / "replay_buffer.pkl")
-        (tmp / "state.json").write_text(json.dumps(state))
-
-    write_directory_atomically(directory, write)
-
-
-CHECKPOINT_FILES = ("model.zip", "replay_buffer.pkl", "state.json")
-
-
-def checkpoint_to_resume(directory: Path, resume: bool) -> bool:
-    """Whether to continue from the SB3 checkpoint in ``directory`` (False: there is none).
-
-    The checkpoint's files hold pickles, which run code when loaded, so they are opened only
-    when the user asked to resume and every file in the directory is a plain file owned by
-    this user: a run directory copied from elsewhere, or planted by another account, is never
-    unpickled.
-
-    Raises:
-        FileExistsError: a checkpoint exists and ``resume`` is False.
-        PermissionError: a file of the checkpoint is not this user's own plain file.
-    """
-    if not (directory / "model.zip").exists():
-        return False
-    if not resume:
-        raise FileExistsError(
-            f"{directory.parent} holds an unfinished run; pass --resume to continue it (only a "
-            "run you made: its checkpoint is unpickled), or choose another --out"
-        )
-    uid = os.getuid() if hasattr(os, "getuid") else None
-    for path in (directory, *directory.iterdir()):
-        info = path.lstat()
-        plain = path.is_dir() if path == directory else path.is_file()
-        if path.is_symlink() or not plain or (uid is not None and info.st_uid != uid):
-            raise PermissionError(
-                f"{path}: not a plain file of this user; a checkpoint is resumed only when "
-                "this user wrote it (its pickles would run code)"
-            )
-        if path != directory and path.name not in CHECKPOINT_FILES:
-            raise PermissionError(f"{path}: not a file of a training checkpoint")
-    return True
-
-
 def train_residual(
     base: str,
     residual: str | ResidualConfig = "sac",
@@ -143,8 +94,9 @@ def train_residual(
     """Train a residual for ``base``; returns the directory of the finished residual.
 
     Arguments left at None take the config's value. Re-running with the same ``out`` and
-    ``resume`` continues from ``out/checkpoint`` (see :func:`checkpoint_to_resume`); a
-    finished ``out/residual`` is never overwritten. ``threads``
+    ``resume`` continues from ``out/checkpoint`` (see
+    :func:`~residual_bench.run_directory.checkpoint_to_resume`); a finished ``out/residual``
+    is never overwritten. ``threads``
     caps torch's threads: small networks gain nothing from more, and parallel runs then do
     not fight over cores.
 
