@@ -18,20 +18,43 @@ suite raises :class:`~residual_bench.env_spec.SpecError` naming the file and the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from residual_bench.env_spec import SpecError, is_number, quote, read_yaml, spec_dir
+from residual_bench.env_spec import (
+    SpecError,
+    excerpt,
+    is_finite_number,
+    is_number,
+    number_text_hint,
+    quote,
+    read_yaml,
+    spec_dir,
+)
 from residual_bench.perturb.events import PERTURBATIONS
 
 PHASES = ("approach", "grasp", "transport", "done")
-ENTRY_FIELDS = {"type", "trigger", "delay", "count", "gap", "probability"}
-# Bounds of the trigger fields: simulated seconds within any episode a scene allows (120 s),
-# and a handful of events per entry (each is a full disturbance of the task).
+# Simulated seconds within the longest episode a scene allows (``task.episode_seconds``).
 MAX_SECONDS = 120.0
+# A handful of events per episode, all entries together: each is a full disturbance of the
+# task (the shipped suites have at most 4).
 MAX_EVENTS = 10
+MAX_ENTRIES = 10
+# The fields every entry has besides its kind's own (``events.py`` bounds those), and the
+# bounds of their numbers.
+ENTRY_BOUNDS: dict[str, tuple[float, float]] = {
+    "trigger.time": (0.0, MAX_SECONDS),  # s since the episode started
+    "delay": (0.0, MAX_SECONDS),  # s after the trigger
+    "count": (0, MAX_EVENTS),  # events from this entry
+    "gap": (0.0, MAX_SECONDS),  # s between this entry's events
+    "probability": (0.0, 1.0),  # that the entry fires at all in an episode
+}
+ENTRY_FIELDS = {"type", "trigger", "delay", "count", "gap", "probability"}
+# A suite's name keys episode seeds and is written in every record; its description is one
+# line of ``bench list``.
+MAX_NAME_CHARS = 64
+MAX_DESCRIPTION_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -87,10 +110,9 @@ def _range(value: Any, where: str, bounds: tuple[float, float], integer: bool = 
         value = [value, value]
     ok = isinstance(value, list) and len(value) == 2 and all(is_number(v) for v in value)
     if not ok:
-        raise SpecError(
-            f"{where}: expected a number or [low, high], got {quote(value)}{_hint(value)}"
-        )
-    if not all(math.isfinite(v) for v in value):
+        hint = number_text_hint(value)
+        raise SpecError(f"{where}: expected a number or [low, high], got {quote(value)}{hint}")
+    if not all(is_finite_number(v) for v in value):
         raise SpecError(f"{where}: expected finite numbers, got {quote(value)}")
     low, high = bounds
     if value[0] > value[1] or value[0] < low or value[1] > high:
@@ -100,33 +122,30 @@ def _range(value: Any, where: str, bounds: tuple[float, float], integer: bool = 
     return (int(value[0]), int(value[1])) if integer else (float(value[0]), float(value[1]))
 
 
-def _hint(value: Any) -> str:
-    """Why a number written with an exponent may have been read as text."""
-    texts = value if isinstance(value, list) else [value]
-    if any(isinstance(t, str) and _looks_like_exponent(t) for t in texts):
-        return " (YAML reads a number like 1.0e6 as text: write 1.0e+6)"
-    return ""
-
-
-def _looks_like_exponent(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return "e" in text.lower()
+def _number(value: Any, where: str, bounds: tuple[float, float]) -> float:
+    """One finite number inside ``bounds``."""
+    low, high = bounds
+    if not is_number(value) or not low <= value <= high:  # NaN fails both comparisons
+        hint = number_text_hint(value)
+        raise SpecError(
+            f"{where}: expected a number in [{low:g}, {high:g}], got {quote(value)}{hint}"
+        )
+    return float(value)
 
 
 def _entry(raw: Any, where: str) -> SuiteEntry:
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: expected a mapping, got {quote(raw)}")
     kind = raw.get("type")
-    if kind not in PERTURBATIONS:
+    if not isinstance(kind, str) or kind not in PERTURBATIONS:
         raise SpecError(f"{where}.type: expected one of {sorted(PERTURBATIONS)}, got {quote(kind)}")
     cls = PERTURBATIONS[kind]
     for key in raw:
         if key not in ENTRY_FIELDS and key not in cls.fields:
             valid = ", ".join(sorted(ENTRY_FIELDS | set(cls.fields)))
-            raise SpecError(f"{where}.{key}: unknown field for a {kind}; valid fields: {valid}")
+            raise SpecError(
+                f"{where}.{excerpt(str(key))}: unknown field for a {kind}; valid fields: {valid}"
+            )
     trigger = raw.get("trigger", {"phase": list(PHASES[:3])})
     if not isinstance(trigger, dict) or len(trigger) != 1 or not {"phase", "time"} >= set(trigger):
         raise SpecError(
@@ -144,7 +163,7 @@ def _entry(raw: Any, where: str) -> SuiteEntry:
             )
         phases = tuple(phases)
     else:
-        time = _range(trigger["time"], f"{where}.trigger.time", (0.0, MAX_SECONDS))
+        time = _range(trigger["time"], f"{where}.trigger.time", ENTRY_BOUNDS["trigger.time"])
     params = {}
     for key, default in cls.fields.items():
         value = raw.get(key, default)
@@ -160,24 +179,16 @@ def _entry(raw: Any, where: str) -> SuiteEntry:
     if kind == "drop" and params["mode"] not in ("release", "from_height"):
         mode = quote(params["mode"])
         raise SpecError(f"{where}.mode: expected release or from_height, got {mode}")
-    probability = raw.get("probability", 1.0)
-    if not is_number(probability) or not 0.0 <= probability <= 1.0:  # NaN fails both
-        raise SpecError(
-            f"{where}.probability: expected a number in [0, 1], got {quote(probability)}"
-        )
-    gap = raw.get("gap", 1.0)
-    if not is_number(gap) or not 0.0 <= gap <= MAX_SECONDS:
-        raise SpecError(
-            f"{where}.gap: expected seconds in [0, {MAX_SECONDS:g}], got {quote(gap)}{_hint(gap)}"
-        )
     return SuiteEntry(
         type=kind,
         phases=phases,
         time=time,
-        delay=_range(raw.get("delay", 0.0), f"{where}.delay", (0.0, MAX_SECONDS)),
-        count=_range(raw.get("count", 1), f"{where}.count", (0, MAX_EVENTS), integer=True),
-        gap=float(gap),
-        probability=float(probability),
+        delay=_range(raw.get("delay", 0.0), f"{where}.delay", ENTRY_BOUNDS["delay"]),
+        count=_range(raw.get("count", 1), f"{where}.count", ENTRY_BOUNDS["count"], integer=True),
+        gap=_number(raw.get("gap", 1.0), f"{where}.gap", ENTRY_BOUNDS["gap"]),
+        probability=_number(
+            raw.get("probability", 1.0), f"{where}.probability", ENTRY_BOUNDS["probability"]
+        ),
         params=params,
     )
 
@@ -187,16 +198,35 @@ def parse_suite(raw: dict[str, Any], origin: str) -> Suite:
     for key in raw:
         if key not in ("name", "description", "perturbations"):
             raise SpecError(
-                f"{origin}: {key}: unknown field; valid fields: description, name, perturbations"
+                f"{origin}: {excerpt(str(key))}: unknown field; "
+                "valid fields: description, name, perturbations"
             )
     name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        raise SpecError(f"{origin}: name: expected a non-empty string, got {quote(name)}")
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
+        raise SpecError(
+            f"{origin}: name: expected one line of 1 to {MAX_NAME_CHARS} characters, "
+            f"got {quote(name)}"
+        )
+    description = raw.get("description", "")
+    description = "" if description is None else description  # ``description:`` left empty
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
+        raise SpecError(
+            f"{origin}: description: expected a string of at most {MAX_DESCRIPTION_CHARS} "
+            f"characters, got {quote(description)}"
+        )
     entries = raw.get("perturbations") or []
     if not isinstance(entries, list):
         raise SpecError(f"{origin}: perturbations: expected a list, got {quote(entries)}")
+    if len(entries) > MAX_ENTRIES:
+        raise SpecError(f"{origin}: perturbations: {len(entries)} entries, at most {MAX_ENTRIES}")
     try:
         parsed = tuple(_entry(e, f"perturbations[{i}]") for i, e in enumerate(entries))
     except SpecError as exc:
         raise SpecError(f"{origin}: {exc}") from None
-    return Suite(name=name, description=str(raw.get("description", "")), entries=parsed)
+    events = sum(entry.count[1] for entry in parsed)
+    if events > MAX_EVENTS:
+        raise SpecError(
+            f"{origin}: perturbations: up to {events} events per episode (the sum of the "
+            f"entries' highest counts), at most {MAX_EVENTS}"
+        )
+    return Suite(name=name, description=description, entries=parsed)
