@@ -85,7 +85,9 @@ def test_watchdog_holds_then_stops_and_latches_until_acknowledged():
     d = layer.filter(go, state([0.45, 0, 0.3], t=0.85), now=0.85, action_time=0.85)
     assert d.mode == "stop", "a latched fault must never clear by itself"
     layer.acknowledge("tester", 0.9)
-    assert layer.filter(go, state([0.45, 0, 0.3], 0.9), 0.9, 0.9).mode == "track"
+    assert layer.filter(go, state([0.45, 0, 0.3], 0.9), 0.9, 0.9).mode == "stop", "until a reset"
+    layer.reset(state([0.45, 0, 0.3], 0.95))
+    assert layer.filter(go, state([0.45, 0, 0.3], 1.0), 1.0, 1.0).mode == "track"
     assert "fault_acknowledged" in [i.kind for i in layer.log]
 
 

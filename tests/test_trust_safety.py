@@ -4,7 +4,10 @@ The audit found, with the twin, saturated random actions exceeding the 1.5 m/s^2
 acceleration cap (up to 2.97) exactly when the target met the workspace box, since the cap
 was applied before the box clip; a NaN target kept by the layer; a NaN action time that
 switched the stale-action watchdog off; reset joints sent to the driver unchecked; and a
-joint inside its margin holding for the rest of the episode.
+joint inside its margin holding for the rest of the episode. Beside those: a time ahead of the
+clock or a clock running backwards also silenced the watchdog, a malformed input broadcast or
+crashed, a layer never reset (or resumed after a fault without one) jumped to a stale target,
+and the log blamed the wall for steps that the acceleration limit had shaped.
 """
 
 from __future__ import annotations
@@ -180,3 +183,92 @@ def test_leaving_the_margin_resets_the_hold_clock():
         t = (k + 1) * DT
         joints = near if k % 10 < 5 else JOINTS  # half a second in, half a second out
         assert layer.filter(np.zeros(7), state([0.45, 0, 0.3], t, joints), t, t).mode != "stop"
+
+
+def test_the_log_names_the_wall_only_when_the_wall_is_what_limited_the_step():
+    layer = SafetyLayer(LIMITS, DT)
+    layer.reset(state((LOW + HIGH) / 2))
+    push = np.r_[1.0, 0, 0, 0, 0, 0, 1.0]  # full speed along x, from the centre of the box
+    t = DT
+    kinds = [i.kind for i in layer.filter(push, state(layer.target[0], t), t, t).interventions]
+    assert kinds == ["acceleration"]  # 0.2 m from the wall, the wall limits nothing yet
+    for k in range(2, 60):
+        t = k * DT
+        layer.filter(push, state(layer.target[0], t), t, t)
+    assert "workspace" in [i.kind for i in layer.log]  # it braked for the wall in the end
+
+
+def test_a_layer_never_reset_sends_no_target():
+    layer = SafetyLayer(LIMITS, DT)  # its target is not yet where the arm is
+    decision = layer.filter(np.zeros(7), state([0.45, 0.0, 0.3], DT), DT, DT)
+    assert decision.mode == "stop"
+    assert decision.interventions[-1].kind == "not_reset"
+
+
+def test_after_an_acknowledged_fault_tracking_resumes_only_from_a_reset():
+    layer = SafetyLayer(LIMITS, DT)
+    layer.reset(state([0.45, 0.0, 0.3]))
+    layer.latch("user_stop", DT)
+    layer.acknowledge("operator", 2 * DT)
+    # While stopped the arm was moved by hand; the old target is 0.2 m away from it.
+    moved = [0.45, 0.2, 0.3]
+    decision = layer.filter(np.zeros(7), state(moved, 3 * DT), 3 * DT, 3 * DT)
+    assert decision.mode == "stop" and decision.interventions[-1].kind == "not_reset"
+    layer.reset(state(moved, 4 * DT))
+    decision = layer.filter(np.zeros(7), state(moved, 5 * DT), 5 * DT, 5 * DT)
+    assert decision.mode == "track"
+    np.testing.assert_allclose(decision.position, moved)
+
+
+@pytest.mark.parametrize(
+    ("now", "stamp", "action_time"),
+    [(1.0, 1.0, 1e9), (1.0, 1e9, 1.0), (1.0, 1.0, 2.0)],
+    ids=["action_time_far_ahead", "state_timestamp_far_ahead", "action_time_a_second_ahead"],
+)
+def test_a_time_ahead_of_the_clock_is_a_latched_stop(now, stamp, action_time):
+    layer = SafetyLayer(LIMITS, DT)
+    layer.reset(state([0.45, 0.0, 0.3]))
+    # A time from the future would make every age negative: the watchdog would never fire.
+    decision = layer.filter(np.ones(7), state([0.45, 0, 0.3], stamp), now, action_time)
+    assert decision.mode == "stop" and layer.latched == "clock"
+
+
+def test_a_clock_that_runs_backwards_is_a_latched_stop():
+    layer = SafetyLayer(LIMITS, DT)
+    layer.reset(state([0.45, 0.0, 0.3]))
+    assert layer.filter(np.zeros(7), state([0.45, 0, 0.3], 1.0), 1.0, 1.0).mode == "track"
+    # Going back in time would restart every hold's clock, so no hold would ever end.
+    decision = layer.filter(np.zeros(7), state([0.45, 0, 0.3], 0.5), 0.5, 0.5)
+    assert decision.mode == "stop" and layer.latched == "clock"
+
+
+@pytest.mark.parametrize("field", ["short_action", "long_action", "one_joint", "planar_position"])
+def test_a_malformed_input_is_a_latched_stop_never_a_target(field):
+    layer = SafetyLayer(LIMITS, DT)
+    layer.reset(state([0.45, 0.0, 0.3]))
+    action, pos, joints = np.ones(7), [0.45, 0.0, 0.3], JOINTS
+    if field == "short_action":
+        action = np.ones(6)
+    elif field == "long_action":
+        action = np.ones(8)
+    elif field == "one_joint":
+        joints = np.array([0.0])  # would broadcast against the seven limits
+    else:
+        pos = [0.45, 0.0]
+    decision = layer.filter(action, state(pos, DT, joints), DT, DT)
+    assert decision.mode == "stop" and layer.latched == "malformed_input"
+    assert field.split("_")[-1] in decision.interventions[0].detail
+
+
+def test_an_action_time_ahead_of_the_robot_clock_ends_the_episode_without_a_target():
+    env = PandaRealEnv(driver="twin", camera="twin", obs_mode="rgb", image_size=64)
+    try:
+        env.reset(seed=0)
+        sent = []
+        env.driver.set_ee_target = lambda position, orientation: sent.append(position)
+        env.mark_action_time(env.driver.clock() + 3600.0)  # a peer's clock, not the robot's
+        _, _, terminated, _, info = env.step(np.zeros(7, dtype=np.float32))
+        assert terminated and info["termination_reason"] == "clock"
+        assert sent == []
+    finally:
+        env.close()

@@ -11,7 +11,8 @@ hardware until the operator labels the episode, so they are reported as ``False`
 ``tcp_to_object_xy`` as infinity (unknown; NaN would break
 equality checks on info) during the episode; the session writes the operator's label into
 the record. Further keys: ``termination_reason`` (``None``, ``reflex``, ``user_stop``,
-``disconnect``, ``watchdog``), ``safety_mode``, ``safety_interventions``, ``frame_age``,
+``disconnect``, ``watchdog``, or the safety layer's ``joint_limit``, ``non_finite_input``,
+``malformed_input``, ``clock``), ``safety_mode``, ``safety_interventions``, ``frame_age``,
 ``frame_late`` and ``overrun`` (the step took longer than its period).
 """
 
@@ -284,7 +285,8 @@ class PandaRealEnv(gym.Env):
 
     def mark_action_time(self, time: float) -> None:
         """When the observation behind the next action was taken (default: the last step's);
-        a chunked or remote base reports its own, older, time here for the watchdog."""
+        a chunked or remote base reports its own, older, time here for the watchdog. On the
+        driver's clock: a time ahead of it is a latched stop (it would silence the watchdog)."""
         self._action_time = float(time)
 
     def render(self) -> np.ndarray | None:

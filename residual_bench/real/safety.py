@@ -16,12 +16,16 @@ tracks that target; Franka's reflexes remain the last line behind this one):
   gripper-down orientation; a rotation that would leave the cone is dropped;
 - joint-limit margins: near a limit the target holds, and a hold that lasts
   ``joint_hold_timeout`` becomes a stop (the policy keeps pushing into the limit);
-- non-finite input anywhere (action, times, measured state) is a stop with a latched fault,
-  never a target: NaN would otherwise pass every comparison and disable the checks;
+- input it cannot trust is a stop with a latched fault, never a target: a non-finite value
+  anywhere (action, times, measured state: NaN would pass every comparison and disable the
+  checks), a wrong shape (it would broadcast), a time ahead of the clock or a clock that runs
+  backwards (either would keep every age small and silence the watchdog);
 - watchdog: a base action older than ``max_action_age`` or a robot state older than
   ``max_state_age`` holds the pose; if that lasts ``hold_timeout`` the layer asks to stop;
 - faults: :meth:`latch` (reflex, user stop, disconnect, watchdog stop) makes every later
-  step a stop until :meth:`acknowledge` is called by an operator - never auto-recovery;
+  step a stop until an operator calls :meth:`acknowledge` and the next :meth:`reset` puts
+  the target where the arm is (it may have been moved; an old target would be a jump);
+  never auto-recovery, and never a target before the first reset;
 - reset joints are checked against the joint limits, with the margin, before they reach
   the driver (:func:`check_reset_joints`).
 
@@ -125,26 +129,31 @@ def check_reset_joints(joints: np.ndarray, margin: float) -> np.ndarray:
     return joints
 
 
-def _finite_input(action: np.ndarray, state: RobotState, now: float, action_time: float) -> str:
-    """The name of the first non-finite input of a step, or '' when all are finite."""
+def _input_fault(
+    action: np.ndarray, state: RobotState, now: float, action_time: float
+) -> tuple[str, str]:
+    """``(latch reason, what is wrong)`` for the first malformed or non-finite input of a
+    step, or ``("", "")`` when every input has its shape and is finite."""
     values = {
-        "action": action,
-        "now": now,
-        "action_time": action_time,
-        "state.timestamp": state.timestamp,
-        "state.joints": state.joints,
-        "state.tcp_position": state.tcp_position,
-        "state.tcp_orientation": state.tcp_orientation,
-        "state.gripper_width": state.gripper_width,
+        "action": (action, (7,)),
+        "now": (now, ()),
+        "action_time": (action_time, ()),
+        "state.timestamp": (state.timestamp, ()),
+        "state.joints": (state.joints, (7,)),
+        "state.tcp_position": (state.tcp_position, (3,)),
+        "state.tcp_orientation": (state.tcp_orientation, (4,)),
+        "state.gripper_width": (state.gripper_width, ()),
     }
-    for name, value in values.items():
+    for name, (value, shape) in values.items():
         try:
-            finite = bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
+            value = np.asarray(value, dtype=float)
         except (TypeError, ValueError):
-            finite = False
-        if not finite:
-            return name
-    return ""
+            return "malformed_input", f"{name} is not a number or array of numbers"
+        if value.shape != shape:
+            return "malformed_input", f"{name} has shape {value.shape}, expected {shape}"
+        if not np.all(np.isfinite(value)):
+            return "non_finite_input", f"{name} is not finite"
+    return "", ""
 
 
 def braking_speed(distance: np.ndarray, per_step: float, dt: float, top: float) -> np.ndarray:
@@ -201,6 +210,8 @@ class SafetyLayer:
         self._gripper = GRIPPER_MAX_WIDTH
         self._hold_since: float | None = None
         self._joint_hold_since: float | None = None
+        self._synced = False  # the target is where the arm was at the last reset
+        self._last_now = -math.inf
 
     @property
     def target(self) -> tuple[np.ndarray, np.ndarray]:
@@ -214,10 +225,10 @@ class SafetyLayer:
             ValueError: the arm is outside the workspace box or the tilt cone, so any
                 target would jump; move it in first (the reset pose must be inside).
         """
-        pos = np.asarray(state.tcp_position, dtype=float)
-        bad = _finite_input(np.zeros(7), state, 0.0, 0.0)
+        _, bad = _input_fault(np.zeros(7), state, 0.0, 0.0)
         if bad:
-            raise ValueError(f"{bad} is not finite at reset: the robot state cannot be trusted")
+            raise ValueError(f"{bad} at reset: the robot state cannot be trusted")
+        pos = np.asarray(state.tcp_position, dtype=float)
         if np.any(pos < self.low) or np.any(pos > self.high):
             raise ValueError(
                 f"the gripper is at {np.round(pos, 3).tolist()}, outside the workspace box "
@@ -231,10 +242,14 @@ class SafetyLayer:
         self._gripper = float(state.gripper_width)
         self._hold_since = None
         self._joint_hold_since = None
+        self._synced = True
+        self._last_now = -math.inf
 
     def latch(self, reason: str, now: float) -> None:
-        """Record a fault; every step is a stop until :meth:`acknowledge`."""
+        """Record a fault; every step is a stop until :meth:`acknowledge` and then
+        :meth:`reset` (the target must start again from where the arm is)."""
         self.latched = reason
+        self._synced = False
         self._note([], "fault_latched", now, reason)
 
     def acknowledge(self, operator: str, now: float) -> None:
@@ -268,11 +283,28 @@ class SafetyLayer:
         if self.latched is not None:
             self._note(out, "stop", now, f"fault {self.latched} not acknowledged")
             return self._decision("stop", out)
-        bad = _finite_input(action, state, now, action_time)
-        if bad:
-            self._note(out, "non_finite_stop", now, f"{bad} is not finite")
-            self.latch("non_finite_input", now)
+        if not self._synced:
+            self._note(out, "not_reset", now, "no reset since the start or the last fault")
             return self._decision("stop", out)
+        # What cannot be trusted stops the robot rather than raising: a raise would leave the
+        # arm tracking its last target with nobody watching, and the latch keeps it stopped
+        # until an operator has looked.
+        fault, bad = _input_fault(action, state, now, action_time)
+        if fault:
+            self._note(out, fault.replace("_input", "_stop"), now, bad)
+            self.latch(fault, now)
+            return self._decision("stop", out)
+        # Both times come from the driver's clock; a state is stamped when read, just after
+        # ``now`` was taken, so one control period of slack separates jitter from a clock
+        # that is not ours.
+        times = {"state.timestamp": state.timestamp, "action_time": action_time}
+        ahead = [name for name, t in times.items() if t > now + self.dt]
+        if ahead or now < self._last_now:
+            detail = f"{', '.join(ahead)} ahead of now" if ahead else "now went backwards"
+            self._note(out, "clock_stop", now, detail)
+            self.latch("clock", now)
+            return self._decision("stop", out)
+        self._last_now = now
         stale = []
         if now - state.timestamp > lim.max_state_age:
             stale.append(f"state {now - state.timestamp:.3f}s old")
@@ -350,8 +382,11 @@ class SafetyLayer:
         low = np.minimum(low, high)  # they meet in exact arithmetic; rounding aside
         velocity = np.clip(wanted, low, high)
         if np.any(np.abs(velocity - wanted) > _EPS):
-            braking = (wanted > up + _EPS) | (wanted < -down - _EPS)
-            self._note(out, "workspace" if np.any(braking) else "acceleration", now)
+            # The wall limited the step only where its braking bound was the tighter one;
+            # far from every wall that bound is the speed cap, which is not the wall's doing.
+            wall_up = (wanted > high + _EPS) & (up < np.minimum(v0 + c, top) - _EPS)
+            wall_down = (wanted < low - _EPS) & (-down > np.maximum(v0 - c, -top) + _EPS)
+            self._note(out, "workspace" if np.any(wall_up | wall_down) else "acceleration", now)
         speed = float(np.linalg.norm(velocity))
         if speed > top + _EPS:
             velocity *= top / speed
