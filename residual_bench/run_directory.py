@@ -5,9 +5,10 @@ Every file a long run writes (a checkpoint, a summary, a weights file) goes thro
 leaves the old version or the new one, never a truncated one that a resumed run would take
 for finished work; :func:`finish_interrupted_write` puts back a directory whose replacement
 was interrupted between its two renames. Every run directory is held by :func:`run_lock`
-while a process writes it. A training run's checkpoint (:func:`save_checkpoint`) is
-stable-baselines3's own pickled format, opened again only by :func:`checkpoint_to_resume`'s
-rules.
+while a process writes it, and a file a run appends to is opened by :func:`open_run_file`,
+which never writes through a link planted in a directory received from elsewhere. A
+training run's checkpoint (:func:`save_checkpoint`) is stable-baselines3's own pickled format,
+opened again only by :func:`checkpoint_to_resume`'s rules.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,8 +32,11 @@ def write_file_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
+    # A fresh file, never one already there: a link planted at this name would otherwise
+    # have the run write through it into whatever it points at.
+    tmp.unlink(missing_ok=True)
     try:
-        with tmp.open("wb") as f:
+        with tmp.open("xb") as f:
             write(f)
         os.replace(tmp, path)
     finally:
@@ -50,11 +55,11 @@ def write_directory_atomically(out: str | Path, write: Callable[[Path], None]) -
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     finish_interrupted_write(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_fresh_prefix(out), dir=out.parent))
     try:
         write(tmp)
         if out.exists():
-            old = out.with_name(f".{out.name}.old")
+            old = _aside(out)
             shutil.rmtree(old, ignore_errors=True)
             os.replace(out, old)
             os.replace(tmp, out)
@@ -67,18 +72,72 @@ def write_directory_atomically(out: str | Path, write: Callable[[Path], None]) -
 
 
 def finish_interrupted_write(out: str | Path) -> None:
-    """Put back the previous ``out`` if a :func:`write_directory_atomically` was killed after
-    moving it aside and before the new one took its place; drop the fresh directories such
-    kills leave behind. Without this a resumed run would find no checkpoint and silently
-    start again from step 0."""
+    """Undo what a killed :func:`write_directory_atomically` left beside ``out``.
+
+    Killed between its two renames, it leaves no ``out`` and the previous one moved aside:
+    that one is put back (without this a resumed run would find no checkpoint and silently
+    start again from step 0). Killed while removing the replaced directory, it leaves the
+    new ``out`` and part of the old one, which is removed (a replay buffer can be gigabytes).
+    The fresh directories of writes killed before their renames are removed too.
+    """
     out = Path(out)
-    aside = out.with_name(f".{out.name}.old")
-    if not out.exists() and aside.is_dir():
-        os.replace(aside, out)
-    if out.parent.is_dir():
-        for stale in out.parent.glob(f".{out.name}.*"):
-            if stale != aside and stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
+    aside = _aside(out)
+    if aside.is_dir() and not aside.is_symlink():
+        if out.exists() or out.is_symlink():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, out)
+    if not out.parent.is_dir():
+        return
+    prefix = _fresh_prefix(out)
+    for stale in out.parent.glob(f"{prefix}*"):
+        # Not a sibling's: ".a.b.new-..." of a directory "a.b" also starts with ".a.", but
+        # what follows this prefix is a random name without dots.
+        if "." not in stale.name[len(prefix) :] and stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _aside(out: Path) -> Path:
+    """Where :func:`write_directory_atomically` moves the directory it replaces."""
+    return out.with_name(f".{out.name}.old")
+
+
+def _fresh_prefix(out: Path) -> str:
+    """The name prefix of the directories :func:`write_directory_atomically` fills."""
+    return f".{out.name}.new-"
+
+
+def open_run_file(path: str | Path, flags: int) -> int:
+    """``os.open(path, flags)`` for a file a run writes in its directory, refusing anything
+    but a regular file (:func:`check_run_file`).
+
+    Raises:
+        PermissionError: ``path`` is a link or not a regular file.
+    """
+    check_run_file(path)
+    # No following here either: a link put in place after the check is refused too.
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+
+
+def check_run_file(path: str | Path) -> None:
+    """Refuse a file a run would write that is there but is not a regular file: a run
+    directory received from elsewhere may hold a link named like one of its files, and the
+    run would otherwise write, append or truncate where it points.
+
+    Raises:
+        PermissionError: ``path`` is a link or not a regular file.
+    """
+    path = Path(path)
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a link" if stat.S_ISLNK(info.st_mode) else "a special file or directory"
+        raise PermissionError(
+            f"{path}: {kind}, not a regular file; a run writes only regular files of its own "
+            "directory (remove it, or choose another --out)"
+        )
 
 
 class RunInUseError(FileExistsError):
@@ -104,7 +163,8 @@ def run_lock(out: str | Path) -> Iterator[Path]:
     except ImportError:  # no advisory locks (Windows): run unguarded
         yield out
         return
-    with open(out / ".lock", "a+") as handle:
+    fd = open_run_file(out / ".lock", os.O_RDWR | os.O_CREAT)
+    with os.fdopen(fd, "r+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -58,6 +58,20 @@ def test_the_next_append_drops_the_cut_short_row_with_a_warning(tmp_path):
     assert read_progress(path)["wall_s"].iloc[-1] == pytest.approx(300.0, abs=1.0)
 
 
+def test_a_final_row_that_lost_only_its_newline_is_kept_by_readers_and_the_next_append(
+    tmp_path, recwarn
+):
+    # csv.writer ends a row with "\r\n": a row that reached its "\r" is whole.
+    path = tmp_path / "progress.csv"
+    path.write_bytes(f"{HEADER}\r\n10000,0.5,0.3,0.7,100.0\r\n20000,0.6,0.4,0.8,200.0\r".encode())
+    assert read_progress(path)["timesteps"].tolist() == [10000, 20000]
+    assert last_evaluated(path) == 20000
+    append_progress(path, 30000, 0.5, 20, time.perf_counter() - 300.0)
+    assert read_progress(path)["timesteps"].tolist() == [10000, 20000, 30000]
+    assert path.read_bytes().count(b"\r\n") == 4, "one line end per row, none doubled"
+    assert not [w for w in recwarn if "truncated" in str(w.message)]
+
+
 def test_appending_to_a_new_file_writes_the_header_once(tmp_path):
     path = tmp_path / "progress.csv"
     append_progress(path, 100, 0.25, 4, time.perf_counter())

@@ -3,9 +3,10 @@
 Fault injection, not timing: each test makes one write or rename raise, as a kill at that
 point would stop it, then resumes and checks the records. An evaluation holds its results
 directory's lock, so a second one into the same ``--out`` is refused; its summary is written
-atomically, and one left unreadable is recomputed; a final record that lost only its newline
-is kept; a directory replaced by a checkpoint write that was killed between its two renames is
-put back.
+atomically, and one left unreadable or outdated is recomputed; a final record (or learning
+curve row) that lost only its newline is kept; a directory replaced by a checkpoint write that
+was killed between its two renames is put back, and what such writes leave behind is removed.
+No write goes through a link planted in a run directory received from elsewhere.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 import pytest
 
 from residual_bench import run_directory
+from residual_bench.cli import main
 from residual_bench.eval import runner
 from residual_bench.eval.records import MAX_RECORDS_BYTES, read_jsonl
 from residual_bench.eval.runner import evaluate, make_tasks, record_key, task_key
+from residual_bench.residual.progress import append_progress
 from residual_bench.run_directory import (
     RunInUseError,
     finish_interrupted_write,
@@ -105,7 +108,7 @@ def line_without_newline(path, record) -> None:
         f.write(json.dumps(record.to_dict(), separators=(",", ":")).encode())
 
 
-@pytest.mark.parametrize("call", [1, 3, 6])
+@pytest.mark.parametrize("call", range(1, len(TASKS) + 1))
 @pytest.mark.parametrize(
     "partial", [None, half_line, line_without_newline], ids=["before", "mid-line", "no-newline"]
 )
@@ -142,6 +145,34 @@ def test_a_kill_while_writing_the_summary_is_recovered_on_resume(
     assert_complete_and_single(tmp_path, reference)
 
 
+def test_a_kill_before_the_summary_of_added_episodes_is_recovered_on_resume(
+    reference, replayed, monkeypatch, tmp_path
+):
+    # bench run's two phases: the first leaves a summary of its episodes; the second appends
+    # every record of its own and is killed before it writes theirs. The summary on disk
+    # is readable but no longer the records' one.
+    evaluate(TASKS[:3], tmp_path, executor="serial", progress=False)
+    kill_on(monkeypatch, runner, "write_file_atomically", 1)
+    with pytest.raises(Killed):
+        evaluate(TASKS, tmp_path, executor="serial", progress=False, resume=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(runner, "execute", replay(reference))
+    for phase in (TASKS[:3], TASKS):
+        summary = evaluate(phase, tmp_path, executor="serial", progress=False, resume=True)
+        assert summary["cells"] == reference[1]
+    assert_complete_and_single(tmp_path, reference)
+
+
+def test_a_summary_of_all_the_records_is_left_as_it_was_when_nothing_is_left_to_run(
+    replayed, tmp_path
+):
+    first = evaluate(TASKS, tmp_path, executor="serial", progress=False)
+    written = (tmp_path / "summary.json").read_bytes()
+    again = evaluate(TASKS[:2], tmp_path, executor="serial", progress=False, resume=True)
+    assert (tmp_path / "summary.json").read_bytes() == written
+    assert again["run"] == first["run"]
+
+
 def test_an_empty_summary_left_by_an_older_writer_does_not_block_a_resume(
     reference, replayed, tmp_path
 ):
@@ -159,6 +190,17 @@ def test_a_second_evaluation_into_a_directory_in_use_is_refused(replayed, tmp_pa
     assert not (tmp_path / "episodes.jsonl").exists()
 
 
+def test_bench_eval_into_a_directory_in_use_is_one_error_line_naming_the_holder(tmp_path, capsys):
+    argv = ["eval", "--base", "scripted", "--episodes", "1", "--out", str(tmp_path)]
+    with run_lock(tmp_path):
+        rc = main([*argv, "--executor", "serial", "--quiet", "--resume"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert f"(pid {os.getpid()})" in err
+    assert not (tmp_path / "episodes.jsonl").exists()
+
+
 def test_a_final_record_that_lost_only_its_newline_is_kept_on_resume(reference, replayed, tmp_path):
     evaluate(TASKS, tmp_path, executor="serial", progress=False)
     path = tmp_path / "episodes.jsonl"
@@ -173,17 +215,37 @@ def test_a_final_record_that_lost_only_its_newline_is_kept_on_resume(reference, 
 # -- atomic files and directories ----------------------------------------------------------------
 
 
-def test_a_kill_while_writing_a_file_leaves_the_old_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("point", ["write", "rename"])
+def test_a_kill_while_writing_a_file_leaves_the_old_one(tmp_path, monkeypatch, point):
     path = tmp_path / "state.json"
     path.write_text("old")
 
     def write(f):
         f.write(b"ne")
-        raise Killed
+        if point == "write":
+            raise Killed
+        f.write(b"w")
 
+    if point == "rename":
+        kill_on(monkeypatch, run_directory.os, "replace", 1)
     with pytest.raises(Killed):
         write_file_atomically(path, write)
+    monkeypatch.undo()
     assert path.read_text() == "old"
+    write_file_atomically(path, lambda f: f.write(b"new"))  # the next write is not blocked
+    assert path.read_text() == "new"
+
+
+def test_a_file_write_never_writes_through_a_link_planted_at_its_temporary_name(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not the run's")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".summary.json.tmp").symlink_to(elsewhere)
+    write_file_atomically(run / "summary.json", lambda f: f.write(b"{}"))
+    assert elsewhere.read_text() == "not the run's"
+    assert (run / "summary.json").read_text() == "{}"
+    assert not (run / "summary.json").is_symlink()
 
 
 def fill(text: str):
@@ -210,17 +272,59 @@ def test_a_kill_at_either_rename_of_a_directory_write_leaves_old_or_new(
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"], "debris left beside it"
 
 
-def test_a_kill_while_filling_a_directory_leaves_the_old_one(tmp_path):
+def test_a_kill_while_removing_the_replaced_directory_leaves_the_new_one_and_no_debris(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "checkpoint"
+    write_directory_atomically(out, fill("old"))
+
+    def half_removed(path, *args, **kwargs):
+        (Path(path) / "a").unlink()
+
+    # rmtree calls: clear a stale aside (1), remove the replaced directory (2)
+    kill_on(monkeypatch, run_directory.shutil, "rmtree", 2, before=half_removed)
+    with pytest.raises(Killed):
+        write_directory_atomically(out, fill("new"))
+    monkeypatch.undo()
+    finish_interrupted_write(out)
+    assert (out / "a").read_text() == (out / "b").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"], "debris left beside it"
+
+
+def test_recovering_one_directory_leaves_a_sibling_whose_name_extends_it_alone(
+    tmp_path, monkeypatch
+):
+    out, sibling = tmp_path / "checkpoint", tmp_path / "checkpoint.b"
+    write_directory_atomically(out, fill("out"))
+    write_directory_atomically(sibling, fill("sibling"))
+    kill_on(monkeypatch, run_directory.os, "replace", 2)  # the sibling's moved aside, no new
+    with pytest.raises(Killed):
+        write_directory_atomically(sibling, fill("new sibling"))
+    monkeypatch.undo()
+    finish_interrupted_write(out)
+    finish_interrupted_write(sibling)
+    assert (sibling / "a").read_text() == "sibling"
+
+
+def test_a_kill_while_filling_a_directory_leaves_the_old_one_and_its_debris_is_removed(
+    tmp_path, monkeypatch
+):
     out = tmp_path / "checkpoint"
     write_directory_atomically(out, fill("old"))
 
     def write(directory: Path) -> None:
         (directory / "a").write_text("new")
+        # A killed process runs no cleanup: its half-filled directory stays.
+        monkeypatch.setattr(run_directory.shutil, "rmtree", lambda *a, **k: None)
         raise Killed
 
     with pytest.raises(Killed):
         write_directory_atomically(out, write)
+    monkeypatch.undo()
     assert (out / "a").read_text() == (out / "b").read_text() == "old"
+    assert len(list(tmp_path.iterdir())) == 2, "the half-filled directory is left beside it"
+    finish_interrupted_write(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
 
 
 def test_a_results_file_too_large_or_not_regular_is_refused_before_it_is_read(tmp_path):
@@ -234,3 +338,43 @@ def test_a_results_file_too_large_or_not_regular_is_refused_before_it_is_read(tm
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match="not a regular file"):
         read_jsonl(fifo)
+
+
+def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_left_alone(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not the run's")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").symlink_to(elsewhere)
+    with pytest.raises(PermissionError, match=r"\.lock: .*not a regular file"):
+        with run_lock(run):
+            pass
+    assert elsewhere.read_text() == "not the run's"
+
+
+def test_records_are_never_appended_through_a_link_and_no_episode_runs(
+    reference, monkeypatch, tmp_path
+):
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    monkeypatch.setattr(runner, "execute", replay(reference))
+    evaluate(TASKS[:2], tmp_path / "first", executor="serial", progress=False)
+    elsewhere.write_bytes((tmp_path / "first" / "episodes.jsonl").read_bytes()[:-1])
+    before = elsewhere.read_bytes()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "episodes.jsonl").symlink_to(elsewhere)
+    ran = []
+    monkeypatch.setattr(runner, "execute", lambda tasks, *a, **k: ran.extend(tasks) or iter(()))
+    with pytest.raises(PermissionError, match=r"episodes\.jsonl: a link, not a regular file"):
+        evaluate(TASKS, run, executor="serial", progress=False, resume=True)
+    assert elsewhere.read_bytes() == before
+    assert ran == []
+
+
+def test_a_learning_curve_is_never_appended_through_a_link(tmp_path):
+    elsewhere = tmp_path / "elsewhere.csv"
+    elsewhere.write_bytes(b"timesteps,success_rate\r\n10,0.5")
+    (tmp_path / "progress.csv").symlink_to(elsewhere)
+    with pytest.raises(PermissionError, match=r"progress\.csv: a link, not a regular file"):
+        append_progress(tmp_path / "progress.csv", 20, 0.5, 4, 0.0)
+    assert elsewhere.read_bytes() == b"timesteps,success_rate\r\n10,0.5"

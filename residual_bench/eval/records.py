@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from residual_bench.run_directory import open_run_file
+
 SCHEMA_VERSION = 1
 MAX_RECORDS_BYTES = 1 << 30
 """A results file read whole is refused beyond 1 GiB (about a million episodes): a run folder
@@ -232,13 +234,14 @@ def append_jsonl(path: str | os.PathLike[str], record: EpisodeRecord) -> None:
 
     :param path: JSONL file, created if absent.
     :param record: the record to append.
+    :raises PermissionError: ``path`` is a link or not a regular file (nothing is written).
     """
     line = json.dumps(record.to_dict(), allow_nan=False, separators=(",", ":")) + "\n"
     path = Path(path)
     if path.exists():
         drop_partial_tail(path, keep=_is_record)
     data = line.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_run_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         # One write call per line keeps lines intact; loop only for short writes.
         view = memoryview(data)
@@ -260,8 +263,12 @@ def _is_record(line: bytes) -> bool:
 def drop_partial_tail(path: Path, keep: Callable[[bytes], bool] | None = None) -> None:
     """Make the file end in a newline before the next append: a final line without one (the
     remainder of a writer killed mid-write) is completed when ``keep(line)`` says it is
-    whole, and cut off with a warning otherwise."""
-    with open(path, "rb+") as f:
+    whole, and cut off with a warning otherwise.
+
+    Raises:
+        PermissionError: ``path`` is a link or not a regular file (it is left as it is).
+    """
+    with os.fdopen(open_run_file(path, os.O_RDWR), "rb+") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
             return

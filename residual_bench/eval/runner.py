@@ -36,7 +36,7 @@ from residual_bench.eval.metrics import summarize
 from residual_bench.eval.provenance import run_provenance
 from residual_bench.eval.records import EpisodeRecord, append_jsonl, read_jsonl
 from residual_bench.registration import ENV_ID, PREVIOUS_ENV_IDS
-from residual_bench.run_directory import run_lock, write_file_atomically
+from residual_bench.run_directory import check_run_file, run_lock, write_file_atomically
 from residual_bench.seeding import episode_seed
 
 EXECUTORS = ("local", "serial", "ray")
@@ -362,8 +362,9 @@ def evaluate(
     ``desc`` labels the progress bar (one bar per call).
 
     Records are appended and flushed one by one as they finish; with ``resume`` the tasks
-    already on disk are skipped (and with none left, a readable ``summary.json`` is left as
-    it was; an unreadable one, left by a kill, is written again from the records).
+    already on disk are skipped (and with none left, a ``summary.json`` of exactly the
+    records on disk is left as it was; an unreadable or outdated one, left by a kill, is
+    written again from the records).
     Each record's ``extra`` carries the package versions, git commit, master seed and episode
     index, so any episode can be re-run from its record.
 
@@ -373,6 +374,7 @@ def evaluate(
     Raises:
         FileExistsError: ``out`` already holds records and ``resume`` is False.
         RunInUseError: another process is writing ``out``.
+        PermissionError: a file of ``out`` that a run writes is a link or not a regular file.
         ValueError: an unknown executor.
     """
     out = Path(out)
@@ -392,12 +394,16 @@ def _evaluate_locked(
     desc: str | None = None,
 ) -> dict[str, Any]:
     records_path = out / "episodes.jsonl"
+    check_run_file(records_path)  # before any episode runs, not at its first append
     todo = pending_tasks(tasks, records_path, resume)  # again: the lock's holder may have run
     summary_path = out / "summary.json"
     if not todo:
-        # Nothing ran: the summary stays the one of the run that made the episodes.
+        # Nothing ran: a summary of these very records stays the one of the run that made
+        # them. Any other (unreadable, or older than records appended by a run killed before
+        # it rewrote the summary) is written again.
         summary = _read_summary(summary_path)
-        if summary is not None:
+        cells = cell_summaries(_read_records(records_path))
+        if summary is not None and _as_json(summary["cells"]) == _as_json(cells):
             return summary
     provenance = run_provenance()
     bar = tqdm(
@@ -414,7 +420,7 @@ def _evaluate_locked(
             bar.update(1)
     finally:
         bar.close()
-    records = read_jsonl(records_path) if records_path.exists() else []
+    records = _read_records(records_path)
     summary = {
         "cells": cell_summaries(records),
         "run": {"episodes": len(records), "executor": executor, **provenance},
@@ -422,6 +428,15 @@ def _evaluate_locked(
     text = (json.dumps(summary, indent=2) + "\n").encode()
     write_file_atomically(summary_path, lambda f: f.write(text))
     return summary
+
+
+def _read_records(path: Path) -> list[EpisodeRecord]:
+    return read_jsonl(path) if path.exists() else []
+
+
+def _as_json(cells: Any) -> str:
+    """``cells`` as the summary file spells them (tuples as lists, NaN as NaN), to compare."""
+    return json.dumps(cells, sort_keys=True)
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:

@@ -189,7 +189,7 @@ def train_finetune(
     unpickled). ``steps`` and ``suite`` override an ``rl`` config's
     budget and training suite; for DAgger ``steps`` overrides its budget (``train.steps``,
     or its rounds) and the suites are the config's. One process at a time may train into
-    ``out`` (:func:`~residual_bench.residual.checkpoint.run_lock`).
+    ``out`` (:func:`~residual_bench.run_directory.run_lock`).
     """
     from residual_bench.finetune.dagger import finetune_dagger
 

@@ -3,13 +3,16 @@
 Rows are appended while training goes on, so a run killed in the middle of an append can leave
 a last line without its line end. Readers here keep whole rows only, and the next append cuts
 such a line off first (with a warning), so a resumed run goes on from its last complete
-evaluation and the file stays one header and whole rows.
+evaluation and the file stays one header and whole rows. A row is whole once its carriage
+return is written (``csv.writer`` ends each row with CR LF, after its last digit): a row that
+lost only its line feed is kept, and the next append completes it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pandas as pd
 
 from residual_bench.eval.metrics import wilson_interval
 from residual_bench.eval.records import drop_partial_tail
+from residual_bench.run_directory import open_run_file
 
 PROGRESS_FIELDS = ("timesteps", "success_rate", "success_ci_low", "success_ci_high", "wall_s")
 REQUIRED_FIELDS = ("timesteps", "success_rate")
@@ -31,7 +35,7 @@ def read_progress(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     data = path.read_bytes() if path.exists() else b""
-    text = data[: data.rfind(b"\n") + 1].decode()  # what follows the last newline is cut short
+    text = (data if _is_whole_row(data) else data[: data.rfind(b"\n") + 1]).decode()
     if not text.strip():
         return pd.DataFrame(columns=list(PROGRESS_FIELDS))
     frame = pd.read_csv(io.StringIO(text))
@@ -42,6 +46,11 @@ def read_progress(path: str | Path) -> pd.DataFrame:
         if not pd.api.types.is_numeric_dtype(frame[column]) or frame[column].isna().any():
             raise ValueError(f"{path}: column {column!r} holds a value that is not a number")
     return frame
+
+
+def _is_whole_row(line: bytes) -> bool:
+    """Whether a last line without its line feed was written up to its row end (its CR)."""
+    return line.endswith(b"\r")
 
 
 def last_evaluated(path: str | Path) -> int:
@@ -64,14 +73,19 @@ def append_progress(
 ) -> None:
     """Append a learning-curve row: success ``rate`` on ``episodes`` curve episodes at
     ``timesteps``, its Wilson interval, and the wall clock since ``began`` (perf_counter;
-    :func:`training_clock` continues an earlier run's). A cut-short last line is dropped first."""
+    :func:`training_clock` continues an earlier run's). A cut-short last line is dropped first.
+
+    Raises:
+        PermissionError: ``path`` is a link or not a regular file (nothing is written).
+    """
     path = Path(path)
     lo, hi = wilson_interval(round(rate * episodes), episodes)
     wall = round(time.perf_counter() - began, 1)
     if path.exists():
-        drop_partial_tail(path)
+        drop_partial_tail(path, keep=_is_whole_row)
     new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="") as f:
+    fd = open_run_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(fd, "a", newline="") as f:
         writer = csv.writer(f)
         if new:
             writer.writerow(PROGRESS_FIELDS)
