@@ -83,7 +83,7 @@ def _open(path: Path, limit: int) -> tuple[int, int]:
     """An open descriptor of a plain file of at most ``limit`` bytes, and its size."""
     try:
         info = path.lstat()
-    except FileNotFoundError:
+    except FileNotFoundError:  # a missing file is the caller's "missing" rule, not a hostile one
         raise
     except OSError as exc:
         raise SubmissionFileError(f"{path}: cannot be read ({exc.strerror})") from None
