@@ -10,11 +10,13 @@ Importing the package registers its gymnasium environments::
 
 __version__ = "0.1.0"
 
-from residual_bench.registration import register_envs
 from residual_bench.sim.native_output import quiet_native_output
 
 with quiet_native_output():
     import pybullet  # noqa: F401  (its first import prints a build banner)
+
+# After pybullet's first import: the task modules it loads import pybullet too.
+from residual_bench.registration import register_envs  # noqa: E402
 
 register_envs()
 

@@ -28,12 +28,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from residual_bench.env_spec import spec_dir
     from residual_bench.finetune.config import finetune_names, load_finetune_config
     from residual_bench.perturb import load_suite, suite_names
-    from residual_bench.pick_place_env import OBS_MODES
     from residual_bench.policies.registry import base_names, get_base
     from residual_bench.registration import ENV_IDS
     from residual_bench.residual.config import config_names, load_config
     from residual_bench.residual.features import FEATURE_MODES
     from residual_bench.sim.objects import OBJECT_SPLITS, objects_in_split
+    from residual_bench.spaces import OBS_MODES
 
     print("environments:")
     for env_id in ENV_IDS:

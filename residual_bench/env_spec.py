@@ -1,7 +1,8 @@
 """Declarative environment specs: the YAML files under ``envs/``.
 
-A spec is validated against the shipped default (``envs/pick_place.yaml``): a user's file
-or dict may override any field, but every field must exist there and keep its shape.
+A spec is validated against its task's shipped default (``envs/pick_place.yaml`` for
+pick-and-place): a user's file or dict may override any field, but every field must exist
+there and keep its shape.
 Errors name the offending field by its dotted path, e.g. ``randomization.object_mass``.
 """
 
@@ -239,14 +240,15 @@ def _check_values(spec: dict[str, Any], default: dict[str, Any]) -> None:
     """Checks of single fields that the structure cannot express."""
     if spec["version"] != default["version"]:
         raise SpecError(f"version: expected {default['version']}, got {quote(spec['version'])}")
-    lo, hi = spec["task"]["n_objects"]
+    lo, hi = spec["task"].get("n_objects", (1, 1))
     if int(lo) != lo or int(hi) != hi or not 1 <= lo <= hi <= 3:
         raise SpecError(
             f"task.n_objects: expected integers 1 <= low <= high <= 3, got {quote([lo, hi])}"
         )
     for name, bounds in SCENE_BOUNDS.items():
         section, key = name.split(".")
-        _check_bounds(name, spec[section][key], bounds)
+        if key in default.get(section, {}):  # a task's scene declares the fields it uses
+            _check_bounds(name, spec[section][key], bounds)
     camera, randomization = spec["camera"], spec["randomization"]
     distance = math.dist(camera["eye"], camera["target"])
     # Each jitter moves its point up to sqrt(3) times its per-axis size.
@@ -281,7 +283,9 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def load_env_spec(
-    spec: str | Path | dict | None = None, overrides: dict | None = None
+    spec: str | Path | dict | None = None,
+    overrides: dict | None = None,
+    default_name: str = DEFAULT_ENV_SPEC,
 ) -> dict[str, Any]:
     """Resolve an environment spec.
 
@@ -289,6 +293,8 @@ def load_env_spec(
         spec: ``None`` for the default, the name of a shipped spec, a path to a YAML file,
             or a dict; anything given is laid over the default.
         overrides: a dict laid over the result, for one-off changes from ``gym.make``.
+        default_name: the task's spec that defines the fields and their defaults: a shipped
+            name (``envs/<name>.yaml``) or a path to a YAML file.
 
     Returns:
         The merged, validated spec as a plain dict.
@@ -296,7 +302,9 @@ def load_env_spec(
     Raises:
         SpecError: naming the file and the field that is wrong.
     """
-    default_path = spec_dir() / f"{DEFAULT_ENV_SPEC}.yaml"
+    default_path = Path(default_name)
+    if default_path.suffix not in (".yaml", ".yml"):
+        default_path = spec_dir() / f"{default_name}.yaml"
     default = read_yaml(default_path)
     layers: list[tuple[str, dict]] = []
     if isinstance(spec, dict):

@@ -1,21 +1,32 @@
-"""Gymnasium registration of the benchmark's environment ids."""
+"""Gymnasium registration of the benchmark's environment ids.
+
+Every task id comes from the task table (:mod:`residual_bench.tasks`, where each task
+declares its own); this module only hands them to gymnasium.
+"""
 
 from __future__ import annotations
 
 import gymnasium as gym
 
-ENV_ID = "ResidualPickPlace-v1"
-"""The simulated benchmark's id: the one place it is spelled. v1 ends an episode once the
-target object is out of the arm's reach; v0, which let it run on to the time limit, stays
-registered so that every record made with it re-runs exactly."""
-PREVIOUS_ENV_IDS = {"ResidualPickPlace-v0": {"terminate_out_of_reach": False}}
+from residual_bench.tasks import pick_place, task_entry, task_ids
+
+ENV_ID = pick_place.PickPlaceTask.env_id
+"""The reference task's current id (``ResidualPickPlace-v1``): the default of every command.
+v1 ends an episode once the target object is out of the arm's reach; v0, which let it run
+on to the time limit, stays registered so that every record made with it re-runs exactly."""
+PREVIOUS_ENV_IDS = {
+    env_id: task_entry(env_id).env_kwargs
+    for env_id in task_ids()
+    if env_id != task_entry(env_id).task.env_id
+}
+"""Earlier ids of the tasks -> the env keyword arguments they fix."""
 REAL_ENV_ID = "PandaReal-v0"
-ENV_IDS = (ENV_ID, *PREVIOUS_ENV_IDS, REAL_ENV_ID)
+ENV_IDS = (*task_ids(), REAL_ENV_ID)
 
 
 def register_envs() -> None:
-    """Register every environment id; safe to call more than once."""
-    for env_id, kwargs in ((ENV_ID, {}), *PREVIOUS_ENV_IDS.items()):
+    """Register every task id (and the real robot's); safe to call more than once."""
+    for env_id in task_ids():
         if env_id not in gym.registry:
             # No max_episode_steps: the episode length is set in simulated seconds and the
             # env truncates itself, because the number of steps depends on ``control_hz``.
@@ -24,7 +35,7 @@ def register_envs() -> None:
                 id=env_id,
                 entry_point="residual_bench.residual.factory:make_env",
                 disable_env_checker=False,
-                kwargs=kwargs,
+                kwargs={"task": env_id, **task_entry(env_id).env_kwargs},
             )
     if REAL_ENV_ID not in gym.registry:
         # The real robot (or its PyBullet twin with driver="twin"): see residual_bench.real.

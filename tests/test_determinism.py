@@ -189,9 +189,9 @@ def test_physics_does_not_depend_on_the_observation_mode(make_env, actions):
 
 
 def test_gym_make_id_and_direct_construction_give_the_same_episode(make_env):
-    from residual_bench.pick_place_env import ResidualPickPlaceEnv
+    from residual_bench.task_env import ResidualTaskEnv
 
-    direct = ResidualPickPlaceEnv(**SHORT_STATE)
+    direct = ResidualTaskEnv("ResidualPickPlace-v1", **SHORT_STATE)
     try:
         assert episode_fingerprint(direct, 5) == episode_fingerprint(make_env(**SHORT_STATE), 5)
     finally:

@@ -18,8 +18,8 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from residual_bench.language import instruction_features
-from residual_bench.pick_place_env import ResidualPickPlaceEnv
 from residual_bench.sim.objects import objects_in_split
+from residual_bench.task_env import ResidualTaskEnv
 from residual_bench.tasks.pick_place import COLORS, TABLE_COLOR, TEMPLATES
 
 ENV_ID = "ResidualPickPlace-v1"
@@ -67,7 +67,7 @@ def test_make_works_after_only_importing_the_package_in_a_fresh_process():
         "env.close()\n"
     )
     assert result.returncode == 0, result.stderr
-    assert result_line(result.stdout) == "ResidualPickPlaceEnv"
+    assert result_line(result.stdout) == "ResidualTaskEnv"
 
 
 def test_package_qualified_id_works_in_a_process_that_never_imports_the_package():
@@ -83,11 +83,11 @@ def test_package_qualified_id_works_in_a_process_that_never_imports_the_package(
         "env.close()\n"
     )
     assert result.returncode == 0, result.stderr
-    assert result_line(result.stdout) == "ResidualPickPlaceEnv"
+    assert result_line(result.stdout) == "ResidualTaskEnv"
 
 
 def test_registered_id_builds_the_pick_place_env(env):
-    assert isinstance(env.unwrapped, ResidualPickPlaceEnv)
+    assert isinstance(env.unwrapped, ResidualTaskEnv)
 
 
 # -- env checkers --------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pytest
 from residual_bench.eval.recorder import EpisodeRecorder
 from residual_bench.eval.records import read_jsonl
 from residual_bench.eval.runner import task_of
-from residual_bench.pick_place_env import REACH_M
 from residual_bench.registration import ENV_ID
+from residual_bench.task_env import REACH_M
 
 FAR = np.array([REACH_M + 0.3, 0.0])
 

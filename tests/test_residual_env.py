@@ -13,7 +13,6 @@ import pytest
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from residual_bench.pick_place_env import ResidualPickPlaceEnv
 from residual_bench.policies.wrapper import BasePolicyWrapper
 from residual_bench.residual import (
     DEFAULT_ALPHA,
@@ -29,6 +28,7 @@ from residual_bench.residual.features import (
     privileged_features,
 )
 from residual_bench.sim.camera import CameraPose, pixel_rays, project_to_image
+from residual_bench.task_env import ResidualTaskEnv
 
 ENV_ID = "ResidualPickPlace-v1"
 PROPRIO, BASE = slice(0, 20), slice(20, 27)
@@ -350,7 +350,7 @@ def test_the_registered_id_with_a_base_is_the_residual_env(make_env):
     env = make_env(base="scripted", features="privileged", alpha=0.2, suite="mixed")
     assert env.observation_space.shape == (39,)
     assert env.action_space.shape == (7,)
-    assert isinstance(env.unwrapped, ResidualPickPlaceEnv)
+    assert isinstance(env.unwrapped, ResidualTaskEnv)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (39,)
     r = residuals(0, 1)[0]

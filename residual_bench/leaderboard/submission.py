@@ -89,7 +89,7 @@ def suite_spec_hashes(suites: Iterable[str]) -> dict[str, Any]:
 
     ``scene`` is the hash of the default scene spec; ``suites[s]`` is the ``env_spec_hash``
     every episode of shipped suite ``s`` records (scene + suite + control rate), computed the
-    way :class:`~residual_bench.pick_place_env.PickPlaceEnv` computes it, without a simulator.
+    way :class:`~residual_bench.task_env.ResidualTaskEnv` computes it, without a simulator.
 
     Raises:
         ValueError: a suite that is not shipped with the benchmark.

@@ -16,9 +16,9 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from residual_bench.pick_place_env import validate_action
 from residual_bench.policies.controller import Controller
 from residual_bench.policies.registry import make_controller
+from residual_bench.spaces import validate_action
 
 
 def validate_correction(correction: Any) -> np.ndarray:

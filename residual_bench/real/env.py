@@ -28,7 +28,6 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from residual_bench.language import INSTRUCTION_DIM, instruction_features
-from residual_bench.pick_place_env import PROPRIO_DIM, camera_spaces, validate_action
 from residual_bench.real.cameras import (
     CameraSource,
     GroundTruthSegmenter,
@@ -39,6 +38,8 @@ from residual_bench.real.cameras import (
 from residual_bench.real.driver import RobotDriver, RobotFault, RobotState
 from residual_bench.real.safety import SafetyLayer, SafetyLimits, check_reset_joints
 from residual_bench.sim.panda import HOME_JOINTS
+from residual_bench.spaces import PROPRIO_DIM, camera_spaces, validate_action
+from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES
 
 REAL_OBS_MODES = ("rgb", "rgbd", "rgb+seg", "rgbd+seg")
 DRIVERS = ("twin", "franky", "panda-py")
@@ -169,7 +170,7 @@ class PandaRealEnv(gym.Env):
         obs = {
             "proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32),
             "instruction": spaces.Box(-1.0, 1.0, (INSTRUCTION_DIM,), np.float32),
-            **camera_spaces(self.obs_mode, self.image_size),
+            **camera_spaces(self.obs_mode, self.image_size, len(SEGMENTATION_CLASSES)),
         }
         return spaces.Dict(obs)
 

@@ -85,7 +85,7 @@ class TwinDriver:
         self.robot.reset()
         self.task.build(np.random.default_rng(seed))
         self.world.step(PHYSICS_HZ // 2)
-        self.task.record_rest_heights()
+        self.task.settle()
         return self.task.instruction
 
     def oracle(self) -> dict:

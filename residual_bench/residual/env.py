@@ -44,8 +44,9 @@ from residual_bench.residual.features import (
     object_features,
     privileged_features,
 )
+from residual_bench.spaces import PROPRIO_DIM
 
-PROPRIO_DIM, ACTION_DIM = 20, 7
+ACTION_DIM = 7
 DEFAULT_ALPHA = 0.1
 
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import gymnasium as gym
 
-from residual_bench.pick_place_env import ENV_KWARGS, ResidualPickPlaceEnv
 from residual_bench.policies.registry import get_base
 from residual_bench.registration import ENV_ID
 from residual_bench.residual.env import DEFAULT_ALPHA, ResidualEnv
 from residual_bench.residual.features import OBS_MODE_FOR, check_features
+from residual_bench.task_env import ENV_KWARGS, ResidualTaskEnv
 
 
 def residual_env_kwargs(base: str, features: str) -> dict[str, Any]:
@@ -34,15 +34,17 @@ def make_residual_env(
     features: str = "objects",
     alpha: float | tuple = DEFAULT_ALPHA,
     residual_options: dict[str, Any] | None = None,
+    task: str = ENV_ID,
     **env_kwargs: Any,
 ) -> ResidualEnv:
-    """``ResidualPickPlace-v1`` with ``base`` frozen behind it and the residual as the action.
+    """Task ``task`` with ``base`` frozen behind it and the residual as the action.
 
     Args:
         base: a registered base name (``bench list``).
         features: what the residual observes besides proprioception and the base's action.
         alpha: residual scale, see :func:`residual_bench.residual.alpha_vector`.
         residual_options: further :class:`ResidualEnv` arguments (penalties, feature noise).
+        task: the task's gymnasium id (default ``ResidualPickPlace-v1``).
         env_kwargs: the env's own arguments (``suite``, ``objects``, ...); an ``obs_mode``
             that conflicts with what the base and features need is an error.
     """
@@ -54,22 +56,23 @@ def make_residual_env(
                 f"base {base!r} with features {features!r} needs {key}={value!r}, "
                 f"got {key}={env_kwargs[key]!r}"
             )
-    env = gym.make(ENV_ID, **{**kwargs, **env_kwargs})
+    env = gym.make(task, **{**kwargs, **env_kwargs})
     return ResidualEnv(env, base, features=features, alpha=alpha, **(residual_options or {}))
 
 
 RESIDUAL_KWARGS = ("base", "features", "alpha", "residual_options")
-"""The keyword arguments that make ``ResidualPickPlace-v1`` the residual env."""
+"""The keyword arguments that make a task's env the residual env."""
 
 
 def make_env(
+    task: str,
     base: str | None = None,
     features: str = "objects",
     alpha: float | tuple = DEFAULT_ALPHA,
     residual_options: dict[str, Any] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
-    """Entry point of ``ResidualPickPlace-v1``: the raw env, or the residual env with a base.
+    """Entry point of every task id: the raw env, or the residual env with a base.
 
     Raises:
         TypeError: an unknown keyword argument, listing every valid one (the env's and the
@@ -79,8 +82,8 @@ def make_env(
     if unknown:
         valid = ", ".join((*ENV_KWARGS, *RESIDUAL_KWARGS))
         raise TypeError(
-            f"{ENV_ID} got unknown keyword argument(s) {unknown}; valid ones are: {valid}"
+            f"{task} got unknown keyword argument(s) {unknown}; valid ones are: {valid}"
         )
     if base is None:
-        return ResidualPickPlaceEnv(**env_kwargs)
-    return make_residual_env(base, features, alpha, residual_options, **env_kwargs)
+        return ResidualTaskEnv(task, **env_kwargs)
+    return make_residual_env(base, features, alpha, residual_options, task, **env_kwargs)

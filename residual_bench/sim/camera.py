@@ -148,3 +148,16 @@ def project_to_image(pose: CameraPose, width: int, height: int, point: np.ndarra
     col = (offset @ right) / depth * focal + width / 2  # in pixels from the left edge
     row = -(offset @ up) / depth * focal + height / 2
     return np.array([col / width * 2 - 1, row / height * 2 - 1])
+
+
+def jitter_cameras(cameras: list[Camera], spec: dict, rng: np.random.Generator) -> float:
+    """Give ``cameras`` one pose and light drawn around the scene spec's camera (eye, target,
+    then light, in that order from ``rng``) and return the spec's RGB pixel-noise std."""
+    rand, cam = spec["randomization"], spec["camera"]
+    eye = np.array(cam["eye"]) + rng.uniform(-1, 1, 3) * rand["camera_eye_jitter"]
+    target = np.array(cam["target"]) + rng.uniform(-1, 1, 3) * rand["camera_target_jitter"]
+    light = rng.uniform(rand["light_direction"]["low"], rand["light_direction"]["high"])
+    for camera in cameras:
+        camera.set_pose(CameraPose(tuple(eye), tuple(target), cam["fov_deg"]))
+        camera.light_direction = light.tolist()
+    return float(rand["pixel_noise_std"])

@@ -1,0 +1,17 @@
+"""The shipped tasks. Importing this package registers each one's gymnasium ids (see
+:mod:`residual_bench.tasks.registry`); a new task is one module here, imported below, plus
+its scene YAML under ``envs/``."""
+
+from residual_bench.tasks import pick_place  # noqa: F401  (registers ResidualPickPlace-v1)
+from residual_bench.tasks.registry import TaskEntry, register_task, task_entry, task_ids
+from residual_bench.tasks.task import ObjectState, SceneObject, Task
+
+__all__ = [
+    "ObjectState",
+    "SceneObject",
+    "Task",
+    "TaskEntry",
+    "register_task",
+    "task_entry",
+    "task_ids",
+]

@@ -25,19 +25,19 @@ generator):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from residual_bench.sim.geometry import quat_from_yaw, yaw_of
 from residual_bench.sim.objects import (
     MESH_RAW_SCALE,
-    ObjectModel,
     mesh_vertices,
     objects_in_split,
 )
 from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PyBulletWorld
+from residual_bench.tasks.registry import register_task
+from residual_bench.tasks.task import ObjectState, SceneObject, Task
 
 COLORS: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.12, 0.10),
@@ -73,46 +73,21 @@ SEGMENTATION_CLASSES = (
 )
 
 
-@dataclass
-class SceneObject:
-    """One object placed in the current episode."""
-
-    model: ObjectModel
-    color_name: str
-    scale: float
-    body_name: str
-
-    @property
-    def description(self) -> str:
-        return f"{self.color_name} {self.model.noun}"
-
-    rest_height: float = 0.0  # height of the body origin above the table once settled
-
-    @property
-    def height(self) -> float:
-        return self.model.extents[2] * self.scale
-
-
-@dataclass
-class ObjectState:
-    """An object's bounding-box centre (its body origin), orientation and velocity."""
-
-    center: np.ndarray
-    orientation: np.ndarray
-    linear_velocity: np.ndarray
-
-
-class PickPlaceTask:
+@register_task(
+    "ResidualPickPlace-v1",
+    # v0 let an episode run on to the time limit after its target left the arm's reach.
+    previous={"ResidualPickPlace-v0": {"terminate_out_of_reach": False}},
+)
+class PickPlaceTask(Task):
     """Scene construction, instruction, reward and success for pick-and-place."""
 
+    scene = "pick_place"
+    phases = ("approach", "grasp", "transport", "done")
+    segmentation_classes = SEGMENTATION_CLASSES
+
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:
-        self.world = world
-        self.robot = robot
-        self.spec = spec
+        super().__init__(world, robot, spec, objects)
         self.models = objects_in_split(objects)
-        self.objects: list[SceneObject] = []
-        self.goal = np.zeros(3)
-        self.instruction = ""
         # The table top collides as a plane; the box is only what the camera sees.
         world.create_ground_plane("table_top")
         world.create_primitive(
@@ -133,17 +108,7 @@ class PickPlaceTask:
             rgba=PLATE_COLOR,
         )
 
-    @property
-    def target(self) -> SceneObject:
-        return self.objects[0]
-
     # -- scene -----------------------------------------------------------------------------
-
-    def clear(self) -> None:
-        """Remove the previous episode's objects."""
-        for obj in self.objects:
-            self.world.remove(obj.body_name)
-        self.objects = []
 
     def build(self, rng: np.random.Generator) -> None:
         """Sample and create a new scene: the plate's pose, objects and the instruction."""
@@ -178,7 +143,7 @@ class PickPlaceTask:
         template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
         self.instruction = template.format(object=self.target.description)
 
-    def record_rest_heights(self) -> None:
+    def settle(self) -> None:
         """Remember how high each settled object's origin sits above the table.
 
         Meshes come to rest in whatever pose they fall into, so "resting on the plate" is
@@ -244,14 +209,6 @@ class PickPlaceTask:
 
     # -- state -----------------------------------------------------------------------------
 
-    def object_states(self) -> list[ObjectState]:
-        """Pose, velocity and grasp point of every object, target first (one pass)."""
-        states = []
-        for obj in self.objects:
-            body = self.world.body_state(obj.body_name)
-            states.append(ObjectState(body.position, body.orientation, body.linear_velocity))
-        return states
-
     def grasp_yaw(self, obj: SceneObject, state: ObjectState) -> float:
         """World angle of the direction the fingers should close along."""
         return yaw_of(state.orientation) + obj.model.grasp_yaw
@@ -315,6 +272,13 @@ class PickPlaceTask:
             if off_plate and all(np.linalg.norm(candidate - o) >= clearance for o in others):
                 return candidate
         return np.asarray(xy, dtype=float)
+
+    def segmentation_bodies(self) -> dict[str, int]:
+        """Table 1, robot 2, plate 3, then the objects from 4 (the target first)."""
+        bodies = {"table": 1, "panda": 2, "plate": 3}
+        for index, obj in enumerate(self.objects):
+            bodies[obj.body_name] = 4 + index
+        return bodies
 
     @staticmethod
     def reward(progress: dict, mode: str) -> float:

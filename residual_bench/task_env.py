@@ -1,8 +1,10 @@
-"""``ResidualPickPlace-v1``: the gymnasium environment.
+"""The one gymnasium environment class, over any registered task.
 
-See :mod:`residual_bench.tasks.pick_place` for the task and :mod:`residual_bench.sim.panda`
-for the action convention. This module wires world, robot, task and camera into a
-``gymnasium.Env`` and owns everything about observations, seeding and input checking.
+Every task id (``ResidualPickPlace-v1``, ...) builds :class:`ResidualTaskEnv` over its
+:class:`~residual_bench.tasks.task.Task` (see :mod:`residual_bench.tasks`); the action
+convention is :mod:`residual_bench.sim.panda`'s. This module wires world, robot, task and
+camera into a ``gymnasium.Env`` and owns everything about observations, seeding and input
+checking; what differs between tasks is asked of the task.
 """
 
 from __future__ import annotations
@@ -17,27 +19,25 @@ import numpy as np
 from gymnasium import spaces
 
 from residual_bench.env_spec import load_env_spec, spec_hash
-from residual_bench.language import INSTRUCTION_DIM, instruction_features
+from residual_bench.language import instruction_features
 from residual_bench.perturb import PerturbationScheduler, Suite, load_suite
-from residual_bench.registration import ENV_ID
-from residual_bench.sim.camera import Camera, CameraPose
+from residual_bench.sim.camera import Camera, jitter_cameras
 from residual_bench.sim.objects import OBJECT_SPLITS
 from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PHYSICS_HZ, PyBulletWorld
-from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES, PickPlaceTask
+from residual_bench.spaces import OBJECT_FEATURES, OBS_MODES, observation_space, validate_action
+from residual_bench.tasks.registry import task_entry
+from residual_bench.tasks.task import Task
 
-OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg", "rgbd+seg")
 REWARD_MODES = ("dense", "sparse")
-MAX_OBJECTS = 3
-PROPRIO_DIM = 20
-OBJECT_FEATURES = 13
 SETTLE_SECONDS = 0.5
 """Simulated time objects get to come to rest before an episode starts (blobs rock)."""
 
 
 REACH_M = 0.9
 """Horizontal distance (m) from the robot's base beyond which the target object is out of the
-Panda's reach (0.855 m): ``ResidualPickPlace-v1`` ends the episode there, as a failure."""
+Panda's reach (0.855 m): the env ends the episode there, as a failure (unless built with
+``terminate_out_of_reach=False``, as ``ResidualPickPlace-v0`` is)."""
 
 ENV_KWARGS = (
     "obs_mode",
@@ -55,10 +55,11 @@ ENV_KWARGS = (
 """The keyword arguments of the env (``gym.make`` passes them through)."""
 
 
-class ResidualPickPlaceEnv(gym.Env):
-    """Language-conditioned Franka Panda pick-and-place in PyBullet.
+class ResidualTaskEnv(gym.Env):
+    """A language-conditioned Franka Panda task in PyBullet.
 
     Args:
+        task: the task's id (``"ResidualPickPlace-v1"``) or :class:`Task` subclass.
         obs_mode: ``"state"`` (privileged object and goal state), ``"rgb"``, ``"rgbd"``,
             ``"rgb+seg"`` or ``"rgbd+seg"`` (camera images plus proprioception and
             instruction features).
@@ -68,7 +69,7 @@ class ResidualPickPlaceEnv(gym.Env):
         render_mode: ``None`` or ``"rgb_array"`` (a 256 px view for videos).
         reward_mode: ``"dense"`` (staged shaping in [0, 1]) or ``"sparse"`` (1 on success).
         scene_spec: scene and randomisation spec: a shipped name, a YAML path or a dict,
-            laid over ``envs/pick_place.yaml``.
+            laid over the task's own (``envs/pick_place.yaml`` for pick-and-place).
         scene_overrides: dict laid over that, e.g. ``{"task": {"n_objects": [1, 1]}}``.
         terminate_on_success: end the episode at the first success instead of at the time
             limit (the benchmark's metrics use the state at the time limit, so default off).
@@ -81,7 +82,8 @@ class ResidualPickPlaceEnv(gym.Env):
         ``instruction`` (32,): :func:`instruction_features` of the instruction.
         state mode: ``objects`` (3, 13): per object position, quaternion, linear velocity and
         position relative to the grasp point, target first, zero rows for absent objects;
-        ``object_mask`` (3,); ``goal`` (3,): the plate's centre on its top surface.
+        ``object_mask`` (3,); ``goal`` (3,): the task's goal point (pick-and-place: the
+        plate's centre on its top surface).
         image modes: ``rgb`` (H, W, 3) uint8; ``depth`` (H, W, 1) metres; ``segmentation``
         (H, W, 1) uint8 with the ids of :attr:`segmentation_names`.
 
@@ -92,6 +94,7 @@ class ResidualPickPlaceEnv(gym.Env):
 
     def __init__(
         self,
+        task: str | type[Task],
         obs_mode: str = "state",
         control_hz: int = 20,
         objects: str = "train",
@@ -105,9 +108,10 @@ class ResidualPickPlaceEnv(gym.Env):
         terminate_out_of_reach: bool = True,
         **unknown: Any,
     ) -> None:
+        self.task_class = task_entry(task).task if isinstance(task, str) else task
         if unknown:
             raise TypeError(
-                f"{ENV_ID} got unknown keyword argument(s) {sorted(unknown)}; "
+                f"{self.task_class.env_id} got unknown keyword argument(s) {sorted(unknown)}; "
                 f"valid ones are: {', '.join(ENV_KWARGS)}"
             )
         _check_choice("obs_mode", obs_mode, OBS_MODES)
@@ -135,7 +139,7 @@ class ResidualPickPlaceEnv(gym.Env):
         self.render_mode = render_mode
         self.terminate_on_success = terminate_on_success
         self.terminate_out_of_reach = bool(terminate_out_of_reach)
-        self.scene_spec = load_env_spec(scene_spec, scene_overrides)
+        self.scene_spec = load_env_spec(scene_spec, scene_overrides, self.task_class.scene)
         self.scene_spec_hash = spec_hash(self.scene_spec)
         self.suite = load_suite(suite)
         # Everything that shapes the episodes a seed gives (not the observation format).
@@ -150,13 +154,18 @@ class ResidualPickPlaceEnv(gym.Env):
 
         self.world = PyBulletWorld()
         self.robot = Panda(self.world)
-        self.task = PickPlaceTask(self.world, self.robot, self.scene_spec, objects)
+        self.task = self.task_class(self.world, self.robot, self.scene_spec, objects)
         self.camera = Camera(self.world, image_size, image_size)
         self._render_camera = Camera(self.world, 256, 256)
         self._clean_state = self.world.save_state()
 
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
-        self.observation_space = self._make_observation_space(image_size)
+        self.observation_space = observation_space(
+            obs_mode,
+            image_size,
+            self.task_class.max_objects,
+            len(self.task_class.segmentation_classes),
+        )
         self.instruction = ""
         self.episode_seed: int | None = None
         self._rng = np.random.default_rng(0)
@@ -166,31 +175,17 @@ class ResidualPickPlaceEnv(gym.Env):
         self._steps = 0
         self._first_success_time: float | None = None
         self._scheduler = PerturbationScheduler(self.suite, self._rng)
-        self._phase = "approach"
+        self._phase = self.task_class.phases[0]
         self._stall_until = -1.0
         self._object_force: np.ndarray | None = None
         self._object_force_substeps = 0
 
     # -- spaces ----------------------------------------------------------------------------
 
-    def _make_observation_space(self, size: int) -> spaces.Dict:
-        inf = np.inf
-        obs = {
-            "proprio": spaces.Box(-inf, inf, (PROPRIO_DIM,), np.float32),
-            "instruction": spaces.Box(-1.0, 1.0, (INSTRUCTION_DIM,), np.float32),
-        }
-        if self.obs_mode == "state":
-            obs["objects"] = spaces.Box(-inf, inf, (MAX_OBJECTS, OBJECT_FEATURES), np.float32)
-            obs["object_mask"] = spaces.Box(0.0, 1.0, (MAX_OBJECTS,), np.float32)
-            obs["goal"] = spaces.Box(-inf, inf, (3,), np.float32)
-        else:
-            obs.update(camera_spaces(self.obs_mode, size))
-        return spaces.Dict(obs)
-
     @property
     def segmentation_names(self) -> dict[int, str]:
-        """Segmentation id -> what it marks (the target object is always id 4)."""
-        return dict(enumerate(SEGMENTATION_CLASSES))
+        """Segmentation id -> what it marks (pick-and-place: the target object is id 4)."""
+        return dict(enumerate(self.task_class.segmentation_classes))
 
     @property
     def time(self) -> float:
@@ -224,7 +219,7 @@ class ResidualPickPlaceEnv(gym.Env):
         self.task.build(self._rng)
         self._randomize_camera()
         self.world.step(int(SETTLE_SECONDS * PHYSICS_HZ))
-        self.task.record_rest_heights()
+        self.task.settle()
         self._scheduler = PerturbationScheduler(self.suite, self._suite_rng)
         self._stall_until = -1.0
         self._object_force, self._object_force_substeps = None, 0
@@ -319,19 +314,10 @@ class ResidualPickPlaceEnv(gym.Env):
         return bool(np.hypot(centre[0], centre[1]) > REACH_M)
 
     def _randomize_camera(self) -> None:
-        rand, cam = self.scene_spec["randomization"], self.scene_spec["camera"]
-        rng = self._rng
-        eye = np.array(cam["eye"]) + rng.uniform(-1, 1, 3) * rand["camera_eye_jitter"]
-        target = np.array(cam["target"]) + rng.uniform(-1, 1, 3) * rand["camera_target_jitter"]
-        light = rng.uniform(rand["light_direction"]["low"], rand["light_direction"]["high"])
-        for camera in (self.camera, self._render_camera):
-            camera.set_pose(CameraPose(tuple(eye), tuple(target), cam["fov_deg"]))
-            camera.light_direction = light.tolist()
-        self._pixel_noise_std = float(rand["pixel_noise_std"])
+        cameras = [self.camera, self._render_camera]
+        self._pixel_noise_std = jitter_cameras(cameras, self.scene_spec, self._rng)
         bodies = self.world.bodies
-        classes = {bodies["table"]: 1, bodies["panda"]: 2, bodies["plate"]: 3}
-        for index, obj in enumerate(self.task.objects):
-            classes[bodies[obj.body_name]] = 4 + index
+        classes = {bodies[name]: id_ for name, id_ in self.task.segmentation_bodies().items()}
         self.camera.set_segmentation_classes(classes)
 
     def _update(self) -> dict:
@@ -348,8 +334,9 @@ class ResidualPickPlaceEnv(gym.Env):
         obs = {"proprio": self._proprio, "instruction": self._instruction_vec.copy()}
         if self.obs_mode == "state":
             tcp = self._proprio[9:12]
-            objects = np.zeros((MAX_OBJECTS, OBJECT_FEATURES), dtype=np.float32)
-            mask = np.zeros(MAX_OBJECTS, dtype=np.float32)
+            rows = self.task_class.max_objects
+            objects = np.zeros((rows, OBJECT_FEATURES), dtype=np.float32)
+            mask = np.zeros(rows, dtype=np.float32)
             for i, state in enumerate(self._object_states):
                 c = state.center
                 objects[i] = np.concatenate([c, state.orientation, state.linear_velocity, c - tcp])
@@ -387,7 +374,7 @@ class ResidualPickPlaceEnv(gym.Env):
 
     @property
     def object_states(self) -> list:
-        """This step's :class:`~residual_bench.tasks.pick_place.ObjectState` list, target
+        """This step's :class:`~residual_bench.tasks.task.ObjectState` list, target
         first: privileged state for scripted controllers, metrics and tests."""
         return self._object_states
 
@@ -401,39 +388,6 @@ class ResidualPickPlaceEnv(gym.Env):
         return h.hexdigest()
 
 
-def camera_spaces(obs_mode: str, size: int) -> dict[str, spaces.Box]:
-    """The image entries of the observation for an image ``obs_mode`` at ``size`` pixels
-    (shared with the real-robot env, whose observations must match these exactly)."""
-    out = {"rgb": spaces.Box(0, 255, (size, size, 3), np.uint8)}
-    if obs_mode.startswith("rgbd"):
-        out["depth"] = spaces.Box(0.0, np.inf, (size, size, 1), np.float32)
-    if obs_mode.endswith("+seg"):
-        n = len(SEGMENTATION_CLASSES) - 1
-        out["segmentation"] = spaces.Box(0, n, (size, size, 1), np.uint8)
-    return out
-
-
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-def validate_action(action: Any) -> np.ndarray:
-    """Check a 7-D action and return it as float64, clipped to [-1, 1].
-
-    Raises:
-        ValueError: wrong shape, a non-numeric dtype, or NaN/inf entries.
-    """
-    arr = np.asarray(action)
-    if arr.dtype.kind not in "fiu":
-        raise ValueError(f"action must be a real numeric array, got dtype {arr.dtype}")
-    if arr.shape != (7,):
-        raise ValueError(
-            f"action must have shape (7,) = (dx, dy, dz, droll, dpitch, dyaw, gripper), "
-            f"got shape {arr.shape}"
-        )
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        bad = [i for i in range(7) if not np.isfinite(arr[i])]
-        raise ValueError(f"action contains NaN or inf at index {bad}: {arr.tolist()}")
-    return np.clip(arr, -1.0, 1.0)
