@@ -3,7 +3,8 @@
 Two kinds:
 
 - :class:`ScriptedController`: a privileged scripted controller acting directly on the
-  simulator at a fixed decision rate (the reference rows of the perturbation table);
+  simulator at a fixed decision rate (the reference rows of the perturbation table; defined
+  beside its presets in :mod:`~residual_bench.policies.scripted`);
 - :class:`BaseController`: a frozen base policy behind a :class:`ChunkExecutor`, which
   runs it at its own rate, with its latency, converting its native actions.
 
@@ -19,7 +20,10 @@ import numpy as np
 
 from residual_bench.policies.base import BasePolicy
 from residual_bench.policies.executor import ChunkExecutor
-from residual_bench.policies.scripted import ScriptedPolicy
+from residual_bench.policies.registry import register_base
+from residual_bench.policies.scripted import ScriptedController
+
+__all__ = ["BaseController", "Controller", "ScriptedController", "ZeroController"]
 
 
 class Controller(Protocol):
@@ -32,30 +36,6 @@ class Controller(Protocol):
 
     def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         """The action for this step, from the latest observation and info."""
-
-
-class ScriptedController:
-    """A :class:`ScriptedPolicy` preset deciding every ``act_every`` steps on ``env``."""
-
-    def __init__(self, env, preset: ScriptedPolicy) -> None:
-        self.env = env
-        self.name = preset.name
-        self.preset = preset
-        self.expert = preset.make()
-        self._action: np.ndarray | None = None
-        self._step = 0
-
-    def reset(self, info: dict[str, Any]) -> None:
-        self.expert.reset()
-        self._action, self._step = None, 0
-
-    def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        due = self._step % self.preset.act_every == 0 and not info["base_stalled"]
-        fresh = self._action is None or due
-        if fresh:
-            self._action = self.expert.act(self.env)
-        self._step += 1
-        return self._action.copy(), {"base_fresh": fresh, "base_held": not fresh}
 
 
 class BaseController:
@@ -88,3 +68,15 @@ class ZeroController:
     def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         stalled = bool(info.get("base_stalled"))
         return np.zeros(7), {"base_fresh": not stalled, "base_held": stalled}
+
+
+def zero_base_factory(env: Any) -> ZeroController:
+    """The ``zero`` base: no base at all, whatever ``env``."""
+    return ZeroController()
+
+
+register_base(
+    "zero",
+    "no base: the zero action every step (the scratch baseline trains on it)",
+    zero_base_factory,
+)

@@ -22,6 +22,8 @@ import torch
 from PIL import Image
 
 from residual_bench.policies.base import ActionChunk, PolicySpec
+from residual_bench.policies.controller import BaseController
+from residual_bench.policies.executor import ChunkExecutor, LatencyModel
 
 PI0_ENV_VAR = "RESIDUAL_BENCH_PI0"
 DEFAULT_PI0_CHECKPOINT = "lerobot/pi0_base"
@@ -67,6 +69,7 @@ class PI0Base:
         num_steps: int | None = None,
         device: str | torch.device | None = None,
     ) -> None:
+        # optional dependencies (the vla extra): imported only when a checkpoint is loaded
         from tokenizers import Tokenizer
         from transformers import PI0ForConditionalGeneration
 
@@ -176,6 +179,7 @@ def _resolve(checkpoint: str | Path) -> Path:
     if path.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
         raise FileNotFoundError(f"PI0 checkpoint directory {text!r} does not exist")
     try:
+        # optional dependency: huggingface_hub (with transformers), only to fetch a hub id
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id=text))
@@ -185,9 +189,6 @@ def _resolve(checkpoint: str | Path) -> Path:
 
 def pi0_base_factory(env: Any) -> Any:
     """The ``pi0`` controller; checkpoint from ``RESIDUAL_BENCH_PI0``."""
-    from residual_bench.policies.controller import BaseController
-    from residual_bench.policies.executor import ChunkExecutor, LatencyModel
-
     sim = env.unwrapped
     if getattr(sim, "obs_mode", "rgb") == "state":
         raise ValueError("the pi0 base needs camera images: make the env with obs_mode='rgb'")

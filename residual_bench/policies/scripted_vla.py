@@ -13,17 +13,23 @@ the failure modes the residual is meant to correct:
   not react to a poke in time.
 
 ``scripted-expert`` is the same base with no errors at the control rate: the upper bound.
+Both are registered here.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from residual_bench.policies.base import ActionChunk, PolicySpec
+from residual_bench.policies.controller import BaseController
+from residual_bench.policies.executor import ChunkExecutor, LatencyModel
 from residual_bench.policies.expert import PerceptionErrors, ScriptedExpert
+from residual_bench.policies.registry import register_base
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
 CHUNK_GAIN = 0.6
@@ -159,3 +165,31 @@ class ScriptedVLABase:
             rows[k, :3], rows[k, 3:6], rows[k, 6] = move, turn, plan["gripper"]
         info = {"infer_time_s": time.perf_counter() - start, "phase": self.expert.phase.value}
         return ActionChunk(rows.astype(np.float32), info)
+
+
+def _scripted_base(vla_errors: bool) -> Callable[[Any], BaseController]:
+    def factory(env: Any) -> BaseController:
+        sim = env.unwrapped
+        if vla_errors:
+            policy = ScriptedVLABase(env, name="scripted")
+            latency = LatencyModel(fixed_s=0.1, jitter_s=0.1)
+        else:
+            policy = ScriptedVLABase(
+                env, NO_ERRORS, control_hz=sim.control_hz, chunk_len=1, name="scripted-expert"
+            )
+            latency = None
+        return BaseController(policy, ChunkExecutor(policy, sim.dt, latency=latency))
+
+    return factory
+
+
+register_base(
+    "scripted-expert",
+    "base: the scripted expert behind the base-policy interface, no errors (upper bound)",
+    _scripted_base(vla_errors=False),
+)
+register_base(
+    "scripted",
+    "base: VLA-like scripted policy, 5 Hz chunks, 100-200 ms latency, seeded errors",
+    _scripted_base(vla_errors=True),
+)

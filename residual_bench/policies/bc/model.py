@@ -25,6 +25,8 @@ from torch import nn
 
 from residual_bench.language import word_counts
 from residual_bench.policies.base import ActionChunk, PolicySpec
+from residual_bench.policies.controller import BaseController
+from residual_bench.policies.executor import ChunkExecutor, LatencyModel
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
 CHECKPOINT_FORMAT = "residual-bench-bc"
@@ -291,9 +293,6 @@ def bc_controller(env: Any, checkpoint: str | Path | None = None) -> Any:
     Raises:
         ValueError: ``env`` has no 84 x 84 camera image.
     """
-    from residual_bench.policies.controller import BaseController
-    from residual_bench.policies.executor import ChunkExecutor, LatencyModel
-
     spaces = getattr(env.observation_space, "spaces", {})
     rgb = spaces.get("rgb")
     if rgb is None or rgb.shape != (84, 84, 3):

@@ -17,43 +17,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from residual_bench.policies.base import ActionChunk, PolicySpec
+from residual_bench.policies.base import ActionChunk
+from residual_bench.policies.controller import BaseController
+from residual_bench.policies.executor import ChunkExecutor, LatencyModel
 from residual_bench.policies.openvla.action_tokenizer import ActionStats, resolve_unnorm_key
 from residual_bench.policies.openvla.config import OpenVLAConfig
+from residual_bench.policies.openvla.loading import load_model, resolve_checkpoint
+from residual_bench.policies.openvla.processing import ImagePreprocessor, PromptTokenizer
+from residual_bench.policies.openvla.spec import CONTROL_HZ, openvla_spec
+
+__all__ = ["CONTROL_HZ", "OpenVLABase", "default_device", "openvla_base_factory", "openvla_spec"]
 
 OPENVLA_ENV_VAR = "RESIDUAL_BENCH_OPENVLA"
 UNNORM_KEY_ENV_VAR = "RESIDUAL_BENCH_OPENVLA_UNNORM_KEY"
 DEFAULT_CHECKPOINT = "openvla/openvla-7b"
 DEFAULT_UNNORM_KEY = "bridge_orig"
-CONTROL_HZ = 5.0
-"""BridgeData V2 is recorded at 5 Hz: one OpenVLA action covers 0.2 s."""
 
 
 def default_device() -> str:
     """CUDA when available, else the CPU (usable only for tiny checkpoints)."""
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def openvla_spec(
-    name: str, camera: str, size: int, unnorm_key: str | None, description: str
-) -> PolicySpec:
-    """OpenVLA's native convention: one end-effector delta (metres, radians) and a gripper in
-    [0, 1] (1 = open) per call, from one square camera image and the instruction."""
-    return PolicySpec(
-        name=name,
-        control_hz=CONTROL_HZ,
-        chunk_len=1,
-        action_dim=7,
-        action_repr="delta_ee_euler",
-        gripper="absolute_01",
-        position_unit_m=1.0,
-        rotation_unit_rad=1.0,
-        cameras={camera: (size, size)},
-        needs_instruction=True,
-        needs_state=False,
-        normalization_key=unnorm_key,
-        description=description,
-    )
 
 
 class OpenVLABase:
@@ -84,9 +67,6 @@ class OpenVLABase:
         camera: str = "rgb",
         name: str = "openvla",
     ) -> None:
-        from residual_bench.policies.openvla.loading import load_model, resolve_checkpoint
-        from residual_bench.policies.openvla.processing import ImagePreprocessor, PromptTokenizer
-
         directory = resolve_checkpoint(checkpoint)
         self.config = OpenVLAConfig.from_dir(directory)
         # Statistics and tokenizer are checked before the (possibly 7B) weights are read.
@@ -167,9 +147,6 @@ class OpenVLABase:
 def openvla_base_factory(env: Any) -> Any:
     """The ``openvla`` controller: checkpoint and ``unnorm_key`` from the environment
     variables ``RESIDUAL_BENCH_OPENVLA`` / ``RESIDUAL_BENCH_OPENVLA_UNNORM_KEY``."""
-    from residual_bench.policies.controller import BaseController
-    from residual_bench.policies.executor import ChunkExecutor, LatencyModel
-
     sim = env.unwrapped
     if getattr(sim, "obs_mode", "rgb") == "state":
         raise ValueError("the openvla base needs camera images: make the env with obs_mode='rgb'")

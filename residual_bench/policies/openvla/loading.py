@@ -40,6 +40,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     if path.exists() or not looks_like_id:
         raise FileNotFoundError(f"OpenVLA checkpoint directory {text!r} does not exist")
     try:
+        # optional dependency: huggingface_hub (with transformers), only to fetch a hub id
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id=text, allow_patterns=HUB_PATTERNS))
@@ -76,6 +77,7 @@ def weight_files(directory: Path) -> list[Path]:
 
 def read_state_dict(directory: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """All weights of a checkpoint, cast to ``dtype``, unused vision heads dropped."""
+    # optional dependency: safetensors (the vla extra), imported only when weights are read
     from safetensors.torch import load_file
 
     state: dict[str, torch.Tensor] = {}
@@ -105,6 +107,7 @@ def load_model(
     Raises:
         ValueError: the weights do not fit the network built from ``config.json``.
     """
+    # optional dependency: the network is built on transformers (the vla extra)
     from residual_bench.policies.openvla.model import OpenVLAModel
 
     with torch.device("meta"):

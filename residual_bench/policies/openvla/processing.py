@@ -52,6 +52,7 @@ class PromptTokenizer:
     """
 
     def __init__(self, directory: str | Path) -> None:
+        # optional dependency: tokenizers (the vla extra), imported only when one is loaded
         from tokenizers import Tokenizer
 
         directory = Path(directory)

@@ -11,12 +11,12 @@ import argparse
 import os
 import sys
 
+from residual_bench.policies.remote.server import serve_base
+
 API_KEY_ENV = "RESIDUAL_BENCH_API_KEY"
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from residual_bench.policies.remote.server import serve_base
-
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     if args.delay < 0:
         raise ValueError(f"--delay: must be >= 0, got {args.delay}")

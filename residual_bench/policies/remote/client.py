@@ -27,10 +27,20 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from residual_bench.policies.base import ActionChunk, PolicySpec
-from residual_bench.policies.executor import BaseUnavailableError
+from residual_bench.policies.controller import BaseController
+from residual_bench.policies.executor import BaseUnavailableError, ChunkExecutor, LatencyModel
+from residual_bench.policies.registry import (
+    OCTO_NAME,
+    REMOTE_PREFIX,
+    BaseEntry,
+    register_base_family,
+)
 from residual_bench.policies.remote import protocol as P
+from residual_bench.policies.remote import server_url
 
 API_KEY_ENV = "RESIDUAL_BENCH_API_KEY"
+OCTO_URL_ENV = "RESIDUAL_BENCH_OCTO_URL"
+OCTO_DEFAULT_URL = "ws://127.0.0.1:8000"
 TIMEOUT_ENV = "RESIDUAL_BENCH_REMOTE_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 10.0
 MAX_REPLY_BYTES = 16 * 1024 * 1024
@@ -242,9 +252,6 @@ def make_remote_controller(url: str, env: Any, name: str | None = None) -> Any:
     (``bench serve`` sends the served base's own), else it plays chunks receding-horizon with
     no simulated latency.
     """
-    from residual_bench.policies.controller import BaseController
-    from residual_bench.policies.executor import ChunkExecutor, LatencyModel
-
     timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
     policy = RemoteBase(url, timeout_s=timeout)
     settings = policy.metadata.get("executor")
@@ -305,8 +312,6 @@ def remote_entry(name: str, url: str, description: str | None = None) -> Any:
     Raises:
         RemoteConnectionError: the server cannot be reached or sends no usable metadata.
     """
-    from residual_bench.policies.registry import BaseEntry
-
     api_key = os.environ.get(API_KEY_ENV)
     ws, metadata = open_connection(url, api_key, float(os.environ.get(TIMEOUT_ENV, 10.0)))
     ws.close()
@@ -319,3 +324,20 @@ def remote_entry(name: str, url: str, description: str | None = None) -> Any:
         return make_remote_controller(url, env, name)
 
     return BaseEntry(name, description, factory, env_kwargs)
+
+
+def remote_family_entry(name: str) -> BaseEntry:
+    """``remote:ws://HOST:PORT``: the base served there (its metadata is read now)."""
+    return remote_entry(name, server_url(name, REMOTE_PREFIX, ("ws://", "wss://")))
+
+
+def octo_entry(name: str) -> BaseEntry:
+    """``octo``: Octo served by ``scripts/octo_server.py`` at ``$RESIDUAL_BENCH_OCTO_URL``."""
+    url = os.environ.get(OCTO_URL_ENV, OCTO_DEFAULT_URL)
+    return remote_entry(name, url, f"base: Octo served by scripts/octo_server.py at {url}")
+
+
+register_base_family(
+    REMOTE_PREFIX, remote_family_entry, f"{REMOTE_PREFIX}ws://HOST:PORT", server=True
+)
+register_base_family(OCTO_NAME, octo_entry, OCTO_NAME)

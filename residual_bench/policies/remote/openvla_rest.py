@@ -23,8 +23,11 @@ from typing import Any
 import numpy as np
 
 from residual_bench.policies.base import ActionChunk
-from residual_bench.policies.executor import BaseUnavailableError
-from residual_bench.policies.openvla.base import openvla_spec
+from residual_bench.policies.controller import BaseController
+from residual_bench.policies.executor import BaseUnavailableError, ChunkExecutor
+from residual_bench.policies.openvla.spec import openvla_spec
+from residual_bench.policies.registry import OPENVLA_REST_PREFIX, BaseEntry, register_base_family
+from residual_bench.policies.remote import server_url
 
 UNNORM_KEY_ENV = "RESIDUAL_BENCH_OPENVLA_UNNORM_KEY"
 DEFAULT_UNNORM_KEY = "bridge_orig"
@@ -155,12 +158,8 @@ class OpenVLARestBase:
 
 def openvla_rest_entry(name: str, url: str) -> Any:
     """The registry entry of ``openvla-rest:URL``: a 224 px camera, one action per 5 Hz call."""
-    from residual_bench.policies.registry import BaseEntry
 
     def factory(env: Any) -> Any:
-        from residual_bench.policies.controller import BaseController
-        from residual_bench.policies.executor import ChunkExecutor
-
         key = os.environ.get(UNNORM_KEY_ENV, DEFAULT_UNNORM_KEY)
         policy = OpenVLARestBase(url, unnorm_key=key)
         # One action per call, played for a whole base period: hold it until the next one.
@@ -172,3 +171,16 @@ def openvla_rest_entry(name: str, url: str) -> Any:
         factory,
         env_kwargs={"obs_mode": "rgb", "image_size": IMAGE_SIZE},
     )
+
+
+def openvla_rest_family_entry(name: str) -> BaseEntry:
+    """``openvla-rest:http://HOST:PORT``: OpenVLA served by its REST server there."""
+    return openvla_rest_entry(name, server_url(name, OPENVLA_REST_PREFIX, ("http://", "https://")))
+
+
+register_base_family(
+    OPENVLA_REST_PREFIX,
+    openvla_rest_family_entry,
+    f"{OPENVLA_REST_PREFIX}http://HOST:PORT",
+    server=True,
+)

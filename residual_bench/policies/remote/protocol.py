@@ -20,6 +20,7 @@ own environment.
 from __future__ import annotations
 
 import math
+from dataclasses import MISSING, asdict, fields
 from typing import Any
 
 import msgpack
@@ -167,8 +168,6 @@ def str_keys(message: Any, what: str = "message") -> dict[str, Any]:
 
 def spec_to_wire(spec: Any) -> dict[str, Any]:
     """A :class:`~residual_bench.policies.base.PolicySpec` as a plain map (for the metadata)."""
-    from dataclasses import asdict
-
     data = asdict(spec)
     data["cameras"] = {k: list(v) for k, v in spec.cameras.items()}
     return data
@@ -180,8 +179,8 @@ def spec_from_wire(data: Any) -> Any:
     Raises:
         ProtocolError: missing or invalid fields (the message names the field).
     """
-    from dataclasses import MISSING, fields
-
+    # Not at the top: scripts/octo_server.py loads this file by path in Octo's environment,
+    # where residual_bench need not be importable (and spec_from_wire is never called there).
     from residual_bench.policies.base import PolicySpec
 
     data = str_keys(data, "policy_spec")

@@ -23,12 +23,14 @@ import time
 from http import HTTPStatus
 from typing import Any
 
+import gymnasium as gym
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 from residual_bench.policies.base import BasePolicy, check_chunk
+from residual_bench.policies.registry import get_base
 from residual_bench.policies.remote import protocol as P
-from residual_bench.registration import ENV_ID
+from residual_bench.registration import ENV_ID  # importing residual_bench registers the env id
 
 log = logging.getLogger(__name__)
 _SCALARS = (str, int, float, bool, type(None))
@@ -263,11 +265,6 @@ def serve_base(name: str, host: str = "127.0.0.1", port: int = 0, **kwargs: Any)
         ValueError: an unknown name, a controller without a base policy (the privileged
             scripted presets), or a base that reads the simulator itself.
     """
-    import gymnasium as gym
-
-    import residual_bench  # noqa: F401  (registers the env id)
-    from residual_bench.policies.registry import get_base
-
     entry = get_base(name)
     if ":" in name:
         raise ValueError(f"cannot serve {name!r}: it is itself a client of another server")
