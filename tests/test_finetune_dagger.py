@@ -10,7 +10,12 @@ import torch
 
 from residual_bench.cli import main
 from residual_bench.env_spec import SpecError
-from residual_bench.finetune.config import check_applies, load_finetune_config
+from residual_bench.finetune.config import (
+    DaggerConfig,
+    DaggerTrainConfig,
+    check_applies,
+    load_finetune_config,
+)
 from residual_bench.finetune.dagger import (
     collect_corrections,
     finetune_dagger,
@@ -90,8 +95,9 @@ def test_fine_tuning_starts_from_the_given_weights(corrections, tmp_path):
 def test_a_dagger_run_writes_a_learning_curve_and_resumes_without_redoing_rounds(
     tmp_path, monkeypatch
 ):
-    options = dict(rounds=1, episodes_per_round=1, epochs_per_round=1, eval_episodes=1)
-    final = finetune_dagger(tmp_path, suites=("nominal",), progress=False, **options)
+    dagger = DaggerConfig(rounds=1, episodes_per_round=1, epochs_per_round=1, suites=["nominal"])
+    options = dict(dagger=dagger, train=DaggerTrainConfig(eval_episodes=1), progress=False)
+    final = finetune_dagger(tmp_path, **options)
     assert load_checkpoint(final)["provenance"]["init"] == shipped_checkpoint().name
     with open(tmp_path / "progress.csv") as f:
         rows = list(csv.DictReader(f))
@@ -102,7 +108,7 @@ def test_a_dagger_run_writes_a_learning_curve_and_resumes_without_redoing_rounds
         raise AssertionError("a finished round was collected again")
 
     monkeypatch.setattr("residual_bench.finetune.dagger.collect_corrections", collect_again)
-    assert finetune_dagger(tmp_path, suites=("nominal",), progress=False, **options) == final
+    assert finetune_dagger(tmp_path, **options) == final
 
 
 def test_a_step_budget_runs_rounds_until_that_many_environment_steps_are_used(
@@ -122,9 +128,8 @@ def test_a_step_budget_runs_rounds_until_that_many_environment_steps_are_used(
     monkeypatch.setattr("residual_bench.policies.bc.train.train_bc", train)
     monkeypatch.setattr("residual_bench.finetune.dagger.evaluate_bc", lambda *a: 0.0)
     n = summary["env_steps"]
-    finetune_dagger(
-        tmp_path, rounds=1, steps=2 * n + 1, train_frames=n, suites=("drop",), progress=False
-    )
+    dagger = DaggerConfig(rounds=1, train_frames=n, suites=["drop"])
+    finetune_dagger(tmp_path, dagger, DaggerTrainConfig(steps=2 * n + 1), progress=False)
     with open(tmp_path / "progress.csv") as f:
         assert [int(row["timesteps"]) for row in csv.DictReader(f)] == [n, 2 * n, 3 * n]
     # The aggregate grew to 3 episodes; each round trained on one whole episode of it.
@@ -156,7 +161,7 @@ def test_a_round_file_cut_short_by_a_killed_run_is_collected_again_on_resume(
     _fake_rounds(monkeypatch, corrections, evaluated)
     (tmp_path / "round-0.npz").write_bytes(b"PK\x03\x04 cut short")
     with pytest.warns(UserWarning, match="round-0.npz is unreadable"):
-        finetune_dagger(tmp_path, rounds=1, suites=("drop",), progress=False)
+        finetune_dagger(tmp_path, DaggerConfig(rounds=1, suites=["drop"]), progress=False)
     with np.load(tmp_path / "round-0.npz") as f:
         assert int(f["env_steps"]) == corrections[1]["env_steps"]
     assert not list(tmp_path.glob(".*.tmp"))
@@ -167,7 +172,7 @@ def test_a_round_trained_but_not_yet_evaluated_gets_its_curve_point_on_resume(
 ):
     evaluated = []
     _fake_rounds(monkeypatch, corrections, evaluated)
-    finetune_dagger(tmp_path, rounds=2, suites=("drop",), progress=False)
+    finetune_dagger(tmp_path, DaggerConfig(rounds=2, suites=["drop"]), progress=False)
     with open(tmp_path / "progress.csv") as f:
         rows = list(csv.DictReader(f))
     with open(tmp_path / "progress.csv", "w", newline="") as f:  # killed while evaluating round 1
@@ -175,7 +180,7 @@ def test_a_round_trained_but_not_yet_evaluated_gets_its_curve_point_on_resume(
         writer.writeheader()
         writer.writerow(rows[0])
     evaluated.clear()
-    finetune_dagger(tmp_path, rounds=2, suites=("drop",), progress=False)
+    finetune_dagger(tmp_path, DaggerConfig(rounds=2, suites=["drop"]), progress=False)
     assert evaluated == ["round-1.pt"]
     with open(tmp_path / "progress.csv") as f:
         n = corrections[1]["env_steps"]
@@ -203,7 +208,7 @@ def test_a_capped_round_trains_on_whole_episodes_drawn_from_every_round(tmp_path
 
 def test_the_shipped_fine_tuning_config_is_not_a_residual_config():
     config = load_finetune_config("finetune-dagger")
-    assert config["method"] == "dagger" and config["applies_to"] == ["bc"]
+    assert config.method == "dagger" and config.applies_to == ["bc"]
     assert "finetune-dagger" not in config_names()
 
 

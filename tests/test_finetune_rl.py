@@ -16,8 +16,9 @@ import torch
 from stable_baselines3.common.logger import configure
 
 from residual_bench.cli import main
+from residual_bench.config_fields import TrainingConfig
 from residual_bench.env_spec import SpecError
-from residual_bench.finetune.config import load_finetune_config
+from residual_bench.finetune.config import FinetuneRLConfig, load_finetune_config
 from residual_bench.finetune.rl import (
     ChunkedBCEnv,
     actor_layers,
@@ -117,9 +118,9 @@ def test_critic_only_updates_are_for_sac_and_counted_in_control_steps(tmp_path):
         build_finetune_agent("ppo", env, shipped_checkpoint(), TINY["ppo"], -2.0, seed=0,
                              critic_only_steps=4)  # fmt: skip
     env.close()
-    shipped = load_finetune_config("finetune-rl")["rl"]
-    residual = load_residual_config("sac").safeguards["critic_only_steps"]
-    assert shipped["critic_only_steps"] == residual  # the same safeguard as the residuals'
+    shipped = load_finetune_config("finetune-rl").rl
+    residual = load_residual_config("sac").safeguards.critic_only_steps
+    assert shipped.critic_only_steps == residual  # the same safeguard as the residuals'
     path = tmp_path / "ft.yaml"
     for bad, message in (
         ("{critic_only_steps: -1}", "non-negative integer"),
@@ -176,8 +177,8 @@ def test_the_actors_learning_rate_and_freezing_are_checked(tmp_path, bad, messag
     path.write_text(f"method: rl\nrl: {bad}\n")
     with pytest.raises(SpecError, match=message):
         load_finetune_config(path)
-    shipped = load_finetune_config("finetune-rl")["rl"]
-    assert shipped["actor_learning_rate"] is None and shipped["freeze_encoder"] is False
+    shipped = load_finetune_config("finetune-rl").rl
+    assert shipped.actor_learning_rate is None and shipped.freeze_encoder is False
 
 
 def test_the_critic_has_its_own_copy_of_the_bc_encoder():
@@ -252,17 +253,17 @@ def test_a_run_writes_a_learning_curve_a_bc_checkpoint_and_resumes(tmp_path, mon
         return 0.5
 
     monkeypatch.setattr("residual_bench.finetune.dagger.evaluate_bc", evaluate)
-    options = dict(
-        algo="sac", hyperparams=TINY["sac"], suite="nominal", eval_every=8, eval_episodes=2,
-        checkpoint_every=8, progress=False,
-    )  # fmt: skip
+    rl = FinetuneRLConfig(algo="sac", hyperparams=TINY["sac"])
+    train = TrainingConfig(steps=16, suite="nominal", eval_every=8, eval_episodes=2,
+                           checkpoint_every=8)  # fmt: skip
+    options = dict(rl=rl, train=train, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        finetune_rl(tmp_path, steps=16, **options)
+        finetune_rl(tmp_path, **options)
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state == {"decisions": 2, "control_steps": 8}
     with pytest.raises(FileExistsError, match="--resume"):
-        finetune_rl(tmp_path, steps=16, **options)  # its pickles are opened only when asked
-    final = finetune_rl(tmp_path, steps=16, resume=True, **options)  # goes on from step 8
+        finetune_rl(tmp_path, **options)  # its pickles are opened only when asked
+    final = finetune_rl(tmp_path, resume=True, **options)  # goes on from step 8
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state == {"decisions": 4, "control_steps": 16}
     assert load_checkpoint(final)["config"] == load_checkpoint(shipped_checkpoint())["config"]
@@ -272,12 +273,12 @@ def test_a_run_writes_a_learning_curve_a_bc_checkpoint_and_resumes(tmp_path, mon
     assert float(rows[0]["success_rate"]) == 0.5
     assert evaluated[1:] == [(str(shipped_checkpoint()), "nominal")]
     with pytest.raises(FileExistsError, match="final.pt"):
-        finetune_rl(tmp_path, steps=16, **options)
+        finetune_rl(tmp_path, **options)
 
 
 def test_the_shipped_rl_configs_and_their_errors(tmp_path, capsys):
-    assert load_finetune_config("finetune-rl")["rl"]["algo"] == "sac"
-    assert load_finetune_config("finetune-rl-ppo")["rl"]["algo"] == "ppo"
+    assert load_finetune_config("finetune-rl").rl.algo == "sac"
+    assert load_finetune_config("finetune-rl-ppo").rl.algo == "ppo"
     path = tmp_path / "ft.yaml"
     path.write_text("method: rl\nrl: {algo: ddpg}\n")
     with pytest.raises(SpecError, match="rl.algo"):

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -56,15 +57,9 @@ def tiny_config(algo: str = "sac", train: dict | None = None, **safeguards) -> R
         hp.update(n_steps=32, batch_size=32, n_epochs=1)
     else:
         hp.update(buffer_size=1000, learning_starts=50, batch_size=32)
-    config.safeguards.update(
-        warmup_steps=0,
-        critic_only_steps=0,
-        exploration_ramp_steps=0,
-        scale_ramp_steps=0,
-        feature_noise=None,
-    )
-    config.safeguards.update(safeguards)
-    config.train.update({"checkpoint_every": 50, **(train or {})})
+    off = dict(warmup_steps=0, critic_only_steps=0, exploration_ramp_steps=0, scale_ramp_steps=0)
+    config.safeguards = replace(config.safeguards, **{**off, "feature_noise": None, **safeguards})
+    config.train = replace(config.train, **{"checkpoint_every": 50, **(train or {})})
     return config
 
 
@@ -163,7 +158,7 @@ def test_sac_td3_and_ppo_configs_are_shipped():
 def test_scratch_is_sac_with_full_authority_on_the_zero_base_and_refuses_any_other(tmp_path):
     config = load_config("scratch")
     assert config.algo == "sac" and config.base == "zero" and config.alpha == [1.0, 1.0, 1.0]
-    assert not config.safeguards["zero_init"] and config.safeguards["actor_penalty"] == 0
+    assert not config.safeguards.zero_init and config.safeguards.actor_penalty == 0
     with pytest.raises(ValueError, match="made for the 'zero' base.*--base zero"):
         train_residual("scripted", "scratch", tmp_path / "run", steps=10, progress=False)
     assert not (tmp_path / "run").exists()  # refused before anything was written
@@ -277,8 +272,8 @@ def test_a_config_file_with_only_an_algo_gets_the_defaults(tmp_path):
     path.write_text("algo: td3\n")
     config = load_config(path)
     assert config.name == "minimal" and config.algo == "td3"
-    assert config.safeguards["zero_init"] is True
-    assert config.train["steps"] > 0
+    assert config.safeguards.zero_init is True
+    assert config.train.steps > 0
 
 
 # -- agents --------------------------------------------------------------------------------

@@ -9,57 +9,120 @@ under ``baselines/`` with ``method`` instead of ``algo``:
 - ``rl``: SAC or PPO trains the base's network end to end on the env's reward, the actor
   initialised from the bc weights (:mod:`residual_bench.finetune.rl`).
 
-Fields: ``method``, ``description``, ``applies_to`` (the bases with weights it can change),
-``dagger`` (rounds, episodes_per_round, epochs_per_round, lr, keypoint_weight: the weight of
-the image-keypoint loss (see ``residual_bench.policies.bc.train``), suites, demonstrations: a
-demonstrations file to keep training on, or null for the visited states alone, train_frames:
-the most frames one round trains on, whole episodes drawn from everything gathered, or null
-for all of it) and ``train`` (steps: a budget of environment steps that replaces ``rounds``,
-or null; eval_suite, eval_episodes: the learning curve's fixed held-out episodes); for ``rl``
-instead ``rl`` (algo: sac or ppo, initial_log_std: the exploration noise's log-std around the
-bc action, critic_only_steps: control steps whose SAC updates train the critic only, as the
-residuals' safeguard of the same name, actor_learning_rate: SAC's actor's own learning rate,
-or null for the hyperparams' one, freeze_encoder: train the actor's action head only,
-hyperparams: SB3's keyword arguments) and ``train``
-(steps: control steps, suite, eval_every, eval_episodes, checkpoint_every - as for residuals).
+Fields, their types and their defaults are declared once, in the dataclasses below:
+:class:`FinetuneConfig` (``method``, ``description``, ``applies_to``: the bases with weights
+it can change), for ``dagger`` the sections :class:`DaggerConfig` (``dagger``) and
+:class:`DaggerTrainConfig` (``train``), for ``rl`` the sections :class:`FinetuneRLConfig`
+(``rl``) and :class:`~residual_bench.config_fields.TrainingConfig` (``train``: steps are
+control steps, as for residuals). Every number is finite.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from residual_bench.config_fields import (
+    Section,
+    TrainingConfig,
+    build_section,
+    check_field,
+    field_default,
+    non_negative,
+    positive,
+)
 from residual_bench.env_spec import SpecError, read_yaml, spec_dir
-from residual_bench.residual.config import merge_section
 from residual_bench.run_directory import run_lock
 
 METHODS = ("dagger", "rl")
-DAGGER_DEFAULTS: dict[str, Any] = {
-    "rounds": 4,
-    "episodes_per_round": 50,
-    "epochs_per_round": 2,
-    "lr": 3.0e-4,
-    "keypoint_weight": 1.0,
-    "suites": ["nominal", "poke", "slide", "drop", "mixed"],
-    "demonstrations": None,
-    "train_frames": None,
-}
-TRAIN_DEFAULTS: dict[str, Any] = {"steps": None, "eval_suite": "mixed", "eval_episodes": 20}
-RL_DEFAULTS: dict[str, Any] = {
-    "algo": "sac",
-    "initial_log_std": -2.0,
-    "critic_only_steps": 0,
-    "actor_learning_rate": None,
-    "freeze_encoder": False,
-    "hyperparams": {},
-}
-RL_TRAIN_DEFAULTS: dict[str, Any] = {
-    "steps": 300_000,
-    "suite": "mixed",
-    "eval_every": 10_000,
-    "eval_episodes": 20,
-    "checkpoint_every": 10_000,
-}
+
+
+@dataclass
+class DaggerConfig(Section):
+    """``dagger``: the rounds of a DAgger fine-tuning run."""
+
+    rounds: int = positive(4)
+    """Rounds of collecting, relabelling and training (unless ``train.steps`` is set)."""
+    episodes_per_round: int = positive(50)
+    """Episodes the current network is rolled out for in a round."""
+    epochs_per_round: int = positive(2)
+    """Training epochs over the round's data."""
+    lr: float = positive(3.0e-4)
+    """The learning rate of a round's training."""
+    keypoint_weight: float = positive(1.0)
+    """Weight of the image-keypoint loss (see ``residual_bench.policies.bc.train``)."""
+    suites: list[str] = field(default_factory=lambda: ["nominal", "poke", "slide", "drop", "mixed"])
+    """The perturbation suites the rollouts cycle through."""
+    demonstrations: str | None = None
+    """A demonstrations file (of ``bench base collect``) to keep training on, or null for the
+    visited states alone."""
+    train_frames: int | None = positive(None)
+    """The most frames one round trains on, whole episodes drawn from everything gathered, or
+    null for all of it."""
+
+
+@dataclass
+class DaggerTrainConfig(Section):
+    """``train`` of a DAgger run: its budget and learning curve."""
+
+    steps: int | None = positive(None)
+    """A budget of environment steps that replaces ``dagger.rounds``, or null."""
+    eval_suite: str = "mixed"
+    """The suite of the learning curve's fixed held-out episodes."""
+    eval_episodes: int = positive(20)
+    """Held-out episodes per learning-curve point."""
+
+
+@dataclass
+class FinetuneRLConfig(Section):
+    """``rl``: end-to-end RL fine-tuning of the base's network."""
+
+    algo: str = "sac"
+    """sac or ppo."""
+    initial_log_std: float = -2.0
+    """The exploration noise's log-std around the bc action."""
+    critic_only_steps: int = non_negative(0)
+    """Control steps whose SAC updates train the critic only, as the residuals' safeguard of
+    the same name (sac only)."""
+    actor_learning_rate: float | None = positive(None)
+    """SAC's actor's own learning rate, or null for the hyperparams' one (sac only)."""
+    freeze_encoder: bool = False
+    """Train the actor's action head only, keeping the bc image encoder."""
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    """SB3's keyword arguments for the algorithm."""
+
+
+@dataclass
+class FinetuneConfig(Section):
+    """A parsed fine-tuning config: ``dagger`` is set for method dagger, ``rl`` for rl."""
+
+    name: str
+    """The config's name: its file's stem."""
+    method: str
+    """dagger or rl (required)."""
+    applies_to: list[str] = field(default_factory=lambda: ["bc"])
+    """The bases whose weights it can change."""
+    description: str = ""
+    """One line for ``bench list``."""
+    dagger: DaggerConfig | None = None
+    """The DAgger rounds (method dagger)."""
+    rl: FinetuneRLConfig | None = None
+    """The RL fine-tuning (method rl)."""
+    train: DaggerTrainConfig | TrainingConfig = field(default_factory=DaggerTrainConfig)
+    """The training protocol: :class:`DaggerTrainConfig` for dagger,
+    :class:`~residual_bench.config_fields.TrainingConfig` for rl."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict: the fields, without the section of the other method."""
+        other = "rl" if self.method == "dagger" else "dagger"
+        out = dataclasses.asdict(self)
+        del out[other]
+        out[self.method] = out.pop(self.method)
+        out["train"] = out.pop("train")
+        return copy.deepcopy(out)
 
 
 def config_path(name_or_path: str | Path) -> Path:
@@ -81,7 +144,7 @@ def is_finetune_config(name_or_path: str | Path) -> bool:
     return path.is_file() and "method" in read_yaml(path)
 
 
-def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
+def load_finetune_config(name_or_path: str | Path) -> FinetuneConfig:
     """Read and check a fine-tuning config; errors name the file and the field."""
     path = config_path(name_or_path)
     data = read_yaml(path)
@@ -90,82 +153,44 @@ def load_finetune_config(name_or_path: str | Path) -> dict[str, Any]:
         raise SpecError(f"{where}: method must be one of {METHODS}, got {data.get('method')!r}")
     method = data["method"]
     known = {"method", "description", "applies_to", method, "train"}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {sorted(known)}")
-    applies_to = data.get("applies_to", ["bc"])
+    applies_to = data.get("applies_to", field_default(FinetuneConfig, "applies_to"))
     if not isinstance(applies_to, list) or not all(isinstance(b, str) for b in applies_to):
         raise SpecError(f"{where}: applies_to must be a list of base names, got {applies_to!r}")
-    config = {"name": path.stem, "method": data["method"], "applies_to": applies_to}
-    config["description"] = str(data.get("description", ""))
-    if method == "rl":
-        return _check_rl(config, data, where)
-    for section, defaults in (("dagger", DAGGER_DEFAULTS), ("train", TRAIN_DEFAULTS)):
-        config[section] = merge_section(section, data.get(section), defaults, where)
-    dagger = config["dagger"]
-    _check_positive_ints(
-        dagger, "dagger", ("rounds", "episodes_per_round", "epochs_per_round"), where
+    description = str(data.get("description", field_default(FinetuneConfig, "description")))
+    config = FinetuneConfig(
+        name=path.stem, method=method, applies_to=applies_to, description=description
     )
-    if dagger["train_frames"] is not None:
-        _check_positive_ints(dagger, "dagger", ("train_frames",), where)
-    if config["train"]["steps"] is not None:
-        _check_positive_ints(config["train"], "train", ("steps",), where)
-    for key in ("lr", "keypoint_weight"):
-        _check_positive_number(dagger, "dagger", key, where)
+    if method == "rl":
+        config.rl = _check_rl(build_section(FinetuneRLConfig, data.get("rl"), "rl", where), where)
+        config.train = train = build_section(TrainingConfig, data.get("train"), "train", where)
+        for key in ("steps", "eval_every", "eval_episodes", "checkpoint_every"):
+            check_field(getattr(train, key), int, f"train.{key}", where, bound="positive")
+        return config
+    config.dagger = build_section(DaggerConfig, data.get("dagger"), "dagger", where)
+    config.train = build_section(DaggerTrainConfig, data.get("train"), "train", where)
     return config
 
 
-def _check_rl(config: dict[str, Any], data: dict[str, Any], where: str) -> dict[str, Any]:
-    config["rl"] = rl = merge_section("rl", data.get("rl"), RL_DEFAULTS, where)
-    config["train"] = train = merge_section("train", data.get("train"), RL_TRAIN_DEFAULTS, where)
-    if rl["algo"] not in ("sac", "ppo"):
-        raise SpecError(f"{where}: rl.algo must be 'sac' or 'ppo', got {rl['algo']!r}")
-    if not isinstance(rl["hyperparams"], dict):
-        raise SpecError(f"{where}: rl.hyperparams must be a mapping of SB3 arguments")
-    log_std = rl["initial_log_std"]
-    if not isinstance(log_std, int | float) or isinstance(log_std, bool):
-        raise SpecError(f"{where}: rl.initial_log_std must be a number")
-    warmup = rl["critic_only_steps"]
-    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
-        raise SpecError(f"{where}: rl.critic_only_steps must be a non-negative integer")
-    if warmup and rl["algo"] != "sac":
+def _check_rl(rl: FinetuneRLConfig, where: str) -> FinetuneRLConfig:
+    if rl.algo not in ("sac", "ppo"):
+        raise SpecError(f"{where}: rl.algo must be 'sac' or 'ppo', got {rl.algo!r}")
+    if rl.critic_only_steps and rl.algo != "sac":
         raise SpecError(f"{where}: rl.critic_only_steps applies to SAC only (algo: sac)")
-    if rl["actor_learning_rate"] is not None:
-        _check_positive_number(rl, "rl", "actor_learning_rate", where)
-        if rl["algo"] != "sac":
-            raise SpecError(f"{where}: rl.actor_learning_rate applies to SAC only (algo: sac)")
-    if not isinstance(rl["freeze_encoder"], bool):
-        raise SpecError(f"{where}: rl.freeze_encoder must be true or false")
-    keys = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
-    _check_positive_ints(train, "train", keys, where)
-    return config
+    if rl.actor_learning_rate is not None and rl.algo != "sac":
+        raise SpecError(f"{where}: rl.actor_learning_rate applies to SAC only (algo: sac)")
+    return rl
 
 
-def _check_positive_number(section: dict[str, Any], name: str, key: str, where: str) -> None:
-    value = section[key]
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return
-    # YAML 1.1 reads an exponent without a decimal point (1e-5) as a string.
-    hint = " (YAML reads 1e-5 as text: write 1.0e-5)" if isinstance(value, str) else ""
-    raise SpecError(f"{where}: {name}.{key} must be a positive number, got {value!r}{hint}")
-
-
-def _check_positive_ints(
-    section: dict[str, Any], name: str, keys: tuple[str, ...], where: str
-) -> None:
-    for key in keys:
-        value = section[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SpecError(f"{where}: {name}.{key} must be a positive integer")
-
-
-def check_applies(config: dict[str, Any], base: str) -> None:
+def check_applies(config: FinetuneConfig, base: str) -> None:
     """Refuse a base whose weights the baseline cannot change, saying what to use instead."""
     family = base.split(":", 1)[0]
-    if family not in config["applies_to"]:
-        bases = ", ".join(config["applies_to"])
+    if family not in config.applies_to:
+        bases = ", ".join(config.applies_to)
         raise ValueError(
-            f"{config['name']} fine-tunes a learned base's weights ({bases}); "
+            f"{config.name} fine-tunes a learned base's weights ({bases}); "
             f"it does not apply to {base!r}, which has none to change. Train a residual on it "
             "instead (--residual sac, td3, ppo or sac-gated)."
         )
@@ -196,49 +221,21 @@ def train_finetune(
     config = load_finetune_config(name_or_path)
     check_applies(config, base)
     init = base.split(":", 1)[1] if ":" in base else None
-    if config["method"] != "rl" and suite is not None:
+    if config.method != "rl" and suite is not None:
         raise ValueError(
-            f"{config['name']} rolls the base out under the suites its config lists "
+            f"{config.name} rolls the base out under the suites its config lists "
             f"(dagger.suites); --suite applies to residuals and RL fine-tuning only"
         )
+    train = config.train
+    if steps is not None:
+        train = dataclasses.replace(train, steps=steps)
     with run_lock(out):
-        if config["method"] == "rl":
+        if config.method == "rl":
             from residual_bench.finetune.rl import finetune_rl
 
-            rl, train = config["rl"], config["train"]
+            if suite:
+                train = dataclasses.replace(train, suite=suite)
             return finetune_rl(
-                out,
-                init=init,
-                algo=rl["algo"],
-                hyperparams=rl["hyperparams"],
-                initial_log_std=float(rl["initial_log_std"]),
-                critic_only_steps=rl["critic_only_steps"],
-                actor_learning_rate=rl["actor_learning_rate"],
-                freeze_encoder=rl["freeze_encoder"],
-                steps=int(steps if steps is not None else train["steps"]),
-                suite=suite or train["suite"],
-                eval_every=train["eval_every"],
-                eval_episodes=train["eval_episodes"],
-                checkpoint_every=train["checkpoint_every"],
-                seed=seed,
-                progress=progress,
-                resume=resume,
+                out, config.rl, train, init=init, seed=seed, progress=progress, resume=resume
             )
-        dagger, train = config["dagger"], config["train"]
-        return finetune_dagger(
-            out,
-            demonstrations=dagger["demonstrations"],
-            init=init,
-            rounds=dagger["rounds"],
-            episodes_per_round=dagger["episodes_per_round"],
-            epochs_per_round=dagger["epochs_per_round"],
-            suites=tuple(dagger["suites"]),
-            lr=float(dagger["lr"]),
-            keypoint_weight=float(dagger["keypoint_weight"]),
-            seed=seed,
-            eval_suite=train["eval_suite"],
-            eval_episodes=train["eval_episodes"],
-            progress=progress,
-            steps=steps if steps is not None else train["steps"],
-            train_frames=dagger["train_frames"],
-        )
+        return finetune_dagger(out, config.dagger, train, init=init, seed=seed, progress=progress)

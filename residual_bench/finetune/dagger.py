@@ -23,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from residual_bench.config_fields import field_default
+from residual_bench.finetune.config import DaggerConfig, DaggerTrainConfig
 from residual_bench.policies.bc.data import (
     AFTER_SUCCESS_S,
     ARRAYS,
@@ -40,7 +42,6 @@ from residual_bench.residual.progress import read_progress
 from residual_bench.run_directory import write_file_atomically
 from residual_bench.seeding import episode_seed
 
-DAGGER_SUITES = ("nominal", "poke", "slide", "drop", "mixed")
 #: Phases in which the expert believes it holds nothing yet.
 _EMPTY_HANDED = (Phase.APPROACH, Phase.DESCEND)
 
@@ -63,14 +64,15 @@ def sync_phase(expert: ScriptedExpert, env: Any) -> None:
 def collect_corrections(
     episodes: int,
     checkpoint: str | Path | None = None,
-    suites: tuple[str, ...] = DAGGER_SUITES,
+    suites: tuple[str, ...] | list[str] | None = None,
     seed: int = 0,
     round_index: int = 0,
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Roll out a bc checkpoint and label every visited state with the expert's action.
 
-    Episodes cycle through ``suites`` on training objects; each has its own seed from
+    Episodes cycle through ``suites`` (None: the default ``dagger.suites``) on training
+    objects; each has its own seed from
     ``seed``, ``round_index`` and its index, so rounds never repeat an episode.
 
     Returns:
@@ -79,6 +81,7 @@ def collect_corrections(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
+    suites = tuple(suites if suites is not None else field_default(DaggerConfig, "suites"))
     rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
     env_steps = successes = 0
     expert = demonstration_expert()
@@ -207,20 +210,12 @@ def _curve_steps(progress_csv: Path) -> set[int]:
 
 def finetune_dagger(
     out: str | Path,
-    demonstrations: str | Path | None = None,
+    dagger: DaggerConfig | None = None,
+    train: DaggerTrainConfig | None = None,
+    *,
     init: str | Path | None = None,
-    rounds: int = 4,
-    episodes_per_round: int = 50,
-    epochs_per_round: int = 2,
-    suites: tuple[str, ...] = DAGGER_SUITES,
-    lr: float = 3e-4,
-    keypoint_weight: float = 1.0,
     seed: int = 0,
-    eval_suite: str = "mixed",
-    eval_episodes: int = 20,
     progress: bool = True,
-    steps: int | None = None,
-    train_frames: int | None = None,
 ) -> Path:
     """DAgger rounds from a bc checkpoint; returns the final checkpoint ``out/final.pt``.
 
@@ -229,7 +224,10 @@ def finetune_dagger(
     ``demonstrations``, a file of ``bench base collect``, if given) into ``out/round-r.pt``
     and appends its success on ``eval_episodes`` fixed held-out ``eval_suite`` episodes to
     ``out/progress.csv`` against the environment steps used so far. Re-running with the
-    same ``out`` skips finished rounds.
+    same ``out`` skips finished rounds. ``dagger`` and ``train`` are the config's sections
+    (None: their defaults); ``rounds``, ``episodes_per_round``, ``epochs_per_round``,
+    ``suites``, ``lr``, ``keypoint_weight``, ``demonstrations`` and ``train_frames`` are
+    ``dagger``'s fields, ``eval_suite``, ``eval_episodes`` and ``steps`` are ``train``'s.
 
     ``steps`` replaces the count of rounds by a budget of environment steps: rounds go on
     until that many have been taken (the last round may pass it by less than one round).
@@ -242,6 +240,11 @@ def finetune_dagger(
     from residual_bench.residual.progress import append_progress, training_clock
     from residual_bench.residual.train import EVAL_MASTER_SEED
 
+    dagger = dagger if dagger is not None else DaggerConfig()
+    train = train if train is not None else DaggerTrainConfig()
+    rounds, episodes_per_round, suites = dagger.rounds, dagger.episodes_per_round, dagger.suites
+    lr, keypoint_weight, train_frames = dagger.lr, dagger.keypoint_weight, dagger.train_frames
+    demonstrations, steps = dagger.demonstrations, train.steps
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     out = Path(out)
@@ -255,7 +258,7 @@ def finetune_dagger(
         round_steps = _round_steps(corrections)
         if round_steps is None:
             data, summary = collect_corrections(
-                episodes_per_round, current, suites, seed, r, progress
+                episodes_per_round, current, tuple(suites), seed, r, progress
             )
             save = partial(
                 np.savez_compressed,
@@ -276,13 +279,13 @@ def finetune_dagger(
                 gathered = [sample_episodes(files, train_frames, rng)]
             data = merge_frames(*kept, *gathered)
             train_bc(
-                data, model, epochs=epochs_per_round, seed=seed + r,
-                lr=lr, keypoint_weight=keypoint_weight, progress=progress,
+                data, model, epochs=dagger.epochs_per_round, seed=seed + r,
+                lr=float(lr), keypoint_weight=float(keypoint_weight), progress=progress,
                 init=current or shipped_checkpoint(),
             )  # fmt: skip
         if env_steps not in _curve_steps(out / "progress.csv"):
-            rate = evaluate_bc(model, eval_suite, eval_episodes, EVAL_MASTER_SEED)
-            append_progress(out / "progress.csv", env_steps, rate, eval_episodes, began)
+            rate = evaluate_bc(model, train.eval_suite, train.eval_episodes, EVAL_MASTER_SEED)
+            append_progress(out / "progress.csv", env_steps, rate, train.eval_episodes, began)
         current = model
         r += 1
     final = out / "final.pt"  # the last round's network (again after a run with more rounds)

@@ -37,6 +37,8 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from residual_bench.config_fields import TrainingConfig
+from residual_bench.finetune.config import FinetuneRLConfig
 from residual_bench.language import word_counts
 from residual_bench.policies.bc.model import (
     CHECKPOINT_FORMAT,
@@ -283,23 +285,20 @@ def _make_env(init: str | Path, suite: str, objects: str) -> ChunkedBCEnv:
 
 def finetune_rl(
     out: str | Path,
+    rl: FinetuneRLConfig | None = None,
+    train: TrainingConfig | None = None,
+    *,
     init: str | Path | None = None,
-    algo: str = "sac",
-    hyperparams: dict[str, Any] | None = None,
-    initial_log_std: float = -2.0,
-    critic_only_steps: int = 0,
-    actor_learning_rate: float | None = None,
-    freeze_encoder: bool = False,
-    steps: int = 300_000,
-    suite: str = "mixed",
-    eval_every: int = 10_000,
-    eval_episodes: int = 20,
-    checkpoint_every: int = 10_000,
     seed: int = 0,
     progress: bool = True,
     resume: bool = False,
 ) -> Path:
     """RL fine-tuning of a bc network for ``steps`` control steps; returns ``out/final.pt``.
+
+    ``rl`` and ``train`` are the config's sections (None: their defaults): ``algo``,
+    ``hyperparams``, ``initial_log_std``, ``critic_only_steps``, ``actor_learning_rate`` and
+    ``freeze_encoder`` are ``rl``'s fields, ``steps``, ``suite``, ``eval_every``,
+    ``eval_episodes`` and ``checkpoint_every`` are ``train``'s.
 
     Trains on training objects under ``suite``; every ``eval_every`` control steps the actor is
     written as a bc checkpoint and evaluated as deployed on the fixed held-out episodes of the
@@ -321,6 +320,11 @@ def finetune_rl(
     from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
     from residual_bench.residual.train import EVAL_MASTER_SEED
 
+    rl = rl if rl is not None else FinetuneRLConfig()
+    train = train if train is not None else TrainingConfig()
+    algo, critic_only_steps = rl.algo, rl.critic_only_steps
+    steps, suite, eval_every = train.steps, train.suite, train.eval_every
+    eval_episodes, checkpoint_every = train.eval_episodes, train.checkpoint_every
     init = Path(init) if init is not None else shipped_checkpoint()
     out = Path(out)
     final = out / "final.pt"
@@ -329,11 +333,11 @@ def finetune_rl(
     out.mkdir(parents=True, exist_ok=True)
     env = _make_env(init, suite, "train")
     model = build_finetune_agent(
-        algo, Monitor(env), init, dict(hyperparams or {}), initial_log_std, seed,
+        algo, Monitor(env), init, dict(rl.hyperparams), float(rl.initial_log_std), seed,
         tensorboard_log=str(out / "tensorboard"),
         critic_only_steps=-(-critic_only_steps // env.chunk_len),  # decisions
-        actor_learning_rate=actor_learning_rate,
-        freeze_encoder=freeze_encoder,
+        actor_learning_rate=rl.actor_learning_rate,
+        freeze_encoder=rl.freeze_encoder,
     )  # fmt: skip
     saved = out / "checkpoint"
     finish_interrupted_write(saved)

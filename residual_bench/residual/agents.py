@@ -18,7 +18,7 @@ import torch
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.noise import NormalActionNoise
 
-from residual_bench.residual.config import ResidualConfig
+from residual_bench.residual.config import GatedConfig, ResidualConfig
 
 
 class CriticWarmupMixin:
@@ -270,29 +270,29 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         cls = ResidualSAC if config.algo == "sac" else ResidualTD3
         if config.gated is not None:
             cls = GatedResidualSAC
-            hp.setdefault("policy_kwargs", {})["n_critics"] = int(config.gated["n_critics"])
+            hp.setdefault("policy_kwargs", {})["n_critics"] = int(config.gated.n_critics)
         if config.algo == "td3":
             std = float(hp.pop("action_noise_std", 0.1))
             hp["action_noise"] = NormalActionNoise(np.zeros(7), np.full(7, std))
         model = cls(policy, env, **hp, **common)
-        model.warmup_steps = int(safeguards["warmup_steps"])
-        model.exploration_ramp_steps = int(safeguards["exploration_ramp_steps"])
-        model.critic_only_steps = int(safeguards["critic_only_steps"])
-        model.output_decay = float(safeguards["output_decay"])
-        model.actor_penalty = float(safeguards["actor_penalty"])
+        model.warmup_steps = int(safeguards.warmup_steps)
+        model.exploration_ramp_steps = int(safeguards.exploration_ramp_steps)
+        model.critic_only_steps = int(safeguards.critic_only_steps)
+        model.output_decay = float(safeguards.output_decay)
+        model.actor_penalty = float(safeguards.actor_penalty)
         if config.gated is not None:
-            model.gate_temperature = float(config.gated["temperature"])
-    if safeguards["zero_init"]:
+            model.gate_temperature = float(config.gated.temperature)
+    if safeguards.zero_init:
         zero_init_output(model)
     return model
 
 
-def load_agent(algo: str, path: str, env: Any = None, gated: dict | None = None):
+def load_agent(algo: str, path: str, env: Any = None, gated: GatedConfig | None = None):
     """Load a saved SB3 model of ``algo`` (``sac``, ``td3`` or ``ppo``); ``gated`` for sac-gated."""
     cls = {"sac": ResidualSAC, "td3": ResidualTD3, "ppo": PPO}[algo]
     if gated is not None:
         cls = GatedResidualSAC
     model = cls.load(path, env=env, device="cpu")
     if gated is not None:
-        model.gate_temperature = float(gated["temperature"])
+        model.gate_temperature = float(gated.temperature)
     return model

@@ -4,78 +4,127 @@ A config names the algorithm, the features, alpha, the SB3 hyperparameters, the 
 and the training protocol; ``bench train --residual sac`` reads ``baselines/sac.yaml`` (or any
 YAML path). Unknown or mistyped fields are errors that name the file and the field.
 
+The fields, their types and their defaults are declared once, in the dataclasses below:
+:class:`ResidualConfig` (the top level), :class:`SafeguardsConfig` (``safeguards``),
+:class:`FeatureNoiseConfig` (``safeguards.feature_noise``), :class:`GatedConfig`
+(``gated``) and :class:`~residual_bench.config_fields.TrainingConfig` (``train``, shared
+with RL fine-tuning). Every number is finite and, except alpha, >= 0.
+
 An optional ``base`` ties a config to one base: ``scratch`` is SAC on the ``zero`` base (no
 base at all, alpha 1), and ``bench train`` refuses it with any other.
 
-Safeguards (from the residual-RL literature; each 0 / false switches it off):
-
-- ``zero_init``: the actor's output layer starts at zero, so an untrained residual
-  reproduces the base exactly;
-- ``warmup_steps``: the first transitions are the base alone (r = 0), not random actions;
-- ``critic_only_steps``: the actor stays frozen while the critic learns the base's values;
-- ``output_decay``: per update, the actor's output layer shrinks by this fraction, so a
-  correction the critic does not keep asking for fades back to the base;
-- ``actor_penalty``: weight of ``mean|Q| * mean(r^2)`` in the actor's loss (TD3+BC-style,
-  relative to the critic's scale): the residual leaves zero only where the critic keeps
-  asking for it;
-- ``exploration_ramp_steps`` H: the residual acts with probability min(t / H, 1), else 0;
-- ``scale_ramp_steps``: alpha grows linearly from 0 to its value over this many steps;
-- ``magnitude_penalty`` / ``rate_penalty``: reward penalties on |r|^2 and action changes;
-- ``feature_noise``: pose noise and detection dropout on the ``objects`` features.
+The safeguards come from the residual-RL literature; each 0 / false switches it off (see
+:class:`SafeguardsConfig`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from residual_bench.config_fields import (
+    Section,
+    TrainingConfig,
+    build_section,
+    check_field,
+    field_default,
+    field_names,
+    non_negative,
+    positive,
+)
 from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
-from residual_bench.residual.features import FEATURE_MODES
+from residual_bench.residual.features import FEATURE_MODES, ObjectFeatureNoise
 
 ALGOS = ("sac", "td3", "ppo")
-SAFEGUARD_DEFAULTS: dict[str, Any] = {
-    "zero_init": True,
-    "warmup_steps": 0,
-    "critic_only_steps": 0,
-    "output_decay": 0.0,
-    "actor_penalty": 0.0,
-    "exploration_ramp_steps": 0,
-    "scale_ramp_steps": 0,
-    "magnitude_penalty": 0.0,
-    "rate_penalty": 0.0,
-    "feature_noise": None,
-}
-NOISE_DEFAULTS: dict[str, Any] = {"position_std_m": 0.005, "dropout": 0.05}
-GATED_DEFAULTS: dict[str, Any] = {"n_critics": 5, "temperature": 1.0}
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "steps": 300_000,
-    "suite": "mixed",
-    "eval_every": 10_000,
-    "eval_episodes": 20,
-    "checkpoint_every": 10_000,
-}
 
 
 @dataclass
-class ResidualConfig:
-    """A parsed residual agent configuration (see the module docstring)."""
+class FeatureNoiseConfig(Section):
+    """``safeguards.feature_noise``: noise on the ``objects`` features while training."""
+
+    position_std_m: float = non_negative(ObjectFeatureNoise.position_std_m)
+    """Standard deviation of the Gaussian noise on object positions, in metres (default:
+    :class:`~residual_bench.residual.features.ObjectFeatureNoise`'s)."""
+    dropout: float = non_negative(ObjectFeatureNoise.dropout)
+    """Probability, in [0, 1], that an object's detection is dropped in a step (default:
+    :class:`~residual_bench.residual.features.ObjectFeatureNoise`'s)."""
+
+
+@dataclass
+class SafeguardsConfig(Section):
+    """``safeguards``: the residual-RL safeguards; each 0 / false / null switches one off."""
+
+    zero_init: bool = True
+    """The actor's output layer starts at zero, so an untrained residual reproduces the base
+    exactly."""
+    warmup_steps: int = non_negative(0)
+    """The first transitions are the base alone (r = 0), not random actions."""
+    critic_only_steps: int = non_negative(0)
+    """The actor stays frozen while the critic learns the base's values."""
+    output_decay: float = non_negative(0.0)
+    """Per update, the actor's output layer shrinks by this fraction, so a correction the
+    critic does not keep asking for fades back to the base (sac and td3 only)."""
+    actor_penalty: float = non_negative(0.0)
+    """Weight of ``mean|Q| * mean(r^2)`` in the actor's loss (TD3+BC-style, relative to the
+    critic's scale): the residual leaves zero only where the critic keeps asking for it (sac
+    and td3 only)."""
+    exploration_ramp_steps: int = non_negative(0)
+    """H: the residual acts with probability min(t / H, 1), else 0."""
+    scale_ramp_steps: int = non_negative(0)
+    """Alpha grows linearly from 0 to its value over this many steps."""
+    magnitude_penalty: float = non_negative(0.0)
+    """Reward penalty on |r|^2."""
+    rate_penalty: float = non_negative(0.0)
+    """Reward penalty on changes of the action between steps."""
+    feature_noise: FeatureNoiseConfig | None = None
+    """Pose noise and detection dropout on the ``objects`` features, or null for none."""
+
+
+@dataclass
+class GatedConfig(Section):
+    """``gated``: a SAC residual scaled down where a critic ensemble disagrees."""
+
+    n_critics: int = positive(5)
+    """Critics in the ensemble (at least 2)."""
+    temperature: float = positive(1.0)
+    """How sharply disagreement scales the residual down (> 0)."""
+
+
+@dataclass
+class ResidualConfig(Section):
+    """A parsed residual agent configuration (see the module docstring).
+
+    ``name`` is the file's stem; every other field is a key of the YAML file.
+    """
 
     name: str
+    """The config's name: its file's stem."""
     algo: str
+    """The SB3 algorithm: sac, td3 or ppo (required)."""
     description: str = ""
+    """One line for ``bench list``."""
     features: str = "objects"
+    """What the residual observes: objects, privileged, global or proprio."""
     alpha: list[float] = field(default_factory=lambda: [0.1])
+    """The residual's authority: one number, or 1-3 numbers (position, rotation, gripper)."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
-    safeguards: dict[str, Any] = field(default_factory=lambda: dict(SAFEGUARD_DEFAULTS))
-    train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
-    gated: dict[str, Any] | None = None
+    """SB3's keyword arguments for the algorithm."""
+    safeguards: SafeguardsConfig = field(default_factory=SafeguardsConfig)
+    """The safeguards (:class:`SafeguardsConfig`)."""
+    train: TrainingConfig = field(default_factory=TrainingConfig)
+    """The training protocol (:class:`~residual_bench.config_fields.TrainingConfig`)."""
+    gated: GatedConfig | None = None
+    """Critic-ensemble gating (sac only), or null for none."""
     base: str | None = None
+    """The one base this config is made for, or null for any."""
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, stored with every trained residual."""
-        return copy.deepcopy(self.__dict__)
+        return copy.deepcopy(dataclasses.asdict(self))
 
 
 def config_names() -> list[str]:
@@ -83,43 +132,6 @@ def config_names() -> list[str]:
     fine-tuning baselines have a ``method`` instead)."""
     paths = spec_dir("baselines").glob("*.yaml")
     return sorted(p.stem for p in paths if "algo" in read_yaml(p))
-
-
-def merge_section(section: str, given: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
-    """``defaults`` updated by the mapping ``given`` (None: nothing given) of a YAML file.
-
-    Raises:
-        SpecError: ``given`` is not a mapping or has a field ``defaults`` does not know; the
-            message names the file and the field.
-    """
-    if given is None:
-        return dict(defaults)
-    if not isinstance(given, dict):
-        raise SpecError(f"{where}: {section} must be a mapping, got {given!r}")
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise SpecError(
-            f"{where}: unknown field(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
-            f"valid: {', '.join(defaults)}"
-        )
-    return {**defaults, **given}
-
-
-def _merge(section: str, given: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
-    merged = merge_section(section, given, defaults, where)
-    for key, value in merged.items():
-        default = defaults[key]
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif is_number(default):
-            ok = is_number(value) and value >= 0
-        elif isinstance(default, str):
-            ok = isinstance(value, str)
-        else:
-            ok = value is None or isinstance(value, dict)
-        if not ok:
-            raise SpecError(f"{where}: {section}.{key} has an invalid value {value!r}")
-    return merged
 
 
 def load_config(name_or_path: str | Path) -> ResidualConfig:
@@ -139,40 +151,34 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
             )
     data = read_yaml(path)
     where = str(path)
-    known = {"algo", "description", "features", "alpha", "hyperparams", "safeguards", "train"}
-    known.update({"gated", "base"})
-    unknown = sorted(set(data) - known)
+    known = set(field_names(ResidualConfig)) - {"name"}
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {sorted(known)}")
     algo = data.get("algo")
     if algo not in ALGOS:
         raise SpecError(f"{where}: algo must be one of {', '.join(ALGOS)}, got {algo!r}")
-    features = data.get("features", "objects")
+    features = data.get("features", field_default(ResidualConfig, "features"))
     if features not in FEATURE_MODES:
         raise SpecError(
             f"{where}: features must be one of {', '.join(FEATURE_MODES)}, got {features!r}"
         )
-    alpha = data.get("alpha", [0.1])
+    alpha = data.get("alpha", field_default(ResidualConfig, "alpha"))
     alpha = [alpha] if is_number(alpha) else alpha
     if not (
         isinstance(alpha, list)
         and len(alpha) in (1, 2, 3)
-        and all(is_number(a) and a >= 0 for a in alpha)
+        and all(is_number(a) and math.isfinite(a) and a >= 0 for a in alpha)
     ):
-        raise SpecError(f"{where}: alpha must be a number or a list of 1-3 numbers >= 0")
-    hyperparams = data.get("hyperparams") or {}
-    if not isinstance(hyperparams, dict):
-        raise SpecError(f"{where}: hyperparams must be a mapping")
-    safeguards = _merge("safeguards", data.get("safeguards"), SAFEGUARD_DEFAULTS, where)
-    if safeguards["feature_noise"] is not None:
-        noise = _merge(
-            "safeguards.feature_noise", safeguards["feature_noise"], NOISE_DEFAULTS, where
-        )
-        if noise["dropout"] > 1:
-            raise SpecError(f"{where}: safeguards.feature_noise.dropout must be in [0, 1]")
-        safeguards["feature_noise"] = noise
+        raise SpecError(f"{where}: alpha must be a finite number or a list of 1-3 numbers >= 0")
+    hyperparams = data.get("hyperparams") or field_default(ResidualConfig, "hyperparams")
+    hyperparams = check_field(hyperparams, dict[str, Any], "hyperparams", where)
+    safeguards = build_section(SafeguardsConfig, data.get("safeguards"), "safeguards", where)
+    noise = safeguards.feature_noise
+    if noise is not None and noise.dropout > 1:
+        raise SpecError(f"{where}: safeguards.feature_noise.dropout must be in [0, 1]")
     if algo == "ppo":
-        off_policy_only = [k for k in ("actor_penalty", "output_decay") if safeguards[k]]
+        off_policy_only = [k for k in ("actor_penalty", "output_decay") if getattr(safeguards, k)]
         if off_policy_only:
             raise SpecError(
                 f"{where}: safeguards {off_policy_only} apply to sac and td3 only, not ppo"
@@ -181,8 +187,8 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     if gated is not None:
         if algo != "sac":
             raise SpecError(f"{where}: gated needs algo: sac, got {algo!r}")
-        gated = _merge("gated", gated, GATED_DEFAULTS, where)
-        if gated["n_critics"] < 2 or gated["temperature"] <= 0:
+        gated = build_section(GatedConfig, gated, "gated", where)
+        if gated.n_critics < 2:
             raise SpecError(f"{where}: gated needs n_critics >= 2 and temperature > 0")
     base = data.get("base")
     if base is not None and not isinstance(base, str):
@@ -191,11 +197,11 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         base=base,
         name=path.stem,
         algo=algo,
-        description=str(data.get("description", "")),
+        description=str(data.get("description", field_default(ResidualConfig, "description"))),
         features=features,
         alpha=[float(a) for a in alpha],
         hyperparams=hyperparams,
         safeguards=safeguards,
-        train=_merge("train", data.get("train"), TRAIN_DEFAULTS, where),
+        train=build_section(TrainingConfig, data.get("train"), "train", where),
         gated=gated,
     )

@@ -19,6 +19,7 @@ received from elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -116,25 +117,25 @@ def train_residual(
             f"{config.name} is made for the {config.base!r} base, not {base!r}; "
             f"run it with --base {config.base}"
         )
-    if features is not None:
-        config.features = features
-    train = dict(config.train)
-    steps = int(steps if steps is not None else train["steps"])
-    suite = suite or train["suite"]
-    eval_every = int(eval_every if eval_every is not None else train["eval_every"])
-    eval_episodes = int(eval_episodes if eval_episodes is not None else train["eval_episodes"])
-    chunk = max(1, min(int(train["checkpoint_every"]), eval_every or steps))
+    if features is not None:  # a copy: the caller's config is left as it is
+        config = dataclasses.replace(config, features=features)
+    train = config.train
+    steps = int(steps if steps is not None else train.steps)
+    suite = suite or train.suite
+    eval_every = int(eval_every if eval_every is not None else train.eval_every)
+    eval_episodes = int(eval_episodes if eval_episodes is not None else train.eval_episodes)
+    chunk = max(1, min(int(train.checkpoint_every), eval_every or steps))
     out = Path(out)
     final = out / "residual"
     if final.exists():
         raise FileExistsError(f"{final} already exists: that residual is trained")
     with run_lock(out):
         safeguards = config.safeguards
-        noise = safeguards["feature_noise"]
+        noise = safeguards.feature_noise
         options = {
-            "magnitude_penalty": safeguards["magnitude_penalty"],
-            "rate_penalty": safeguards["rate_penalty"],
-            "feature_noise": ObjectFeatureNoise(**noise) if noise else None,
+            "magnitude_penalty": safeguards.magnitude_penalty,
+            "rate_penalty": safeguards.rate_penalty,
+            "feature_noise": ObjectFeatureNoise(**dataclasses.asdict(noise)) if noise else None,
             "seed": seed,
         }
         alpha = tuple(config.alpha)
@@ -152,10 +153,10 @@ def train_residual(
             model.tensorboard_log = log
             for key in ("warmup_steps", "exploration_ramp_steps", "critic_only_steps"):
                 if hasattr(model, key):
-                    setattr(model, key, int(safeguards[key]))
+                    setattr(model, key, int(getattr(safeguards, key)))
             for key in ("output_decay", "actor_penalty"):
                 if hasattr(model, key):
-                    setattr(model, key, float(safeguards[key]))
+                    setattr(model, key, float(getattr(safeguards, key)))
         elif last_evaluated(out / "progress.csv") > 0:
             # Starting at step 0 would silently restart a run whose curve says otherwise.
             raise FileNotFoundError(
@@ -169,7 +170,7 @@ def train_residual(
         next_eval = (evaluated // eval_every + 1) * eval_every if eval_every else 0
         label = f"{base}+{config.name}"
         bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
-        callback = _ScheduleAndProgress(env, int(safeguards["scale_ramp_steps"]), bar)
+        callback = _ScheduleAndProgress(env, int(safeguards.scale_ramp_steps), bar)
         began = training_clock(out / "progress.csv")
         try:
             while model.num_timesteps < steps:
