@@ -2,6 +2,7 @@
 
 - :mod:`.submission`: the submission layout, content hashes and ``bench submit``;
 - :mod:`.validate`: the rules of ``bench leaderboard check``;
+- :mod:`.schema`: the fields, types and bounded values of ``submission.json``;
 - :mod:`.verify`: ``bench verify`` (re-run episodes, private held-out seeds);
 - :mod:`.render`: ``leaderboards/README.md`` and ``index.html``;
 - :mod:`.files`: bounded, contained reads of a submission's files;

@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from residual_bench.leaderboard.layout import DEFAULT_ROOT
+from residual_bench.leaderboard.layout import DEFAULT_ROOT, SUBMISSIONS_DIR
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
+    # Deferred: this module is imported for every `bench --help`; these take seconds.
     from residual_bench.leaderboard.submission import submit
     from residual_bench.leaderboard.validate import validate_submission
 
@@ -36,6 +37,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    # Deferred: this module is imported for every `bench --help`; these take seconds.
     from residual_bench.leaderboard import verify
 
     if args.heldout_seeds is not None:
@@ -69,7 +71,7 @@ def _print_result(result: dict[str, Any]) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from residual_bench.leaderboard.layout import SUBMISSIONS_DIR
+    # Deferred: this module is imported for every `bench --help`; these take seconds.
     from residual_bench.leaderboard.validate import validate_all
     from residual_bench.leaderboard.verify import audit_verifications
 
@@ -87,6 +89,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    # Deferred: this module is imported for every `bench --help`; these take seconds.
     from residual_bench.leaderboard.submission import convert_submission
 
     for submission in args.submissions:
@@ -95,6 +98,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    # Deferred: this module is imported for every `bench --help`; these take seconds.
     from residual_bench.leaderboard.render import build
 
     written = build(args.root, args.out)

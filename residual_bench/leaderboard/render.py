@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from residual_bench.eval.metrics import summarize
 from residual_bench.eval.records import read_jsonl
 from residual_bench.leaderboard.assets import CSS, JS
 from residual_bench.leaderboard.layout import EPISODES_FILE, SUBMISSION_FILE, SUBMISSIONS_DIR
@@ -49,8 +50,6 @@ def leaderboard_rows(root: str | Path) -> list[dict[str, Any]]:
     Raises:
         ValueError: a submission breaks a rule (listing every failure).
     """
-    from residual_bench.eval.metrics import summarize
-
     failures = validate_all(root)
     if failures:
         raise ValueError("invalid submissions: " + "; ".join(str(f) for f in failures))

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from residual_bench import __version__
+from residual_bench.env_spec import load_env_spec, spec_hash
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.eval.runner import cell_summaries
 from residual_bench.leaderboard.files import excerpt, list_files, read_bounded, sha256_file
 from residual_bench.leaderboard.layout import (
     BASE_WEIGHTS_BYTES,
@@ -39,6 +41,8 @@ from residual_bench.leaderboard.layout import (
     SUBMISSION_FILE,
     SUBMISSIONS_DIR,
 )
+from residual_bench.perturb import load_suite, suite_names
+from residual_bench.policies.registry import base_names, get_base
 from residual_bench.residual.checkpoint import (
     PICKLED_MODEL_FILE,
     RESIDUAL_FILES,
@@ -94,9 +98,6 @@ def suite_spec_hashes(suites: Iterable[str]) -> dict[str, Any]:
     Raises:
         ValueError: a suite that is not shipped with the benchmark.
     """
-    from residual_bench.env_spec import load_env_spec, spec_hash
-    from residual_bench.perturb import load_suite, suite_names
-
     scene = load_env_spec(None)
     hashes = {}
     shipped = suite_names()
@@ -167,8 +168,6 @@ def build_submission(
         submitter: who submits (a name, handle or e-mail).
         checkpoints: training seed -> checkpoint directory inside the submission.
     """
-    from residual_bench.eval.runner import cell_summaries
-
     first = records[0]
     train_seeds = sorted({int(r.extra["train_seed"]) for r in records if "train_seed" in r.extra})
     residual_info = None
@@ -215,8 +214,6 @@ def base_info(base: str) -> dict[str, str]:
     """The submission's ``base``: name, description and, for a base whose weights are a file
     (``bc``), their SHA-256, so a later change of the shipped weights is caught, not
     mistaken for a failed re-run."""
-    from residual_bench.policies.registry import base_names, get_base
-
     if base not in base_names():  # a remote base is described by its URL, not contacted
         return {"name": base, "description": base}
     entry = get_base(base)

@@ -9,7 +9,8 @@ the rule, so that a failing check says exactly what to fix. The rules, in order:
   refused), so that every file is covered by the id or a checkpoint hash.
 - ``size``: the whole directory is at most ``MAX_BYTES`` (5 MiB), checked before any file
   is read; every read is bounded (see ``files``).
-- ``schema``: the known format and schema version, every field present with its JSON type.
+- ``schema``: the known format and schema version, every field present with its JSON type,
+  and every value that becomes a path or a loop bound bounded (:mod:`.schema`).
 - ``id``: the id is the content hash of the files and the directory's name.
 - ``benchmark``: a known benchmark version, and spec hashes equal to this code's.
 - ``records``: every line is a valid episode record of the declared method and suites.
@@ -22,13 +23,13 @@ the rule, so that a failing check says exactly what to fix. The rules, in order:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from residual_bench.eval.records import EpisodeRecord
+from residual_bench.eval.runner import cell_summaries
 from residual_bench.leaderboard.files import (
     SubmissionFileError,
     excerpt,
@@ -39,46 +40,20 @@ from residual_bench.leaderboard.files import (
 from residual_bench.leaderboard.layout import (
     CHECKPOINTS_DIR,
     EPISODES_FILE,
-    FORMAT,
     KNOWN_BENCHMARK_VERSIONS,
     MAX_BYTES,
-    SCHEMA_VERSION,
     SUBMISSION_FILE,
     SUBMISSIONS_DIR,
 )
+from residual_bench.leaderboard.schema import schema_problems
 from residual_bench.leaderboard.submission import checkpoint_hash, submission_id, suite_spec_hashes
 from residual_bench.registration import ENV_ID, PREVIOUS_ENV_IDS
 from residual_bench.residual.checkpoint import PICKLED_MODEL_FILE, RESIDUAL_FILES
+from residual_bench.seeding import episode_seed
 
-FIELDS: dict[str, type | tuple[type, ...]] = {
-    "id": str,
-    "format": str,
-    "schema_version": int,
-    "benchmark_version": str,
-    "name": str,
-    "submitter": str,
-    "spec_hashes": dict,
-    "protocol": dict,
-    "base": dict,
-    "residual": (dict, type(None)),
-    "versions": dict,
-    "git_commit": (str, type(None)),
-    "hardware": dict,
-    "summary": dict,
-}
-PROTOCOL_FIELDS = {
-    "suites": list,
-    "objects": list,
-    "train_seeds": list,
-    "episodes": int,
-    "master_seed": int,
-}
 MASTER_SEEDS = (0,)  # the benchmark's published master seed
 BENCHMARK_ENV_IDS = (ENV_ID, *PREVIOUS_ENV_IDS)
 MAX_SUBMISSION_JSON_BYTES = 1024 * 1024
-MAX_TRAIN_SEED = 1_000_000
-MAX_EPISODES = 100_000
-PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MAX_MESSAGE = 300  # characters of one failure message: submitted text is quoted, not rendered
 
 
@@ -177,7 +152,7 @@ def _files_and_schema(path: Path, files: list[str], fail: Fail) -> tuple[dict[st
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         fail("schema", f"{SUBMISSION_FILE} is not valid JSON ({type(exc).__name__})")
         raise _Broken from None
-    problems = _schema_problems(data)
+    problems = schema_problems(data)
     for problem in problems:
         fail("schema", problem)
     if problems:
@@ -201,85 +176,6 @@ def _layout(data: dict[str, Any], files: list[str], fail: Fail) -> None:
             )
         else:
             fail("files", f"unexpected file {excerpt(name)} (not covered by any hash)")
-
-
-def _schema_problems(data: Any) -> list[str]:
-    if not isinstance(data, dict):
-        return [f"{SUBMISSION_FILE} must hold a JSON object"]
-    if data.get("format") != FORMAT or data.get("schema_version") != SCHEMA_VERSION:
-        return [f"expected format {FORMAT!r} schema_version {SCHEMA_VERSION}"]
-    problems = [f"missing field {k!r}" for k in FIELDS if k not in data]
-    problems += [f"unknown field {k!r}" for k in sorted(set(data) - set(FIELDS))]
-    for key, kind in FIELDS.items():
-        if key in data and not isinstance(data[key], kind):
-            problems.append(f"field {key!r} has the wrong type ({type(data[key]).__name__})")
-    protocol = data.get("protocol")
-    if isinstance(protocol, dict):
-        for key, kind in PROTOCOL_FIELDS.items():
-            if not isinstance(protocol.get(key), kind) or isinstance(protocol.get(key), bool):
-                problems.append(f"protocol.{key} must be a {kind.__name__}")
-        problems += _protocol_values(protocol)
-    if isinstance(data.get("base"), dict) and not isinstance(data["base"].get("name"), str):
-        problems.append("base.name must be a string")
-    if isinstance(data.get("residual"), dict):
-        residual = data["residual"]
-        if not isinstance(residual.get("name"), str):
-            problems.append("residual.name must be a string")
-        if not isinstance(residual.get("checkpoints"), dict):
-            problems.append("residual.checkpoints must be an object")
-        else:
-            problems += _checkpoint_entries(residual["checkpoints"])
-    if isinstance(data.get("summary"), dict) and not isinstance(data["summary"].get("cells"), list):
-        problems.append("summary.cells must be a list")
-    return problems
-
-
-def _is_count(value: Any, most: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most
-
-
-def _protocol_values(protocol: dict[str, Any]) -> list[str]:
-    """Values that become paths or loop bounds: plain names and bounded counts only."""
-    problems = []
-    seeds = protocol.get("train_seeds")
-    if isinstance(seeds, list) and not all(_is_count(s, MAX_TRAIN_SEED) for s in seeds):
-        problems.append(f"protocol.train_seeds must be integers in [0, {MAX_TRAIN_SEED}]")
-    for key in ("suites", "objects"):
-        names = protocol.get(key)
-        if isinstance(names, list) and not all(
-            isinstance(n, str) and PLAIN_NAME.fullmatch(n) for n in names
-        ):
-            problems.append(f"protocol.{key} must be plain names (no paths)")
-    episodes = protocol.get("episodes")
-    if isinstance(episodes, int) and not 1 <= episodes <= MAX_EPISODES:
-        problems.append(f"protocol.episodes must be in [1, {MAX_EPISODES}]")
-    # Their product sizes the grid the check builds: each list is bounded.
-    for key, least, most in (("suites", 1, 32), ("objects", 1, 4), ("train_seeds", 0, 32)):
-        values = protocol.get(key)
-        if isinstance(values, list) and not least <= len(values) <= most:
-            problems.append(f"protocol.{key} must list {least} to {most} entries")
-        elif isinstance(values, list) and len(set(map(str, values))) != len(values):
-            problems.append(f"protocol.{key} must not repeat")
-    return problems
-
-
-def _checkpoint_entries(checkpoints: dict[str, Any]) -> list[str]:
-    """Each entry names ``checkpoints/seed<S>`` of an integer seed and a sha256: never a
-    path of the submitter's choosing."""
-    problems = []
-    for seed, entry in checkpoints.items():
-        where = f"residual.checkpoints[{excerpt(seed)}]"
-        if not (isinstance(seed, str) and seed.isdigit() and seed == str(int(seed))):
-            problems.append(f"{where}: the key must be a training seed")
-        elif not isinstance(entry, dict) or entry.get("path") != f"{CHECKPOINTS_DIR}/seed{seed}":
-            problems.append(f"{where}.path must be {CHECKPOINTS_DIR}/seed{seed}")
-        elif not (
-            isinstance(entry.get("sha256"), str)
-            and len(entry["sha256"]) == 64
-            and all(c in "0123456789abcdef" for c in entry["sha256"])
-        ):
-            problems.append(f"{where}.sha256 must be 64 hex digits")
-    return problems
 
 
 def _records(data: dict[str, Any], raw: bytes, fail: Fail) -> list[EpisodeRecord]:
@@ -324,8 +220,6 @@ def _benchmark(data: dict[str, Any], fail: Fail) -> None:
 
 
 def _grid_and_seeds(data: dict[str, Any], records: list[EpisodeRecord], fail: Fail) -> None:
-    from residual_bench.seeding import episode_seed
-
     protocol = data["protocol"]
     seeds = protocol["train_seeds"] if data["residual"] else [None]
     hashes = data["spec_hashes"].get("suites", {})
@@ -364,8 +258,6 @@ def _cell(key: tuple) -> str:
 
 
 def _summary(data: dict[str, Any], records: list[EpisodeRecord], fail: Fail) -> None:
-    from residual_bench.eval.runner import cell_summaries
-
     # Through JSON, so that the comparison sees exactly what a file can hold.
     recomputed = json.loads(json.dumps(cell_summaries(records)))
     if data["summary"]["cells"] != recomputed:

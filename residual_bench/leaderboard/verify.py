@@ -18,17 +18,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+from residual_bench.eval.metrics import wilson_interval
+from residual_bench.eval.provenance import package_versions
 from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.eval.runner import EpisodeTask, play
 from residual_bench.leaderboard.draw import audit_draw, draw_record, new_nonce
 from residual_bench.leaderboard.files import read_bounded
 from residual_bench.leaderboard.layout import (
     CHECKPOINTS_DIR,
     EPISODES_FILE,
     SUBMISSION_FILE,
+    SUBMISSIONS_DIR,
     VERIFICATIONS_DIR,
 )
 from residual_bench.leaderboard.submission import checkpoint_hash
 from residual_bench.leaderboard.validate import MASTER_SEEDS, validate_submission
+from residual_bench.policies.registry import BC_PREFIX, base_names, get_base
 
 VERIFIED, FAILED, NOT_VERIFIABLE = "verified", "failed", "not-verifiable"
 
@@ -41,8 +46,6 @@ def not_verifiable_reason(base: dict[str, Any]) -> str | None:
     base's weights file is not part of the submission. A base whose weights the submission
     names by hash must still have those weights.
     """
-    from residual_bench.policies.registry import BC_PREFIX, base_names, get_base
-
     name = base["name"]
     if name.startswith(BC_PREFIX):
         return f"base {name!r} runs weights from a file outside the package and the submission"
@@ -70,8 +73,6 @@ def outcome(record: EpisodeRecord) -> dict[str, Any]:
 
 
 def _task(path: Path, data: dict[str, Any], record: EpisodeRecord, master_seed: int, index: int):
-    from residual_bench.eval.runner import EpisodeTask
-
     checkpoint = None
     if data["residual"] is not None:
         seed = str(record.extra["train_seed"])
@@ -119,9 +120,6 @@ def verify_submission(path: str | Path, k: int = 10, nonce: str | None = None) -
         FileNotFoundError: not a submission directory.
         ValueError: the submission breaks a rule of ``bench leaderboard check``.
     """
-    from residual_bench.eval.provenance import package_versions
-    from residual_bench.eval.runner import play
-
     path, data, records = _load_valid(path)
     result: dict[str, Any] = {"submission": data["id"], "k": k, "versions": package_versions()}
     reason = not_verifiable_reason(data["base"])
@@ -182,9 +180,6 @@ def heldout_evaluation(path: str | Path, seeds_file: str | Path) -> dict[str, An
     A cell is ``consistent`` when the 95% Wilson intervals of the claimed and the hidden
     success rates overlap. The seeds themselves are never written into the result.
     """
-    from residual_bench.eval.metrics import wilson_interval
-    from residual_bench.eval.runner import play
-
     path, data, records = _load_valid(path)
     hidden = read_heldout_seeds(seeds_file)
     reason = not_verifiable_reason(data["base"])
@@ -228,8 +223,6 @@ def write_verification(root: str | Path, result: dict[str, Any], key: str = "rep
 def audit_verifications(root: str | Path) -> list[str]:
     """What is wrong with the stored verifications under ``root``: a replay whose draw does not
     follow from its nonce, or that predates the nonce draw, or a file of no submission."""
-    from residual_bench.leaderboard.layout import SUBMISSIONS_DIR
-
     problems = []
     folder = Path(root) / VERIFICATIONS_DIR
     for where in sorted(folder.glob("*.json")) if folder.is_dir() else []:

@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 
+import residual_bench  # noqa: F401  (registers PandaReal-v0)
+from residual_bench.policies.registry import get_base, make_controller
 from residual_bench.real.plans import FAILURE_CATEGORIES, PLANS
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ class TerminalOperator:
     def _ask(self, prompt: str) -> str:
         answer = input(prompt).strip().lower()
         if answer == "a":
+            # Deferred, as in cmd_real_eval: keeps `bench --help` fast.
             from residual_bench.real.session import OperatorAbort
 
             raise OperatorAbort("session aborted by the operator")
@@ -83,8 +87,6 @@ class TerminalOperator:
 def _controller(base: str, env: Any) -> Any:
     if base == "hold":
         return HoldBase()
-    from residual_bench.policies.registry import get_base, make_controller
-
     entry = get_base(base)
     if entry.env_kwargs.get("obs_mode") in (None, "state"):
         raise ValueError(
@@ -96,9 +98,8 @@ def _controller(base: str, env: Any) -> Any:
 
 def cmd_real_eval(args: argparse.Namespace) -> int:
     """Run ``bench real-eval``."""
-    import gymnasium as gym
-
-    import residual_bench  # noqa: F401  (registers PandaReal-v0)
+    # Deferred: this module is imported for every `bench --help`, and the session (with the
+    # episode recorder it brings) would add about half a second to it.
     from residual_bench.real.session import ScriptedOperator, make_plan, run_session
 
     if args.plan not in PLANS:
@@ -109,7 +110,8 @@ def cmd_real_eval(args: argparse.Namespace) -> int:
     if args.residual != "none":
         if not Path(args.residual).exists():
             raise FileNotFoundError(f"--residual: {args.residual!r} does not exist")
-        from residual_bench.residual import load_residual
+        # Deferred: the checkpoint loader brings torch, seconds on every `bench --help`.
+        from residual_bench.residual.checkpoint import load_residual
 
         residual = load_residual(args.residual)
     plan = make_plan(args.plan, args.trials, args.seed, args.episode_seconds)

@@ -11,6 +11,7 @@ Faults are exceptions derived from :class:`RobotFault`, each with a machine-read
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -139,8 +140,6 @@ def lazy_import(module: str, driver: str, install: str) -> object:
     Raises:
         DriverUnavailableError: the library is not installed, naming what to install.
     """
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

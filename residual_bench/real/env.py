@@ -31,12 +31,16 @@ from residual_bench.language import INSTRUCTION_DIM, instruction_features
 from residual_bench.real.cameras import (
     CameraSource,
     GroundTruthSegmenter,
+    RealSenseCamera,
     ReplayCamera,
     Segmenter,
     fit_frame,
 )
 from residual_bench.real.driver import RobotDriver, RobotFault, RobotState
+from residual_bench.real.franky_driver import FrankyDriver
+from residual_bench.real.panda_py_driver import PandaPyDriver
 from residual_bench.real.safety import SafetyLayer, SafetyLimits, check_reset_joints
+from residual_bench.real.twin import TwinCamera, TwinDriver
 from residual_bench.sim.panda import HOME_JOINTS
 from residual_bench.spaces import PROPRIO_DIM, camera_spaces, validate_action
 from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES
@@ -57,16 +61,10 @@ def make_driver(driver: str | RobotDriver, **options: Any) -> RobotDriver:
             raise ValueError(f"driver must be one of {list(DRIVERS)} or a RobotDriver")
         return driver
     if driver == "twin":
-        from residual_bench.real.twin import TwinDriver
-
         return TwinDriver(**options)
     if driver == "franky":
-        from residual_bench.real.franky_driver import FrankyDriver
-
         return FrankyDriver(**options)
     if driver == "panda-py":
-        from residual_bench.real.panda_py_driver import PandaPyDriver
-
         return PandaPyDriver(**options)
     raise ValueError(f"unknown driver {driver!r}; valid choices: {', '.join(DRIVERS)}")
 
@@ -154,12 +152,8 @@ class PandaRealEnv(gym.Env):
         if camera is None:
             camera = "twin" if self.driver.name == "twin" else "realsense"
         if camera == "twin":
-            from residual_bench.real.twin import TwinCamera
-
             return TwinCamera(self.driver, self.image_size)
         if camera == "realsense":
-            from residual_bench.real.cameras import RealSenseCamera
-
             return RealSenseCamera(clock=self.driver.clock)
         if isinstance(camera, str | Path):
             return ReplayCamera(camera, clock=self.driver.clock)

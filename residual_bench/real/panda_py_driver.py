@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from residual_bench.real.driver import (
     DisconnectError,
@@ -81,8 +82,6 @@ class PandaPyDriver(WallClock):
 
     def read_state(self) -> RobotState:
         """The latest libfranka state (O_T_EE is column-major)."""
-        from scipy.spatial.transform import Rotation
-
         state = self._call(self.panda.get_state)
         robot_time = float(getattr(getattr(state, "time", None), "to_sec", time.monotonic)())
         if robot_time != self._robot_time:

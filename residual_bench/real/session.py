@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
 
 from residual_bench.eval.recorder import EpisodeRecorder
 from residual_bench.eval.records import EpisodeRecord, append_jsonl
@@ -145,8 +146,6 @@ class ScriptedOperator:
 
 
 def _save_video(frames: list[np.ndarray], path: Path, fps: int) -> None:
-    from PIL import Image
-
     images = [Image.fromarray(f) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps),
                    loop=0)  # fmt: skip
