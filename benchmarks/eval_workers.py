@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from residual_bench.eval.records import read_jsonl
+from residual_bench.episodes.records import read_jsonl
 from residual_bench.eval.runner import evaluate, make_tasks
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"

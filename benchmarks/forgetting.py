@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from residual_bench.eval.metrics import summarize, wilson_interval
+from residual_bench.episodes.metrics import summarize, wilson_interval
+from residual_bench.episodes.records import read_jsonl
 from residual_bench.eval.plots import plot_success
-from residual_bench.eval.records import read_jsonl
 from residual_bench.eval.report import mcnemar_by_seed
 from residual_bench.eval.report_render import format_p_value
 from residual_bench.eval.runner import evaluate, make_tasks

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from residual_bench.eval.plots import plot_learning_curves
-from residual_bench.residual.progress import read_progress
+from residual_bench.training.learning_curve import read_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = {

@@ -22,7 +22,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from residual_bench.eval.records import read_jsonl
+from residual_bench.episodes.records import read_jsonl
 from residual_bench.eval.runner import evaluate, make_tasks
 from residual_bench.policies.remote.server import serve_base
 from residual_bench.rollout import format_rate

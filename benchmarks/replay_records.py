@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from residual_bench.eval.records import read_jsonl
+from residual_bench.episodes.records import read_jsonl
 from residual_bench.eval.runner import play, task_of
 
 

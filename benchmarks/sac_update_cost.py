@@ -4,7 +4,7 @@
 
 SB3's SAC backpropagates the actor loss through the whole critic, image encoder included, and
 throws the critic's weight gradients away at its next update. Our SAC agents skip that
-backward pass (``residual_bench.residual.agents.skip_critic_weight_gradients_in_actor_step``;
+backward pass (``residual_bench.training.safeguards.skip_critic_weight_gradients_in_actor_step``;
 tests/test_finetune_rl.py checks that the update is the same bit for bit). This script times
 both on the ``finetune-rl`` model (the bc encoder in actor and critic, batch 64, one torch
 thread), alternating the two in one process on the same replay buffer, and reports the median
@@ -36,11 +36,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results/finetune/sac_update_cost.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    config = load_finetune_config("finetune-rl")["rl"]
-    hp = {**config["hyperparams"], "buffer_size": 2000, "learning_starts": 10_000}
+    config = load_finetune_config("finetune-rl").rl
+    hp = {**config.hyperparams, "buffer_size": 2000, "learning_starts": 10_000}
     init = shipped_checkpoint()
     env = _make_env(init, "mixed", "train")
-    model = build_finetune_agent("sac", Monitor(env), init, hp, config["initial_log_std"], 0)
+    model = build_finetune_agent("sac", Monitor(env), init, hp, config.initial_log_std, 0)
     model.learn(300)  # fills the replay buffer; no update before learning_starts
     batch = int(hp["batch_size"])
     times: dict[bool, list[float]] = {True: [], False: []}

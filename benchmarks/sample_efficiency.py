@@ -39,7 +39,7 @@ import pandas as pd
 
 from residual_bench.eval.plots import plot_learning_curves
 from residual_bench.eval.sample_efficiency import compare_to_reference
-from residual_bench.residual.progress import read_progress
+from residual_bench.training.learning_curve import read_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"

@@ -27,7 +27,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from residual_bench.env_spec import SpecError
@@ -51,31 +51,8 @@ def non_negative(default: Any) -> Any:
 
 
 class Section:
-    """Base of the config sections: a read-only mapping view over the fields.
-
-    Code reads a section by attribute (``config.train.steps``); ``section["steps"]``,
-    ``keys()`` and ``get()`` are the read-only view kept for callers written against the
-    plain dicts the loaders used to return. The view never writes.
-    """
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self) -> list[str]:
-        """The field names, in declaration order."""
-        return [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The field ``key``, or ``default`` if there is no such field."""
-        return getattr(self, key) if key in self.keys() else default
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
+    """Base of the config sections: typed dataclasses read by attribute
+    (``config.train.steps``), built from YAML by :func:`build_section`."""
 
 
 def field_names(cls: type) -> list[str]:

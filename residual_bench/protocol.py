@@ -22,9 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from residual_bench.eval.filmstrip import save_comparison_filmstrip
 from residual_bench.eval.report import build_report
 from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.policies.registry import get_base
 from residual_bench.residual.checkpoint import shipped_residual
+from residual_bench.residual.config import load_config
+from residual_bench.residual.train import train_residual
 
 STANDARD_SUITES = ("nominal", "poke", "slide", "drop", "latency", "mixed")
 # Measured by `python benchmarks/episode_rates.py` (results/episode_rates.json): episodes a
@@ -125,11 +129,9 @@ def plan_benchmark(
     use_shipped: bool = True,
 ) -> RunPlan:
     """What :func:`run_benchmark` will do with the same arguments, without doing it."""
-    from residual_bench.residual.config import load_config
-
     protocol = protocol or Protocol()
     out = Path(out)
-    config_steps = int(load_config(algo).train["steps"])
+    config_steps = int(load_config(algo).train.steps)
     residuals, train_steps = {}, {}
     for seed in protocol.seeds:
         shipped = shipped_residual(base, algo, seed) if use_shipped else None
@@ -178,8 +180,6 @@ def resolve_residuals(
     """One trained residual per training seed of the protocol (shipped, found or trained):
     ``shipped:NAME`` references or directories. ``resume`` continues interrupted training
     runs of this user in ``out/train``."""
-    from residual_bench.residual.train import train_residual
-
     paths: list[str | Path] = []
     for seed in protocol.seeds:
         shipped = shipped_residual(base, algo, seed) if use_shipped else None
@@ -221,9 +221,6 @@ def run_benchmark(
         ValueError: unknown base, residual algorithm, suite or executor.
         FileExistsError: ``out`` holds an earlier evaluation and ``resume`` is False.
     """
-    from residual_bench.policies.registry import get_base
-    from residual_bench.residual.config import load_config
-
     get_base(base)
     load_config(algo)
     protocol = protocol or Protocol()
@@ -262,8 +259,6 @@ def run_benchmark(
             desc=label,
         )
     if filmstrip:
-        from residual_bench.eval.filmstrip import save_comparison_filmstrip
-
         save_comparison_filmstrip(out, out / "filmstrip.png")
     return build_report([out], out / "report", title=f"residual-bench: {base} + {algo}")
 

@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 from tqdm import tqdm
 
-from residual_bench.eval import EpisodeRecord, EpisodeRecorder, append_jsonl, read_jsonl, summarize
+from residual_bench.episodes import EpisodeRecord, append_jsonl, read_jsonl, run_episode, summarize
 from residual_bench.policies.registry import get_base, make_controller
 from residual_bench.registration import ENV_ID
 from residual_bench.seeding import episode_seed
@@ -118,7 +118,13 @@ def run_episodes(
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
         controller = make_controller(policy, env)
-        recorder = EpisodeRecorder()
+        identity = {
+            "env_id": ENV_ID,
+            "env_spec_hash": sim.env_spec_hash,
+            "suite": suite_name,
+            "objects": objects,
+            "base": policy,
+        }
         for index in tqdm(
             range(len(records), episodes),
             desc=f"{policy}/{suite_name}/{objects}",
@@ -126,25 +132,24 @@ def run_episodes(
             initial=len(records),
             total=episodes,
         ):
-            obs, info = env.reset(seed=episode_seed(seed, suite_name, objects, index))
+            figure = None
             if index == 0 and out_dir is not None and scene_figure:
-                save_scene_figure(env, out_dir / "scene.png")
-            controller.reset(info)
-            recorder.start(
-                info,
-                env_id=ENV_ID,
-                env_spec_hash=sim.env_spec_hash,
-                suite=suite_name,
-                objects=objects,
-                base=policy,
-            )
-            done = False
-            while not done:
-                action, _ = controller.act(obs, info)
-                obs, _, terminated, truncated, info = env.step(action)
-                recorder.step(action, info)
-                done = terminated or truncated
-            record = recorder.finish(final_state_hash=sim.state_hash())
+
+                def figure(env: Any, info: dict, path: Path = out_dir / "scene.png") -> None:
+                    if info["time"] == 0:  # the scene as the first episode starts
+                        save_scene_figure(env, path)
+
+            # What makes the record re-runnable (``eval.runner.task_of``), as bench eval's.
+            extra = {"master_seed": seed, "episode_index": index, "suite_source": suite}
+            record = run_episode(
+                env,
+                lambda obs, info: controller.act(obs, info)[0],
+                episode_seed(seed, suite_name, objects, index),
+                reset=controller.reset,
+                on_step=figure,
+                record=identity,
+                record_extra=lambda info, extra=extra: extra,
+            ).record
             records.append(record)
             if out_dir is not None:
                 append_jsonl(records_file, record)

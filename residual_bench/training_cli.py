@@ -48,7 +48,8 @@ def _cmd_base_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from residual_bench.finetune.config import is_finetune_config, train_finetune
+    from residual_bench.finetune.config import is_finetune_config
+    from residual_bench.finetune.train import train_finetune
     from residual_bench.residual.train import train_residual
 
     if is_finetune_config(args.residual):

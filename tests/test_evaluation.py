@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from stable_baselines3 import SAC
 
-from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.episodes.records import EpisodeRecord, read_jsonl
 from residual_bench.eval.runner import (
     evaluate,
     execute,

@@ -125,7 +125,7 @@ def test_a_step_budget_runs_rounds_until_that_many_environment_steps_are_used(
         out.write_bytes(b"network")
 
     monkeypatch.setattr("residual_bench.finetune.dagger.collect_corrections", collect)
-    monkeypatch.setattr("residual_bench.policies.bc.train.train_bc", train)
+    monkeypatch.setattr("residual_bench.finetune.dagger.train_bc", train)
     monkeypatch.setattr("residual_bench.finetune.dagger.evaluate_bc", lambda *a: 0.0)
     n = summary["env_steps"]
     dagger = DaggerConfig(rounds=1, train_frames=n, suites=["drop"])
@@ -144,7 +144,7 @@ def _fake_rounds(monkeypatch, corrections, evaluated):
         "residual_bench.finetune.dagger.collect_corrections", lambda *a: (data, summary)
     )
     monkeypatch.setattr(
-        "residual_bench.policies.bc.train.train_bc", lambda f, out, **k: out.write_bytes(b"net")
+        "residual_bench.finetune.dagger.train_bc", lambda f, out, **k: out.write_bytes(b"net")
     )
 
     def evaluate(model, *args):

@@ -245,14 +245,14 @@ def test_a_stalled_base_holds_its_last_action_through_the_chunk():
 def test_a_run_writes_a_learning_curve_a_bc_checkpoint_and_resumes(tmp_path, monkeypatch):
     evaluated = []
 
-    def evaluate(checkpoint, suite, episodes, master_seed):
+    def evaluate(checkpoint, suite, episodes):
         if not evaluated:
             evaluated.append("interrupted")
             raise KeyboardInterrupt  # after the first chunk of steps is checkpointed
         evaluated.append((load_checkpoint(checkpoint)["provenance"]["finetuned_from"], suite))
         return 0.5
 
-    monkeypatch.setattr("residual_bench.finetune.dagger.evaluate_bc", evaluate)
+    monkeypatch.setattr("residual_bench.finetune.rl.evaluate_bc", evaluate)
     rl = FinetuneRLConfig(algo="sac", hyperparams=TINY["sac"])
     train = TrainingConfig(steps=16, suite="nominal", eval_every=8, eval_episodes=2,
                            checkpoint_every=8)  # fmt: skip

@@ -17,7 +17,7 @@ import pytest
 from test_leaderboard_submission import shared_results
 from test_leaderboard_validate import tamper
 
-from residual_bench.eval.records import read_jsonl
+from residual_bench.episodes.records import read_jsonl
 from residual_bench.leaderboard.cli import add_leaderboard_parsers
 from residual_bench.leaderboard.draw import draw_indices
 from residual_bench.leaderboard.submission import base_info

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from residual_bench.eval.metrics import (
+from residual_bench.episodes.metrics import (
     CURVE_HORIZONS,
     action_jerk,
     action_rate,
@@ -24,7 +24,7 @@ from residual_bench.eval.metrics import (
     summarize,
     wilson_interval,
 )
-from residual_bench.eval.records import EpisodeRecord, PerturbationEvent
+from residual_bench.episodes.records import EpisodeRecord, PerturbationEvent
 
 DT = 0.05
 

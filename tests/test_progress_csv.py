@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from residual_bench.residual.progress import (
+from residual_bench.training.learning_curve import (
     PROGRESS_FIELDS,
     append_progress,
     last_evaluated,

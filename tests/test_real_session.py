@@ -6,7 +6,7 @@ import json
 import gymnasium as gym
 import pytest
 
-from residual_bench.eval.records import read_jsonl
+from residual_bench.episodes.records import read_jsonl
 from residual_bench.real.cli import HoldBase, add_real_eval_parser
 from residual_bench.real.session import OperatorAbort, ScriptedOperator, make_plan, run_session
 

@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from residual_bench.eval.recorder import EpisodeRecorder
-from residual_bench.eval.records import (
+from residual_bench.episodes.recorder import EpisodeRecorder
+from residual_bench.episodes.records import (
     SCHEMA_VERSION,
     EpisodeRecord,
     PerturbationEvent,

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from residual_bench.episodes.metrics import wilson_interval
+from residual_bench.episodes.records import EpisodeRecord, PerturbationEvent, append_jsonl
 from residual_bench.eval import plots, report
-from residual_bench.eval.metrics import wilson_interval
-from residual_bench.eval.records import EpisodeRecord, PerturbationEvent, append_jsonl
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

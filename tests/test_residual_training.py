@@ -34,7 +34,6 @@ from residual_bench.residual.agents import (
 )
 from residual_bench.residual.checkpoint import RESIDUAL_FILES, load_residual, read_metadata
 from residual_bench.residual.config import ResidualConfig, config_names, load_config
-from residual_bench.residual.progress import PROGRESS_FIELDS
 from residual_bench.residual.train import train_residual
 from residual_bench.run_directory import (
     RunInUseError,
@@ -42,6 +41,7 @@ from residual_bench.run_directory import (
     run_lock,
     write_file_atomically,
 )
+from residual_bench.training.learning_curve import PROGRESS_FIELDS
 
 BASE, FEATURES = "scripted", "privileged"  # cheap: state observations, no rendering
 PROGRESS_HEADER = "timesteps,success_rate,success_ci_low,success_ci_high,wall_s"

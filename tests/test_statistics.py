@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu, trim_mean
 
-from residual_bench.eval.statistics import (
+from residual_bench.episodes.statistics import (
     bootstrap_interval,
     iqm,
     iqm_interval,
@@ -366,7 +366,7 @@ def test_results_are_plain_python_numbers():
 
 
 def test_wilson_interval_is_reexported():
-    from residual_bench.eval import metrics
+    from residual_bench.episodes import metrics
 
     assert wilson_interval is metrics.wilson_interval
 

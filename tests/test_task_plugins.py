@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from residual_bench.episodes import run_episode
 from residual_bench.registration import register_envs
 from residual_bench.sim.objects import objects_in_split
 from residual_bench.task_env import ResidualTaskEnv
@@ -53,7 +54,11 @@ class ToyReachTask(Task):
 
     def progress(self, states, tcp):
         distance = float(np.linalg.norm(self.goal - tcp))
-        return {"tcp_to_object": distance, "success": distance < self.spec["task"]["reach_radius"]}
+        success = distance < self.spec["task"]["reach_radius"]
+        xy = float(np.linalg.norm(self.goal[:2] - tcp[:2]))
+        # success, is_grasped and tcp_to_object_xy are what the episode recorder reads.
+        return {"tcp_to_object": distance, "tcp_to_object_xy": xy, "is_grasped": False,
+                "success": success}  # fmt: skip
 
     def phase(self, progress):
         return "done" if progress["success"] else "reach"
@@ -138,3 +143,13 @@ def test_a_residual_over_a_base_runs_on_a_new_task(toy_task):
     obs, *_ = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
     assert env.observation_space.contains(obs)
     env.close()
+
+
+def test_the_one_episode_loop_records_a_new_tasks_episode(toy_task):
+    env = gym.make(toy_task, base="zero", features="proprio")
+    identity = {"env_id": toy_task, "env_spec_hash": env.unwrapped.env_spec_hash,
+                "suite": "nominal", "objects": "train", "base": "zero"}  # fmt: skip
+    episode = run_episode(env, lambda obs, info: np.zeros(7), 3, record=identity)
+    env.close()
+    assert episode.record.env_id == toy_task and episode.steps == 40  # 2 s at 20 Hz
+    assert episode.record.success is False and episode.record.final_state_hash

@@ -20,10 +20,9 @@ import pytest
 
 from residual_bench import run_directory
 from residual_bench.cli import main
+from residual_bench.episodes.records import MAX_RECORDS_BYTES, read_jsonl
 from residual_bench.eval import runner
-from residual_bench.eval.records import MAX_RECORDS_BYTES, read_jsonl
 from residual_bench.eval.runner import evaluate, make_tasks, record_key, task_key
-from residual_bench.residual.progress import append_progress
 from residual_bench.run_directory import (
     RunInUseError,
     finish_interrupted_write,
@@ -31,6 +30,7 @@ from residual_bench.run_directory import (
     write_directory_atomically,
     write_file_atomically,
 )
+from residual_bench.training.learning_curve import append_progress
 
 # Resuming after a kill mid-line warns that it drops the remainder: expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:.*truncated final line:UserWarning")

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # headless machines: never try to open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from residual_bench.eval.records import EpisodeRecord, read_jsonl  # noqa: E402
+from residual_bench.episodes.records import EpisodeRecord, read_jsonl  # noqa: E402
 from residual_bench.eval.runner import play, task_of  # noqa: E402
 
 PANELS = 7

@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from residual_bench.eval.metrics import recovery_curve  # noqa: E402
-from residual_bench.eval.records import EpisodeRecord  # noqa: E402
+from residual_bench.episodes.metrics import recovery_curve  # noqa: E402
+from residual_bench.episodes.records import EpisodeRecord  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -106,7 +106,7 @@ def plot_recovery_curves(
     """Recovery rate against time since the perturbation: one panel per suite, one line per
     method, over the episodes all methods ran (:func:`paired_by_suite`).
 
-    Uses :func:`residual_bench.eval.metrics.recovery_curve`; events that never recover count
+    Uses :func:`residual_bench.episodes.metrics.recovery_curve`; events that never recover count
     as not recovered at every horizon. The time axis runs to the longest recovery seen (at
     least 3 s), so no curve is cut while it still rises.
 

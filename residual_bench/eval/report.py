@@ -19,9 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from residual_bench.episodes.metrics import wilson_interval
+from residual_bench.episodes.records import EpisodeRecord, read_jsonl
+from residual_bench.episodes.statistics import (
+    bootstrap_interval,
+    iqm,
+    iqm_interval,
+    mcnemar_exact,
+    paired_bootstrap_difference,
+    probability_of_improvement_interval,
+)
 from residual_bench.eval import plots
-from residual_bench.eval.metrics import wilson_interval
-from residual_bench.eval.records import EpisodeRecord, read_jsonl
 from residual_bench.eval.report_provenance import provenance_blocks
 from residual_bench.eval.report_render import (
     NOTES,
@@ -33,15 +41,7 @@ from residual_bench.eval.report_render import (
     recovery_block,
     seed_block,
 )
-from residual_bench.eval.statistics import (
-    bootstrap_interval,
-    iqm,
-    iqm_interval,
-    mcnemar_exact,
-    paired_bootstrap_difference,
-    probability_of_improvement_interval,
-)
-from residual_bench.residual.progress import read_progress
+from residual_bench.training.learning_curve import read_progress
 
 SUITE_ORDER = ("nominal", "poke", "slide", "drop", "latency", "mixed")
 NAN = math.nan
@@ -63,7 +63,7 @@ def load_results(dirs: Dirs) -> list[EpisodeRecord]:
 
     Raises:
         FileNotFoundError: Naming the path, if a directory or its ``episodes.jsonl`` is missing.
-        ValueError: From :func:`~residual_bench.eval.records.read_jsonl` for a corrupt file.
+        ValueError: From :func:`~residual_bench.episodes.records.read_jsonl` for a corrupt file.
     """
     records: list[EpisodeRecord] = []
     for d in _dir_list(dirs):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from residual_bench.eval.records import EpisodeRecord
+from residual_bench.episodes.records import EpisodeRecord
 from residual_bench.residual.checkpoint import read_metadata
 
 

@@ -1,13 +1,10 @@
-"""Evaluation at scale: seeded episode tasks, executors, and a resumable results directory.
+"""Evaluation at scale: seeded episode tasks and a resumable results directory.
 
 An evaluation is a list of :class:`EpisodeTask` s - one per (method, suite, object split,
 episode index) - and :func:`run_task`, a pure function from a task to its record, is the only
-work unit. Every executor runs the same function, so records do not depend on where they ran:
-
-- ``serial``: in this process (tests, debugging);
-- ``local`` (default): a process pool (joblib's loky), one worker per core, each worker
-  single-threaded in torch so workers do not fight over cores;
-- ``ray``: Ray tasks, on the cluster at ``RAY_ADDRESS`` when set, else a local Ray instance.
+work unit: it runs the one episode loop (:func:`residual_bench.episodes.run_episode`). Every
+executor (:mod:`residual_bench.eval.executors`: serial, a local process pool, Ray) runs the
+same function, so records do not depend on where they ran.
 
 :func:`evaluate` appends each record to ``episodes.jsonl`` as it arrives (flushed per
 episode), so an interrupted evaluation keeps everything it finished; ``resume=True`` skips the
@@ -24,22 +21,27 @@ seed, so every comparison between methods is paired on identical scenes and pert
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 from tqdm import tqdm
 
-from residual_bench.eval.metrics import summarize
-from residual_bench.eval.provenance import run_provenance
-from residual_bench.eval.records import EpisodeRecord, append_jsonl, read_jsonl
+from residual_bench.episodes.loop import run_episode
+from residual_bench.episodes.metrics import summarize
+from residual_bench.episodes.records import EpisodeRecord, append_jsonl, read_jsonl
+from residual_bench.eval.executors import run_on_executor
+from residual_bench.perturb import load_suite
+from residual_bench.policies.registry import get_base, make_controller
+from residual_bench.policies.wrapper import BasePolicyWrapper
+from residual_bench.provenance import run_provenance
 from residual_bench.registration import ENV_ID, PREVIOUS_ENV_IDS
+from residual_bench.residual.checkpoint import load_residual, read_metadata
 from residual_bench.run_directory import check_run_file, run_lock, write_file_atomically
 from residual_bench.seeding import episode_seed
-
-EXECUTORS = ("local", "serial", "ray")
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,6 @@ def make_tasks(
             a residual trained on another base.
         FileNotFoundError: a residual path that does not exist.
     """
-    from residual_bench.perturb import load_suite
-    from residual_bench.policies.registry import get_base
-
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     get_base(base)
@@ -98,8 +97,6 @@ def make_tasks(
         raise ValueError(f"method(s) listed more than once: {', '.join(repeated)}")
     for residual in residuals:
         if residual is not None:
-            from residual_bench.residual.checkpoint import read_metadata
-
             trained_for = read_metadata(residual)["base"]
             if trained_for != base:
                 raise ValueError(
@@ -149,24 +146,17 @@ def record_key(record: EpisodeRecord) -> tuple:
 # -- the work unit -----------------------------------------------------------------------------
 
 _WORKER_CACHE: dict[tuple, Any] = {}
+_ZERO = np.zeros(7)
 
 
 def _episode_runner(task: EpisodeTask) -> Any:
     """The env, base controller and residual agent for a task, built once per worker."""
     key = (task.base, task.residual, task.suite, task.objects, task.env_id)
     if key not in _WORKER_CACHE:
-        import gymnasium as gym
-
-        import residual_bench  # noqa: F401  (registers the env id in a fresh worker)
-        from residual_bench.policies.registry import get_base, make_controller
-        from residual_bench.policies.wrapper import BasePolicyWrapper
-
         entry = get_base(task.base)
         env_kwargs = dict(entry.env_kwargs)
         agent = None
         if task.residual is not None:
-            from residual_bench.residual.checkpoint import load_residual
-
             agent = load_residual(task.residual)
             env_kwargs.update(agent.env_kwargs())
         env = gym.make(task.env_id, objects=task.objects, suite=task.suite, **env_kwargs)
@@ -181,45 +171,35 @@ def _episode_runner(task: EpisodeTask) -> Any:
 
 def play(task: EpisodeTask, on_step: Any = None) -> EpisodeRecord:
     """Run one episode of ``task``; ``on_step(env, info)`` is called after reset and each step."""
-    import numpy as np
-
-    from residual_bench.eval.recorder import EpisodeRecorder
-
     env, agent = _episode_runner(task)
-    sim = env.unwrapped
-    obs, info = env.reset(seed=task.seed)
     if agent is not None:
-        agent.reset()
-    if on_step is not None:
-        on_step(env, info)
-    recorder = EpisodeRecorder()
-    recorder.start(
-        info,
-        env_id=task.env_id,
-        env_spec_hash=sim.env_spec_hash,
-        suite=task.suite_name,
-        objects=task.objects,
-        base=task.base,
-        residual=agent.name if agent is not None else None,
-    )
-    zero = np.zeros(7)
-    done = False
-    while not done:
-        action = agent.act(obs) if agent is not None else zero
-        obs, _, terminated, truncated, info = env.step(action)
-        recorder.step(info["executed_action"], info)
-        if on_step is not None:
-            on_step(env, info)
-        done = terminated or truncated
-    extra: dict[str, Any] = {
-        "master_seed": task.master_seed,
-        "episode_index": task.index,
-        "suite_source": task.suite,
-        "base_errors": int(info.get("base_errors", 0)),  # failed calls of a remote base
+        act, reset = (lambda obs, info: agent.act(obs)), (lambda info: agent.reset())
+    else:
+        act, reset = (lambda obs, info: _ZERO), None  # the wrapper adds the base's action
+
+    def extra(info: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "master_seed": task.master_seed,
+            "episode_index": task.index,
+            "suite_source": task.suite,
+            "base_errors": int(info.get("base_errors", 0)),  # failed calls of a remote base
+        }
+        if agent is not None:
+            out.update(residual_path=task.residual, train_seed=agent.train_seed)
+        return out
+
+    identity = {
+        "env_id": task.env_id,
+        "env_spec_hash": env.unwrapped.env_spec_hash,
+        "suite": task.suite_name,
+        "objects": task.objects,
+        "base": task.base,
+        "residual": agent.name if agent is not None else None,
     }
-    if agent is not None:
-        extra.update(residual_path=task.residual, train_seed=agent.train_seed)
-    return recorder.finish(final_state_hash=sim.state_hash(), extra=extra)
+    episode = run_episode(
+        env, act, task.seed, reset=reset, on_step=on_step, record=identity, record_extra=extra
+    )
+    return episode.record
 
 
 def run_task(task: EpisodeTask) -> dict[str, Any]:
@@ -230,75 +210,21 @@ def run_task(task: EpisodeTask) -> dict[str, Any]:
 # -- executors ---------------------------------------------------------------------------------
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _serial(tasks: Sequence[EpisodeTask]) -> Iterator[dict[str, Any]]:
-    for task in tasks:
-        yield run_task(task)
-
-
-def _local(tasks: Sequence[EpisodeTask], workers: int) -> Iterator[dict[str, Any]]:
-    from joblib import Parallel, delayed
-
-    def work(task: EpisodeTask) -> dict[str, Any]:
-        _init_worker()
-        return run_task(task)
-
-    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(work)(task) for task in tasks)
-
-
-def _ray(tasks: Sequence[EpisodeTask], workers: int) -> Iterator[dict[str, Any]]:
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("--executor ray needs Ray: pip install 'residual-bench[ray]'") from None
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, num_cpus=None if address else workers, log_to_driver=False)
-
-    @ray.remote(num_cpus=1)
-    def work(batch: list[EpisodeTask]) -> list[dict[str, Any]]:
-        _init_worker()
-        return [run_task(task) for task in batch]
-
-    # Whole cells per Ray task, so each worker builds its env once per cell.
-    cells: dict[tuple, list[EpisodeTask]] = {}
-    for task in tasks:
-        cells.setdefault((task.base, task.residual, task.suite, task.objects), []).append(task)
-    size = max(1, min(25, len(tasks) // (4 * workers) or 1))
-    pending = [
-        work.remote(cell[i : i + size])
-        for cell in cells.values()
-        for i in range(0, len(cell), size)
-    ]
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        yield from ray.get(done[0])
-
-
 def execute(
     tasks: Sequence[EpisodeTask], executor: str = "local", workers: int | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Run tasks on an executor, yielding record dicts as they finish (in any order).
+    """Run tasks on an executor (:mod:`residual_bench.eval.executors`), yielding record dicts
+    as they finish (in any order). Ray gets whole cells, so each worker builds its env once
+    per cell.
 
     Raises:
         ValueError: an unknown executor, or fewer than one worker.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
-    workers = workers if workers is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    if executor == "serial" or (executor == "local" and workers == 1):
-        return _serial(tasks)
-    if executor == "local":
-        return _local(tasks, workers)
-    return _ray(tasks, workers)
+    return run_on_executor(tasks, run_task, executor, workers, cell=_cell)
+
+
+def _cell(task: EpisodeTask) -> tuple:
+    return (task.base, task.residual, task.suite, task.objects)
 
 
 # -- a results directory -----------------------------------------------------------------------

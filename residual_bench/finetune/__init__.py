@@ -2,7 +2,7 @@
 own weights instead of adding a correction.
 
 - :mod:`.config`: the ``method: dagger | rl`` configs under ``baselines/`` and
-  :func:`~.config.train_finetune`, the entry point ``bench train`` calls for them;
+  :mod:`.train`: :func:`~.train.train_finetune`, the entry point ``bench train`` calls;
 - :mod:`.dagger`: ``finetune-dagger``, the expert relabels the states the base visits;
 - :mod:`.rl`: ``finetune-rl`` / ``finetune-rl-ppo``, SAC or PPO trains the network end to end.
 

@@ -24,23 +24,30 @@ import numpy as np
 from tqdm import tqdm
 
 from residual_bench.config_fields import field_default
+from residual_bench.episodes.loop import run_episode
 from residual_bench.finetune.config import DaggerConfig, DaggerTrainConfig
 from residual_bench.policies.bc.data import (
-    AFTER_SUCCESS_S,
     ARRAYS,
     IMAGE_SIZE,
     UNREADABLE_NPZ,
+    collection_done,
     demonstration_expert,
+    load_demonstrations,
     record_frame,
-    solved_for,
     stack_frames,
 )
 from residual_bench.policies.bc.model import bc_controller, shipped_checkpoint
+from residual_bench.policies.bc.train import train_bc
 from residual_bench.policies.expert import CARRY_HEIGHT, Phase, ScriptedExpert
 from residual_bench.registration import ENV_ID
-from residual_bench.residual.progress import read_progress
 from residual_bench.run_directory import write_file_atomically
 from residual_bench.seeding import episode_seed
+from residual_bench.training.learning_curve import (
+    append_progress,
+    heldout_success,
+    read_progress,
+    training_clock,
+)
 
 #: Phases in which the expert believes it holds nothing yet.
 _EMPTY_HANDED = (Phase.APPROACH, Phase.DESCEND)
@@ -101,19 +108,26 @@ def collect_corrections(
         for index in bar:
             suite = suites[index % len(suites)]
             env, controller = envs[suite], controllers[suite]
-            obs, info = env.reset(seed=episode_seed(seed, "dagger", round_index, index))
-            controller.reset(info)
-            expert.reset()
-            done = False
-            while not done:
+
+            def act(
+                obs: dict,
+                info: dict,
+                env: Any = env,
+                controller: Any = controller,
+                index: int = index,
+            ) -> Any:
                 sync_phase(expert, env)
-                label = expert.act(env)
-                record_frame(rows, obs, label, index, env.unwrapped)
-                action, _ = controller.act(obs, info)
-                obs, _, terminated, truncated, info = env.step(action)
-                env_steps += 1
-                done = terminated or truncated or solved_for(info) >= AFTER_SUCCESS_S
-            successes += int(info["first_success_time"] is not None)
+                record_frame(rows, obs, expert.act(env), index, env.unwrapped)  # the label
+                return controller.act(obs, info)[0]
+
+            def reset(info: dict, controller: Any = controller) -> None:
+                controller.reset(info)
+                expert.reset()
+
+            seed_ = episode_seed(seed, "dagger", round_index, index)
+            episode = run_episode(env, act, seed_, reset=reset, stop=collection_done)
+            env_steps += episode.steps
+            successes += int(episode.info["first_success_time"] is not None)
     finally:
         for env in envs.values():
             env.close()
@@ -162,27 +176,16 @@ def sample_episodes(
     return merge_frames(*parts)
 
 
-def evaluate_bc(checkpoint: str | Path, suite: str, episodes: int, master_seed: int) -> float:
-    """Success rate of a bc checkpoint, deployed, on fixed held-out episodes of ``suite``."""
-    env = gym.make(
-        ENV_ID, obs_mode="rgb", image_size=IMAGE_SIZE, objects="heldout",
-        suite=suite,
-    )  # fmt: skip
+def evaluate_bc(checkpoint: str | Path, suite: str, episodes: int) -> float:
+    """Success rate of a bc checkpoint, deployed, on the learning curve's fixed held-out
+    episodes of ``suite``."""
+    env = gym.make(ENV_ID, obs_mode="rgb", image_size=IMAGE_SIZE, objects="heldout", suite=suite)
     controller = bc_controller(env, checkpoint)
-    successes = 0
     try:
-        for index in range(episodes):
-            obs, info = env.reset(seed=episode_seed(master_seed, suite, "heldout", index))
-            controller.reset(info)
-            done = False
-            while not done:
-                action, _ = controller.act(obs, info)
-                obs, _, terminated, truncated, info = env.step(action)
-                done = terminated or truncated
-            successes += bool(info["success"])
+        act = lambda obs, info: controller.act(obs, info)[0]  # noqa: E731
+        return heldout_success(env, act, suite, episodes, reset=controller.reset)
     finally:
         env.close()
-    return successes / episodes
 
 
 def _round_steps(corrections: Path) -> int | None:
@@ -235,11 +238,6 @@ def finetune_dagger(
     random from everything gathered so far; without it the aggregate grows every round, and
     so does the cost of training on it.
     """
-    from residual_bench.policies.bc.data import load_demonstrations
-    from residual_bench.policies.bc.train import train_bc
-    from residual_bench.residual.progress import append_progress, training_clock
-    from residual_bench.residual.train import EVAL_MASTER_SEED
-
     dagger = dagger if dagger is not None else DaggerConfig()
     train = train if train is not None else DaggerTrainConfig()
     rounds, episodes_per_round, suites = dagger.rounds, dagger.episodes_per_round, dagger.suites
@@ -284,7 +282,7 @@ def finetune_dagger(
                 init=current or shipped_checkpoint(),
             )  # fmt: skip
         if env_steps not in _curve_steps(out / "progress.csv"):
-            rate = evaluate_bc(model, train.eval_suite, train.eval_episodes, EVAL_MASTER_SEED)
+            rate = evaluate_bc(model, train.eval_suite, train.eval_episodes)
             append_progress(out / "progress.csv", env_steps, rate, train.eval_episodes, began)
         current = model
         r += 1

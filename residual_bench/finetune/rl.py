@@ -26,6 +26,7 @@ like every other bc network, so forgetting is measured the same way for every me
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, SupportsFloat
 
@@ -34,27 +35,36 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+from tqdm import tqdm
 
 from residual_bench.config_fields import TrainingConfig
 from residual_bench.finetune.config import FinetuneRLConfig
+from residual_bench.finetune.dagger import evaluate_bc
 from residual_bench.language import word_counts
 from residual_bench.policies.bc.model import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     BCNet,
     build_model,
+    shipped_checkpoint,
 )
 from residual_bench.policies.bc.model import load_checkpoint as load_bc_checkpoint
 from residual_bench.registration import ENV_ID
-from residual_bench.residual.agents import CriticWarmupMixin
 from residual_bench.run_directory import (
     checkpoint_to_resume,
     finish_interrupted_write,
     save_checkpoint,
     write_file_atomically,
 )
+from residual_bench.training.learning_curve import (
+    append_progress,
+    last_evaluated,
+    training_clock,
+)
+from residual_bench.training.safeguards import CriticWarmupMixin
 
 
 class ChunkedBCEnv(gym.Wrapper):
@@ -310,16 +320,6 @@ def finetune_rl(
     ``actor_learning_rate`` (SAC) gives the actor a learning rate of its own, and
     ``freeze_encoder`` leaves the actor's encoder as the bc network's.
     """
-    import json
-
-    from stable_baselines3.common.monitor import Monitor
-    from tqdm import tqdm
-
-    from residual_bench.finetune.dagger import evaluate_bc
-    from residual_bench.policies.bc.model import shipped_checkpoint
-    from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
-    from residual_bench.residual.train import EVAL_MASTER_SEED
-
     rl = rl if rl is not None else FinetuneRLConfig()
     train = train if train is not None else TrainingConfig()
     algo, critic_only_steps = rl.algo, rl.critic_only_steps
@@ -366,7 +366,7 @@ def finetune_rl(
             if t >= next_eval or t >= steps:
                 next_eval = (t // eval_every + 1) * eval_every
                 probe = export_checkpoint(model, init, out / "eval.pt")
-                rate = evaluate_bc(probe, suite, eval_episodes, EVAL_MASTER_SEED)
+                rate = evaluate_bc(probe, suite, eval_episodes)
                 append_progress(progress_csv, t, rate, eval_episodes, began)
                 bar.set_postfix(success=f"{rate:.0%}")
     finally:

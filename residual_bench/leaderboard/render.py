@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from residual_bench.eval.metrics import summarize
-from residual_bench.eval.records import read_jsonl
+from residual_bench.episodes.metrics import summarize
+from residual_bench.episodes.records import read_jsonl
 from residual_bench.leaderboard.assets import CSS, JS
 from residual_bench.leaderboard.layout import EPISODES_FILE, SUBMISSION_FILE, SUBMISSIONS_DIR
 from residual_bench.leaderboard.validate import validate_all

@@ -27,7 +27,7 @@ from typing import Any
 
 from residual_bench import __version__
 from residual_bench.env_spec import load_env_spec, spec_hash
-from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.episodes.records import EpisodeRecord, read_jsonl
 from residual_bench.eval.runner import cell_summaries
 from residual_bench.leaderboard.files import excerpt, list_files, read_bounded, sha256_file
 from residual_bench.leaderboard.layout import (

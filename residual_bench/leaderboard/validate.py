@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from residual_bench.eval.records import EpisodeRecord
+from residual_bench.episodes.records import EpisodeRecord
 from residual_bench.eval.runner import cell_summaries
 from residual_bench.leaderboard.files import (
     SubmissionFileError,

@@ -18,9 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from residual_bench.eval.metrics import wilson_interval
-from residual_bench.eval.provenance import package_versions
-from residual_bench.eval.records import EpisodeRecord, read_jsonl
+from residual_bench.episodes.metrics import wilson_interval
+from residual_bench.episodes.records import EpisodeRecord, read_jsonl
 from residual_bench.eval.runner import EpisodeTask, play
 from residual_bench.leaderboard.draw import audit_draw, draw_record, new_nonce
 from residual_bench.leaderboard.files import read_bounded
@@ -34,6 +33,7 @@ from residual_bench.leaderboard.layout import (
 from residual_bench.leaderboard.submission import checkpoint_hash
 from residual_bench.leaderboard.validate import MASTER_SEEDS, validate_submission
 from residual_bench.policies.registry import BC_PREFIX, base_names, get_base
+from residual_bench.provenance import package_versions
 
 VERIFIED, FAILED, NOT_VERIFIABLE = "verified", "failed", "not-verifiable"
 

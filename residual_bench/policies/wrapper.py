@@ -1,10 +1,11 @@
 """A frozen base policy put behind the environment: "base alone" as a runnable policy.
 
-:class:`BasePolicyWrapper` turns any ``ResidualPickPlace-v1`` environment into one whose
-action is a *correction* added to a frozen base policy's action. A zero correction runs the
-base alone, exactly as :func:`residual_bench.rollout.run_episodes` would; a residual policy
-(learned or not) outputs non-zero corrections and sees the base's action in ``info``. Later
-residual wrappers (observation augmentation, scaled corrections, ...) build on this one.
+:class:`BasePolicyWrapper` turns any task's environment into one whose action is a
+*correction* added to a frozen base policy's action. A zero correction runs the base alone,
+exactly as :func:`residual_bench.rollout.run_episodes` would; a residual policy (learned or
+not) outputs non-zero corrections and sees the base's action in ``info``. It is the one
+"base + correction" wrapper: the residual env (:class:`residual_bench.residual.env.ResidualEnv`)
+is this class with a scaled correction, its own observation and a shaped reward.
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ def validate_correction(correction: Any) -> np.ndarray:
 
 
 class BasePolicyWrapper(gym.Wrapper):
-    """``ResidualPickPlace-v1`` driven by a frozen base; the action corrects the base's.
+    """A task's env driven by a frozen base; the action corrects the base's.
 
-    Each :meth:`step` asks the base controller for its action from the latest observation and
-    info (so its rate, chunking, latency and stalls behave as in a plain rollout), adds the
-    correction, clips the sum to [-1, 1] and steps the environment with it.
+    After each reset and step the base controller is asked for its next action from the
+    latest observation and info (so its rate, chunking, latency and stalls behave as in a
+    plain rollout); :meth:`step` adds the correction, clips the sum to [-1, 1] and steps the
+    environment with it.
 
     Usage::
 
@@ -61,7 +63,7 @@ class BasePolicyWrapper(gym.Wrapper):
         info["base_action"], info["executed_action"], info["base_held"]
 
     Args:
-        env: a ``ResidualPickPlace-v1`` environment, wrapped or not.
+        env: a task's environment (``ResidualPickPlace-v1``, ...), wrapped or not.
         base: a registered policy name (``residual_bench.policies.registry.base_names()``),
             built for ``env`` with :func:`~residual_bench.policies.registry.make_controller`,
             or a :class:`~residual_bench.policies.controller.Controller` already built for it.
@@ -98,37 +100,69 @@ class BasePolicyWrapper(gym.Wrapper):
         self.controller: Controller = controller
         self.base_name: str = getattr(controller, "name", type(controller).__name__)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
-        self._obs: dict[str, np.ndarray] | None = None
-        self._info: dict[str, Any] | None = None
+        self._raw: tuple[dict, dict] | None = None
+        self._base_action = np.zeros(7)
+        self._base_info: dict[str, Any] = {}
+
+    @property
+    def base_action(self) -> np.ndarray:
+        """The base's action for the coming step (what the correction is added to)."""
+        return np.array(self._base_action, dtype=np.float64)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset the env, then the base controller with the env's reset info."""
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the env, then the base controller with the env's reset info; the base's
+        first action is asked for now, so a subclass's first observation can hold it."""
         obs, info = self.env.reset(seed=seed, options=options)
         self.controller.reset(info)
-        self._obs, self._info = obs, info
-        return obs, info
+        self._after_reset()
+        self._ask_base(obs, info)
+        return self._observation(obs, info), info
 
-    def step(
-        self, correction: Any
-    ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Step the env with ``clip(base action + correction, -1, 1)``.
 
         Args:
-            correction: shape (7,), real; entries outside [-1, 1] are clipped first.
+            action: shape (7,), real; entries outside [-1, 1] are clipped first.
 
         Raises:
-            ValueError: a correction of the wrong shape or dtype, or with NaN / inf.
+            ValueError: an action of the wrong shape or dtype, or with NaN / inf.
             gymnasium.error.ResetNeeded: :meth:`reset` has not been called yet.
         """
-        delta = validate_correction(correction)
-        if self._obs is None or self._info is None:
-            raise ResetNeeded("BasePolicyWrapper: call reset() before step()")
-        base_action, base_info = self.controller.act(self._obs, self._info)
-        base = np.array(base_action, dtype=np.float64)
-        executed = np.clip(base + delta, -1.0, 1.0)
+        delta = validate_correction(action)
+        if self._raw is None:
+            raise ResetNeeded(f"{type(self).__name__}: call reset() before step()")
+        base = np.array(self._base_action, dtype=np.float64)
+        correction, extra = self._correction(delta)
+        executed = np.clip(base + correction, -1.0, 1.0)
         obs, reward, terminated, truncated, info = self.env.step(executed)
-        self._obs, self._info = obs, info
-        info = {**base_info, **info, "base_action": base, "executed_action": executed.copy()}
-        return obs, reward, terminated, truncated, info
+        reward = self._reward(reward, delta, executed)
+        info = {
+            **self._base_info,
+            **info,
+            "base_action": base,
+            **extra,
+            "executed_action": executed.copy(),
+        }
+        self._ask_base(obs, info)
+        return self._observation(obs, info), reward, terminated, truncated, info
+
+    # -- what a subclass changes -------------------------------------------------------------
+
+    def _correction(self, action: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The correction added to the base's action, and what it adds to the step info."""
+        return action, {}
+
+    def _reward(self, reward: SupportsFloat, action: np.ndarray, executed: np.ndarray) -> Any:
+        return reward
+
+    def _observation(self, obs: Any, info: dict[str, Any]) -> Any:
+        return obs
+
+    def _after_reset(self) -> None:
+        """Per-episode state of a subclass, cleared before the base's first action."""
+
+    def _ask_base(self, obs: Any, info: dict[str, Any]) -> None:
+        self._raw = (obs, info)
+        self._base_action, self._base_info = self.controller.act(obs, info)

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from residual_bench.eval.recorder import EpisodeRecorder
-from residual_bench.eval.records import EpisodeRecord, append_jsonl
+from residual_bench.episodes.recorder import EpisodeRecorder
+from residual_bench.episodes.records import EpisodeRecord, append_jsonl
 from residual_bench.real.plans import PLANS
 from residual_bench.sim.panda import HOME_JOINTS
 

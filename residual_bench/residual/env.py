@@ -32,8 +32,7 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
 from residual_bench.policies.controller import Controller
-from residual_bench.policies.registry import make_controller
-from residual_bench.policies.wrapper import validate_correction
+from residual_bench.policies.wrapper import BasePolicyWrapper
 from residual_bench.residual.features import (
     FEATURE_DIMS,
     FEATURE_PARTS,
@@ -88,12 +87,13 @@ def alpha_vector(alpha: float | tuple[float, float] | tuple[float, float, float]
     return np.array([values[0]] * 3 + [values[1]] * 3 + [values[2]])
 
 
-class ResidualEnv(gym.Wrapper):
-    """A frozen base behind ``ResidualPickPlace-v1``; the action is the residual ``r``.
+class ResidualEnv(BasePolicyWrapper):
+    """A frozen base behind a task's env; the action is the residual ``r``.
 
     Args:
-        env: a ``ResidualPickPlace-v1`` env made with the observation mode the base and the
-            features need (:func:`residual_bench.residual.make_residual_env` does this).
+        env: a task's env (``ResidualPickPlace-v1``, ...) made with the observation mode the
+            base and the features need (``residual_bench.residual.make_residual_env`` does
+            this).
         base: a registered base name or a controller already built for ``env``.
         features: ``objects``, ``privileged``, ``global`` or ``proprio``.
         alpha: residual scale (see :func:`alpha_vector`); default 0.1. On a base whose spec
@@ -121,9 +121,7 @@ class ResidualEnv(gym.Wrapper):
         feature_noise: ObjectFeatureNoise | None = None,
         seed: int | None = None,
     ) -> None:
-        super().__init__(env)
         self.features = check_features(features)
-        sim = env.unwrapped
         needs = {"objects": ("depth", "segmentation"), "global": ("rgb",)}.get(features, ())
         missing = [k for k in needs if k not in env.observation_space.spaces]
         if missing:
@@ -131,8 +129,8 @@ class ResidualEnv(gym.Wrapper):
                 f"features={features!r} needs observation keys {missing}; make the env with "
                 f"obs_mode={'rgbd+seg' if features == 'objects' else 'rgb'!r}"
             )
-        self.controller = make_controller(base, env) if isinstance(base, str) else base
-        self.base_name: str = getattr(self.controller, "name", str(base))
+        super().__init__(env, base)
+        self.base_name = getattr(self.controller, "name", str(base))
         self.alpha = alpha_vector(alpha)
         spec = getattr(getattr(self.controller, "policy", None), "spec", None)
         if getattr(spec, "holds_rotation", False):
@@ -142,7 +140,6 @@ class ResidualEnv(gym.Wrapper):
         self.rate_penalty = float(rate_penalty)
         self.feature_noise = feature_noise
         self._rng = np.random.default_rng(seed)
-        self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         size = PROPRIO_DIM + ACTION_DIM + FEATURE_DIMS[features]
         vector = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         if features == "global":
@@ -151,15 +148,8 @@ class ResidualEnv(gym.Wrapper):
             self.observation_space = spaces.Dict({"image": image, "vector": vector})
         else:
             self.observation_space = vector
-        self._sim = sim
-        self._raw: tuple[dict, dict] | None = None
-        self._base_action = np.zeros(ACTION_DIM)
+        self._sim = env.unwrapped
         self._last_executed: np.ndarray | None = None
-
-    @property
-    def base_action(self) -> np.ndarray:
-        """The base's action for the coming step (what the residual corrects)."""
-        return np.array(self._base_action, dtype=np.float64)
 
     @property
     def last_raw_observation(self) -> tuple[dict, dict]:
@@ -168,9 +158,7 @@ class ResidualEnv(gym.Wrapper):
             raise ResetNeeded("ResidualEnv: call reset() first")
         return self._raw
 
-    def _observe(self) -> Any:
-        obs, info = self._raw
-        self._base_action, self._base_info = self.controller.act(obs, info)
+    def _observation(self, obs: Any, info: dict[str, Any]) -> Any:
         parts = [obs["proprio"], self._base_action]
         if self.features == "objects":
             parts.append(object_features(obs, self._sim.camera.pose, self.feature_noise, self._rng))
@@ -181,42 +169,22 @@ class ResidualEnv(gym.Wrapper):
             return {"image": global_image(obs["rgb"]), "vector": vector}
         return vector
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[Any, dict[str, Any]]:
-        """Reset the env and the base; the first observation already holds the base's action."""
-        obs, info = self.env.reset(seed=seed, options=options)
-        self.controller.reset(info)
-        self._raw = (obs, info)
+    def _after_reset(self) -> None:
         self._last_executed = None
-        return self._observe(), info
 
-    def step(self, residual: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Execute ``clip(a_base + scale * alpha * r)``; ``r`` outside [-1, 1] is clipped.
-
-        Raises:
-            ValueError: ``r`` of the wrong shape or dtype, or with NaN / inf.
-            gymnasium.error.ResetNeeded: :meth:`reset` has not been called yet.
-        """
-        r = validate_correction(residual)
-        if self._raw is None:
-            raise ResetNeeded("ResidualEnv: call reset() before step()")
+    def _correction(self, r: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """``scale * alpha * r``: the residual's output ``r`` scaled per dimension."""
         effective_alpha = self.scale * self.alpha
-        base = np.array(self._base_action, dtype=np.float64)
-        executed = np.clip(base + effective_alpha * r, -1.0, 1.0)
-        obs, reward, terminated, truncated, info = self.env.step(executed)
+        applied = effective_alpha * r
+        return applied, {
+            "residual_action": applied.copy(),  # the correction actually applied
+            "residual_output": r.copy(),
+            "alpha": effective_alpha.copy(),
+        }
+
+    def _reward(self, reward: SupportsFloat, r: np.ndarray, executed: np.ndarray) -> float:
         penalty = self.magnitude_penalty * float(np.mean(r**2))
         if self._last_executed is not None:
             penalty += self.rate_penalty * float(np.mean((executed - self._last_executed) ** 2))
         self._last_executed = executed
-        info = {
-            **self._base_info,
-            **info,
-            "base_action": base,
-            "residual_action": effective_alpha * r,  # the correction actually applied
-            "residual_output": r.copy(),
-            "alpha": effective_alpha.copy(),
-            "executed_action": executed.copy(),
-        }
-        self._raw = (obs, info)
-        return self._observe(), float(reward) - penalty, terminated, truncated, info
+        return float(reward) - penalty

@@ -28,24 +28,26 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from tqdm import tqdm
 
-from residual_bench.eval.provenance import package_versions
 from residual_bench.policies.registry import get_base
+from residual_bench.provenance import package_versions
 from residual_bench.residual.agents import build_agent, load_agent
 from residual_bench.residual.checkpoint import save_residual
 from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.features import ObjectFeatureNoise
-from residual_bench.residual.progress import append_progress, last_evaluated, training_clock
 from residual_bench.run_directory import (
     checkpoint_to_resume,
     finish_interrupted_write,
     run_lock,
     save_checkpoint,
 )
-from residual_bench.seeding import episode_seed
-
-EVAL_MASTER_SEED = 10_000  # learning-curve episodes, disjoint from the benchmark's seeds
+from residual_bench.training.learning_curve import (
+    append_progress,
+    heldout_success,
+    last_evaluated,
+    training_clock,
+)
 
 
 class _ScheduleAndProgress(BaseCallback):
@@ -60,20 +62,6 @@ class _ScheduleAndProgress(BaseCallback):
             self.env.scale = min(self.num_timesteps / self.scale_ramp_steps, 1.0)
         self.bar.update(1)
         return True
-
-
-def evaluate_policy_success(model: Any, env: ResidualEnv, suite: str, episodes: int) -> float:
-    """Success rate of the deterministic residual on fixed held-out episodes."""
-    successes = 0
-    for index in range(episodes):
-        obs, _ = env.reset(seed=episode_seed(EVAL_MASTER_SEED, suite, "heldout", index))
-        done, info = False, {}
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-        successes += bool(info["success"])
-    return successes / episodes
 
 
 def train_residual(
@@ -180,7 +168,7 @@ def train_residual(
                 save_checkpoint(model, checkpoint, {"timesteps": t})
                 if eval_every and (t >= next_eval or t >= steps):
                     next_eval = (t // eval_every + 1) * eval_every
-                    rate = evaluate_policy_success(model, eval_env, suite, eval_episodes)
+                    rate = heldout_success(eval_env, _deterministic(model), suite, eval_episodes)
                     append_progress(out / "progress.csv", t, rate, eval_episodes, began)
                     bar.set_postfix(success=f"{rate:.0%}")
         finally:
@@ -202,3 +190,8 @@ def train_residual(
             "versions": package_versions(),
         }
         return save_residual(model, final, metadata)
+
+
+def _deterministic(model: Any) -> Any:
+    """The trained policy's deterministic action, as evaluation runs it."""
+    return lambda obs, info: model.predict(obs, deterministic=True)[0]

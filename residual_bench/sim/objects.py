@@ -21,8 +21,11 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pybullet_data
+from tqdm import tqdm
 
 from residual_bench.sim.geometry import quat_to_matrix
+from residual_bench.sim.pybullet_world import PHYSICS_HZ, PyBulletWorld
 
 OBJECT_SPLITS = ("train", "heldout")
 HELDOUT_FIRST_MESH = 900
@@ -88,8 +91,6 @@ def read_obj_vertices(obj_path: Path) -> np.ndarray:
 @lru_cache(maxsize=1024)
 def mesh_vertices(model: ObjectModel) -> np.ndarray:
     """Vertices of a mesh model in its resting frame, at the URDF's scale (``MESH_RAW_SCALE``)."""
-    import pybullet_data
-
     path = Path(pybullet_data.getDataPath()) / model.urdf.replace(".urdf", ".obj")
     raw = read_obj_vertices(path) * MESH_RAW_SCALE
     return raw @ quat_to_matrix(np.asarray(model.rest_orientation)).T
@@ -103,46 +104,29 @@ def rest_orientation(vertices: np.ndarray, settle_seconds: float = 3.0) -> np.nd
     Returns ``None`` for a shape that does not stay put when set down in that pose the way
     the environment builds it (some hulls balance on an edge or rock for seconds).
     """
-    import pybullet as pb
-
-    from residual_bench.sim.pybullet_world import PHYSICS_HZ, PyBulletWorld
-
     world = PyBulletWorld()
-    cid = world.id
     try:
         world.create_ground_plane("ground")
         lo, hi = vertices.min(axis=0), vertices.max(axis=0)
         centered = vertices - (lo + hi) / 2
-        shape = pb.createCollisionShape(
-            pb.GEOM_MESH, vertices=centered.tolist(), physicsClientId=cid
-        )
-        body = pb.createMultiBody(
-            0.1, shape, -1, [0, 0, (hi[2] - lo[2]) / 2 + 1e-4], physicsClientId=cid
-        )
+        world.create_hull("drop", centered, 0.1, (0, 0, (hi[2] - lo[2]) / 2 + 1e-4))
         world.step(int(settle_seconds * PHYSICS_HZ))
-        _, orientation = pb.getBasePositionAndOrientation(body, physicsClientId=cid)
-        pb.removeBody(body, physicsClientId=cid)
+        orientation = world.body_state("drop").orientation
+        world.remove("drop")
         # Rest means the body the environment builds (vertices turned into this pose) stays
         # put when set down, whatever size, mass and friction the randomisation gives it.
         rested = centered @ quat_to_matrix(np.asarray(orientation)).T
         for size in (0.8, 1.1):
             hull = rested * size
-            shape = pb.createCollisionShape(
-                pb.GEOM_MESH, vertices=hull.tolist(), physicsClientId=cid
-            )
-            body = pb.createMultiBody(
-                0.1, shape, -1, [0, 0, 1e-4 - hull[:, 2].min()], physicsClientId=cid
-            )
+            world.create_hull("set_down", hull, 0.1, (0, 0, 1e-4 - hull[:, 2].min()))
             start = world.save_state()
             for mass, friction in ((0.05, 0.7), (0.05, 1.2), (0.25, 0.7), (0.25, 1.2)):
                 world.restore_state(start)
-                pb.changeDynamics(
-                    body, -1, mass=mass, lateralFriction=friction, physicsClientId=cid
-                )
+                world.set_dynamics("set_down", mass=mass, lateralFriction=friction)
                 world.step(PHYSICS_HZ // 2)
-                if np.linalg.norm(pb.getBaseVelocity(body, physicsClientId=cid)[0]) > 0.005:
+                if np.linalg.norm(world.body_state("set_down").linear_velocity) > 0.005:
                     return None
-            pb.removeBody(body, physicsClientId=cid)
+            world.remove("set_down")
         return np.asarray(orientation)
     finally:
         world.close()
@@ -198,8 +182,6 @@ def mesh_statistics(v: np.ndarray) -> dict:
 
 def build_catalog(data_path: str) -> list[dict]:
     """Scan pybullet_data's random_urdfs and keep the graspable ones (about a minute)."""
-    from tqdm import tqdm
-
     entries = (catalog_entry(data_path, i) for i in tqdm(range(1000), desc="meshes"))
     return [e for e in entries if e is not None]
 
@@ -234,8 +216,6 @@ def objects_in_split(split: str) -> tuple[ObjectModel, ...]:
 
 def main() -> None:
     """Rebuild ``data/object_catalog.json`` from the installed pybullet_data."""
-    import pybullet_data
-
     out = Path(__file__).resolve().parent.parent / "data" / "object_catalog.json"
     entries = build_catalog(pybullet_data.getDataPath())
     out.write_text(json.dumps(entries, indent=1) + "\n")

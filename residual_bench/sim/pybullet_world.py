@@ -201,6 +201,13 @@ class PyBulletWorld:
         )
         return self._spawn(name, collision_id, visual_id, mass, position, orientation)
 
+    def create_hull(self, name: str, vertices: np.ndarray, mass: float, position: tuple) -> int:
+        """An invisible rigid body whose collision shape is the convex hull of ``vertices``."""
+        collision_id = self.client.createCollisionShape(
+            p.GEOM_MESH, vertices=np.asarray(vertices).tolist()
+        )
+        return self._spawn(name, collision_id, -1, mass, position, (0.0, 0.0, 0.0, 1.0))
+
     def allow_sleeping(self, name: str) -> None:
         """Let a body fall asleep once it has been at rest for a while.
 

@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from residual_bench.episodes.loop import run_episode
 from residual_bench.policies.expert import ScriptedExpert
 from residual_bench.registration import ENV_ID
 from residual_bench.run_directory import write_file_atomically
@@ -117,6 +118,11 @@ def solved_for(info: dict[str, Any]) -> float:
     return info["time"] - first if first is not None else -1.0
 
 
+def collection_done(info: dict[str, Any]) -> bool:
+    """An episode of collected data ends once the task has held for ``AFTER_SUCCESS_S``."""
+    return solved_for(info) >= AFTER_SUCCESS_S
+
+
 def collect_demonstrations(
     episodes: int,
     seed: int = 0,
@@ -147,17 +153,16 @@ def collect_demonstrations(
     try:
         for index in tqdm(range(episodes), desc="collect", disable=not progress):
             ep_seed = episode_seed(seed, "bc-demos", "train", index)
-            obs, info = env.reset(seed=ep_seed)
             noise_rng = np.random.default_rng(ep_seed)
-            expert.reset()
-            done = False
-            while not done:
+
+            def act(obs: dict, info: dict, index: int = index, rng: Any = noise_rng) -> Any:
                 action = expert.act(env)
-                record_frame(rows, obs, action, index, sim)
+                record_frame(rows, obs, action, index, sim)  # the label: the clean action
                 executed = action.copy()
-                executed[:3] += noise_rng.normal(0.0, noise, 3)
-                obs, _, terminated, truncated, info = env.step(np.clip(executed, -1.0, 1.0))
-                done = terminated or truncated or solved_for(info) >= AFTER_SUCCESS_S
+                executed[:3] += rng.normal(0.0, noise, 3)
+                return np.clip(executed, -1.0, 1.0)
+
+            run_episode(env, act, ep_seed, reset=lambda info: expert.reset(), stop=collection_done)
     finally:
         env.close()
     data = stack_frames(rows)

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from residual_bench.eval import metrics
-from residual_bench.eval.records import EpisodeRecord, PerturbationEvent, to_jsonable
+from residual_bench.episodes import metrics
+from residual_bench.episodes.records import EpisodeRecord, PerturbationEvent, to_jsonable
 
 #: ``info`` keys every step must carry.
 REQUIRED_STEP_KEYS = ("time", "success", "is_grasped", "tcp_to_object_xy")

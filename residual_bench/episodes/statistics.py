@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest, trim_mean
 
-from residual_bench.eval.metrics import wilson_interval
+from residual_bench.episodes.metrics import wilson_interval
 
 __all__ = [
     "bootstrap_interval",

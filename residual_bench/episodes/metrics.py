@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
-from residual_bench.eval.records import EpisodeRecord, PerturbationEvent
+from residual_bench.episodes.records import EpisodeRecord, PerturbationEvent
 
 TIME_EPS = 1e-9
 ALIGN_TOL_M = 0.02

@@ -14,14 +14,21 @@ import csv
 import io
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from residual_bench.eval.metrics import wilson_interval
-from residual_bench.eval.records import drop_partial_tail
+from residual_bench.episodes.loop import Act, run_episode
+from residual_bench.episodes.metrics import wilson_interval
+from residual_bench.episodes.records import drop_partial_tail
 from residual_bench.run_directory import open_run_file
+from residual_bench.seeding import episode_seed
 
+EVAL_MASTER_SEED = 10_000
+"""Master seed of the learning curve's episodes: disjoint from the benchmark's seeds, so a
+run never evaluates itself on the episodes of the benchmark's tables."""
 PROGRESS_FIELDS = ("timesteps", "success_rate", "success_ci_low", "success_ci_high", "wall_s")
 REQUIRED_FIELDS = ("timesteps", "success_rate")
 
@@ -90,3 +97,19 @@ def append_progress(
         if new:
             writer.writerow(PROGRESS_FIELDS)
         writer.writerow((timesteps, rate, lo, hi, wall))
+
+
+def heldout_success(
+    env: Any,
+    act: Act,
+    suite: str,
+    episodes: int,
+    reset: Callable[[dict[str, Any]], None] | None = None,
+) -> float:
+    """Success rate of ``act`` on the learning curve's fixed held-out episodes of ``suite``
+    (the same episodes at every evaluation of every run)."""
+    successes = 0
+    for index in range(episodes):
+        seed = episode_seed(EVAL_MASTER_SEED, suite, "heldout", index)
+        successes += run_episode(env, act, seed, reset=reset).success
+    return successes / episodes

@@ -1,0 +1,85 @@
+"""Safeguards of off-policy training that residuals and RL fine-tuning share.
+
+Both start from a policy worth keeping (the zero residual; the behaviour-cloned network) and
+both lose it if the actor follows a fresh critic: the critic-only warm-up is written once,
+here, below both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from stable_baselines3 import SAC
+
+
+class CriticWarmupMixin:
+    """Critic-only updates for an SB3 off-policy agent's first ``critic_only_steps`` timesteps.
+
+    A fresh critic's action gradients are noise; an actor that follows them from its first
+    update walks away from a good initial policy (the zero residual, or a pretrained network
+    being fine-tuned) before the critic knows anything. Until ``num_timesteps`` reaches
+    ``critic_only_steps`` SB3's update runs as usual and the actor (TD3's target actor, SAC's
+    entropy coefficient) is then put back, so the policy is exactly the one before the update.
+
+    For SAC, the actor's step also skips the gradients of the critic's own weights
+    (:func:`skip_critic_weight_gradients_in_actor_step`): the same update, cheaper for agents
+    whose critic has an image encoder.
+    """
+
+    critic_only_steps: int = 0
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if isinstance(self, SAC):
+            skip_critic_weight_gradients_in_actor_step(self)
+        if self.num_timesteps >= self.critic_only_steps:
+            return super().train(gradient_steps, batch_size)
+        frozen = list(self.actor.parameters())
+        if getattr(self, "actor_target", None) is not None:
+            frozen += list(self.actor_target.parameters())
+        if getattr(self, "log_ent_coef", None) is not None:
+            frozen.append(self.log_ent_coef)
+        saved = [p.detach().clone() for p in frozen]
+        super().train(gradient_steps, batch_size)
+        with torch.no_grad():
+            for param, value in zip(frozen, saved, strict=True):
+                param.copy_(value)
+        return None
+
+
+def skip_critic_weight_gradients_in_actor_step(model: SAC) -> None:
+    """Make SB3 SAC's actor loss leave the critic's weights out of its backward pass.
+
+    SB3 backpropagates the actor loss through the whole critic, image encoder included, and
+    the critic's next update throws those weight gradients away (it zeroes them before its
+    own backward pass). Here the critic's weights stop requiring gradients from the critic's
+    optimizer step until the actor's optimizer step, so the actor loss records only the
+    critic's action path: the actor's gradients are the same, the critic's were never used,
+    and the backward pass through the critic's encoder is saved. Installed once per model; a
+    model whose ``skip_critic_gradients`` is False runs SB3's update unchanged.
+    """
+    shared = {id(p) for p in model.actor.parameters()}  # a shared encoder is the actor's too
+    critic_params = [p for p in model.critic.parameters() if id(p) not in shared]
+    for param in critic_params:  # an update that raised midway may have left them off
+        param.requires_grad_(True)
+    critic_optimizer, actor_optimizer = model.critic.optimizer, model.actor.optimizer
+    if getattr(critic_optimizer, "_skips_actor_gradients", False):
+        return
+    critic_step, actor_step = critic_optimizer.step, actor_optimizer.step
+
+    def after_critic_step(*args: Any, **kwargs: Any) -> Any:
+        result = critic_step(*args, **kwargs)
+        if getattr(model, "skip_critic_gradients", True):
+            for param in critic_params:
+                param.requires_grad_(False)
+        return result
+
+    def after_actor_step(*args: Any, **kwargs: Any) -> Any:
+        result = actor_step(*args, **kwargs)
+        for param in critic_params:
+            param.requires_grad_(True)
+        return result
+
+    critic_optimizer.step = after_critic_step
+    actor_optimizer.step = after_actor_step
+    critic_optimizer._skips_actor_gradients = True
