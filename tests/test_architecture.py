@@ -193,3 +193,16 @@ def test_no_folder_holds_more_than_30_percent_of_the_package():
     total = sum(lines.values())
     share = {folder: n / total for folder, n in lines.items()}
     assert max(share.values()) <= MAX_FOLDER_SHARE, share
+
+
+def test_only_the_simulator_layer_imports_pybullet():
+    """Tasks, perturbations, the env and the real robot's twin ask ``sim/`` for physics."""
+    known = modules()
+    wrong = [
+        name
+        for name, path in known.items()
+        if unit(name) != "sim" and name  # the package imports it once, to silence its banner
+        for target, _ in imports(name, path, known)
+        if target.split(".")[0] == "pybullet"
+    ]
+    assert not wrong

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet as pb
 
 from residual_bench.env_spec import load_env_spec
 from residual_bench.real.cameras import Frame
@@ -34,7 +33,7 @@ from residual_bench.real.driver import (
     check_pose,
 )
 from residual_bench.sim.camera import Camera, CameraPose
-from residual_bench.sim.panda import HOME_JOINTS, Panda
+from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PHYSICS_HZ, PyBulletWorld
 from residual_bench.tasks.pick_place import PickPlaceTask
 
@@ -72,9 +71,6 @@ class TwinDriver:
         self._connected = False
         self._last_state: RobotState | None = None
         self._last_frame: Frame | None = None
-        info = [self.robot._client.getJointInfo(self.robot.body, j) for j in self.robot.arm_joints]
-        self._lower = [i[8] for i in info]
-        self._upper = [i[9] for i in info]
 
     # -- scene (twin only: on hardware the operator arranges the scene) --------------------
 
@@ -157,35 +153,15 @@ class TwinDriver:
         """Solve IK once for the target; the joint motors track it while time passes."""
         self._check()
         pos, orn = check_pose(position, orientation)
-        joints = pb.calculateInverseKinematics(
-            self.robot.body,
-            self.robot.tcp_link,
-            pos.tolist(),
-            orn.tolist(),
-            lowerLimits=self._lower,
-            upperLimits=self._upper,
-            jointRanges=[hi - lo for lo, hi in zip(self._lower, self._upper, strict=True)],
-            restPoses=HOME_JOINTS.tolist(),
-            maxNumIterations=20,
-            physicsClientId=self.world.id,
-        )
-        self._send_arm(np.asarray(joints[:7]))
+        self._send_arm(self.robot.inverse_kinematics(pos, orn, iterations=20))
 
     def _send_arm(self, arm: np.ndarray) -> None:
-        pb.setJointMotorControlArray(
-            self.robot.body, self.robot.arm_joints, pb.POSITION_CONTROL,
-            targetPositions=list(arm), forces=[87.0] * 4 + [12.0] * 3,
-            physicsClientId=self.world.id,
-        )  # fmt: skip
+        self.robot.command_arm(arm)
 
     def set_gripper(self, width: float) -> None:
         """Command the finger opening (m)."""
         self._check()
-        finger = float(np.clip(width, 0.0, 0.08)) / 2
-        pb.setJointMotorControlArray(
-            self.robot.body, self.robot.finger_joints, pb.POSITION_CONTROL,
-            targetPositions=[finger] * 2, forces=[40.0, 40.0], physicsClientId=self.world.id,
-        )  # fmt: skip
+        self.robot.command_fingers(float(np.clip(width, 0.0, 0.08)) / 2)
 
     def move_to_joints(self, joints: np.ndarray, timeout: float = 10.0) -> None:
         """Drive the arm to ``joints`` with the motors (blocking, in simulated time)."""

@@ -153,7 +153,6 @@ class Panda:
 
     def apply_action(self, action: np.ndarray) -> None:
         """Turn one normalised 7-D action into joint targets (see the module docstring)."""
-        cid = self._cid
         pos, _ = self.tcp_pose()
         # Accumulate on the commanded pose, but never let it run away from the real one.
         lag = self._target_pos - pos
@@ -167,42 +166,56 @@ class Panda:
         _, orn = pb.multiplyTransforms((0, 0, 0), delta, (0, 0, 0), self._target_orn.tolist())
         self._target_orn = np.asarray(orn)
         self._gripper_target = float((action[6] + 1.0) * 0.5 * FINGER_MAX)
+        joints = self.inverse_kinematics(self._target_pos, self._target_orn, IK_ITERATIONS)
+        self._send_joint_targets(joints)
+
+    def inverse_kinematics(
+        self, position: np.ndarray, orientation: np.ndarray, iterations: int
+    ) -> np.ndarray:
+        """Arm joints (7) that put the grasp point at a pose, within the joint limits and
+        near the home pose."""
         joints = pb.calculateInverseKinematics(
             self.body,
             self.tcp_link,
-            self._target_pos.tolist(),
-            self._target_orn.tolist(),
+            np.asarray(position).tolist(),
+            np.asarray(orientation).tolist(),
             lowerLimits=self._lower,
             upperLimits=self._upper,
             jointRanges=self._ranges,
             restPoses=HOME_JOINTS.tolist(),
-            maxNumIterations=IK_ITERATIONS,
-            physicsClientId=cid,
+            maxNumIterations=iterations,
+            physicsClientId=self._cid,
         )
-        self._send_joint_targets(np.asarray(joints[:7]))
+        return np.asarray(joints[:7])
 
-    def _send_joint_targets(self, arm: np.ndarray) -> None:
-        cid = self._cid
+    def command_arm(self, arm: np.ndarray) -> None:
+        """Position targets for the arm's joint motors (they track them as physics steps)."""
         pb.setJointMotorControlArray(
             self.body,
             self.arm_joints,
             pb.POSITION_CONTROL,
-            targetPositions=arm.tolist(),
+            targetPositions=np.asarray(arm, dtype=float).tolist(),
             forces=self._arm_forces,
-            physicsClientId=cid,
+            physicsClientId=self._cid,
         )
-        self._send_finger_targets()
 
-    def _send_finger_targets(self) -> None:
-        width = FINGER_MAX if self._forced_open_substeps > 0 else self._gripper_target
+    def command_fingers(self, finger: float) -> None:
+        """Position target of each finger (m from the centre: half the opening)."""
         pb.setJointMotorControlArray(
             self.body,
             self.finger_joints,
             pb.POSITION_CONTROL,
-            targetPositions=[width] * 2,
+            targetPositions=[finger] * 2,
             forces=[40.0, 40.0],
             physicsClientId=self._cid,
         )
+
+    def _send_joint_targets(self, arm: np.ndarray) -> None:
+        self.command_arm(arm)
+        self._send_finger_targets()
+
+    def _send_finger_targets(self) -> None:
+        self.command_fingers(FINGER_MAX if self._forced_open_substeps > 0 else self._gripper_target)
 
     # -- faults (perturbations) --------------------------------------------------------------
 
