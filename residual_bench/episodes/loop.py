@@ -48,6 +48,7 @@ def run_episode(
     act: Act,
     seed: int,
     *,
+    options: dict[str, Any] | None = None,
     reset: Callable[[dict[str, Any]], None] | None = None,
     on_step: Callable[[Any, dict[str, Any]], None] | None = None,
     stop: Callable[[dict[str, Any]], bool] | None = None,
@@ -60,15 +61,17 @@ def run_episode(
         env: a gymnasium env of a task (raw, or wrapped with a base and a correction).
         act: the policy, ``act(obs, info) -> action``.
         seed: the reset seed (the episode is a function of it).
+        options: the reset's options (the real robot's start joints), if any.
         reset: called with the reset ``info`` before the first action (a policy's own
             per-episode state, e.g. a controller's chunk queue).
-        on_step: ``on_step(env, info)`` after the reset and after every step.
+        on_step: ``on_step(env, info)`` after the reset and after every step, before the
+            step is recorded: it may add to ``info`` (events an operator reports).
         stop: ``stop(info) -> True`` ends the episode early (after that step).
         record: the record's identity (``env_id``, ``env_spec_hash``, ``suite``,
             ``objects``, ``base``, ``residual``): with it, the episode is recorded.
         record_extra: ``record_extra(last_info) -> dict`` of the record's ``extra``.
     """
-    obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed, options=options) if options else env.reset(seed=seed)
     if reset is not None:
         reset(info)
     if on_step is not None:
@@ -82,13 +85,16 @@ def run_episode(
         action = act(obs, info)
         obs, _, terminated, truncated, info = env.step(action)
         steps += 1
-        if recorder is not None:
-            recorder.step(info.get("executed_action", action), info)
         if on_step is not None:
             on_step(env, info)
+        if recorder is not None:
+            recorder.step(info.get("executed_action", action), info)
         done = terminated or truncated or (stop is not None and stop(info))
     episode = Episode(info, steps)
     if recorder is not None:
         extra = record_extra(info) if record_extra is not None else None
-        episode.record = recorder.finish(final_state_hash=env.unwrapped.state_hash(), extra=extra)
+        # A real robot has no state to hash; a simulated episode's hash proves its replay.
+        state_hash = getattr(env.unwrapped, "state_hash", None)
+        final_hash = state_hash() if state_hash is not None else None
+        episode.record = recorder.finish(final_state_hash=final_hash, extra=extra)
     return episode

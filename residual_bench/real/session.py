@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from residual_bench.episodes.recorder import EpisodeRecorder
+from residual_bench.episodes.loop import run_episode
 from residual_bench.episodes.records import EpisodeRecord, append_jsonl
 from residual_bench.real.plans import PLANS
 from residual_bench.sim.panda import HOME_JOINTS
@@ -145,6 +145,49 @@ class ScriptedOperator:
         return self.acknowledge
 
 
+@dataclass
+class _TrialLog:
+    """What the operator and the safety layer report during one trial."""
+
+    started: bool = False
+    cued: bool = False
+    cue_time: float | None = None
+    success_time: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+def _operator_step(
+    operator: Any, real: Any, trial: Trial, info: dict[str, Any], log: _TrialLog, kept: int,
+    out: Path,
+) -> None:  # fmt: skip
+    """One control step of a trial: cue the perturbation, read the operator's key (abort,
+    perturbation done, success seen), count safety interventions and late frames."""
+    if trial.perturbation and not log.cued and info["time"] >= trial.perturb_time:
+        operator.cue_perturbation(trial)
+        log.cued, log.cue_time = True, info["time"]
+    key = operator.poll()
+    if key == "a":
+        real.driver.stop()
+        raise OperatorAbort(
+            f"session aborted by the operator in trial {trial.index + 1}; "
+            f"{kept} record(s) kept in {out / 'episodes.jsonl'}"
+        )
+    if key == "p" and log.cued:
+        timing = {"planned_time": trial.perturb_time, "cue_time": log.cue_time}
+        info["new_events"] = [{"type": trial.perturbation, "trigger": "operator",
+            "time": info["time"], "magnitude": 0.0, "target": "object",
+            "params": timing}]  # fmt: skip
+    if key == "s" and log.success_time is None:
+        log.success_time = info["time"]
+    for kind in info.get("safety_interventions", []):
+        log.counts[kind] = log.counts.get(kind, 0) + 1
+    log.late += bool(info.get("frame_late"))
+    if real.render_mode == "rgb_array":
+        log.frames.append(real.render())
+
+
 def _save_video(frames: list[np.ndarray], path: Path, fps: int) -> None:
     images = [Image.fromarray(f) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps),
@@ -182,52 +225,38 @@ def run_session(env: Any, controller: Any, plan: list[Trial], operator: Operator
     operator.message(ESTOP_REMINDER)
     records = []
     for trial in plan:
-        options = {"joints": trial.joints}
         operator.message(f"trial {trial.index + 1}/{len(plan)}: resetting")
+        log = _TrialLog()
+
+        def reset(info: dict[str, Any], trial: Trial = trial) -> None:
+            if stepper is None:
+                controller.reset(info)
+            operator.confirm_scene(trial, out / "reference.gif" if records else None)
+
+        def on_step(env: Any, info: dict[str, Any], trial: Trial = trial, log: Any = log) -> None:
+            if not log.started:  # the reset
+                log.started = True
+                return
+            _operator_step(operator, real, trial, info, log, len(records), out)
+
         if stepper is not None:
-            obs, info = stepper.reset(seed=trial.seed, options=options)
+            episode_env, act = stepper, lambda obs, info: residual.act(obs)
         else:
-            obs, info = env.reset(seed=trial.seed, options=options)
-            controller.reset(info)
-        operator.confirm_scene(trial, out / "reference.gif" if records else None)
-        recorder = EpisodeRecorder()
-        recorder.start(info, env_id="PandaReal-v0", env_spec_hash=spec_hash, suite=plan_name,
-                       objects="real", base=base,
-                       residual=getattr(residual, "name", None))  # fmt: skip
-        frames, cued, success_time, counts, late = [], False, None, {}, 0
-        done = False
-        while not done:
-            if stepper is not None:
-                obs, _, terminated, truncated, info = stepper.step(residual.act(obs))
-                action = info["executed_action"]
-            else:
-                action, _ = controller.act(obs, info)
-                obs, _, terminated, truncated, info = env.step(action)
-            info = dict(info)
-            if trial.perturbation and not cued and info["time"] >= trial.perturb_time:
-                operator.cue_perturbation(trial)
-                cued, cue_time = True, info["time"]
-            key = operator.poll()
-            if key == "a":
-                real.driver.stop()
-                raise OperatorAbort(
-                    f"session aborted by the operator in trial {trial.index + 1}; "
-                    f"{len(records)} record(s) kept in {out / 'episodes.jsonl'}"
-                )
-            if key == "p" and cued:
-                timing = {"planned_time": trial.perturb_time, "cue_time": cue_time}
-                info["new_events"] = [{"type": trial.perturbation, "trigger": "operator",
-                    "time": info["time"], "magnitude": 0.0, "target": "object",
-                    "params": timing}]  # fmt: skip
-            if key == "s" and success_time is None:
-                success_time = info["time"]
-            for kind in info.get("safety_interventions", []):
-                counts[kind] = counts.get(kind, 0) + 1
-            late += bool(info.get("frame_late"))
-            if real.render_mode == "rgb_array":
-                frames.append(real.render())
-            recorder.step(action, info)
-            done = terminated or truncated
+            episode_env, act = env, lambda obs, info: controller.act(obs, info)[0]
+        identity = {
+            "env_id": "PandaReal-v0",
+            "env_spec_hash": spec_hash,
+            "suite": plan_name,
+            "objects": "real",
+            "base": base,
+            "residual": getattr(residual, "name", None),
+        }
+        options = {"joints": trial.joints}
+        episode = run_episode(
+            episode_env, act, trial.seed, options=options, reset=reset, on_step=on_step,
+            record=identity,
+        )  # fmt: skip
+        info, frames = episode.info, log.frames
         reason = info.get("termination_reason")
         success, category = operator.label(trial, reason)
         if reason is not None:
@@ -241,15 +270,17 @@ def run_session(env: Any, controller: Any, plan: list[Trial], operator: Operator
             _save_video(frames, out / video, real.control_hz)
             if not records:
                 _save_video(frames[:1], out / "reference.gif", real.control_hz)
-        record = recorder.finish(extra={
+        record = episode.record
+        record.extra.update({
             "real": True, "driver": real.driver.name, "trial": trial.index,
             "plan": plan_name, "perturbation": trial.perturbation,
             "object_offset": trial.object_offset, "failure_category": category,
             "termination_reason": reason, "video": video, "operator": operator.name,
-            "alpha_scale": alpha_scale, "safety_interventions": counts, "late_frames": late,
+            "alpha_scale": alpha_scale, "safety_interventions": log.counts,
+            "late_frames": log.late,
         })  # fmt: skip
         record.success = bool(success)
-        record.first_success_time = (success_time or record.episode_time) if success else None
+        record.first_success_time = (log.success_time or record.episode_time) if success else None
         append_jsonl(out / "episodes.jsonl", record)
         records.append(record)
         operator.message(f"trial {trial.index + 1}: success={success} category={category}")
