@@ -26,6 +26,7 @@ import torch
 
 from residual_bench.episodes.records import read_jsonl
 from residual_bench.eval.runner import play, task_of
+from residual_bench.rollout import replay_record
 
 
 def replay(paths: list[Path], sample: int, seed: int, residuals_only: bool) -> list[dict]:
@@ -33,7 +34,7 @@ def replay(paths: list[Path], sample: int, seed: int, residuals_only: bool) -> l
     rows = []
     rng = np.random.default_rng(seed)
     for path in paths:
-        records = [r for r in read_jsonl(path) if "episode_index" in r.extra]
+        records = read_jsonl(path)
         if residuals_only:
             records = [r for r in records if r.residual is not None]
         if not records:
@@ -42,14 +43,17 @@ def replay(paths: list[Path], sample: int, seed: int, residuals_only: bool) -> l
         for index in sorted(int(i) for i in picked):
             record = records[index]
             began = time.perf_counter()
-            again = play(task_of(record))
+            # bench eval's records name their task; bench demo's are re-run from their seed.
+            evaluated = "episode_index" in record.extra and "master_seed" in record.extra
+            again = play(task_of(record)) if evaluated else replay_record(record)
             rows.append(
                 {
                     "file": str(path),
                     "residual": record.extra.get("residual_path"),
                     "suite": record.suite,
                     "objects": record.objects,
-                    "episode_index": record.extra["episode_index"],
+                    "episode_index": record.extra.get("episode_index"),
+                    "seed": record.seed,
                     "recorded_hash": record.final_state_hash,
                     "replayed_hash": again.final_state_hash,
                     "same": again.final_state_hash == record.final_state_hash
@@ -60,7 +64,7 @@ def replay(paths: list[Path], sample: int, seed: int, residuals_only: bool) -> l
             )
             print(
                 f"{'same' if rows[-1]['same'] else 'DIFFERENT'}  {path}  "
-                f"{record.suite}/{record.objects} #{record.extra['episode_index']}  "
+                f"{record.suite}/{record.objects} seed {record.seed}  "
                 f"{record.extra.get('residual_path') or 'base alone'}",
                 flush=True,
             )

@@ -171,6 +171,32 @@ def run_episodes(
     return records, summary
 
 
+def replay_record(record: EpisodeRecord) -> EpisodeRecord:
+    """Run the episode of a ``bench demo`` record again (its policy, suite, split and reset
+    seed, in the env version it was made with): the same final state proves it replays."""
+    entry = get_base(record.base)
+    suite = record.extra.get("suite_source", record.suite)
+    env = gym.make(record.env_id, objects=record.objects, suite=suite, **entry.env_kwargs)
+    try:
+        controller = make_controller(record.base, env)
+        identity = {
+            "env_id": record.env_id,
+            "env_spec_hash": env.unwrapped.env_spec_hash,
+            "suite": record.suite,
+            "objects": record.objects,
+            "base": record.base,
+        }
+        return run_episode(
+            env,
+            lambda obs, info: controller.act(obs, info)[0],
+            record.seed,
+            reset=controller.reset,
+            record=identity,
+        ).record
+    finally:
+        env.close()
+
+
 def run_or_reuse(out: str | Path, episodes: int, **kwargs: Any) -> dict[str, Any]:
     """The summary of ``run_episodes(episodes, out=out, **kwargs)``, reusing a finished run.
 
