@@ -49,6 +49,7 @@ from residual_bench.eval.plots import plot_learning_curves  # noqa: E402
 from residual_bench.eval.report import mcnemar_by_seed  # noqa: E402
 from residual_bench.eval.report_render import format_p_value  # noqa: E402
 from residual_bench.eval.runner import evaluate, make_tasks  # noqa: E402
+from residual_bench.sweep.collect import training_runs  # noqa: E402
 from residual_bench.training.learning_curve import read_progress  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,11 +229,13 @@ def plot_bars(rows: list[dict[str, Any]], base_row: dict[str, Any], path: Path) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "abl-bc")
+    parser.add_argument("--sweep", type=Path, default=None, help="a bench sweep's folder")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "ablations" / "bc")
     args = parser.parse_args()
 
+    runs = training_runs(args.sweep) if args.sweep is not None else {}
     base, reference = reference_records(ROOT / "results", args.episodes)
     curves_of = {REFERENCE: ROOT / "results" / "residual" / "bc-objects-sac-seed0"}
     records_of = {REFERENCE: reference}
@@ -242,7 +245,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for group, label, name in VARIANTS:
         if name not in records_of:
-            run = args.runs / f"{name}-seed0"
+            run = runs.get(f"{name}-seed0", args.runs / f"{name}-seed0")
             if not (run / "residual" / "residual.json").is_file():
                 missing = {"group": group, "name": name, "variant": label, "missing": True}
                 if (run / "progress.csv").is_file():

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -39,6 +40,7 @@ import pandas as pd
 
 from residual_bench.eval.plots import plot_learning_curves
 from residual_bench.eval.sample_efficiency import compare_to_reference
+from residual_bench.sweep.collect import training_runs
 from residual_bench.training.learning_curve import read_progress
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,13 +55,16 @@ METHODS = {
 }
 
 
-def collect(runs: Path, results: Path, budget: int) -> None:
-    """Copy the baselines' runs' curves, and final policies of runs that used up ``budget``."""
+def collect(runs: dict[str, Path], results: Path, budget: int) -> None:
+    """Copy the baselines' runs' curves, and final policies of runs that used up ``budget``
+    (``runs``: run name, e.g. ``finetune-rl-seed0``, -> its folder)."""
     for method in (m for m in METHODS if m != REFERENCE):
-        for run in sorted(runs.glob(f"{method}-seed*")):
+        for name, run in sorted(runs.items()):
+            if not re.fullmatch(rf"{re.escape(method)}-seed\d+", name):
+                continue
             if not (run / "progress.csv").is_file():
                 continue
-            target = results / run.name
+            target = results / name
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run / "progress.csv", target / "progress.csv")
             if read_progress(run / "progress.csv")["timesteps"].max() < budget:
@@ -141,9 +146,14 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300_000)
     parser.add_argument("--out", type=Path, default=RESULTS / "finetune")
     parser.add_argument("--runs", type=Path, default=None, help="collect baseline runs first")
+    parser.add_argument(
+        "--sweep", type=Path, default=None, help="collect the runs of a bench sweep's folder"
+    )
     args = parser.parse_args()
-    if args.runs is not None:
-        collect(args.runs, RESULTS / "finetune", args.budget)
+    if args.sweep is not None:
+        collect(training_runs(args.sweep), RESULTS / "finetune", args.budget)
+    elif args.runs is not None:
+        collect({p.name: p for p in args.runs.iterdir()}, RESULTS / "finetune", args.budget)
 
     curves, training_curves = read_curves(args.budget)
     training = {

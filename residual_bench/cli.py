@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from residual_bench import __version__
+from residual_bench.sweep.cli import add_sweep_parser
 from residual_bench.training_cli import add_training_parsers
 
 # Errors that mean "your input is wrong"; anything else is a bug and keeps its traceback.
@@ -268,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.set_defaults(func=_cmd_demo)
 
     add_training_parsers(sub)
+    add_sweep_parser(sub)
 
     p_eval = sub.add_parser("eval", help="evaluate a base, alone or with trained residuals")
     _add_selection(p_eval, defaults=True)

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("training",),
     ("residual", "finetune"),
     ("eval",),
-    ("rollout", "protocol"),
+    ("rollout", "protocol", "sweep"),
     ("leaderboard", "real", "training_cli"),
     ("cli",),
 )  # fmt: skip
@@ -51,7 +51,9 @@ them only when such a base is built, so ``bench --help`` and the registry stay l
 DEFERRED_FOR_OTHER_ENVIRONMENTS = {("policies.remote.protocol", "policies.base")}
 """The wire protocol is loaded by file path in a policy server's own environment (Octo's),
 where the package may be absent: it imports the package only when it is there."""
-CLI_MODULES = {"cli", "training_cli", "leaderboard.cli", "real.cli", "policies.remote.cli"}
+CLI_MODULES = {
+    "cli", "training_cli", "leaderboard.cli", "real.cli", "policies.remote.cli", "sweep.cli",
+}  # fmt: skip
 MAX_LINES = 400
 MAX_FOLDER_SHARE = 0.30
 

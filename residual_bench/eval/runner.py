@@ -42,6 +42,7 @@ from residual_bench.registration import ENV_ID, PREVIOUS_ENV_IDS
 from residual_bench.residual.checkpoint import load_residual, read_metadata
 from residual_bench.run_directory import check_run_file, run_lock, write_file_atomically
 from residual_bench.seeding import episode_seed
+from residual_bench.tasks import task_entry
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,10 @@ def make_tasks(
     objects: Sequence[str],
     episodes: int,
     master_seed: int = 0,
+    env_id: str = ENV_ID,
 ) -> list[EpisodeTask]:
-    """The task grid: every method (base alone = ``None``) x suite x split x episode.
+    """The task grid: every method (base alone = ``None``) x suite x split x episode, on the
+    task ``env_id``.
 
     Raises:
         ValueError: an unknown base or suite (naming the valid choices), ``episodes < 1``, or
@@ -91,6 +94,7 @@ def make_tasks(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
+    task_entry(env_id)  # an unknown task id is refused here, naming the registered ones
     get_base(base)
     repeated = sorted({str(r) for r in residuals if list(residuals).count(r) > 1})
     if repeated:
@@ -104,7 +108,7 @@ def make_tasks(
                 )
     names = {suite: load_suite(suite).name for suite in suites}
     return [
-        EpisodeTask(base, residual, suite, names[suite], split, index, master_seed)
+        EpisodeTask(base, residual, suite, names[suite], split, index, master_seed, env_id)
         for residual in residuals
         for suite in suites
         for split in objects

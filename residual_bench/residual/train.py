@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from residual_bench.policies.registry import get_base
 from residual_bench.provenance import package_versions
+from residual_bench.registration import ENV_ID
 from residual_bench.residual.agents import build_agent, load_agent
 from residual_bench.residual.checkpoint import save_residual
 from residual_bench.residual.config import ResidualConfig, load_config
@@ -79,8 +80,10 @@ def train_residual(
     tensorboard: bool = True,
     threads: int = 1,
     resume: bool = False,
+    task: str = ENV_ID,
 ) -> Path:
-    """Train a residual for ``base``; returns the directory of the finished residual.
+    """Train a residual for ``base`` on task ``task`` (a registered id); returns the
+    directory of the finished residual.
 
     Arguments left at None take the config's value. Re-running with the same ``out`` and
     ``resume`` continues from ``out/checkpoint`` (see
@@ -127,8 +130,12 @@ def train_residual(
             "seed": seed,
         }
         alpha = tuple(config.alpha)
-        env = make_residual_env(base, config.features, alpha, options, suite=suite, objects="train")
-        eval_env = make_residual_env(base, config.features, alpha, suite=suite, objects="heldout")
+        env = make_residual_env(
+            base, config.features, alpha, options, task, suite=suite, objects="train"
+        )
+        eval_env = make_residual_env(
+            base, config.features, alpha, None, task, suite=suite, objects="heldout"
+        )
         checkpoint = out / "checkpoint"
         log = str(out / "tensorboard") if tensorboard else None
         finish_interrupted_write(checkpoint)
