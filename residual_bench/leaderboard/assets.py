@@ -19,6 +19,7 @@ th[aria-sort=descending]::after { content: " \\25BC"; }
 svg.plot text { font-size: 11px; }
 rect.bar-verified { fill: #4c9a55; } rect { fill: #8fa9c9; }
 line.ci { stroke: #222; stroke-width: 2; } line.axis { stroke: #888; }
+rect.gain { fill: #c9a24c; } circle.seed { fill: #222; }
 """
 
 JS = """

@@ -28,6 +28,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         residual=residual,
         submitter=args.submitter,
         root=args.root,
+        supersedes=args.supersedes,
     )
     failures = validate_submission(path)
     for failure in failures:
@@ -118,6 +119,13 @@ def add_leaderboard_parsers(subparsers: Any) -> None:
         "--residual", required=True, help="the residual's name (e.g. sac), or none for the base"
     )
     p.add_argument("--submitter", required=True, help="who submits (name or handle)")
+    p.add_argument(
+        "--supersedes",
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="earlier submissions of yours that this one replaces (moved to the history)",
+    )
     p.add_argument("--root", default=DEFAULT_ROOT, help=root_help)
     p.set_defaults(func=_cmd_submit)
 

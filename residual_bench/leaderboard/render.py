@@ -1,29 +1,25 @@
 """``leaderboards/README.md`` and ``leaderboards/index.html`` from the submissions.
 
-One table per track (the object split: held-out objects is the main track), one row per
-suite x submission, ranked within each suite by success rate (ties: the lower end of its 95%
-interval, then name). A residual submitted with several training seeds is pooled over them.
-The output depends on the submissions only - no timestamps, no random ids - so a test can
-rebuild it and compare it with the committed files. The page is self-contained: inline CSS,
-inline JS for sorting and filtering, inline SVG plots, nothing fetched from a CDN.
+One section per board (:mod:`residual_bench.leaderboard.boards`: task, suite, object split,
+episodes, master seed): its ranked entries by the stated rule, each residual beside its own
+base alone on the same episodes, then the entries that ran another protocol (unranked, with
+the field that differs), and at the end the history of superseded submissions. The output
+depends on the submissions only - no timestamps, no random ids - so a test can rebuild it and
+compare it with the committed files. The page is self-contained: inline CSS, inline JS for
+sorting and filtering, inline SVG plots, nothing fetched from a CDN.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
-from residual_bench.episodes.metrics import summarize
-from residual_bench.episodes.records import read_jsonl
+from residual_bench.eval.report_render import format_p_value
 from residual_bench.leaderboard.assets import CSS, JS
-from residual_bench.leaderboard.layout import EPISODES_FILE, SUBMISSION_FILE, SUBMISSIONS_DIR
-from residual_bench.leaderboard.validate import validate_all
-from residual_bench.leaderboard.verify import verification_status
+from residual_bench.leaderboard.boards import RANK_RULE, Board, build_boards
+from residual_bench.leaderboard.plots import svg_gains, svg_intervals
 
-TRACKS = {"heldout": "Held-out objects (main track)", "train": "Training objects"}
-SUITE_ORDER = ("nominal", "poke", "slide", "drop", "latency", "mixed")
 BADGES = {
     "verified": "verified",
     "failed": "verification failed",
@@ -31,212 +27,170 @@ BADGES = {
     "self-reported": "self-reported",
 }
 COLUMNS = (
-    ("suite", "Suite", "text"),
     ("rank", "Rank", "num"),
     ("name", "Method", "text"),
     ("base", "Base", "text"),
     ("residual", "Residual", "text"),
+    ("seeds", "Seeds", "num"),
     ("success", "Success (95% CI)", "num"),
+    ("iqm", "IQM of seeds [95% CI] (lowest-highest)", "num"),
+    ("gain", "Gain over its base alone (McNemar p per seed)", "num"),
+    ("harm", "Harm rate", "num"),
     ("recovery", "Recovery", "num"),
+    ("recovery_150ms", "Recovered within 150 ms", "num"),
     ("completion", "Completion (s)", "num"),
     ("status", "Status", "text"),
     ("id", "Submission", "text"),
 )
-
-
-def leaderboard_rows(root: str | Path) -> list[dict[str, Any]]:
-    """One row per (track, suite, submission), ranked; the submissions must all be valid.
-
-    Raises:
-        ValueError: a submission breaks a rule (listing every failure).
-    """
-    failures = validate_all(root)
-    if failures:
-        raise ValueError("invalid submissions: " + "; ".join(str(f) for f in failures))
-    rows = []
-    submissions = Path(root) / SUBMISSIONS_DIR
-    paths = sorted(submissions.iterdir()) if submissions.is_dir() else []
-    for path in (p for p in paths if not p.name.startswith(".")):
-        data = json.loads((path / SUBMISSION_FILE).read_text())
-        cells: dict[tuple[str, str], list] = {}
-        for r in read_jsonl(path / EPISODES_FILE):
-            cells.setdefault((r.objects, r.suite), []).append(r)
-        for (objects, suite), records in cells.items():
-            s = summarize(records)
-            rows.append(
-                {
-                    "track": objects,
-                    "suite": suite,
-                    "name": data["name"],
-                    "base": data["base"]["name"],
-                    "residual": data["residual"]["name"] if data["residual"] else None,
-                    "success": s["success_rate"],
-                    "recovery": s["recovery_rate"],
-                    "completion": s["completion_time_mean"],
-                    "status": verification_status(root, data["id"]),
-                    "id": data["id"],
-                    "submitter": data["submitter"],
-                }
-            )
-    return rank(rows)
-
-
-def _suite_key(suite: str) -> tuple[int, str]:
-    return (SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER), suite)
-
-
-def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows sorted by track, suite and success, with ``rank`` (1 = best) within each suite."""
-
-    def key(row: dict[str, Any]) -> tuple:
-        rate, low = row["success"]["rate"], row["success"]["ci"][0]
-        return (
-            row["track"] != "heldout",
-            row["track"],
-            _suite_key(row["suite"]),
-            -(rate or 0.0),
-            -(low or 0.0),
-            row["name"],
-            row["id"],
-        )
-
-    rows = sorted(rows, key=key)
-    # Competition ranking: equal success and interval share a rank (1, 1, 3).
-    count: dict[tuple[str, str], int] = {}
-    last: dict[tuple[str, str], tuple] = {}
-    for row in rows:
-        group = (row["track"], row["suite"])
-        count[group] = count.get(group, 0) + 1
-        score = (row["success"]["rate"], row["success"]["ci"][0])
-        if group in last and last[group][0] == score:
-            row["rank"] = last[group][1]
-        else:
-            row["rank"] = count[group]
-        last[group] = (score, row["rank"])
-    return rows
+UNRANKED = (("reason", "Why unranked", "text"),)
+HISTORY = (("board", "Board", "text"), ("superseded_by", "Superseded by", "text"))
+INTRO = (
+    "A board is one protocol: task, suite, object split, episodes per cell and master seed; "
+    "only entries that ran exactly its episodes are ranked, by success pooled over training "
+    "seeds with its 95% Wilson interval. " + RANK_RULE + " A residual is shown against its "
+    "own base alone on the same episodes: the gain in success (McNemar p per training seed) "
+    "and the harm rate (episodes the base alone solved and the residual lost). *verified*: "
+    "episodes re-run by `bench verify` matched the records exactly; *self-reported*: not "
+    "re-run yet. How to submit: `docs/leaderboard.md`."
+)
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _cells(row: dict[str, Any]) -> dict[str, tuple[str, Any]]:
-    """Each column's text and sort value."""
-    s, rec, t = row["success"], row["recovery"], row["completion"]
+def _rate(r: dict[str, Any] | None) -> tuple[str, Any]:
+    if not r or not r.get("n"):
+        return "-", None
+    return f"{_pct(r['rate'])} ({r['k']}/{r['n']})", r["rate"]
+
+
+def _cells(entry: dict[str, Any], columns: tuple) -> list[tuple[str, str, Any]]:
+    """(key, text, sort value) of each column of an entry."""
+    s, iqm, gain = entry["success"], entry["iqm"], entry["gain"]
     lo, hi = s["ci"]
-    success = f"{_pct(s['rate'])} [{_pct(lo)}, {_pct(hi)}] ({s['k']}/{s['n']})"
-    recovery = "-" if not rec["n"] else f"{_pct(rec['rate'])} ({rec['k']}/{rec['n']})"
-    return {
-        "suite": (row["suite"], row["suite"]),
-        "rank": (str(row["rank"]), row["rank"]),
-        "name": (row["name"], row["name"]),
-        "base": (row["base"], row["base"]),
-        "residual": (row["residual"] or "none", row["residual"] or "none"),
-        "success": (success, s["rate"]),
-        "recovery": (recovery, rec["rate"]),
-        "completion": ("-" if t is None else f"{t:.2f}", t),
-        "status": (BADGES[row["status"]], row["status"]),
-        "id": (row["id"], row["id"]),
+    rates = entry["seed_rates"]
+    values: dict[str, tuple[str, Any]] = {
+        "rank": (str(entry.get("rank", "-")), entry.get("rank")),
+        "name": (entry["name"], entry["name"]),
+        "base": (entry["base"], entry["base"]),
+        "residual": (entry["residual"] or "none", entry["residual"] or "none"),
+        "seeds": (
+            str(len(entry["train_seeds"])) if entry["train_seeds"] else "-",
+            len(entry["train_seeds"]),
+        ),  # fmt: skip
+        "success": (f"{_pct(s['rate'])} [{_pct(lo)}, {_pct(hi)}] ({s['k']}/{s['n']})", s["rate"]),
+        "iqm": ("-", None),
+        "gain": ("-", None),
+        "harm": ("-", None),
+        "recovery": _rate(entry["recovery"]),
+        "recovery_150ms": _rate(entry["recovery_150ms"]),
+        "completion": (
+            "-" if entry["completion"] is None else f"{entry['completion']:.2f}",
+            entry["completion"],
+        ),
+        "status": (BADGES[entry["status"]], entry["status"]),
+        "id": (entry["id"], entry["id"]),
+        "reason": (entry.get("reason") or "", entry.get("reason") or ""),
+        "board": (entry["board"].title, entry["board"].title) if "board" in entry else ("", ""),
+        "superseded_by": (entry.get("superseded_by", ""), entry.get("superseded_by", "")),
     }
+    if iqm is not None:
+        spread = f"{_pct(min(rates))}-{_pct(max(rates))}"
+        text = f"{_pct(iqm['rate'])} [{_pct(iqm['ci'][0])}, {_pct(iqm['ci'][1])}] ({spread})"
+        values["iqm"] = (text, iqm["rate"])
+    if gain is not None:
+        ps = ", ".join(format_p_value(x["p_value"]) for x in gain["per_seed"])
+        values["gain"] = (f"{100 * gain['difference']:+.1f} pts (p {ps})", gain["difference"])
+        values["harm"] = _rate(gain["harm"])
+    return [(key, *values[key]) for key, _, _ in columns]
 
 
-def render_markdown(rows: list[dict[str, Any]]) -> str:
+def render_markdown(boards: dict[str, Any]) -> str:
     """The text of ``leaderboards/README.md``."""
-    lines = [
-        "# Leaderboard",
-        "",
-        "<!-- Generated by `bench leaderboard build`; do not edit by hand. -->",
-        "",
-        "Success rate with its 95% Wilson interval, recovery rate (successes among perturbed",
-        "episodes) and mean completion time in simulated seconds, ranked by success within each",
-        "suite. *verified*: episodes re-run by `bench verify` matched the records exactly;",
-        "*self-reported*: not re-run yet. How to submit: `docs/leaderboard.md`. The same tables,",
-        "sortable and filterable, with plots: `index.html`.",
-        "",
-    ]
-    if not rows:
+    lines = ["# Leaderboard", "", "<!-- Generated by `bench leaderboard build`; do not edit "
+             "by hand. -->", "", INTRO, "", "The same tables, sortable and filterable, with "
+             "plots: `index.html`.", ""]  # fmt: skip
+    if not boards["boards"] and not boards["history"]:
         lines += ["No submissions yet.", ""]
-    for track, title in TRACKS.items():
-        track_rows = [r for r in rows if r["track"] == track]
-        if not track_rows:
-            continue
-        lines += [f"## {title}", ""]
-        lines.append("| " + " | ".join(label for _, label, _ in COLUMNS) + " |")
-        lines.append("|" + "---|" * len(COLUMNS))
-        for row in track_rows:
-            texts = [text.replace("|", "\\|") for text, _ in _cells(row).values()]
-            lines.append("| " + " | ".join(texts) + " |")
-        lines.append("")
+    for board, lists in boards["boards"]:
+        lines += [f"## {board.title}", ""]
+        if lists["ranked"]:
+            lines += _md_table(lists["ranked"], COLUMNS)
+        else:
+            lines += ["No entry ran this board's protocol yet.", ""]
+        if lists["unranked"]:
+            lines += ["Unranked (another protocol):", ""]
+            lines += _md_table(lists["unranked"], COLUMNS[1:] + UNRANKED)
+    if boards["history"]:
+        lines += ["## History (superseded submissions)", ""]
+        lines += _md_table(boards["history"], HISTORY + COLUMNS[1:])
     return "\n".join(lines)
 
 
-def _svg_plot(rows: list[dict[str, Any]]) -> str:
-    """Success rate with its 95% interval, one horizontal bar per row, grouped by suite."""
-    bar, gap, left, width = 14, 8, 260, 360
-    height = len(rows) * (bar + 4) + gap * len({r["suite"] for r in rows}) + 30
-    parts = [
-        f'<svg class="plot" role="img" viewBox="0 0 {left + width + 20} {height}" '
-        f'width="{left + width + 20}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    y, previous = 10, None
-    for row in rows:
-        if row["suite"] != previous and previous is not None:
-            y += gap
-        previous = row["suite"]
-        s = row["success"]
-        rate, (lo, hi) = s["rate"] or 0.0, (c or 0.0 for c in s["ci"])
-        label = html.escape(f"{row['suite']}: {row['name']}")
-        parts.append(f'<text x="{left - 6}" y="{y + bar - 3}" text-anchor="end">{label}</text>')
-        parts.append(
-            f'<rect x="{left}" y="{y}" width="{width * rate:.1f}" height="{bar}" '
-            f'class="bar-{html.escape(row["status"])}"><title>{label}: {_pct(rate)}</title></rect>'
-        )
-        mid = y + bar / 2
-        parts.append(
-            f'<line x1="{left + width * lo:.1f}" x2="{left + width * hi:.1f}" y1="{mid}" '
-            f'y2="{mid}" class="ci"/>'
-        )
-        y += bar + 4
-    parts.append(f'<line x1="{left}" x2="{left}" y1="0" y2="{y}" class="axis"/>')
-    for tick in (0, 50, 100):
-        x = left + width * tick / 100
-        parts.append(f'<text x="{x:.0f}" y="{y + 14}" text-anchor="middle">{tick}%</text>')
-    return "".join(parts) + "</svg>"
+def _md_table(entries: list[dict[str, Any]], columns: tuple) -> list[str]:
+    lines = ["| " + " | ".join(label for _, label, _ in columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    for entry in entries:
+        texts = [text.replace("|", "\\|") for _, text, _ in _cells(entry, columns)]
+        lines.append("| " + " | ".join(texts) + " |")
+    return [*lines, ""]
 
 
-def _table(track: str, rows: list[dict[str, Any]]) -> str:
+def _table(table_id: str, entries: list[dict[str, Any]], columns: tuple, suite: str) -> str:
     head = "".join(
         f'<th data-key="{key}" data-type="{kind}">{html.escape(label)}</th>'
-        for key, label, kind in COLUMNS
+        for key, label, kind in columns
     )
     body = []
-    for row in rows:
+    for entry in entries:
         cells = []
-        for key, (text, value) in _cells(row).items():
+        for key, text, value in _cells(entry, columns):
             value = "" if value is None else value
-            css = f' class="badge-{row["status"]}"' if key == "status" else ""
+            css = f' class="badge-{entry["status"]}"' if key == "status" else ""
             cells.append(
                 f'<td data-value="{html.escape(str(value))}"{css}>{html.escape(text)}</td>'
             )
-        body.append(f'<tr data-suite="{html.escape(row["suite"])}">{"".join(cells)}</tr>')
+        row_suite = entry["board"].suite if "board" in entry else suite
+        body.append(f'<tr data-suite="{html.escape(row_suite)}">{"".join(cells)}</tr>')
     return (
-        f'<table class="leaderboard" id="table-{track}"><thead><tr>{head}</tr></thead>'
+        f'<table class="leaderboard" id="{table_id}"><thead><tr>{head}</tr></thead>'
         f"<tbody>\n{chr(10).join(body)}\n</tbody></table>"
     )
 
 
-def render_html(rows: list[dict[str, Any]]) -> str:
+def _board_section(board: Board, lists: dict[str, list]) -> str:
+    ranked, unranked = lists["ranked"], lists["unranked"]
+    parts = [f"<h2>{html.escape(board.title)}</h2>"]
+    if ranked:
+        parts.append(_table(f"table-{board.key}", ranked, COLUMNS, board.suite))
+    else:
+        parts.append("<p>No entry ran this board's protocol yet.</p>")
+    if unranked:
+        parts.append("<h3>Unranked (another protocol)</h3>")
+        parts.append(_table(f"unranked-{board.key}", unranked, COLUMNS[1:] + UNRANKED, board.suite))
+    shown = ranked or unranked
+    parts.append("<h3>Success, 95% interval</h3>")
+    parts.append(svg_intervals([(e["name"], e["success"], e["status"]) for e in shown]))
+    recovered = [(e["name"], e["recovery"], e["status"]) for e in shown if e["recovery"]["n"]]
+    if recovered:
+        parts.append("<h3>Recovery (perturbed episodes recovered), 95% interval</h3>")
+        parts.append(svg_intervals(recovered))
+    gains = [(e["name"], e["gain"]) for e in shown if e["gain"] is not None]
+    if gains:
+        parts.append("<h3>Gain over its base alone, per training seed (paired episodes)</h3>")
+        parts.append(svg_gains(gains))
+    return "\n".join(parts)
+
+
+def render_html(boards: dict[str, Any]) -> str:
     """The text of ``leaderboards/index.html``."""
-    suites = sorted({r["suite"] for r in rows}, key=_suite_key)
+    suites = sorted({board.suite for board, _ in boards["boards"]})
     options = "".join(f'<option value="{html.escape(s)}">{html.escape(s)}</option>' for s in suites)
-    sections = []
-    for track, title in TRACKS.items():
-        track_rows = [r for r in rows if r["track"] == track]
-        if track_rows:
-            sections.append(
-                f"<h2>{html.escape(title)}</h2>\n{_table(track, track_rows)}\n"
-                f"<h3>Success rate, 95% interval</h3>\n{_svg_plot(track_rows)}"
-            )
+    sections = [_board_section(board, lists) for board, lists in boards["boards"]]
+    if boards["history"]:
+        sections.append("<h2>History (superseded submissions)</h2>")
+        sections.append(_table("history", boards["history"], HISTORY + COLUMNS[1:], ""))
     content = "\n".join(sections) or '<p id="empty">No submissions yet.</p>'
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -244,9 +198,8 @@ def render_html(rows: list[dict[str, Any]]) -> str:
 <style>{CSS}</style></head>
 <body>
 <h1>residual-bench leaderboard</h1>
-<p>Generated by <code>bench leaderboard build</code>. Ranked by success within each suite;
-<b>verified</b> entries were re-run by <code>bench verify</code>, the others are self-reported.
-Click a column to sort.</p>
+<p>Generated by <code>bench leaderboard build</code>. {html.escape(INTRO)} Click a column to
+sort.</p>
 <div class="controls">
 <label>Filter <input id="filter" type="search" placeholder="method, base, status"></label>
 <label>Suite <select id="suite-filter"><option value="">all</option>{options}</select></label>
@@ -259,10 +212,10 @@ Click a column to sort.</p>
 
 def build(root: str | Path, out: str | Path | None = None) -> list[Path]:
     """Write ``README.md`` and ``index.html`` for the submissions under ``root`` into ``out``."""
-    rows = leaderboard_rows(root)
+    boards = build_boards(root)
     out = Path(out if out is not None else root)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "README.md", out / "index.html"]
-    written[0].write_text(render_markdown(rows))
-    written[1].write_text(render_html(rows))
+    written[0].write_text(render_markdown(boards))
+    written[1].write_text(render_html(boards))
     return written

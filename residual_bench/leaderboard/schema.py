@@ -36,6 +36,11 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "hardware": dict,
     "summary": dict,
 }
+OPTIONAL_FIELDS: dict[str, type] = {"supersedes": list}
+"""Fields a submission may leave out: ``supersedes`` lists earlier submissions (ids) of the
+same submitter that this one replaces (they move to the leaderboard's history)."""
+MAX_SUPERSEDED = 16
+SUBMISSION_ID = re.compile(r"[0-9a-f]{16}")
 PROTOCOL_FIELDS = {
     "suites": list,
     "objects": list,
@@ -55,10 +60,13 @@ def schema_problems(data: Any) -> list[str]:
     if data.get("format") != FORMAT or data.get("schema_version") != SCHEMA_VERSION:
         return [f"expected format {FORMAT!r} schema_version {SCHEMA_VERSION}"]
     problems = [f"missing field {k!r}" for k in FIELDS if k not in data]
-    problems += [f"unknown field {k!r}" for k in sorted(set(data) - set(FIELDS))]
+    known = set(FIELDS) | set(OPTIONAL_FIELDS)
+    problems += [f"unknown field {k!r}" for k in sorted(set(data) - known)]
     for key, kind in FIELDS.items():
         if key in data and not isinstance(data[key], kind):
             problems.append(f"field {key!r} has the wrong type ({type(data[key]).__name__})")
+    if "supersedes" in data:
+        problems += _superseded_ids(data["supersedes"])
     protocol = data.get("protocol")
     if isinstance(protocol, dict):
         for key, kind in PROTOCOL_FIELDS.items():
@@ -78,6 +86,17 @@ def schema_problems(data: Any) -> list[str]:
     if isinstance(data.get("summary"), dict) and not isinstance(data["summary"].get("cells"), list):
         problems.append("summary.cells must be a list")
     return problems
+
+
+def _superseded_ids(ids: Any) -> list[str]:
+    """``supersedes``: a short list of distinct submission ids (16 hex digits each)."""
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_SUPERSEDED:
+        return [f"supersedes must list 1 to {MAX_SUPERSEDED} submission ids"]
+    if not all(isinstance(i, str) and SUBMISSION_ID.fullmatch(i) for i in ids):
+        return ["supersedes must hold submission ids (16 hex digits)"]
+    if len(set(ids)) != len(ids):
+        return ["supersedes must not repeat an id"]
+    return []
 
 
 def _is_count(value: Any, most: int) -> bool:

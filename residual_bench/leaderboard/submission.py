@@ -158,6 +158,7 @@ def build_submission(
     residual: str | None,
     submitter: str,
     checkpoints: dict[int, str] | None = None,
+    supersedes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The ``submission.json`` of a method's records (without its ``id``).
 
@@ -167,6 +168,7 @@ def build_submission(
         base: base policy name; residual: the residual's name or None for the base alone.
         submitter: who submits (a name, handle or e-mail).
         checkpoints: training seed -> checkpoint directory inside the submission.
+        supersedes: ids of earlier submissions of the same submitter that this replaces.
     """
     first = records[0]
     train_seeds = sorted({int(r.extra["train_seed"]) for r in records if "train_seed" in r.extra})
@@ -187,7 +189,9 @@ def build_submission(
             },
         }
     suites = sorted({r.suite for r in records})
+    lineage = {"supersedes": list(supersedes)} if supersedes else {}
     return {
+        **lineage,
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
         "benchmark_version": __version__,
@@ -231,8 +235,10 @@ def submit(
     residual: str | None,
     submitter: str,
     root: str | Path = DEFAULT_ROOT,
+    supersedes: Sequence[str] = (),
 ) -> Path:
-    """Turn a results directory into a new submission under ``root/submissions/``.
+    """Turn a results directory into a new submission under ``root/submissions/``;
+    ``supersedes`` names earlier submissions of the same submitter that it replaces.
 
     Residual checkpoints are copied from the records' ``extra.residual_path`` and the records
     then point at the copies (``checkpoints/seed<S>``), so the submission stands alone.
@@ -262,6 +268,7 @@ def submit(
             residual=residual,
             submitter=submitter,
             checkpoints=checkpoints,
+            supersedes=supersedes,
         )
         episodes = episodes_bytes(records)
         data = {"id": submission_id(data, episodes), **data}

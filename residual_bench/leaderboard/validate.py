@@ -18,6 +18,8 @@ the rule, so that a failing check says exactly what to fix. The rules, in order:
 - ``seeds``: every episode's seed is the derived one (no cherry-picked episodes).
 - ``summary``: the claimed summary equals the one recomputed from the episodes.
 - ``checkpoint``: each training seed's checkpoint is there and has the declared hash.
+- ``lineage``: each submission it ``supersedes`` is one of this leaderboard's, made by the same
+  submitter.
 """
 
 from __future__ import annotations
@@ -100,7 +102,24 @@ def validate_submission(path: str | Path) -> list[Failure]:
     _grid_and_seeds(data, records, fail)
     _summary(data, records, fail)
     _checkpoints(path, data, fail)
+    _lineage(path, data, fail)
     return failures
+
+
+def _lineage(path: Path, data: dict[str, Any], fail: Fail) -> None:
+    """Each superseded submission is an earlier one of this root, by the same submitter."""
+    for old in data.get("supersedes", []):
+        if old == data["id"]:
+            fail("lineage", "a submission cannot supersede itself")
+            continue
+        try:
+            text = read_bounded(path.parent / old / SUBMISSION_FILE, MAX_SUBMISSION_JSON_BYTES)
+            earlier = json.loads(text)
+        except (OSError, ValueError):  # a SubmissionFileError is a ValueError
+            fail("lineage", f"supersedes {old}, which is not a submission here")
+            continue
+        if not isinstance(earlier, dict) or earlier.get("submitter") != data["submitter"]:
+            fail("lineage", f"supersedes {old}, which another submitter made")
 
 
 def validate_all(root: str | Path) -> list[Failure]:
