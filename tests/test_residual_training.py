@@ -26,12 +26,14 @@ from residual_bench.env_spec import SpecError, spec_dir
 from residual_bench.residual import make_residual_env
 from residual_bench.residual.agents import (
     GatedResidualSAC,
+    ResidualOffPolicyMixin,
     ResidualSAC,
-    ResidualTD3,
     actor_output_layers,
+    agent_class,
     build_agent,
     zero_init_output,
 )
+from residual_bench.residual.algorithms import ALGORITHM_NAMES, ALGORITHMS, OFF_POLICY_NAMES
 from residual_bench.residual.checkpoint import RESIDUAL_FILES, load_residual, read_metadata
 from residual_bench.residual.config import ResidualConfig, config_names, load_config
 from residual_bench.residual.train import train_residual
@@ -53,7 +55,7 @@ def tiny_config(algo: str = "sac", train: dict | None = None, **safeguards) -> R
     config.features = FEATURES
     hp = config.hyperparams
     hp["policy_kwargs"] = {**hp.get("policy_kwargs", {}), "net_arch": [16, 16]}
-    if algo == "ppo":
+    if not ALGORITHMS[config.algo].off_policy:
         hp.update(n_steps=32, batch_size=32, n_epochs=1)
     else:
         hp.update(buffer_size=1000, learning_starts=50, batch_size=32)
@@ -146,13 +148,13 @@ def base_observations(env: gym.Env, seed: int = 0, n: int = 20) -> np.ndarray:
 def test_every_shipped_config_loads(name):
     config = load_config(name)
     assert config.name == name
-    assert config.algo in ("sac", "td3", "ppo")
+    assert config.algo in ALGORITHMS
     assert config.features in ("objects", "privileged", "global", "proprio")
     assert 1 <= len(config.alpha) <= 3
 
 
 def test_sac_td3_and_ppo_configs_are_shipped():
-    assert {"sac", "td3", "ppo"} <= set(config_names())
+    assert set(ALGORITHM_NAMES) <= set(config_names())
 
 
 def test_scratch_is_sac_with_full_authority_on_the_zero_base_and_refuses_any_other(tmp_path):
@@ -279,7 +281,7 @@ def test_a_config_file_with_only_an_algo_gets_the_defaults(tmp_path):
 # -- agents --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+@pytest.mark.parametrize("algo", ALGORITHM_NAMES)
 def test_a_zero_initialised_agent_acts_exactly_zero(residual_env, algo):
     env = residual_env()
     model = build_agent(tiny_config(algo), env, seed=0)
@@ -291,7 +293,7 @@ def test_a_zero_initialised_agent_acts_exactly_zero(residual_env, algo):
         np.testing.assert_array_equal(action, np.zeros(7))
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+@pytest.mark.parametrize("algo", ALGORITHM_NAMES)
 def test_an_untrained_residual_reproduces_the_base(residual_env, algo):
     env = residual_env()
     model = build_agent(tiny_config(algo), env, seed=0)
@@ -302,7 +304,7 @@ def test_an_untrained_residual_reproduces_the_base(residual_env, algo):
         np.testing.assert_array_equal(info["executed_action"], info["base_action"])
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+@pytest.mark.parametrize("algo", ALGORITHM_NAMES)
 def test_without_zero_init_an_untrained_residual_is_not_zero(residual_env, algo):
     env = residual_env()
     model = build_agent(tiny_config(algo, zero_init=False), env, seed=0)
@@ -327,14 +329,15 @@ def test_a_global_features_agent_gets_a_narrow_cnn_without_changing_its_config(r
     assert json.dumps(config.hyperparams, sort_keys=True) == before
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3"])
+@pytest.mark.parametrize("algo", OFF_POLICY_NAMES)
 def test_the_off_policy_agents_are_the_residual_classes(residual_env, algo):
     model = build_agent(tiny_config(algo, warmup_steps=7, critic_only_steps=9), residual_env(), 0)
-    assert isinstance(model, ResidualSAC if algo == "sac" else ResidualTD3)
+    assert type(model) is agent_class(algo) and isinstance(model, ResidualOffPolicyMixin)
+    assert isinstance(model, ALGORITHMS[algo].sb3_class)
     assert (model.warmup_steps, model.critic_only_steps) == (7, 9)
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3"])
+@pytest.mark.parametrize("algo", OFF_POLICY_NAMES)
 def test_warmup_transitions_are_the_base_alone(residual_env, algo):
     env = Recorder(residual_env())
     model = build_agent(tiny_config(algo, warmup_steps=30), env, seed=0)
@@ -360,16 +363,19 @@ def test_progressive_exploration_switches_the_residual_on_gradually(residual_env
     assert 0 < first.sum() < second.sum() < len(second)
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3"])
+@pytest.mark.parametrize("algo", OFF_POLICY_NAMES)
 def test_the_critic_only_phase_trains_the_critic_and_leaves_the_actor_unchanged(residual_env, algo):
     model = build_agent(tiny_config(algo, critic_only_steps=100), residual_env(), seed=0)
     actor, critic = params(model.actor), params(model.critic)
-    ent_coef = model.log_ent_coef.detach().clone() if algo == "sac" else None
+    statistics = [b.clone() for b in model.actor.buffers()]  # CrossQ's batch renormalisation
+    log_ent_coef = getattr(model, "log_ent_coef", None)  # SAC, TQC, CrossQ
+    ent_coef = None if log_ent_coef is None else log_ent_coef.detach().clone()
     model.learn(80)  # 30 updates after learning_starts=50, all inside the critic-only phase
     assert model.num_timesteps == 80
     assert same(actor, model.actor), "the actor changed during the critic-only phase"
+    assert all(torch.equal(a, b) for a, b in zip(statistics, model.actor.buffers(), strict=True))
     assert not same(critic, model.critic), "the critic did not learn"
-    if algo == "sac":
+    if ent_coef is not None:
         assert torch.equal(model.log_ent_coef, ent_coef)
     model.learn(40, reset_num_timesteps=False)
     assert not same(actor, model.actor), "the actor never learns after the critic-only phase"
@@ -763,21 +769,21 @@ def test_output_decay_shrinks_the_residual_output_layer_after_each_update(residu
     assert model.actor.mu.weight.min() > 0.98
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3"])
+@pytest.mark.parametrize("algo", OFF_POLICY_NAMES)
 def test_the_actor_penalty_pulls_the_residual_back_towards_the_base(residual_env, algo):
     env = residual_env()
     observations = torch.as_tensor(base_observations(env))
 
     def mean_abs_residual_after_updates(penalty: float) -> torch.Tensor:
         config = tiny_config(algo, actor_penalty=penalty, magnitude_penalty=0.0)
-        if algo == "sac":
+        if algo != "td3":
             config.hyperparams["ent_coef"] = 1e-4  # no entropy pull on a saturated output
         model = build_agent(config, env, seed=0)
         model.learn(120)  # fills the buffer past learning_starts
         output = actor_output_layers(model)[0]
         with torch.no_grad():
             output.bias.fill_(1.0)  # a large correction that nothing in the data asks for
-        if algo == "td3":
+        if hasattr(model, "policy_delay"):  # TD3, CrossQ: the actor learns every update
             model.policy_delay = 1
         with torch.no_grad():
             before = model.mean_residual(observations).abs().mean(0)

@@ -1,11 +1,14 @@
 """Stable-baselines3 agents with the residual safeguards built in.
 
 :func:`build_agent` turns a :class:`~residual_bench.residual.config.ResidualConfig` into an SB3
-model on a residual env. The off-policy agents (SAC, TD3) are SB3's own classes with one
-method changed: :meth:`ResidualOffPolicyMixin._sample_action` makes warm-up transitions the
-base alone (r = 0) instead of uniform noise, and gates the residual on with probability
-min(t / H, 1) (progressive exploration). Critic-only updates keep the actor's weights
-unchanged through the first updates.
+model on a residual env, of the algorithm the config names (see
+:data:`~residual_bench.residual.algorithms.ALGORITHMS`). The off-policy agents (SAC, TD3, and
+sb3-contrib's TQC and CrossQ) are their library's own classes with the residual safeguards
+mixed in: :meth:`ResidualOffPolicyMixin._sample_action` makes warm-up transitions the base
+alone (r = 0) instead of uniform noise, and gates the residual on with probability
+min(t / H, 1) (progressive exploration); critic-only updates keep the actor's weights
+unchanged through the first updates; the actor penalty and the output decay pull the
+residual back to zero.
 """
 
 from __future__ import annotations
@@ -15,17 +18,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO, SAC, TD3
+from sb3_contrib import TQC, CrossQ
+from stable_baselines3 import SAC, TD3
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.noise import NormalActionNoise
 
+from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.config import GatedConfig, ResidualConfig
-from residual_bench.training.safeguards import (
-    CriticWarmupMixin,
-)
+from residual_bench.training.safeguards import CriticWarmupMixin
 
 
 class ResidualOffPolicyMixin(CriticWarmupMixin):
-    """Base-only warm-up, progressive exploration and critic-only updates for SAC / TD3."""
+    """Base-only warm-up, progressive exploration, critic-only updates, the actor penalty and
+    the output decay, for any SB3 off-policy agent (SAC, TD3, TQC, CrossQ)."""
 
     warmup_steps: int = 0
     exploration_ramp_steps: int = 0
@@ -73,7 +78,7 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
                 observations = self.replay_buffer.sample(batch_size).observations
                 residual = self.mean_residual(observations)
                 with torch.no_grad():
-                    q_scale = self.critic.q1_forward(observations, residual).abs().mean()
+                    q_scale = first_critic_value(self.critic, observations, residual).abs().mean()
                 penalty = self.actor_penalty * q_scale * residual.pow(2).mean()
                 penalty.backward()
             return sb3_step(*args, **kwargs)
@@ -82,8 +87,13 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
         optimizer._residual_penalty_installed = True
 
     def mean_residual(self, observations: Any) -> torch.Tensor:
-        """The deterministic residual output (in [-1, 1]) for a batch of observations."""
-        if isinstance(self, SAC):
+        """The deterministic residual output (in [-1, 1]) for a batch of observations.
+
+        CrossQ's actor is called in whatever mode its batch renormalisation is in; inside
+        SB3's update that is evaluation mode (running statistics, left unchanged): the
+        penalty then applies to the residual as it acts.
+        """
+        if has_gaussian_actor(self):
             mean_actions, _, _ = self.actor.get_action_dist_params(observations)
             return torch.tanh(mean_actions)
         return self.actor(observations)
@@ -107,6 +117,46 @@ class ResidualSAC(ResidualOffPolicyMixin, SAC):
 
 class ResidualTD3(ResidualOffPolicyMixin, TD3):
     """TD3 with the residual safeguards."""
+
+
+class ResidualTQC(ResidualOffPolicyMixin, TQC):
+    """sb3-contrib's TQC (truncated quantile critics) with the residual safeguards.
+
+    Its actor is SAC's (a squashed Gaussian), so zero init, the actor penalty and the output
+    decay act on the same layers; the penalty's critic scale is the first critic's mean
+    quantile. Critic-only updates restore the actor and the entropy coefficient, as for SAC.
+    """
+
+
+class ResidualCrossQ(ResidualOffPolicyMixin, CrossQ):
+    """sb3-contrib's CrossQ (batch-renormalised critics, no target network) with the residual
+    safeguards.
+
+    Its actor is a squashed Gaussian with batch renormalisation before each linear layer:
+    zeroing the output layer still makes the first correction exactly 0. The critic-only
+    phase also puts back the actor's batch-renorm running statistics (CrossQ's actor update
+    moves them); the actor penalty reads the critic in the evaluation mode CrossQ leaves it in
+    for the actor's loss, so no statistics move. With no target network, there is no target
+    actor to freeze or zero.
+    """
+
+
+RESIDUAL_CLASSES: dict[type, type] = {
+    SAC: ResidualSAC,
+    TD3: ResidualTD3,
+    TQC: ResidualTQC,
+    CrossQ: ResidualCrossQ,
+}
+"""The residual class of each off-policy SB3 class in ``ALGORITHMS``; an on-policy agent is
+its library's class as it is (no safeguard of this module applies to it)."""
+
+
+def agent_class(algo: str, gated: GatedConfig | None = None) -> type:
+    """The class :func:`build_agent` builds and :func:`load_agent` loads for ``algo``."""
+    if gated is not None:
+        return GatedResidualSAC
+    sb3_class = ALGORITHMS[algo].sb3_class
+    return RESIDUAL_CLASSES.get(sb3_class, sb3_class)
 
 
 class GatedResidualSAC(ResidualSAC):
@@ -154,9 +204,28 @@ SAC_INITIAL_LOG_STD = -1.0
 GLOBAL_CNN_FEATURES = 64
 
 
+def has_gaussian_actor(model: Any) -> bool:
+    """SAC, TQC and CrossQ: an actor whose ``mu`` layer is the mean before tanh and whose
+    ``log_std`` layer its exploration noise (without gSDE)."""
+    actor = getattr(model, "actor", None)
+    return isinstance(getattr(actor, "action_dist", None), SquashedDiagGaussianDistribution)
+
+
+def first_critic_value(critic: Any, observations: Any, actions: torch.Tensor) -> torch.Tensor:
+    """One critic's value of ``actions``, per sample: the first critic of SAC, TD3 and
+    CrossQ (a tuple, one tensor per critic); the first critic's mean quantile for TQC (one
+    tensor of shape batch x critic x quantile)."""
+    if hasattr(critic, "q1_forward"):  # SB3's critics: only the first network runs
+        return critic.q1_forward(observations, actions)
+    values = critic(observations, actions)
+    if isinstance(values, tuple):
+        return values[0]
+    return values[:, 0].mean(dim=-1, keepdim=True)
+
+
 def actor_output_layers(model: Any) -> list:
     """The layers whose weights make the residual's mean action (zeroed, decayed)."""
-    if isinstance(model, SAC):
+    if has_gaussian_actor(model):
         return [model.actor.mu]
     if isinstance(model, TD3):
         return [model.actor.mu[-2]]
@@ -166,9 +235,9 @@ def actor_output_layers(model: Any) -> list:
 def zero_init_output(model: Any) -> None:
     """Zero the actor's output layer so the deterministic residual is exactly 0.
 
-    SAC's exploration noise starts small too (log-std bias ``SAC_INITIAL_LOG_STD``): SB3's
-    ``log_std_init`` only applies with gSDE, and a unit std would make the first residual
-    actions as large as alpha allows.
+    The exploration noise of SAC, TQC and CrossQ starts small too (log-std bias
+    ``SAC_INITIAL_LOG_STD``): their ``log_std_init`` only applies with gSDE, and a unit std
+    would make the first residual actions as large as alpha allows.
     """
     layers = actor_output_layers(model)
     if isinstance(model, TD3):
@@ -177,7 +246,7 @@ def zero_init_output(model: Any) -> None:
         for layer in layers:
             layer.weight.zero_()
             layer.bias.zero_()
-        if isinstance(model, SAC):
+        if has_gaussian_actor(model):
             model.actor.log_std.weight.zero_()
             model.actor.log_std.bias.fill_(SAC_INITIAL_LOG_STD)
 
@@ -195,14 +264,13 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
             "cnn_output_dim", GLOBAL_CNN_FEATURES
         )
     common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
-    if config.algo == "ppo":
-        model = PPO(policy, env, **hp, **common)
+    cls = agent_class(config.algo, config.gated)
+    if not ALGORITHMS[config.algo].off_policy:
+        model = cls(policy, env, **hp, **common)
     else:
-        cls = ResidualSAC if config.algo == "sac" else ResidualTD3
         if config.gated is not None:
-            cls = GatedResidualSAC
             hp.setdefault("policy_kwargs", {})["n_critics"] = int(config.gated.n_critics)
-        if config.algo == "td3":
+        if issubclass(cls, TD3):  # its Gaussian exploration noise, given as one number
             std = float(hp.pop("action_noise_std", 0.1))
             hp["action_noise"] = NormalActionNoise(np.zeros(7), np.full(7, std))
         model = cls(policy, env, **hp, **common)
@@ -219,11 +287,11 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
 
 
 def load_agent(algo: str, path: str, env: Any = None, gated: GatedConfig | None = None):
-    """Load a saved SB3 model of ``algo`` (``sac``, ``td3`` or ``ppo``); ``gated`` for sac-gated."""
-    cls = {"sac": ResidualSAC, "td3": ResidualTD3, "ppo": PPO}[algo]
-    if gated is not None:
-        cls = GatedResidualSAC
-    model = cls.load(path, env=env, device="cpu")
+    """Load a saved SB3 model of ``algo`` (a name in ``ALGORITHMS``); ``gated`` for sac-gated.
+
+    This unpickles: only for a run's own checkpoint (see ``run_directory``), never a
+    received file."""
+    model = agent_class(algo, gated).load(path, env=env, device="cpu")
     if gated is not None:
         model.gate_temperature = float(gated.temperature)
     return model

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from residual_bench.residual.agents import GLOBAL_CNN_FEATURES, gate_action
-from residual_bench.residual.config import ALGOS
+from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env, residual_env_kwargs
 from residual_bench.residual.features import FEATURE_MODES
@@ -150,7 +150,7 @@ def _check_fields(meta: dict[str, Any], meta_path: Path, required: tuple[str, ..
     missing = [k for k in required if k not in meta]
     if missing:
         raise ValueError(f"{meta_path}: missing field(s) {missing}")
-    if meta["algo"] not in ALGOS:
+    if meta["algo"] not in ALGORITHMS:
         raise ValueError(f"{meta_path}: unknown algo {str(meta['algo'])[:40]!r}")
     if meta["features"] not in FEATURE_MODES:
         raise ValueError(f"{meta_path}: unknown features {str(meta['features'])[:40]!r}")
@@ -232,7 +232,7 @@ def convert_residual(path: str | Path) -> Path:
     hyperparams = config.get("hyperparams") or {}
     kwargs = dict(hyperparams.get("policy_kwargs") or {})
     algo = meta["algo"]
-    if algo != "td3":
+    if ALGORITHMS[algo].policy_takes_use_sde:
         kwargs["use_sde"] = bool(hyperparams.get("use_sde", False))
     gated = config.get("gated")
     if gated is not None:

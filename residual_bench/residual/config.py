@@ -37,9 +37,8 @@ from residual_bench.config_fields import (
     positive,
 )
 from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
+from residual_bench.residual.algorithms import ALGORITHM_NAMES, ALGORITHMS, OFF_POLICY_NAMES
 from residual_bench.residual.features import FEATURE_MODES, ObjectFeatureNoise
-
-ALGOS = ("sac", "td3", "ppo")
 
 
 @dataclass
@@ -67,11 +66,11 @@ class SafeguardsConfig(Section):
     """The actor stays frozen while the critic learns the base's values."""
     output_decay: float = non_negative(0.0)
     """Per update, the actor's output layer shrinks by this fraction, so a correction the
-    critic does not keep asking for fades back to the base (sac and td3 only)."""
+    critic does not keep asking for fades back to the base (off-policy algorithms only)."""
     actor_penalty: float = non_negative(0.0)
     """Weight of ``mean|Q| * mean(r^2)`` in the actor's loss (TD3+BC-style, relative to the
-    critic's scale): the residual leaves zero only where the critic keeps asking for it (sac
-    and td3 only)."""
+    critic's scale): the residual leaves zero only where the critic keeps asking for it
+    (off-policy algorithms only)."""
     exploration_ramp_steps: int = non_negative(0)
     """H: the residual acts with probability min(t / H, 1), else 0."""
     scale_ramp_steps: int = non_negative(0)
@@ -104,7 +103,8 @@ class ResidualConfig(Section):
     name: str
     """The config's name: its file's stem."""
     algo: str
-    """The SB3 algorithm: sac, td3 or ppo (required)."""
+    """The algorithm, a name in :data:`~residual_bench.residual.algorithms.ALGORITHMS`: sac,
+    td3, ppo, tqc or crossq (required)."""
     description: str = ""
     """One line for ``bench list``."""
     features: str = "objects"
@@ -156,12 +156,19 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {sorted(known)}")
     algo = data.get("algo")
-    if algo not in ALGOS:
-        raise SpecError(f"{where}: algo must be one of {', '.join(ALGOS)}, got {algo!r}")
+    if algo not in ALGORITHMS:
+        raise SpecError(
+            f"{where}: algo must be one of {', '.join(ALGORITHM_NAMES)}, got {str(algo)[:40]!r}"
+        )
     features = data.get("features", field_default(ResidualConfig, "features"))
     if features not in FEATURE_MODES:
         raise SpecError(
             f"{where}: features must be one of {', '.join(FEATURE_MODES)}, got {features!r}"
+        )
+    if features == "global" and ALGORITHMS[algo].policy_class("MultiInputPolicy") is None:
+        raise SpecError(
+            f"{where}: features: global needs an image policy, which {algo} does not have; "
+            f"use objects, privileged or proprio"
         )
     alpha = data.get("alpha", field_default(ResidualConfig, "alpha"))
     alpha = [alpha] if is_number(alpha) else alpha
@@ -177,11 +184,12 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     noise = safeguards.feature_noise
     if noise is not None and noise.dropout > 1:
         raise SpecError(f"{where}: safeguards.feature_noise.dropout must be in [0, 1]")
-    if algo == "ppo":
+    if not ALGORITHMS[algo].off_policy:
         off_policy_only = [k for k in ("actor_penalty", "output_decay") if getattr(safeguards, k)]
         if off_policy_only:
             raise SpecError(
-                f"{where}: safeguards {off_policy_only} apply to sac and td3 only, not ppo"
+                f"{where}: safeguards {off_policy_only} apply to the off-policy algorithms "
+                f"({', '.join(OFF_POLICY_NAMES)}) only, not {algo}"
             )
     gated = data.get("gated")
     if gated is not None:

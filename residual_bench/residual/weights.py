@@ -2,9 +2,10 @@
 
 A residual on disk never holds a pickle. Its ``residual.json`` describes the network (the
 stable-baselines3 policy class, the observation and action spaces, the constructor's
-keyword arguments) and ``policy.safetensors`` holds the policy's ``state_dict``. Loading
-rebuilds the network from the description and copies the tensors in: nothing in the files
-can run code, and every size is checked before anything is allocated.
+keyword arguments) and ``policy.safetensors`` holds the policy's ``state_dict``: its weights
+and its buffers (CrossQ's batch-renorm running statistics). Loading rebuilds the network from
+the description and copies the tensors in: nothing in the files can run code, and every size
+is checked before anything is allocated.
 
 stable-baselines3's own ``model.zip`` stores spaces and the policy class as cloudpickle
 strings, so loading one runs whatever its author put there. :func:`read_sb3_policy_state`
@@ -26,10 +27,11 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.vec_env import VecTransposeImage
+
+from residual_bench.residual.algorithms import ALGORITHMS
 
 MAX_WEIGHTS_BYTES = 64 * 1024 * 1024
 """A residual is a few small networks (the shipped ones hold under 1 MB of weights)."""
@@ -38,8 +40,10 @@ MAX_SPACE_SIZE = 1_000_000
 MAX_LAYER_WIDTH = 4096
 MAX_LAYERS = 8
 MAX_CRITICS = 32
+MAX_QUANTILES = 256
+"""TQC's quantiles per critic (rl-zoo3 and the paper use 25)."""
+MAX_RENORM_WARMUP_STEPS = 10**9
 
-ALGORITHMS = {"sac": SAC, "td3": TD3, "ppo": PPO}
 POLICY_NAMES = ("MlpPolicy", "MultiInputPolicy")
 # Keyword arguments of SB3's policy constructors that are plain data; anything else (an
 # activation class, an optimiser class, a features-extractor class) would need code.
@@ -55,6 +59,14 @@ POLICY_KWARGS = frozenset(
         "share_features_extractor",
         "normalize_images",
         "features_extractor_kwargs",
+        # TQC's critics
+        "n_quantiles",
+        # CrossQ's batch renormalisation (its running statistics are buffers of the policy's
+        # state dict, saved and restored with the weights)
+        "batch_norm",
+        "batch_norm_momentum",
+        "batch_norm_eps",
+        "renorm_warmup_steps",
     }
 )
 FEATURES_EXTRACTOR_KWARGS = frozenset({"cnn_output_dim", "normalized_image"})
@@ -160,6 +172,7 @@ BOOLEAN_KWARGS = (
     "ortho_init",
     "share_features_extractor",
     "normalize_images",
+    "batch_norm",
 )
 
 
@@ -192,6 +205,12 @@ def check_policy_kwargs(kwargs: Any, where: str = "policy_kwargs") -> dict[str, 
             )
     if not _is_int_in(kwargs.get("n_critics", 2), 1, MAX_CRITICS):
         raise ValueError(f"{where}.n_critics: expected an integer from 1 to {MAX_CRITICS}")
+    if not _is_int_in(kwargs.get("n_quantiles", 25), 1, MAX_QUANTILES):
+        raise ValueError(f"{where}.n_quantiles: expected an integer from 1 to {MAX_QUANTILES}")
+    if not _is_int_in(kwargs.get("renorm_warmup_steps", 0), 0, MAX_RENORM_WARMUP_STEPS):
+        raise ValueError(
+            f"{where}.renorm_warmup_steps: expected an integer from 0 to {MAX_RENORM_WARMUP_STEPS}"
+        )
     extractor = kwargs.get("features_extractor_kwargs", {})
     if not isinstance(extractor, Mapping) or not set(extractor) <= FEATURES_EXTRACTOR_KWARGS:
         raise ValueError(
@@ -208,14 +227,17 @@ def check_policy_kwargs(kwargs: Any, where: str = "policy_kwargs") -> dict[str, 
         if not isinstance(value, bool):
             raise ValueError(f"{where}.{name}: expected true or false")
     for key in ("log_std_init", "clip_mean"):
-        value = kwargs.get(key, 0.0)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        if not _is_number(kwargs.get(key, 0.0)):
             raise ValueError(f"{where}.{key}: expected a finite number")
+    for key in ("batch_norm_momentum", "batch_norm_eps"):
+        value = kwargs.get(key, 0.01)
+        if not _is_number(value) or not 0 < value <= 1:
+            raise ValueError(f"{where}.{key}: expected a number in (0, 1]")
     return dict(kwargs)
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def policy_name(observation_space: gym.Space) -> str:
@@ -226,8 +248,8 @@ def policy_name(observation_space: gym.Space) -> str:
 def describe_policy(algo: str, model: Any) -> dict[str, Any]:
     """The JSON description of a live SB3 model's policy (see :func:`build_policy`)."""
     kwargs = dict(model.policy_kwargs)
-    if algo == "ppo":
-        kwargs["use_sde"] = bool(model.use_sde)  # PPO passes it beside policy_kwargs
+    if not ALGORITHMS[algo].off_policy:
+        kwargs["use_sde"] = bool(model.use_sde)  # on-policy SB3 passes it beside policy_kwargs
     return describe_network(algo, model.policy.observation_space, model.policy.action_space, kwargs)
 
 
@@ -269,7 +291,9 @@ def build_policy(description: Any, where: str = "policy") -> BasePolicy:
     if (name == "MultiInputPolicy") != isinstance(observation_space, gym.spaces.Dict):
         raise ValueError(f"{where}.policy: MultiInputPolicy goes with a Dict observation space")
     kwargs = check_policy_kwargs(description.get("policy_kwargs", {}), f"{where}.policy_kwargs")
-    cls = ALGORITHMS[algo].policy_aliases[name]
+    cls = ALGORITHMS[algo].policy_class(name)
+    if cls is None:
+        raise ValueError(f"{where}.policy: {algo} has no {name}")
     try:
         policy = cls(observation_space, action_space, lambda _: 0.0, **kwargs)
     except (TypeError, ValueError, AssertionError) as exc:

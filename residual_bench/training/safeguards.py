@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from sb3_contrib import TQC
 from stable_baselines3 import SAC
+
+CRITIC_THEN_ACTOR_EVERY_UPDATE = (SAC, TQC)
+"""Agents whose every gradient step is a critic step and then an actor step, so the critic's
+weights can skip the actor's backward pass in between. Not CrossQ or TD3: their actor steps
+every ``policy_delay`` updates only, and a critic left without gradients until then could
+not learn."""
 
 
 class CriticWarmupMixin:
@@ -19,10 +26,13 @@ class CriticWarmupMixin:
     A fresh critic's action gradients are noise; an actor that follows them from its first
     update walks away from a good initial policy (the zero residual, or a pretrained network
     being fine-tuned) before the critic knows anything. Until ``num_timesteps`` reaches
-    ``critic_only_steps`` SB3's update runs as usual and the actor (TD3's target actor, SAC's
-    entropy coefficient) is then put back, so the policy is exactly the one before the update.
+    ``critic_only_steps`` SB3's update runs as usual and the actor (TD3's target actor, the
+    entropy coefficient of SAC, TQC and CrossQ) is then put back, so the policy is exactly the
+    one before the update. The actor's buffers are put back too: CrossQ's actor runs its
+    batch-renormalisation layers in training mode in its own update, which moves their
+    running statistics, and those statistics are part of the policy that acts.
 
-    For SAC, the actor's step also skips the gradients of the critic's own weights
+    For SAC and TQC, the actor's step also skips the gradients of the critic's own weights
     (:func:`skip_critic_weight_gradients_in_actor_step`): the same update, cheaper for agents
     whose critic has an image encoder.
     """
@@ -30,11 +40,11 @@ class CriticWarmupMixin:
     critic_only_steps: int = 0
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        if isinstance(self, SAC):
+        if isinstance(self, CRITIC_THEN_ACTOR_EVERY_UPDATE):
             skip_critic_weight_gradients_in_actor_step(self)
         if self.num_timesteps >= self.critic_only_steps:
             return super().train(gradient_steps, batch_size)
-        frozen = list(self.actor.parameters())
+        frozen = list(self.actor.parameters()) + list(self.actor.buffers())
         if getattr(self, "actor_target", None) is not None:
             frozen += list(self.actor_target.parameters())
         if getattr(self, "log_ent_coef", None) is not None:
@@ -47,14 +57,14 @@ class CriticWarmupMixin:
         return None
 
 
-def skip_critic_weight_gradients_in_actor_step(model: SAC) -> None:
-    """Make SB3 SAC's actor loss leave the critic's weights out of its backward pass.
+def skip_critic_weight_gradients_in_actor_step(model: SAC | TQC) -> None:
+    """Make SAC's (or TQC's) actor loss leave the critic's weights out of its backward pass.
 
-    SB3 backpropagates the actor loss through the whole critic, image encoder included, and
-    the critic's next update throws those weight gradients away (it zeroes them before its
-    own backward pass). Here the critic's weights stop requiring gradients from the critic's
-    optimizer step until the actor's optimizer step, so the actor loss records only the
-    critic's action path: the actor's gradients are the same, the critic's were never used,
+    SB3 and sb3-contrib backpropagate the actor loss through the whole critic, image encoder
+    included, and the critic's next update throws those weight gradients away (it zeroes them
+    before its own backward pass). Here the critic's weights stop requiring gradients from the
+    critic's optimizer step until the actor's optimizer step, so the actor loss records only
+    the critic's action path: the actor's gradients are the same, the critic's were never used,
     and the backward pass through the critic's encoder is saved. Installed once per model; a
     model whose ``skip_critic_gradients`` is False runs SB3's update unchanged.
     """
