@@ -142,9 +142,9 @@ def add_training_parsers(sub: Any) -> None:
     p_rtrain.add_argument(
         "--residual",
         default="sac",
-        help="a residual config (sac, td3, ppo, sac-gated, scratch), a fine-tuning config "
-        "(finetune-dagger, finetune-rl, finetune-rl-ppo; --base bc), or a YAML path; default "
-        "sac (`bench list` describes each)",
+        help="a residual config (sac, td3, ppo, tqc, crossq, sac-gated, scratch), a fine-tuning "
+        "config (finetune-dagger, finetune-rl, finetune-rl-ppo; --base bc), or a YAML path; "
+        "default sac (`bench list` describes each)",
     )
     p_rtrain.add_argument("--suite", default=None, help="training suite (the config's: mixed)")
     p_rtrain.add_argument("--steps", type=int, default=None, help="environment steps (config)")
