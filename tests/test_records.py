@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,6 +70,8 @@ def test_record_round_trips_exactly_through_dict_and_json():
         (lambda d: d["events"][1].pop("time"), r"events\[1\].*missing field.*'time'"),
         (lambda d: d["events"][0].update(when=1), r"events\[0\].*unknown field.*'when'"),
         (lambda d: d["events"][0].update(duration=-1.0), r"events\[0\].*'duration'"),
+        (lambda d: d["events"][0].update(reaction_time=-0.1), r"events\[0\].*'reaction_time'"),
+        (lambda d: d["events"][0].update(reaction_rule=1), r"events\[0\].*'reaction_rule'"),
     ],
 )
 def test_from_dict_names_the_offending_field(change, pattern):
@@ -76,6 +79,25 @@ def test_from_dict_names_the_offending_field(change, pattern):
     change(d)
     with pytest.raises(ValueError, match=pattern):
         EpisodeRecord.from_dict(d)
+
+
+def test_a_record_written_before_reaction_times_reads_them_as_none():
+    d = make_record().to_dict()
+    for e in d["events"]:
+        del e["reaction_time"], e["reaction_rule"]
+    r = EpisodeRecord.from_dict(d)
+    assert [(e.reaction_time, e.reaction_rule) for e in r.events] == [(None, None)] * 2
+    assert r == make_record()
+
+
+def test_committed_record_files_still_read():
+    results = Path(__file__).resolve().parents[1] / "results"
+    path = results / "suites" / "poke" / "expert" / "episodes.jsonl"
+    records = read_jsonl(path)
+    assert records and all(r.schema_version == SCHEMA_VERSION for r in records)
+    events = [e for r in records for e in r.events]
+    assert events and all(e.reaction_rule is None for e in events)
+    assert "reaction_time" not in path.read_text().splitlines()[0]
 
 
 def test_event_from_info_converts_numpy_values_and_fills_defaults():
@@ -303,6 +325,39 @@ def test_reset_state_decides_the_grasp_state_of_a_first_step_event():
     (event,) = recorder.finish().events
     assert event.grasped_at_event is True
     assert event.recovery_time == pytest.approx(0.10)
+
+
+def test_recorder_dates_the_reaction_from_the_executed_actions():
+    recorder = EpisodeRecorder()
+    reset = {"time": 0.0, "success": False, "is_grasped": False, "tcp_to_object_xy": 0.1}
+    recorder.start(reset, env_id="e", env_spec_hash="h", suite="s", objects="o", base="b")
+    pushed_east = {
+        "type": "poke",
+        "trigger": "phase:approach",
+        "time": 0.10,
+        "magnitude": 0.4,
+        "target": "mug",
+        "params": {"direction": np.array([1.0, 0.0, 0.1])},
+    }
+    latency = {"type": "latency", "trigger": "t", "time": 0.10, "magnitude": 0.3, "target": "b"}
+    for step in range(1, 9):
+        action = np.array([0.0, -0.5, -0.3, 0.0, 0.0, 0.0, 1.0])
+        if step >= 5:  # issued at 0.20 s, two steps after the poke
+            action[0] = 0.5
+        recorder.step(
+            action,
+            {
+                "time": DT * step,
+                "success": False,
+                "is_grasped": False,
+                "tcp_to_object_xy": 0.1,
+                "new_events": [pushed_east, latency] if step == 3 else [],
+            },
+        )
+    poke, stall = recorder.finish().events
+    assert poke.reaction_rule == "towards_displacement"
+    assert poke.reaction_time == pytest.approx(0.10)
+    assert (stall.reaction_rule, stall.reaction_time) == (None, None)
 
 
 def test_recorder_rejects_misuse_with_clear_errors():

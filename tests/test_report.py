@@ -131,6 +131,16 @@ def test_pairs_only_seeds_present_for_both():
     assert row["p_value"] == pytest.approx(0.5)  # two discordant pairs, both one way
 
 
+def test_paired_table_has_the_harm_rate_of_base_successes_the_residual_broke():
+    base = [True, True, True, False, False]
+    residual = [False, True, True, True, False]
+    records = [make(b, s) for s, b in enumerate(base)]
+    records += [make(r, s, residual="sac") for s, r in enumerate(residual)]
+    row = report.paired_comparisons(records).iloc[0]
+    assert (row["harm"], row["help"]) == (0.2, 0.2)
+    assert (row["harm_lo"], row["harm_hi"]) == pytest.approx(wilson_interval(1, 5))
+
+
 def test_mcnemar_p_value_when_only_the_residual_succeeds():
     row = report.paired_comparisons(only_residual_succeeds(6)).iloc[0]
     assert row["pairs"] == 6
@@ -224,7 +234,7 @@ def test_build_report_writes_tables_and_plots(tmp_path):
     assert "| train | nominal | bc | 4 | 75% [30%, 95%] | – | 3.10 s [3.00, 3.20] |" in md
     assert "| train | nominal | bc+sac | 6 | 100% [61%, 100%] |" in md
     assert "p=0.031" not in md  # only seeds 0..3 are paired: 3 concordant, 1 discordant
-    assert "| train | nominal | bc+sac | 4 | 75% | 100% | +25 pp | p=1.000 |" in md
+    assert "| train | nominal | bc+sac | 4 | 75% | 100% | +25 pp | p=1.000 | 0% [0%, 49%] |" in md
     for name in ("success", "recovery", "completion"):
         assert f"(plots/{name}.png)" in md
         assert is_png(tmp_path / "out" / "plots" / f"{name}.png")
@@ -333,3 +343,25 @@ def test_no_episodes_is_an_error(tmp_path):
     (tmp_path / "r" / "episodes.jsonl").write_text("")
     with pytest.raises(ValueError, match="no episodes in"):
         report.build_report(tmp_path / "r", tmp_path / "out")
+
+
+def test_recovery_table_reports_reaction_within_150_ms_over_events_with_a_rule(tmp_path):
+    def reacted(kind, rt, rule="towards_displacement"):
+        return PerturbationEvent(kind, "time", 1.0, 0.5, "mug", 0.0, {}, 0.3, False, rt, rule)
+
+    events = [reacted("poke", 0.05), reacted("poke", 0.2), reacted("poke", None)]
+    events.append(reacted("latency", None, None))  # no reaction rule: left out
+    records = [make(True, 0, residual="sac"), make(False, 1)]
+    records[0].events, records[1].events = events, [reacted("latency", None, None)]
+    table = report.recovery_table(records).set_index("method")
+    assert table.loc["bc+sac", "reaction_events"] == 3
+    assert table.loc["bc+sac", "react_150ms"] == pytest.approx(1 / 3)
+    assert math.isnan(table.loc["bc", "react_150ms"])  # only a latency event
+    md = report.build_report(write(tmp_path / "r", records), tmp_path / "out").read_text()
+    assert "reacts within 150 ms" in md
+    assert f"| {report_render_rate(1, 3)} |" in md
+
+
+def report_render_rate(k, n):
+    lo, hi = wilson_interval(k, n)
+    return f"{100 * k / n:.0f}% [{100 * lo:.0f}%, {100 * hi:.0f}%]"

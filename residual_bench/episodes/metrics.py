@@ -27,6 +27,7 @@ ALIGN_TOL_M = 0.02
 STABLE_S = 0.1
 LATENCY = "latency"
 RATE_HORIZONS: tuple[float, ...] = (0.15, 0.5, 1.0)
+REACTION_HORIZONS: tuple[float, ...] = (0.05, 0.15, 0.5)
 # 0, 0.05, ..., 3.0 s; rounded so that the JSON keys and values print cleanly.
 CURVE_HORIZONS: np.ndarray = np.round(np.arange(61) * 0.05, 10)
 
@@ -127,7 +128,7 @@ def _recovery_times(items: Iterable[PerturbationEvent | float | None]) -> list[f
     return [i.recovery_time if isinstance(i, PerturbationEvent) else i for i in items]
 
 
-def _count_recovered(times: Sequence[float | None], horizon: float) -> int:
+def _count_within(times: Sequence[float | None], horizon: float) -> int:
     return sum(1 for rt in times if rt is not None and rt <= horizon + TIME_EPS)
 
 
@@ -138,7 +139,7 @@ def recovery_rate_at(items: Iterable[PerturbationEvent | float | None], horizon:
     :param horizon: horizon in simulated seconds, inclusive.
     """
     times = _recovery_times(items)
-    return _count_recovered(times, horizon) / len(times) if times else math.nan
+    return _count_within(times, horizon) / len(times) if times else math.nan
 
 
 def recovery_curve(
@@ -153,6 +154,33 @@ def recovery_curve(
     times = _recovery_times(items)
     h = _as_1d("horizons", horizons, None, float)
     return np.array([recovery_rate_at(times, x) for x in h], dtype=float)
+
+
+def _reaction_times(events: Iterable[PerturbationEvent]) -> list[float | None]:
+    """Reaction times of the events that have a reaction rule (``None`` = never reacted)."""
+    return [e.reaction_time for e in events if e.reaction_rule is not None]
+
+
+def reaction_rate_at(events: Iterable[PerturbationEvent], horizon: float) -> float:
+    """Fraction of events with a reaction rule that reacted within ``horizon`` seconds.
+
+    Events without a rule (``reaction_rule`` is ``None``: the type has none, or the record
+    predates reaction times) are left out; nan if no event has one.
+
+    :param events: perturbation events (``reaction_rule`` and ``reaction_time`` are used).
+    :param horizon: horizon in simulated seconds, inclusive.
+    """
+    times = _reaction_times(events)
+    return _count_within(times, horizon) / len(times) if times else math.nan
+
+
+def reaction_time_median(events: Iterable[PerturbationEvent]) -> float | None:
+    """Median reaction time over the events with a reaction rule, an event that never reacted
+    counting as infinitely late; ``None`` without such events or when the median is one that
+    never reacted (half of them or more did not)."""
+    times = [math.inf if t is None else t for t in _reaction_times(events)]
+    median = statistics.median(times) if times else math.inf
+    return float(median) if math.isfinite(median) else None
 
 
 def first_success_time(times: Any, success: Any) -> float | None:
@@ -265,7 +293,9 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def summarize(
-    records: Sequence[EpisodeRecord], horizons: Sequence[float] = RATE_HORIZONS
+    records: Sequence[EpisodeRecord],
+    horizons: Sequence[float] = RATE_HORIZONS,
+    reaction_horizons: Sequence[float] = REACTION_HORIZONS,
 ) -> dict[str, Any]:
     """Aggregate episode records into the benchmark metrics (JSON-serialisable).
 
@@ -274,6 +304,7 @@ def summarize(
 
     :param records: episode records.
     :param horizons: horizons for ``recovery_rate_at``.
+    :param reaction_horizons: horizons for ``reaction_rate_at``.
     :return: dict of plain ints, floats, lists, dicts and ``None``.
     """
     n = len(records)
@@ -297,7 +328,7 @@ def summarize(
         "n_events": len(events),
         "recovery_rate": _rate(sum(r.success for r in perturbed), len(perturbed)),
         "recovery_rate_at": {
-            repr(float(h)): _rate(_count_recovered(times, h), len(times)) for h in horizons
+            repr(float(h)): _rate(_count_within(times, h), len(times)) for h in horizons
         },
         "recovery_curve": {
             "horizons": [float(h) for h in CURVE_HORIZONS],
@@ -315,4 +346,30 @@ def summarize(
         "mean_abs_residual_ratio": _mean(r.mean_abs_residual_ratio for r in records),
         "action_jerk": _mean(r.action_jerk for r in records),
         "action_rate": _mean(r.action_rate for r in records),
+        **_reaction_summary(events, reaction_horizons),
+    }
+
+
+def _reaction_summary(events: list[PerturbationEvent], horizons: Sequence[float]) -> dict[str, Any]:
+    reacting = _reaction_times(events)
+    by_type: dict[str, list[PerturbationEvent]] = {}
+    for e in events:
+        if e.reaction_rule is not None:
+            by_type.setdefault(e.type, []).append(e)
+    return {
+        "n_reaction_events": len(reacting),
+        "reaction_rate_at": {
+            repr(float(h)): _rate(_count_within(reacting, h), len(reacting)) for h in horizons
+        },
+        "reaction_time_median": reaction_time_median(events),
+        "reactions_by_type": {
+            kind: {
+                "n_events": len(es),
+                "reaction_rate_at": {
+                    repr(float(h)): _json_float(reaction_rate_at(es, h)) for h in horizons
+                },
+                "reaction_time_median": reaction_time_median(es),
+            }
+            for kind, es in sorted(by_type.items())
+        },
     }

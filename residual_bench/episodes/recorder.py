@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from residual_bench.episodes import metrics
+from residual_bench.episodes import metrics, reaction
 from residual_bench.episodes.records import EpisodeRecord, PerturbationEvent, to_jsonable
 
 #: ``info`` keys every step must carry.
@@ -170,8 +170,11 @@ class EpisodeRecorder:
         success = np.array(self._success)
         grasped = np.array(self._grasped)
         xy = np.array(self._xy)
-        events = [
-            dataclasses.replace(
+        actions = np.stack(self._actions)
+        events = []
+        for e in self._events:
+            held = reaction.held_through(e.time, times, grasped)
+            e = dataclasses.replace(
                 e,
                 grasped_at_event=metrics.grasped_at(e.time, times, grasped),
                 recovery_time=metrics.recovery_time(
@@ -183,13 +186,16 @@ class EpisodeRecorder:
                     align_tol_m=self.align_tol_m,
                     stable_s=self.stable_s,
                 ),
+                reaction_time=reaction.reaction_time(
+                    e, times[-self._n_steps :], actions, start_time=self._start_time, held=held
+                ),
             )
-            for e in self._events
-        ]
+            rule = reaction.reaction_rule(e, held, actions.shape[1])
+            events.append(dataclasses.replace(e, reaction_rule=rule))
         episode_time = float(times[-1])
         dt = (episode_time - self._start_time) / self._n_steps
         smooth = metrics.smoothness(
-            np.stack(self._actions),
+            actions,
             dt,
             np.stack(self._residuals) if self._residuals else None,
             np.stack(self._alphas) if self._alphas else None,

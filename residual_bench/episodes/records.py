@@ -20,7 +20,7 @@ All times are simulated seconds since ``reset`` (never wall-clock time).
 - ``first_success_time``: first time the task condition held, ``None`` if it never did.
 - ``episode_time``: simulated duration of the episode.
 - ``n_steps``: number of control steps.
-- ``events``: perturbation events, in firing order, with their recovery results.
+- ``events``: perturbation events, in firing order, with their recovery and reaction results.
 - ``mean_abs_residual_ratio``: mean of ``|alpha * tanh(r)| / alpha`` (``None`` without residual).
 - ``action_jerk``: mean L2 norm of the second difference of executed actions / dt^2.
 - ``action_rate``: mean L2 norm of the first difference of executed actions / dt.
@@ -43,7 +43,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -76,8 +76,9 @@ def _check_fields(cls: type, data: Mapping[str, Any], where: str) -> None:
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
     # Defaulted fields are required too, so that a record from another writer version is
-    # never silently completed with defaults.
-    missing = sorted(names - set(data))
+    # never silently completed with defaults; only fields added to the schema after records
+    # of it were published may be absent (those older records read them as ``None``).
+    missing = sorted(names - set(data) - set(getattr(cls, "ADDED_FIELDS", ())))
     if missing:
         raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
 
@@ -124,7 +125,15 @@ class PerturbationEvent:
     :param params: further type-specific parameters.
     :param recovery_time: seconds until recovery (see ``docs/metrics.md``), ``None`` if never.
     :param grasped_at_event: whether the target was grasped just before the event.
+    :param reaction_time: seconds until the first executed command that turns towards undoing
+        the event (see ``docs/metrics.md``), ``None`` if none did or the event has no rule.
+    :param reaction_rule: the rule that dated the reaction (``"towards_displacement"``,
+        ``"opens_gripper"``), ``None`` where reaction time is undefined for the event, and in
+        records written before reaction times were recorded.
     """
+
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("reaction_time", "reaction_rule")
+    """Fields added to schema 1 after records of it were committed: absent there, ``None``."""
 
     type: str
     trigger: str
@@ -135,13 +144,15 @@ class PerturbationEvent:
     params: dict[str, Any] = field(default_factory=dict)
     recovery_time: float | None = None
     grasped_at_event: bool | None = None
+    reaction_time: float | None = None
+    reaction_rule: str | None = None
 
     @classmethod
     def from_info(cls, info_event: Mapping[str, Any]) -> PerturbationEvent:
         """Build an event from one entry of ``info["new_events"]``.
 
         numpy values are converted to plain types; ``duration`` and ``params`` may be omitted
-        and the recovery fields are filled in later by the recorder.
+        and the recovery and reaction fields are filled in later by the recorder.
         """
         data = {"duration": 0.0, "params": {}, "recovery_time": None, "grasped_at_event": None}
         data.update({k: to_jsonable(v) for k, v in info_event.items()})
@@ -158,6 +169,10 @@ class PerturbationEvent:
         values = {
             name: _check_type(where, name, data[name], *_field_kinds(cls)[name]) for name in data
         }
+        if values.get("reaction_time") is not None and values["reaction_time"] < 0.0:
+            raise ValueError(
+                f"{where}: field 'reaction_time' must be >= 0, got {values['reaction_time']}"
+            )
         if values.get("duration", 0.0) < 0.0:
             raise ValueError(f"{where}: field 'duration' must be >= 0, got {values['duration']}")
         return cls(**values)

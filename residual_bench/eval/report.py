@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from residual_bench.episodes.metrics import wilson_interval
+from residual_bench.episodes.pairing import harm_rate, pair_by_seed, records_by_seed
 from residual_bench.episodes.records import EpisodeRecord, read_jsonl
 from residual_bench.episodes.statistics import (
     bootstrap_interval,
@@ -148,17 +149,6 @@ def method_table(records: Iterable[EpisodeRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=METHOD_COLUMNS)
 
 
-def _by_seed(records: list[EpisodeRecord], label: str) -> dict[int, EpisodeRecord]:
-    out: dict[int, EpisodeRecord] = {}
-    for r in records:
-        if r.seed is None:  # an unseeded episode has no counterpart to be paired with
-            continue
-        if r.seed in out:
-            raise ValueError(f"episode seed {r.seed} appears more than once for {label}")
-        out[r.seed] = r
-    return out
-
-
 def mcnemar_by_seed(
     first: Iterable[EpisodeRecord], second: Iterable[EpisodeRecord]
 ) -> dict[str, Any]:
@@ -169,41 +159,44 @@ def mcnemar_by_seed(
     Raises:
         ValueError: The two runs hold different episode seeds, or one holds a seed twice.
     """
-    a, b = _by_seed(list(first), "the first run"), _by_seed(list(second), "the second run")
-    if set(a) != set(b):
-        only = len(set(a) ^ set(b))
-        raise ValueError(f"the runs hold different episodes ({only} seeds in one run only)")
-    seeds = sorted(a)
-    return mcnemar_exact([a[s].success for s in seeds], [b[s].success for s in seeds])
+    pairs = pair_by_seed(first, second)
+    return mcnemar_exact([a.success for a, _ in pairs], [b.success for _, b in pairs])
 
 
 RECOVERY_COLUMNS = (
     "objects suite method events at_150ms at_150ms_lo at_150ms_hi at_500ms at_500ms_lo "
-    "at_500ms_hi at_1s at_1s_lo at_1s_hi eventual eventual_lo eventual_hi"
+    "at_500ms_hi at_1s at_1s_lo at_1s_hi eventual eventual_lo eventual_hi "
+    "reaction_events react_150ms react_150ms_lo react_150ms_hi"
 ).split()
 
 
 def recovery_table(records: Iterable[EpisodeRecord]) -> pd.DataFrame:
     """Per (object split, suite, method): the share of perturbation events recovered within
-    150 ms, 500 ms and 1 s, and by the episode's end, with Wilson 95% intervals."""
+    150 ms, 500 ms and 1 s, and by the episode's end, and the share of the events with a
+    reaction rule reacted to within 150 ms (NaN without such events), with Wilson 95%
+    intervals."""
     rows = []
     groups = _group(records, lambda r: (r.objects, r.suite, method_name(r)))
     for (objects, suite, method), recs in groups.items():
-        times = [e.recovery_time for r in recs for e in r.events]
+        events = [e for r in recs for e in r.events]
+        times = [e.recovery_time for e in events]
         if not times:
             continue
         row: tuple = (objects, suite, method, len(times))
         for horizon in (0.15, 0.5, 1.0, math.inf):
             k = sum(t is not None and t <= horizon + 1e-9 for t in times)
             row += (k / len(times), *wilson_interval(k, len(times)))
-        rows.append(row)
+        reacting = [e.reaction_time for e in events if e.reaction_rule is not None]
+        n, k = len(reacting), sum(t is not None and t <= 0.15 + 1e-9 for t in reacting)
+        rows.append(row + (n, k / n if n else NAN, *wilson_interval(k, n)))
     rows.sort(key=lambda row: (row[0], suite_key(row[1]), row[2]))
     return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
 
 
 PAIRED_COLUMNS = (
     "objects suite base method train_seed pairs base_success method_success difference "
-    "p_value completion_time_difference completion_difference_lo completion_difference_hi"
+    "p_value completion_time_difference completion_difference_lo completion_difference_hi "
+    "harm harm_lo harm_hi help help_lo help_hi"
 ).split()
 
 
@@ -222,7 +215,10 @@ def paired_comparisons(records: Iterable[EpisodeRecord]) -> pd.DataFrame:
         :data:`PAIRED_COLUMNS`: success rates over the pairs, their difference (method minus
         base), the exact McNemar p-value, and the mean completion time difference (method
         minus base) with a paired bootstrap 95% interval over pairs where both succeeded
-        (NaN when fewer than two). ``train_seed`` is ``<NA>`` for single-seed methods.
+        (NaN when fewer than two), and the harm and help rates over the pairs
+        (:func:`~residual_bench.episodes.pairing.harm_rate`: base alone succeeded and the
+        method failed, and the reverse) with Wilson 95% intervals. ``train_seed`` is
+        ``<NA>`` for single-seed methods.
 
     Raises:
         ValueError: If an episode seed appears twice for one method in one group.
@@ -239,11 +235,13 @@ def paired_comparisons(records: Iterable[EpisodeRecord]) -> pd.DataFrame:
     for (objects, suite, base, method, train_seed), recs in residual.items():
         where = f"objects={objects!r}, suite={suite!r}"
         seed_note = "" if train_seed is None else f", train seed {train_seed}"
-        mine = _by_seed(recs, f"method {method!r}{seed_note} ({where})")
-        theirs = _by_seed(alone.get((objects, suite, base), []), f"method {base!r} ({where})")
+        mine = records_by_seed(recs, f"method {method!r}{seed_note} ({where})")
+        theirs = alone.get((objects, suite, base), [])
+        theirs = records_by_seed(theirs, f"method {base!r} ({where})")
         seeds = sorted(set(mine) & set(theirs))
         if not seeds:
             continue
+        harm = harm_rate([theirs[s] for s in seeds], [mine[s] for s in seeds])
         a = [theirs[s].success for s in seeds]
         b = [mine[s].success for s in seeds]
         test = mcnemar_exact(a, b)
@@ -258,6 +256,9 @@ def paired_comparisons(records: Iterable[EpisodeRecord]) -> pd.DataFrame:
             (objects, suite, base, method, train_seed, len(seeds), float(np.mean(a)))
             + (float(np.mean(b)), test["difference"], test["p_value"], diff["difference"])
             + tuple(diff["ci"])
+            + tuple(
+                x for k in ("harm_rate", "help_rate") for x in (harm[k]["rate"], *harm[k]["ci"])
+            )
         )
     rows.sort(key=lambda row: (row[0], suite_key(row[1]), row[3], row[4] or 0))
     table = pd.DataFrame(rows, columns=PAIRED_COLUMNS)

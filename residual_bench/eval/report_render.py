@@ -41,8 +41,10 @@ Block = tuple[str, ...] | tuple[str, list[str], list[list[str]]]
 NOTES = {
     "methods": "Rates with Wilson 95% intervals; recovery over perturbed episodes; completion "
     "time over successful episodes, with bootstrap 95% intervals.",
-    "paired": "Difference: with residual minus base alone, exact McNemar test; completion time "
-    "change over pairs where both succeeded, paired bootstrap 95% interval.",
+    "paired": "Difference: with residual minus base alone, exact McNemar test; harm: the share "
+    "of pairs where the base alone succeeded and the residual made it fail, Wilson 95% "
+    "interval; completion time change over pairs where both succeeded, paired bootstrap 95% "
+    "interval.",
     "unpaired": "No residual method shares episode seeds with its base alone.",
     "seeds": "IQM of per-suite success over training seeds x suites; probability of improvement "
     "over the base alone; stratified bootstrap 95% intervals. With one training seed there is "
@@ -50,7 +52,9 @@ NOTES = {
     "recovery": "Per perturbation event: the share of events whose disturbed quantity was back "
     "within tolerance (object in a stable grasp again, gripper re-aligned over it) or the task "
     "solved, within 150 ms, 500 ms and 1 s of the event, and by the episode's end (docs/"
-    "metrics.md). A restored grasp physically takes longer than 150 ms at the action scale.",
+    "metrics.md). A restored grasp physically takes longer than 150 ms at the action scale. "
+    "Reaction: the share of pokes, slides and drops (those with a reaction rule) whose executed "
+    "command turned towards undoing the disturbance within 150 ms; latency events have none.",
     "recovery_curves": "One panel per suite, on the episodes both methods ran (paired by episode "
     "seed). The value at 0 s is the share of events that needed no recovery (the disturbed "
     "quantity stayed within tolerance); curves run to the longest recovery seen.",
@@ -78,13 +82,15 @@ def method_block(table: pd.DataFrame) -> Block:
 def paired_block(table: pd.DataFrame) -> Block:
     seeded = bool(table["train_seed"].notna().any())
     head = ["objects", "suite", "method", *(["train seed"] if seeded else []), "pairs"]
-    head += ["base alone", "with residual", "difference", "McNemar", "completion time change"]
+    head += ["base alone", "with residual", "difference", "McNemar", "harm"]
+    head.append("completion time change")
     rows = []
     for r in table.itertuples():
         seed = ["–" if pd.isna(r.train_seed) else str(r.train_seed)] if seeded else []
         rows.append([r.objects, r.suite, r.method, *seed, str(r.pairs), _pct(r.base_success)])
         difference = f"{100 * r.difference:+.0f} pp"
         rows[-1] += [_pct(r.method_success), difference, format_p_value(r.p_value)]
+        rows[-1].append(_rate_cell(*_ci(r, "harm", "harm")))
         change = _ci(r, "completion_time_difference", "completion_difference")
         rows[-1].append(_time_cell(*change, sign="+"))
     return ("table", head, rows)
@@ -109,10 +115,11 @@ def seed_block(table: pd.DataFrame) -> Block:
 
 def recovery_block(table: pd.DataFrame) -> Block:
     head = ["objects", "suite", "method", "events", "within 150 ms", "within 500 ms"]
-    head += ["within 1 s", "by the episode's end"]
+    head += ["within 1 s", "by the episode's end", "reacts within 150 ms"]
     rows = [
         [r.objects, r.suite, r.method, str(r.events)]
         + [_rate_cell(*_ci(r, k, k)) for k in ("at_150ms", "at_500ms", "at_1s", "eventual")]
+        + [_rate_cell(*_ci(r, "react_150ms", "react_150ms"))]
         for r in table.itertuples()
     ]
     return ("table", head, rows)
