@@ -192,3 +192,19 @@ def test_bench_leaderboard_check_names_each_failure_and_exits_1(shared, tmp_path
     assert "2 submission(s) checked, 1 invalid" in out.out
     shutil.rmtree(bad)
     assert args.func(args) == 0
+
+
+def test_a_submission_made_before_a_metric_existed_claims_none_for_it_and_stays_valid(
+    shared, tmp_path
+):
+    def older(data):
+        for cell in data["summary"]["cells"]:
+            cell.pop("reaction_rate_at", None)
+
+    assert validate_submission(tamper(shared["base"], tmp_path / "a", data=older)) == []
+
+    def without_success(data):
+        data["summary"]["cells"][0].pop("success_rate")
+
+    failures = validate_submission(tamper(shared["base"], tmp_path / "b", data=without_success))
+    assert [f.rule for f in failures] == ["summary"]

@@ -133,6 +133,8 @@ def _entry(data: dict[str, Any], records: list[EpisodeRecord], status: str) -> d
         "success": s["success_rate"],
         "recovery": s["recovery_rate"],
         "recovery_150ms": s["recovery_rate_at"]["0.15"],
+        # Events with a reaction rule, in records made since reaction time exists.
+        "reaction_150ms": s.get("reaction_rate_at", {}).get("0.15"),
         "completion": s["completion_time_mean"],
         "seed_rates": rates,
         "train_seeds": sorted(seed for seed in seeds if seed is not None),

@@ -38,6 +38,7 @@ COLUMNS = (
     ("harm", "Harm rate", "num"),
     ("recovery", "Recovery", "num"),
     ("recovery_150ms", "Recovered within 150 ms", "num"),
+    ("reaction_150ms", "Reacts within 150 ms", "num"),
     ("completion", "Completion (s)", "num"),
     ("status", "Status", "text"),
     ("id", "Submission", "text"),
@@ -85,6 +86,7 @@ def _cells(entry: dict[str, Any], columns: tuple) -> list[tuple[str, str, Any]]:
         "harm": ("-", None),
         "recovery": _rate(entry["recovery"]),
         "recovery_150ms": _rate(entry["recovery_150ms"]),
+        "reaction_150ms": _rate(entry.get("reaction_150ms")),
         "completion": (
             "-" if entry["completion"] is None else f"{entry['completion']:.2f}",
             entry["completion"],
