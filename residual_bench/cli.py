@@ -45,9 +45,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("scene specs (envs/):")
     for path in sorted(spec_dir().glob("*.yaml")):
         print(f"  {path.stem}")
-    print("perturbation suites (envs/suites/):")
+    print("perturbation suites (envs/suites/, split: train or heldout):")
     for name in suite_names():
-        print(f"  {name:<14} {load_suite(name).description}")
+        suite = load_suite(name)
+        print(f"  {name:<19} {suite.split:<8} {suite.description}")
     print("base policies:")
     for name in base_names():
         print(f"  {name:<16} {get_base(name).description}")

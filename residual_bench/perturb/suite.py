@@ -5,6 +5,7 @@ window, plus a random delay), how often and how strong. Example (``envs/suites/p
 
     name: poke
     description: one push on the target object while the robot reaches for it or closes on it
+    split: train                              # or heldout; train when left out
     perturbations:
       - type: poke
         trigger: {phase: [approach, grasp]}   # one of these, drawn per episode
@@ -14,13 +15,20 @@ window, plus a random delay), how often and how strong. Example (``envs/suites/p
 
 Fields a kind does not set keep the defaults of its class in :mod:`.events`. A malformed
 suite raises :class:`~residual_bench.env_spec.SpecError` naming the file and the field.
+
+``split`` says whether residual training may see the suite's disturbances (``train``) or
+whether they are kept back to measure how a residual's reflex generalises (``heldout``);
+``envs/suites/README.md`` lists what makes each held-out suite unlike every training one. The
+split is a label on the suite, not part of what it draws: it is left out of the hashed
+content (``dataclasses.asdict`` of a :class:`Suite`), so records keep their ``env_spec_hash``
+whatever split their suite is filed under.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from residual_bench.env_spec import (
     SpecError,
@@ -35,6 +43,9 @@ from residual_bench.env_spec import (
 from residual_bench.perturb.events import PERTURBATIONS
 
 PHASES = ("approach", "grasp", "transport", "done")
+# ``train``: residual training may see these disturbances; ``heldout``: kept back for
+# evaluation (a suite that leaves ``split`` out is a training suite).
+SPLITS = ("train", "heldout")
 # Simulated seconds within the longest episode a scene allows (``task.episode_seconds``).
 MAX_SECONDS = 120.0
 # A handful of events per episode, all entries together: each is a full disturbance of the
@@ -73,16 +84,35 @@ class SuiteEntry:
 
 @dataclass(frozen=True)
 class Suite:
-    """A named set of perturbation entries."""
+    """A named set of perturbation entries that residual training may see."""
+
+    #: ``train`` or ``heldout`` (:data:`SPLITS`). A class variable, not a field: the fields
+    #: are the suite's hashed content, and the split does not change what a seed draws.
+    split: ClassVar[str] = "train"
 
     name: str
     description: str
     entries: tuple[SuiteEntry, ...] = field(default_factory=tuple)
 
 
-def suite_names() -> list[str]:
-    """Names of the suites shipped under ``envs/suites/``."""
-    return sorted(p.stem for p in (spec_dir() / "suites").glob("*.yaml"))
+@dataclass(frozen=True)
+class HeldOutSuite(Suite):
+    """A suite whose disturbances no training suite contains (``split: heldout``)."""
+
+    split: ClassVar[str] = "heldout"
+
+
+SUITE_CLASSES: dict[str, type[Suite]] = {cls.split: cls for cls in (Suite, HeldOutSuite)}
+
+
+def suite_names(split: str | None = None) -> list[str]:
+    """Names of the suites shipped under ``envs/suites/``, only those of ``split`` if given."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    names = sorted(p.stem for p in (spec_dir() / "suites").glob("*.yaml"))
+    if split is None:
+        return names
+    return [name for name in names if load_suite(name).split == split]
 
 
 def load_suite(suite: str | Path | dict | Suite | None) -> Suite:
@@ -196,10 +226,10 @@ def _entry(raw: Any, where: str) -> SuiteEntry:
 def parse_suite(raw: dict[str, Any], origin: str) -> Suite:
     """Validate a suite mapping; errors name ``origin`` and the field."""
     for key in raw:
-        if key not in ("name", "description", "perturbations"):
+        if key not in ("name", "description", "split", "perturbations"):
             raise SpecError(
                 f"{origin}: {excerpt(str(key))}: unknown field; "
-                "valid fields: description, name, perturbations"
+                "valid fields: description, name, perturbations, split"
             )
     name = raw.get("name")
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
@@ -214,6 +244,9 @@ def parse_suite(raw: dict[str, Any], origin: str) -> Suite:
             f"{origin}: description: expected a string of at most {MAX_DESCRIPTION_CHARS} "
             f"characters, got {quote(description)}"
         )
+    split = raw.get("split", Suite.split)
+    if not isinstance(split, str) or split not in SPLITS:
+        raise SpecError(f"{origin}: split: expected one of {', '.join(SPLITS)}, got {quote(split)}")
     entries = raw.get("perturbations") or []
     if not isinstance(entries, list):
         raise SpecError(f"{origin}: perturbations: expected a list, got {quote(entries)}")
@@ -229,4 +262,4 @@ def parse_suite(raw: dict[str, Any], origin: str) -> Suite:
             f"{origin}: perturbations: up to {events} events per episode (the sum of the "
             f"entries' highest counts), at most {MAX_EVENTS}"
         )
-    return Suite(name=name, description=description, entries=parsed)
+    return SUITE_CLASSES[split](name=name, description=description, entries=parsed)
