@@ -794,3 +794,9 @@ def test_the_actor_penalty_pulls_the_residual_back_towards_the_base(residual_env
     assert torch.all(mean_abs_residual_after_updates(1000.0) < 0), "the penalty did not pull"
     free = mean_abs_residual_after_updates(0.0)
     assert not torch.all(free < 0), "without the penalty the critic alone moves the actor"
+
+
+def test_training_on_a_held_out_suite_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="heldout-poke-late.*is held out.*train on one of"):
+        train_residual("scripted", "sac", tmp_path / "run", steps=10, suite="heldout-poke-late")
+    assert not (tmp_path / "run").exists()

@@ -28,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from tqdm import tqdm
 
+from residual_bench.perturb.suite import load_suite, suite_names
 from residual_bench.policies.registry import get_base
 from residual_bench.provenance import package_versions
 from residual_bench.registration import ENV_ID
@@ -117,6 +118,11 @@ def train_residual(
     eval_episodes = int(eval_episodes if eval_episodes is not None else train.eval_episodes)
     chunk = max(1, min(int(train.checkpoint_every), eval_every or steps))
     out = Path(out)
+    if load_suite(suite).split != "train":
+        raise ValueError(
+            f"suite {suite!r} is held out: residuals are evaluated on it, never trained on it; "
+            f"train on one of {', '.join(suite_names('train'))}"
+        )
     final = out / "residual"
     if final.exists():
         raise FileExistsError(f"{final} already exists: that residual is trained")
