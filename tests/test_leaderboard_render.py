@@ -211,3 +211,19 @@ def test_supersedes_holds_submission_ids_only_never_a_path(shared, tmp_path):
     failures = validate_submission(path)
     assert [f.rule for f in failures] == ["schema"]
     assert "supersedes must hold submission ids" in failures[0].message
+
+
+def test_a_residual_is_never_paired_with_a_base_alone_of_another_task_version(
+    shared, tmp_path
+):
+    def earlier(lines):
+        for line in lines:
+            line["env_id"] = "ResidualPickPlace-v0"
+        return lines
+
+    tamper(shared["base"], tmp_path, lines=earlier, resummarize=True)
+    shutil.copytree(shared["residual"], tmp_path / "submissions" / shared["residual"].name)
+    boards = build_boards(tmp_path, episodes=2)
+    for _, lists in boards["boards"]:
+        assert [e["reason"] is not None for e in lists["unranked"]] == [True]
+        assert [e["gain"] for e in lists["ranked"]] == [None]

@@ -129,6 +129,7 @@ def _entry(data: dict[str, Any], records: list[EpisodeRecord], status: str) -> d
         "residual": data["residual"]["name"] if data["residual"] else None,
         "submitter": data["submitter"],
         "id": data["id"],
+        "env_id": records[0].env_id,
         "status": status,
         "success": s["success_rate"],
         "recovery": s["recovery_rate"],
@@ -196,15 +197,16 @@ def build_boards(root: str | Path, episodes: int = BOARD_EPISODES) -> dict[str, 
 
 
 def _add_gains(entries: list[dict[str, Any]]) -> None:
-    """Each residual's paired gain over its own base alone on the same episodes, when the
-    board holds that base alone (the ranked one first)."""
+    """Each residual's paired gain over its own base alone on the same episodes (same task
+    version, same seeds), when the board holds that base alone (the ranked one first)."""
     alone = [e for e in entries if e["residual"] is None]
     for entry in entries:
         if entry["residual"] is None:
             continue
         seeds = {r.seed for r in entry["records"]}
         for base in alone:
-            if base["base"] == entry["base"] and {r.seed for r in base["records"]} == seeds:
+            same_run = base["base"] == entry["base"] and base["env_id"] == entry["env_id"]
+            if same_run and {r.seed for r in base["records"]} == seeds:
                 gain = paired_gain(base["records"], entry["records"])
                 gain.update(base_id=base["id"], base_rate=base["success"]["rate"])
                 entry["gain"] = gain

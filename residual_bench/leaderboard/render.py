@@ -103,7 +103,7 @@ def _cells(entry: dict[str, Any], columns: tuple) -> list[tuple[str, str, Any]]:
         values["iqm"] = (text, iqm["rate"])
     if gain is not None:
         ps = ", ".join(format_p_value(x["p_value"]) for x in gain["per_seed"])
-        values["gain"] = (f"{100 * gain['difference']:+.1f} pts (p {ps})", gain["difference"])
+        values["gain"] = (f"{100 * gain['difference']:+.1f} pts ({ps})", gain["difference"])
         values["harm"] = _rate(gain["harm"])
     return [(key, *values[key]) for key, _, _ in columns]
 
