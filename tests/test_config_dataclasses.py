@@ -13,6 +13,7 @@ from residual_bench.config_fields import (
     TrainingConfig,
     build_section,
     field_default,
+    field_names,
     non_negative,
 )
 from residual_bench.env_spec import SpecError
@@ -29,6 +30,7 @@ from residual_bench.finetune.rl import finetune_rl
 from residual_bench.residual.config import (
     FeatureNoiseConfig,
     GatedConfig,
+    ResidualTrainingConfig,
     SafeguardsConfig,
     config_names,
     load_config,
@@ -327,6 +329,10 @@ OLD_SAFEGUARD_DEFAULTS = {
     "actor_penalty": 0.0, "exploration_ramp_steps": 0, "scale_ramp_steps": 0,
     "magnitude_penalty": 0.0, "rate_penalty": 0.0, "feature_noise": None,
 }  # fmt: skip
+# Fields added since, at their defaults: a file that does not name them gets the old values
+# plus these.
+ADDED_SAFEGUARDS = {"success_bonus": 0.0, "time_penalty": 0.0}
+ADDED_RESIDUAL_TRAIN = {"n_envs": 1}
 OLD_NOISE_DEFAULTS = {"position_std_m": 0.005, "dropout": 0.05}
 OLD_GATED_DEFAULTS = {"n_critics": 5, "temperature": 1.0}
 OLD_TRAIN_DEFAULTS = {
@@ -350,10 +356,23 @@ def as_json(value) -> str:
     return json.dumps(value)
 
 
+def in_field_order(cls: type, values: dict) -> dict:
+    """``values``, one per field of ``cls`` (no more, no fewer), in declaration order."""
+    assert sorted(values) == sorted(field_names(cls))
+    return {name: values[name] for name in field_names(cls)}
+
+
+def with_added_fields(old: dict) -> dict:
+    """A residual config's dict from the old loader, with the fields added since."""
+    safeguards = in_field_order(SafeguardsConfig, {**old["safeguards"], **ADDED_SAFEGUARDS})
+    train = in_field_order(ResidualTrainingConfig, {**old["train"], **ADDED_RESIDUAL_TRAIN})
+    return {**old, "safeguards": safeguards, "train": train}
+
+
 @pytest.mark.parametrize("name", sorted(OLD_RESIDUAL))
 def test_a_shipped_residual_config_loads_to_the_values_the_old_loader_gave(name):
     assert name in config_names()
-    assert as_json(load_config(name).to_dict()) == as_json(OLD_RESIDUAL[name])
+    assert as_json(load_config(name).to_dict()) == as_json(with_added_fields(OLD_RESIDUAL[name]))
 
 
 @pytest.mark.parametrize("name", sorted(OLD_FINETUNE))
@@ -366,15 +385,16 @@ def test_a_residual_config_that_omits_its_sections_gets_the_dataclass_defaults(t
     path = tmp_path / "bare.yaml"
     path.write_text("algo: sac\ngated: {}\nsafeguards: {feature_noise: {}}\n")
     config = load_config(path)
-    assert config.train == TrainingConfig()
-    assert dataclasses.asdict(config.train) == OLD_TRAIN_DEFAULTS
+    assert config.train == ResidualTrainingConfig()
+    assert dataclasses.asdict(config.train) == {**OLD_TRAIN_DEFAULTS, **ADDED_RESIDUAL_TRAIN}
     assert config.gated == GatedConfig() and dataclasses.asdict(config.gated) == OLD_GATED_DEFAULTS
     assert config.safeguards.feature_noise == FeatureNoiseConfig()
     assert dataclasses.asdict(config.safeguards.feature_noise) == OLD_NOISE_DEFAULTS
     path.write_text("algo: sac\n")
     config = load_config(path)
     assert config.safeguards == SafeguardsConfig()
-    assert as_json(dataclasses.asdict(config.safeguards)) == as_json(OLD_SAFEGUARD_DEFAULTS)
+    defaults = in_field_order(SafeguardsConfig, {**OLD_SAFEGUARD_DEFAULTS, **ADDED_SAFEGUARDS})
+    assert as_json(dataclasses.asdict(config.safeguards)) == as_json(defaults)
     assert config.alpha == [0.1] and config.features == "objects" and config.hyperparams == {}
 
 
@@ -503,14 +523,17 @@ def test_a_section_is_built_with_types_checked_and_values_kept_as_given():
 
 def test_every_field_of_every_section_is_documented_and_declares_its_own_default():
     sections = [
-        TrainingConfig, SafeguardsConfig, FeatureNoiseConfig, GatedConfig, DaggerConfig,
-        DaggerTrainConfig, FinetuneRLConfig,
+        TrainingConfig, ResidualTrainingConfig, SafeguardsConfig, FeatureNoiseConfig,
+        GatedConfig, DaggerConfig, DaggerTrainConfig, FinetuneRLConfig,
     ]  # fmt: skip
     for cls in sections:
         assert issubclass(cls, Section)
         source = inspect.getsource(cls)
         for field in dataclasses.fields(cls):
             field_default(cls, field.name)  # every section field has a default
+            if field.name not in vars(cls).get("__annotations__", {}):
+                continue  # declared, and documented, by a base section
+
             # The string literal right under the field's declaration documents it.
             after = source.split(f"    {field.name}: ", 1)[1].split("\n", 1)[1].lstrip()
             assert after.startswith('"""'), f"{cls.__name__}.{field.name} has no docstring"
@@ -522,9 +545,41 @@ def test_the_old_default_dicts_and_repeated_signature_defaults_are_gone():
         assert not hasattr(finetune_config, name)
     source = inspect.getsource(finetune_config)
     assert "residual.config" not in source  # the shared piece is one layer down
-    sections = (DaggerConfig, DaggerTrainConfig, FinetuneRLConfig, TrainingConfig)
+    sections = (
+        DaggerConfig, DaggerTrainConfig, FinetuneRLConfig, TrainingConfig, ResidualTrainingConfig,
+    )  # fmt: skip
     config_fields = {f.name for cls in sections for f in dataclasses.fields(cls)}
     for function in (finetune_dagger, finetune_rl, collect_corrections, train_residual):
         for name, parameter in inspect.signature(function).parameters.items():
             if name in config_fields and parameter.default is not inspect.Parameter.empty:
                 assert parameter.default is None, f"{function.__name__}({name}=...) repeats it"
+
+
+def test_a_residual_trains_in_one_env_unless_its_config_asks_for_more(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("algo: sac\ntrain: {n_envs: 4}\n")
+    assert load_config(path).train.n_envs == 4
+    assert ResidualTrainingConfig().n_envs == 1
+    for bad in ("0", "-1", "1.5", "true"):
+        path.write_text(f"algo: sac\ntrain: {{n_envs: {bad}}}\n")
+        with pytest.raises(SpecError, match="train.n_envs must be a positive integer"):
+            load_config(path)
+
+
+def test_fine_tuning_has_no_n_envs_to_ignore(tmp_path):
+    path = tmp_path / "ft.yaml"
+    path.write_text("method: rl\ntrain: {n_envs: 2}\n")
+    with pytest.raises(SpecError, match="unknown field.*train.n_envs"):
+        load_finetune_config(path)
+
+
+def test_the_success_terms_are_safeguards_that_default_to_zero_and_are_never_negative(tmp_path):
+    assert (SafeguardsConfig().success_bonus, SafeguardsConfig().time_penalty) == (0.0, 0.0)
+    path = tmp_path / "mine.yaml"
+    path.write_text("algo: sac\nsafeguards: {success_bonus: 2, time_penalty: 0.01}\n")
+    safeguards = load_config(path).safeguards
+    assert (safeguards.success_bonus, safeguards.time_penalty) == (2, 0.01)
+    for field in ("success_bonus", "time_penalty"):
+        path.write_text(f"algo: sac\nsafeguards: {{{field}: -1.0}}\n")
+        with pytest.raises(SpecError, match=f"safeguards.{field} must be a non-negative number"):
+            load_config(path)

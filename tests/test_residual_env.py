@@ -592,3 +592,69 @@ def test_the_rate_penalty_forgets_the_last_action_on_reset(residual_env):
     _, after_reset, _ = step_all(env, 7, rs[:1])
     _, plain, _ = step_all(residual_env(), 7, rs[:1])
     assert after_reset[0] == plain[0]
+
+
+# -- success bonus and time penalty ----------------------------------------------------------
+
+
+def zero_residual_episode(env: gym.Env, seed: int = 0, n: int = 200) -> tuple[list, list]:
+    """Rewards and success flags of ``n`` zero-residual steps from ``reset(seed)`` (the
+    scripted base first succeeds near step 150 of seed 0's nominal episode)."""
+    env.reset(seed=seed)
+    rewards, successes = [], []
+    for _ in range(n):
+        _, reward, _, _, info = env.step(ZERO)
+        rewards.append(reward)
+        successes.append(bool(info["success"]))
+    return rewards, successes
+
+
+def test_zero_success_terms_leave_the_env_reward_exactly_as_it_is(residual_env):
+    shaped = residual_env(residual_options={"success_bonus": 0.0, "time_penalty": 0.0})
+    rewards, successes = zero_residual_episode(shaped)
+    assert any(successes), "the episode must reach success for the terms to matter"
+    plain = BasePolicyWrapper(gym.make(ENV_ID), "scripted")
+    try:
+        expected, _ = zero_residual_episode(plain)
+    finally:
+        plain.close()
+    assert rewards == expected
+
+
+def test_the_success_bonus_is_paid_once_at_the_first_successful_step(residual_env):
+    plain, successes = zero_residual_episode(residual_env())
+    bonus, _ = zero_residual_episode(residual_env(residual_options={"success_bonus": 5.0}))
+    first = successes.index(True)
+    assert sum(successes[first:]) > 1, "success holds on after its first step"
+    extra = [b - p for b, p in zip(bonus, plain, strict=True)]
+    assert extra[first] == pytest.approx(5.0, abs=1e-12)
+    assert extra[:first] == [0.0] * first and extra[first + 1 :] == [0.0] * (len(extra) - first - 1)
+
+
+def test_the_time_penalty_is_paid_every_step_before_the_first_success_and_never_after(
+    residual_env,
+):
+    plain, successes = zero_residual_episode(residual_env())
+    penalised, _ = zero_residual_episode(residual_env(residual_options={"time_penalty": 0.01}))
+    first = successes.index(True)
+    cost = [p - q for p, q in zip(plain, penalised, strict=True)]
+    assert cost[:first] == pytest.approx([0.01] * first, abs=1e-12)
+    assert cost[first:] == [0.0] * (len(cost) - first)
+
+
+def test_a_new_episode_pays_the_bonus_and_the_penalty_again(residual_env):
+    env = residual_env(residual_options={"success_bonus": 5.0, "time_penalty": 0.01})
+    first_episode = zero_residual_episode(env)
+    assert zero_residual_episode(env) == first_episode
+
+
+def test_set_scale_reaches_the_residual_env_through_gymnasium_wrappers(residual_env):
+    env = residual_env()
+    wrapped = gym.wrappers.RecordEpisodeStatistics(env)
+    wrapped.get_wrapper_attr("set_scale")(0.25)  # how a vector env's env_method calls it
+    assert env.scale == 0.25 and wrapped.get_wrapper_attr("scale") == 0.25
+    wrapped.scale = 0.5  # an attribute set on a wrapper stays on the wrapper
+    assert env.scale == 0.25
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale"):
+            env.set_scale(bad)

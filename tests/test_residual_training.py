@@ -433,7 +433,7 @@ def test_training_writes_a_checkpoint_at_the_last_step(trained):
     checkpoint = out / "checkpoint"
     assert (checkpoint / "model.zip").is_file()
     assert (checkpoint / "replay_buffer.pkl").is_file()
-    assert json.loads((checkpoint / "state.json").read_text()) == {"timesteps": 100}
+    assert json.loads((checkpoint / "state.json").read_text()) == {"timesteps": 100, "n_envs": 1}
 
 
 def test_the_trained_residual_says_what_it_was_trained_on(trained):
@@ -492,7 +492,8 @@ def test_an_interrupted_run_continues_from_its_checkpoint(resumed):
     assert meta["train_steps"] == 100
     timesteps = [int(row["timesteps"]) for row in progress_rows(resumed)]
     assert timesteps == [50, 100], "a resumed run must neither repeat nor skip evaluations"
-    assert json.loads((resumed / "checkpoint" / "state.json").read_text()) == {"timesteps": 100}
+    state = json.loads((resumed / "checkpoint" / "state.json").read_text())
+    assert state == {"timesteps": 100, "n_envs": 1}
 
 
 def test_a_resumed_runs_wall_clock_adds_to_the_first_runs(resumed):

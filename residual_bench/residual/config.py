@@ -7,8 +7,9 @@ YAML path). Unknown or mistyped fields are errors that name the file and the fie
 The fields, their types and their defaults are declared once, in the dataclasses below:
 :class:`ResidualConfig` (the top level), :class:`SafeguardsConfig` (``safeguards``),
 :class:`FeatureNoiseConfig` (``safeguards.feature_noise``), :class:`GatedConfig`
-(``gated``) and :class:`~residual_bench.config_fields.TrainingConfig` (``train``, shared
-with RL fine-tuning). Every number is finite and, except alpha, >= 0.
+(``gated``) and :class:`ResidualTrainingConfig` (``train``: the protocol
+:class:`~residual_bench.config_fields.TrainingConfig` shared with RL fine-tuning, plus the
+number of envs that collect experience). Every number is finite and, except alpha, >= 0.
 
 An optional ``base`` ties a config to one base: ``scratch`` is SAC on the ``zero`` base (no
 base at all, alpha 1), and ``bench train`` refuses it with any other.
@@ -79,8 +80,26 @@ class SafeguardsConfig(Section):
     """Reward penalty on |r|^2."""
     rate_penalty: float = non_negative(0.0)
     """Reward penalty on changes of the action between steps."""
+    success_bonus: float = non_negative(0.0)
+    """Reward added once per episode, at the first step where the task succeeds."""
+    time_penalty: float = non_negative(0.0)
+    """Reward subtracted at every step before the episode's first success: time pressure, so
+    a residual can make the base faster."""
     feature_noise: FeatureNoiseConfig | None = None
     """Pose noise and detection dropout on the ``objects`` features, or null for none."""
+
+
+@dataclass
+class ResidualTrainingConfig(TrainingConfig):
+    """``train`` of a residual config: the shared protocol, plus the envs that collect
+    experience (RL fine-tuning steps one env, and has no such field)."""
+
+    n_envs: int = positive(1)
+    """Envs stepped side by side, each in a process of its own (1: one env, in this process).
+    Steps, warm-up and ramps count transitions of all envs together, and off-policy agents
+    make ``n_envs`` times the config's ``gradient_steps`` per ``train_freq`` step, so the
+    update-to-data ratio stays ``gradient_steps / train_freq`` (docs/residuals.md). A run
+    resumes only with the count it started with."""
 
 
 @dataclass
@@ -115,8 +134,8 @@ class ResidualConfig(Section):
     """SB3's keyword arguments for the algorithm."""
     safeguards: SafeguardsConfig = field(default_factory=SafeguardsConfig)
     """The safeguards (:class:`SafeguardsConfig`)."""
-    train: TrainingConfig = field(default_factory=TrainingConfig)
-    """The training protocol (:class:`~residual_bench.config_fields.TrainingConfig`)."""
+    train: ResidualTrainingConfig = field(default_factory=ResidualTrainingConfig)
+    """The training protocol (:class:`ResidualTrainingConfig`)."""
     gated: GatedConfig | None = None
     """Critic-ensemble gating (sac only), or null for none."""
     base: str | None = None
@@ -210,6 +229,6 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         alpha=[float(a) for a in alpha],
         hyperparams=hyperparams,
         safeguards=safeguards,
-        train=build_section(TrainingConfig, data.get("train"), "train", where),
+        train=build_section(ResidualTrainingConfig, data.get("train"), "train", where),
         gated=gated,
     )

@@ -19,11 +19,16 @@ pixels.
 Reward: the env's reward, minus optional penalties on the residual's magnitude
 (``magnitude_penalty * mean(r^2)``) and on how much the executed action changes between steps
 (``rate_penalty * mean((a_t - a_{t-1})^2)``), which discourage over-correction and jitter
-when the base is already right.
+when the base is already right. Two optional terms reward finishing, and finishing early:
+``success_bonus`` is added once per episode, at the first step whose ``info["success"]`` is
+true, and ``time_penalty`` is subtracted at every step before it (not at it, nor after), so
+a residual that makes the base faster earns more. Every weight defaults to 0, which leaves
+the env's reward exactly as it is.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -102,6 +107,8 @@ class ResidualEnv(BasePolicyWrapper):
             up into a tilted hand that misses every grasp (it did: results/residual).
         magnitude_penalty: reward penalty weight on ``mean(r^2)``.
         rate_penalty: reward penalty weight on the executed action's change per step.
+        success_bonus: reward added once per episode, at its first successful step.
+        time_penalty: reward subtracted at every step before the episode's first success.
         feature_noise: corrupt the ``objects`` features (training only); None = clean.
         seed: seeds the feature noise.
 
@@ -120,6 +127,8 @@ class ResidualEnv(BasePolicyWrapper):
         rate_penalty: float = 0.0,
         feature_noise: ObjectFeatureNoise | None = None,
         seed: int | None = None,
+        success_bonus: float = 0.0,
+        time_penalty: float = 0.0,
     ) -> None:
         self.features = check_features(features)
         needs = {"objects": ("depth", "segmentation"), "global": ("rgb",)}.get(features, ())
@@ -138,6 +147,8 @@ class ResidualEnv(BasePolicyWrapper):
         self.scale = 1.0
         self.magnitude_penalty = float(magnitude_penalty)
         self.rate_penalty = float(rate_penalty)
+        self.success_bonus = float(success_bonus)
+        self.time_penalty = float(time_penalty)
         self.feature_noise = feature_noise
         self._rng = np.random.default_rng(seed)
         size = PROPRIO_DIM + ACTION_DIM + FEATURE_DIMS[features]
@@ -150,6 +161,34 @@ class ResidualEnv(BasePolicyWrapper):
             self.observation_space = vector
         self._sim = env.unwrapped
         self._last_executed: np.ndarray | None = None
+        self._succeeded = False
+
+    def set_scale(self, scale: float) -> None:
+        """Set :attr:`scale`, the factor on alpha (0: the base alone, 1: full authority).
+
+        A method, so that a vector env reaches it in every worker through any wrapper
+        (``env_method("set_scale", s)``: gymnasium forwards a method lookup to the wrapped
+        env, but an attribute set on a wrapper stays on the wrapper).
+
+        Raises:
+            ValueError: a scale that is not a finite number >= 0.
+        """
+        scale = float(scale)
+        if not (math.isfinite(scale) and scale >= 0):
+            raise ValueError(f"scale must be a finite number >= 0, got {scale!r}")
+        self.scale = scale
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step as :meth:`BasePolicyWrapper.step`, with the reward shaped as the module
+        docstring says (the success terms read the step's ``info["success"]``)."""
+        obs, reward, terminated, truncated, info = super().step(action)
+        if not self._succeeded:
+            if info["success"]:
+                self._succeeded = True
+                reward = reward + self.success_bonus
+            else:
+                reward = reward - self.time_penalty
+        return obs, reward, terminated, truncated, info
 
     @property
     def last_raw_observation(self) -> tuple[dict, dict]:
@@ -171,6 +210,7 @@ class ResidualEnv(BasePolicyWrapper):
 
     def _after_reset(self) -> None:
         self._last_executed = None
+        self._succeeded = False
 
     def _correction(self, r: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """``scale * alpha * r``: the residual's output ``r`` scaled per dimension."""

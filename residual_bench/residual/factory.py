@@ -43,7 +43,8 @@ def make_residual_env(
         base: a registered base name (``bench list``).
         features: what the residual observes besides proprioception and the base's action.
         alpha: residual scale, see :func:`residual_bench.residual.alpha_vector`.
-        residual_options: further :class:`ResidualEnv` arguments (penalties, feature noise).
+        residual_options: further :class:`ResidualEnv` arguments (penalties, success terms,
+            feature noise).
         task: the task's gymnasium id (default ``ResidualPickPlace-v1``).
         env_kwargs: the env's own arguments (``suite``, ``objects``, ...); an ``obs_mode``
             that conflicts with what the base and features need is an error.

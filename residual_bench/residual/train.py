@@ -10,6 +10,10 @@ the deterministic residual is evaluated on held-out objects and a row is appende
 unfinished chunk, none is counted twice. The finished residual is ``out/residual/`` (see
 ``checkpoint``): data only.
 
+``train.n_envs`` envs collect experience side by side (:func:`training_envs`): one is the env
+itself, in this process; several are SB3's ``SubprocVecEnv``, one worker process each,
+seeded from (seed, env index) so that a run repeats exactly for a given seed and env count.
+
 The checkpoint of an unfinished run is stable-baselines3's own format (``model.zip`` and
 ``replay_buffer.pkl``), which holds pickles: a resume opens them only when asked to and only
 when this user wrote every file of the checkpoint
@@ -19,13 +23,19 @@ received from elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
+import multiprocessing
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor
 from tqdm import tqdm
 
 from residual_bench.perturb.suite import load_suite, suite_names
@@ -33,6 +43,7 @@ from residual_bench.policies.registry import get_base
 from residual_bench.provenance import package_versions
 from residual_bench.registration import ENV_ID
 from residual_bench.residual.agents import build_agent, load_agent
+from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.checkpoint import save_residual
 from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import ResidualEnv
@@ -44,6 +55,7 @@ from residual_bench.run_directory import (
     run_lock,
     save_checkpoint,
 )
+from residual_bench.seeding import episode_seed
 from residual_bench.training.learning_curve import (
     append_progress,
     heldout_success,
@@ -51,19 +63,128 @@ from residual_bench.training.learning_curve import (
     training_clock,
 )
 
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+"""How the workers of several training envs start: never ``fork``, which would copy this
+process's torch threads and PyBullet client into each worker (neither survives a fork)."""
 
-class _ScheduleAndProgress(BaseCallback):
-    """Ramps the residual scale and advances the progress bar."""
 
-    def __init__(self, env: ResidualEnv, scale_ramp_steps: int, bar: tqdm) -> None:
+def train_env_seed(seed: int, index: int, purpose: str) -> int:
+    """The seed of stream ``purpose`` (``reset`` or ``feature-noise``) of training env
+    ``index`` in a run of ``seed`` with several envs.
+
+    A function of (seed, index) alone, so a run repeats for a given seed and env count; and
+    not SB3's ``seed + index``, which would give a run of seed 1 the episodes of env 1 of a
+    run of seed 0.
+    """
+    return episode_seed(seed, "train-env", index, purpose)
+
+
+class _SeededSubprocVecEnv(SubprocVecEnv):
+    """SB3's ``SubprocVecEnv`` whose ``seed(s)`` (called once, when the agent is built) gives
+    env ``i`` the reset seed :func:`train_env_seed` ``(s, i, "reset")``; later episodes go on
+    from each env's own generator, as with one env."""
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        if seed is None:
+            return super().seed(None)
+        self._seeds = [train_env_seed(seed, i, "reset") for i in range(self.num_envs)]
+        return self._seeds
+
+
+def _worker_env(build: Callable[[], ResidualEnv], threads: int) -> ResidualEnv:
+    """A training env, built in its worker process with torch capped at ``threads`` there too."""
+    torch.set_num_threads(threads)
+    return build()
+
+
+def training_envs(
+    build: Callable[..., ResidualEnv],
+    options: dict[str, Any],
+    n_envs: int,
+    seed: int,
+    threads: int = 1,
+) -> Monitor | VecEnv:
+    """The env(s) a residual collects its experience in.
+
+    ``build(options)`` makes one residual env (``options``: :class:`ResidualEnv`'s keyword
+    arguments). With ``n_envs`` 1 that is the env itself, seeded with ``seed`` and wrapped in
+    a ``Monitor``, in this process. With more, each is built in a worker process of a
+    ``SubprocVecEnv`` (started by :data:`START_METHOD`), env ``i``'s feature noise seeded with
+    :func:`train_env_seed` ``(seed, i, "feature-noise")`` and its resets as
+    :class:`_SeededSubprocVecEnv` says, behind one ``VecMonitor``.
+    """
+    if n_envs == 1:
+        return Monitor(build({**options, "seed": seed}))
+    makers = [
+        partial(
+            _worker_env,
+            partial(build, {**options, "seed": train_env_seed(seed, i, "feature-noise")}),
+            threads,
+        )
+        for i in range(n_envs)
+    ]
+    return VecMonitor(_SeededSubprocVecEnv(makers, start_method=START_METHOD))
+
+
+def set_scale(envs: Monitor | VecEnv, scale: float) -> None:
+    """Set the residual scale of every training env (through any wrappers and workers)."""
+    if isinstance(envs, VecEnv):
+        envs.env_method("set_scale", scale)
+    else:
+        envs.get_wrapper_attr("set_scale")(scale)
+
+
+def alpha_per_dimension(envs: Monitor | VecEnv) -> list[float]:
+    """The training envs' per-dimension alpha, after the base's own rules (read from the
+    first env: every env has the same base and config)."""
+    if isinstance(envs, VecEnv):
+        alpha = envs.get_attr("alpha", indices=0)[0]
+    else:
+        alpha = envs.get_wrapper_attr("alpha")
+    return [float(a) for a in alpha]
+
+
+class ScheduleAndProgress(BaseCallback):
+    """Ramps the residual scale of every training env and advances the progress bar."""
+
+    def __init__(self, envs: Monitor | VecEnv, scale_ramp_steps: int, bar: tqdm) -> None:
         super().__init__()
-        self.env, self.scale_ramp_steps, self.bar = env, scale_ramp_steps, bar
+        self.envs, self.scale_ramp_steps, self.bar = envs, scale_ramp_steps, bar
+        self._scale: float | None = None
 
     def _on_step(self) -> bool:
         if self.scale_ramp_steps > 0:
-            self.env.scale = min(self.num_timesteps / self.scale_ramp_steps, 1.0)
-        self.bar.update(1)
+            scale = min(self.num_timesteps / self.scale_ramp_steps, 1.0)
+            if scale != self._scale:  # workers are asked only while the ramp moves
+                set_scale(self.envs, scale)
+                self._scale = scale
+        self.bar.update(self.training_env.num_envs)
         return True
+
+
+def _per_env_step(config: ResidualConfig, n_envs: int) -> ResidualConfig:
+    """``config`` with an off-policy agent's ``gradient_steps`` multiplied by ``n_envs``: a
+    ``train_freq`` step of SB3 collects one transition per env, so the updates per
+    transition stay the config's ``gradient_steps / train_freq``. (-1, SB3's "one update per
+    transition collected", needs no change.)"""
+    steps = config.hyperparams.get("gradient_steps", 1)
+    if n_envs == 1 or not ALGORITHMS[config.algo].off_policy or steps < 0:
+        return config
+    return dataclasses.replace(
+        config, hyperparams={**config.hyperparams, "gradient_steps": steps * n_envs}
+    )
+
+
+def _check_env_count(checkpoint: Path, n_envs: int) -> None:
+    """Refuse to resume a checkpoint with another number of envs than it was made with: its
+    replay buffer holds one column per env, and its agent steps that many at once."""
+    state_file = checkpoint / "state.json"
+    saved = json.loads(state_file.read_text()).get("n_envs", 1) if state_file.exists() else 1
+    if saved != n_envs:
+        raise ValueError(
+            f"{checkpoint}: the run was started with n_envs={saved} and cannot go on with "
+            f"n_envs={n_envs}; resume it with train.n_envs: {saved}, or choose another --out"
+        )
 
 
 def train_residual(
@@ -77,6 +198,7 @@ def train_residual(
     features: str | None = None,
     eval_every: int | None = None,
     eval_episodes: int | None = None,
+    n_envs: int | None = None,
     progress: bool = True,
     tensorboard: bool = True,
     threads: int = 1,
@@ -88,13 +210,14 @@ def train_residual(
 
     Arguments left at None take the config's value. Re-running with the same ``out`` and
     ``resume`` continues from ``out/checkpoint`` (see
-    :func:`~residual_bench.run_directory.checkpoint_to_resume`); a finished ``out/residual``
-    is never overwritten. ``threads``
-    caps torch's threads: small networks gain nothing from more, and parallel runs then do
-    not fight over cores.
+    :func:`~residual_bench.run_directory.checkpoint_to_resume`) with the ``n_envs`` it was
+    started with; a finished ``out/residual`` is never overwritten. ``threads`` caps torch's
+    threads (in each env's worker too): small networks gain nothing from more, and parallel
+    runs then do not fight over cores.
 
     Raises:
-        ValueError: unknown base, residual config, suite or features.
+        ValueError: unknown base, residual config, suite or features; an ``n_envs`` below 1,
+            or other than the checkpoint's to resume.
         FileExistsError: ``out/residual`` already exists, or ``out`` holds an unfinished run
             and ``resume`` is False.
         PermissionError: the checkpoint to resume is not this user's own.
@@ -111,7 +234,12 @@ def train_residual(
         )
     if features is not None:  # a copy: the caller's config is left as it is
         config = dataclasses.replace(config, features=features)
+    if n_envs is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, n_envs=n_envs))
     train = config.train
+    n_envs = int(train.n_envs)
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be at least 1, got {n_envs}")
     steps = int(steps if steps is not None else train.steps)
     suite = suite or train.suite
     eval_every = int(eval_every if eval_every is not None else train.eval_every)
@@ -132,62 +260,51 @@ def train_residual(
         options = {
             "magnitude_penalty": safeguards.magnitude_penalty,
             "rate_penalty": safeguards.rate_penalty,
+            "success_bonus": safeguards.success_bonus,
+            "time_penalty": safeguards.time_penalty,
             "feature_noise": ObjectFeatureNoise(**dataclasses.asdict(noise)) if noise else None,
-            "seed": seed,
         }
         alpha = tuple(config.alpha)
-        env = make_residual_env(
-            base, config.features, alpha, options, task, suite=suite, objects="train"
-        )
-        eval_env = make_residual_env(
-            base, config.features, alpha, None, task, suite=suite, objects="heldout"
-        )
+        build = partial(_train_env, base, config.features, alpha, task, suite)
         checkpoint = out / "checkpoint"
         log = str(out / "tensorboard") if tensorboard else None
         finish_interrupted_write(checkpoint)
-        if checkpoint_to_resume(checkpoint, resume):
-            model = load_agent(
-                config.algo, str(checkpoint / "model.zip"), env=Monitor(env), gated=config.gated
-            )
-            if (checkpoint / "replay_buffer.pkl").exists():
-                model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
-            model.tensorboard_log = log
-            for key in ("warmup_steps", "exploration_ramp_steps", "critic_only_steps"):
-                if hasattr(model, key):
-                    setattr(model, key, int(getattr(safeguards, key)))
-            for key in ("output_decay", "actor_penalty"):
-                if hasattr(model, key):
-                    setattr(model, key, float(getattr(safeguards, key)))
+        resuming = checkpoint_to_resume(checkpoint, resume)
+        if resuming:
+            _check_env_count(checkpoint, n_envs)
         elif last_evaluated(out / "progress.csv") > 0:
             # Starting at step 0 would silently restart a run whose curve says otherwise.
             raise FileNotFoundError(
                 f"{checkpoint}: missing, but {out} has a learning curve to continue; "
                 "choose another --out to train afresh"
             )
-        else:
-            model = build_agent(config, Monitor(env), seed=seed, tensorboard_log=log)
-        start = int(model.num_timesteps)
-        evaluated = last_evaluated(out / "progress.csv")
-        next_eval = (evaluated // eval_every + 1) * eval_every if eval_every else 0
-        label = f"{base}+{config.name}"
-        bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
-        callback = _ScheduleAndProgress(env, int(safeguards.scale_ramp_steps), bar)
-        began = training_clock(out / "progress.csv")
-        try:
+        with contextlib.ExitStack() as opened:  # workers and simulators closed on any exit
+            envs = training_envs(build, options, n_envs, seed, threads)
+            opened.callback(envs.close)
+            eval_env = make_residual_env(
+                base, config.features, alpha, None, task, suite=suite, objects="heldout"
+            )
+            opened.callback(eval_env.close)
+            model = _agent(config, envs, n_envs, checkpoint, resuming, seed, log)
+            evaluated = last_evaluated(out / "progress.csv")
+            next_eval = (evaluated // eval_every + 1) * eval_every if eval_every else 0
+            label = f"{base}+{config.name}"
+            start = int(model.num_timesteps)
+            bar = tqdm(total=steps, initial=start, unit="step", desc=label, disable=not progress)
+            opened.callback(bar.close)
+            callback = ScheduleAndProgress(envs, int(safeguards.scale_ramp_steps), bar)
+            began = training_clock(out / "progress.csv")
             while model.num_timesteps < steps:
                 n = min(chunk, steps - model.num_timesteps)
                 model.learn(n, callback=callback, reset_num_timesteps=False, tb_log_name="residual")
                 t = int(model.num_timesteps)
-                save_checkpoint(model, checkpoint, {"timesteps": t})
+                save_checkpoint(model, checkpoint, {"timesteps": t, "n_envs": n_envs})
                 if eval_every and (t >= next_eval or t >= steps):
                     next_eval = (t // eval_every + 1) * eval_every
                     rate = heldout_success(eval_env, _deterministic(model), suite, eval_episodes)
                     append_progress(out / "progress.csv", t, rate, eval_episodes, began)
                     bar.set_postfix(success=f"{rate:.0%}")
-        finally:
-            bar.close()
-            env.close()
-            eval_env.close()
+            alpha_used = alpha_per_dimension(envs)
         metadata = {
             "algo": config.algo,
             "name": config.name,
@@ -195,7 +312,7 @@ def train_residual(
             "base_description": get_base(base).description,
             "features": config.features,
             "alpha": list(config.alpha),
-            "alpha_per_dimension": [float(a) for a in env.alpha],  # after the base's own rules
+            "alpha_per_dimension": alpha_used,  # after the base's own rules
             "config": config.to_dict(),
             "train_seed": seed,
             "train_steps": int(model.num_timesteps),
@@ -203,6 +320,42 @@ def train_residual(
             "versions": package_versions(),
         }
         return save_residual(model, final, metadata)
+
+
+def _train_env(
+    base: str, features: str, alpha: tuple, task: str, suite: str, options: dict[str, Any]
+) -> ResidualEnv:
+    """One training env: training objects under ``suite``'s perturbations."""
+    return make_residual_env(base, features, alpha, options, task, suite=suite, objects="train")
+
+
+def _agent(
+    config: ResidualConfig,
+    envs: Monitor | VecEnv,
+    n_envs: int,
+    checkpoint: Path,
+    resuming: bool,
+    seed: int,
+    log: str | None,
+) -> Any:
+    """The agent on ``envs``: built afresh, or the checkpoint's, resumed with the config's
+    safeguards."""
+    if not resuming:
+        return build_agent(_per_env_step(config, n_envs), envs, seed=seed, tensorboard_log=log)
+    model = load_agent(config.algo, str(checkpoint / "model.zip"), env=envs, gated=config.gated)
+    if (checkpoint / "replay_buffer.pkl").exists():
+        model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    model.tensorboard_log = log
+    safeguards = config.safeguards
+    for key in ("warmup_steps", "exploration_ramp_steps", "critic_only_steps"):
+        if hasattr(model, key):
+            setattr(model, key, int(getattr(safeguards, key)))
+    for key in ("output_decay", "actor_penalty"):
+        if hasattr(model, key):
+            setattr(model, key, float(getattr(safeguards, key)))
+    if isinstance(envs, VecEnv):  # the workers' next episodes, from the seed and the step
+        envs.seed(episode_seed(seed, "train-resume", int(model.num_timesteps)))
+    return model
 
 
 def _deterministic(model: Any) -> Any:
