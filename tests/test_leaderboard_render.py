@@ -213,9 +213,7 @@ def test_supersedes_holds_submission_ids_only_never_a_path(shared, tmp_path):
     assert "supersedes must hold submission ids" in failures[0].message
 
 
-def test_a_residual_is_never_paired_with_a_base_alone_of_another_task_version(
-    shared, tmp_path
-):
+def test_a_residual_is_never_paired_with_a_base_alone_of_another_task_version(shared, tmp_path):
     def earlier(lines):
         for line in lines:
             line["env_id"] = "ResidualPickPlace-v0"
