@@ -8,6 +8,7 @@ when ``bench --help`` builds the parser.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,14 @@ def _cmd_residual_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+class WholeNamesFormatter(argparse.HelpFormatter):
+    """Help text wrapped between words only: a config name (``sac-gated``,
+    ``finetune-dagger``) is never split at its hyphen, so it can be copied from the help."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def add_training_parsers(sub: Any) -> None:
     """Add ``base``, ``train`` and ``residual`` to ``bench``'s subparsers."""
     p_base = sub.add_parser("base", help="collect demonstrations and train learned bases")
@@ -137,12 +146,14 @@ def add_training_parsers(sub: Any) -> None:
     p_train.add_argument("--quiet", action="store_true", help="no progress bar")
     p_train.set_defaults(func=_cmd_base_train)
 
-    p_rtrain = sub.add_parser("train", help="train a residual on a frozen base")
+    p_rtrain = sub.add_parser(
+        "train", help="train a residual on a frozen base", formatter_class=WholeNamesFormatter
+    )
     p_rtrain.add_argument("--base", required=True, help="a base policy name from `bench list`")
     p_rtrain.add_argument(
         "--residual",
         default="sac",
-        help="a residual config (sac, td3, ppo, tqc, crossq, sac-gated, scratch), a fine-tuning "
+        help="a residual config (sac, sac-gated, td3, ppo, tqc, crossq, scratch), a fine-tuning "
         "config (finetune-dagger, finetune-rl, finetune-rl-ppo; --base bc), or a YAML path; "
         "default sac (`bench list` describes each)",
     )

@@ -52,7 +52,7 @@ def scaled(spec: Any, steps: int | None, episodes: int | None) -> Any:
 
 def describe(spec: Any, out: Path) -> str:
     """The grid as ``--dry-run`` prints it: one line per cell, with its folder."""
-    from residual_bench.sweep.cell import finished
+    from residual_bench.sweep.cell import finished  # deferred as above: it loads torch
 
     p = spec.eval
     steps = spec.steps or "each config's own"
