@@ -154,6 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from residual_bench.protocol import (
         Protocol,
         closing_table,
+        heldout_suites,
         parse_seeds,
         plan_benchmark,
         run_benchmark,
@@ -162,6 +163,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     protocol = Protocol.quick() if args.quick else Protocol()
     if args.suite:
         protocol.suites = args.suite
+    if args.heldout:
+        protocol.suites = [*protocol.suites, *heldout_suites(protocol.suites)]
     if args.objects:
         protocol.objects = args.objects
     if args.episodes:
@@ -290,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--seeds", nargs="+", default=None, help="training seeds, e.g. 0 1 2")
     p_run.add_argument("--steps", type=int, default=None, help="training steps if it trains")
     p_run.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
+    p_run.add_argument(
+        "--heldout",
+        action="store_true",
+        help="also the held-out perturbation suites (disturbances no training suite has)",
+    )
     p_run.add_argument(
         "--retrain", action="store_true", help="train residuals even when one is shipped"
     )

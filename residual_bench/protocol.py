@@ -25,6 +25,7 @@ from typing import Any
 from residual_bench.eval.filmstrip import save_comparison_filmstrip
 from residual_bench.eval.report import build_report
 from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.perturb.suite import suite_names
 from residual_bench.policies.registry import get_base
 from residual_bench.residual.checkpoint import shipped_residual
 from residual_bench.residual.config import load_config
@@ -150,21 +151,33 @@ def plan_benchmark(
 
 def closing_table(summary: dict[str, Any]) -> str:
     """Success of the base alone and with its residual (pooled over training seeds), per
-    cell, from a run's ``summary.json``: the lines ``bench run`` ends with."""
+    cell, from a run's ``summary.json``: the lines ``bench run`` ends with. Held-out suites
+    (disturbances no training suite contains) are marked, and when both kinds were run the
+    table ends with the mean gain over each kind."""
     rows: dict[tuple[str, str], dict[str, list[int]]] = {}
     for cell in summary["cells"]:
         method = "base" if cell["residual"] is None else "residual"
         counts = rows.setdefault((cell["suite"], cell["objects"]), {}).setdefault(method, [0, 0])
         counts[0] += cell["success_rate"]["k"]
         counts[1] += cell["success_rate"]["n"]
-    lines = [f"{'suite':<14} {'objects':<8} {'base':>16} {'+ residual':>16} {'gain':>7}"]
+    held_out = set(suite_names("heldout"))
+    lines = [f"{'suite':<20} {'objects':<8} {'base':>16} {'+ residual':>16} {'gain':>7}"]
+    gains: dict[bool, list[float]] = {False: [], True: []}
     for (suite, objects), methods in sorted(rows.items()):
         base, residual = methods.get("base"), methods.get("residual")
         cells = [
             f"{k / n:6.1%} ({k}/{n})" if n else "-" for k, n in (base or (0, 0), residual or (0, 0))
         ]
-        gain = f"{residual[0] / residual[1] - base[0] / base[1]:+.1%}" if base and residual else ""
-        lines.append(f"{suite:<14} {objects:<8} {cells[0]:>16} {cells[1]:>16} {gain:>7}")
+        gain = ""
+        if base and residual:
+            difference = residual[0] / residual[1] - base[0] / base[1]
+            gains[suite in held_out].append(difference)
+            gain = f"{difference:+.1%}"
+        name = f"{suite} (held out)" if suite in held_out else suite
+        lines.append(f"{name:<20} {objects:<8} {cells[0]:>16} {cells[1]:>16} {gain:>7}")
+    if gains[True] and gains[False]:
+        for kind, values in (("training suites", gains[False]), ("held-out suites", gains[True])):
+            lines.append(f"mean gain on {kind}: {sum(values) / len(values):+.1%}")
     return "\n".join(lines)
 
 
@@ -261,6 +274,12 @@ def run_benchmark(
     if filmstrip:
         save_comparison_filmstrip(out, out / "filmstrip.png")
     return build_report([out], out / "report", title=f"residual-bench: {base} + {algo}")
+
+
+def heldout_suites(already: Sequence[str] = ()) -> list[str]:
+    """The held-out perturbation suites not in ``already``: what ``bench run --heldout`` adds,
+    so a residual's gain on disturbances it never saw is reported beside the others."""
+    return [name for name in suite_names("heldout") if name not in already]
 
 
 def parse_seeds(values: Sequence[str]) -> list[int]:

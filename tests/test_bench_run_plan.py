@@ -8,10 +8,12 @@ much). The run ends with a table of the base alone against base + residual per c
 
 import pytest
 
+from residual_bench.perturb.suite import suite_names
 from residual_bench.protocol import (
     EPISODES_PER_SECOND,
     Protocol,
     closing_table,
+    heldout_suites,
     plan_benchmark,
 )
 
@@ -63,3 +65,30 @@ def test_the_closing_table_pools_training_seeds_against_the_base():
     header, row = closing_table(summary).splitlines()
     assert header.split() == ["suite", "objects", "base", "+", "residual", "gain"]
     assert "50.0% (50/100)" in row and "65.0% (130/200)" in row and "+15.0%" in row
+
+
+def test_the_closing_table_marks_held_out_suites_and_gives_the_mean_gain_of_each_kind():
+    summary = {
+        "cells": [
+            cell(None, "mixed", 50, 100),
+            cell("sac", "mixed", 70, 100, seed=0),
+            cell(None, "heldout-magnitude", 40, 100),
+            cell("sac", "heldout-magnitude", 35, 100, seed=0),
+        ]
+    }
+    lines = closing_table(summary).splitlines()
+    assert any(
+        line.startswith("heldout-magnitude (held out)") and "-5.0%" in line for line in lines
+    )
+    assert lines[-2:] == [
+        "mean gain on training suites: +20.0%",
+        "mean gain on held-out suites: -5.0%",
+    ]
+    assert "mean gain" not in closing_table({"cells": summary["cells"][:2]})
+
+
+def test_bench_run_heldout_adds_every_held_out_suite_once():
+    assert heldout_suites() == sorted(suite_names("heldout")) and len(heldout_suites()) >= 4
+    assert heldout_suites(["mixed", "heldout-combo"]) == [
+        s for s in heldout_suites() if s != "heldout-combo"
+    ]
