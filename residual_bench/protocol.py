@@ -161,7 +161,7 @@ def closing_table(summary: dict[str, Any]) -> str:
         counts[0] += cell["success_rate"]["k"]
         counts[1] += cell["success_rate"]["n"]
     held_out = set(suite_names("heldout"))
-    lines = [f"{'suite':<20} {'objects':<8} {'base':>16} {'+ residual':>16} {'gain':>7}"]
+    lines = [f"{'suite':<30} {'objects':<8} {'base':>16} {'+ residual':>16} {'gain':>7}"]
     gains: dict[bool, list[float]] = {False: [], True: []}
     for (suite, objects), methods in sorted(rows.items()):
         base, residual = methods.get("base"), methods.get("residual")
@@ -174,7 +174,7 @@ def closing_table(summary: dict[str, Any]) -> str:
             gains[suite in held_out].append(difference)
             gain = f"{difference:+.1%}"
         name = f"{suite} (held out)" if suite in held_out else suite
-        lines.append(f"{name:<20} {objects:<8} {cells[0]:>16} {cells[1]:>16} {gain:>7}")
+        lines.append(f"{name:<30} {objects:<8} {cells[0]:>16} {cells[1]:>16} {gain:>7}")
     if gains[True] and gains[False]:
         for kind, values in (("training suites", gains[False]), ("held-out suites", gains[True])):
             lines.append(f"mean gain on {kind}: {sum(values) / len(values):+.1%}")
