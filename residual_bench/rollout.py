@@ -141,15 +141,8 @@ def run_episodes(
 
             # What makes the record re-runnable (``eval.runner.task_of``), as bench eval's.
             extra = {"master_seed": seed, "episode_index": index, "suite_source": suite}
-            record = run_episode(
-                env,
-                lambda obs, info: controller.act(obs, info)[0],
-                episode_seed(seed, suite_name, objects, index),
-                reset=controller.reset,
-                on_step=figure,
-                record=identity,
-                record_extra=lambda info, extra=extra: extra,
-            ).record
+            reset_seed = episode_seed(seed, suite_name, objects, index)
+            record = _base_episode(env, controller, reset_seed, identity, figure, extra)
             records.append(record)
             if out_dir is not None:
                 append_jsonl(records_file, record)
@@ -171,6 +164,26 @@ def run_episodes(
     return records, summary
 
 
+def _base_episode(
+    env: Any,
+    controller: Any,
+    seed: int,
+    identity: dict[str, Any],
+    on_step: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> EpisodeRecord:
+    """One recorded episode of a base's controller driving ``env`` directly."""
+    return run_episode(
+        env,
+        lambda obs, info: controller.act(obs, info)[0],
+        seed,
+        reset=controller.reset,
+        on_step=on_step,
+        record=identity,
+        record_extra=(lambda info: extra) if extra is not None else None,
+    ).record
+
+
 def replay_record(record: EpisodeRecord) -> EpisodeRecord:
     """Run the episode of a ``bench demo`` record again (its policy, suite, split and reset
     seed, in the env version it was made with): the same final state proves it replays."""
@@ -186,13 +199,7 @@ def replay_record(record: EpisodeRecord) -> EpisodeRecord:
             "objects": record.objects,
             "base": record.base,
         }
-        return run_episode(
-            env,
-            lambda obs, info: controller.act(obs, info)[0],
-            record.seed,
-            reset=controller.reset,
-            record=identity,
-        ).record
+        return _base_episode(env, controller, record.seed, identity)
     finally:
         env.close()
 

@@ -110,17 +110,20 @@ def internal(target: str, known: dict[str, Path]) -> str | None:
     return name if name in known and name else None
 
 
+def layer_index(name: str) -> int | None:
+    """The layer of a module's folder, or None when LAYERS does not name it."""
+    return next((i for i, layer in enumerate(LAYERS) if unit(name) in layer), None)
+
+
 def layer_of(name: str) -> int:
-    for index, layer in enumerate(LAYERS):
-        if unit(name) in layer:
-            return index
-    raise AssertionError(f"residual_bench.{name} is in no layer of LAYERS: add it")
+    index = layer_index(name)
+    assert index is not None, f"residual_bench.{name} is in no layer of LAYERS: add it"
+    return index
 
 
 def test_every_module_is_in_a_layer():
-    for name in modules():
-        if name:
-            layer_of(name)
+    outside = sorted({unit(name) for name in modules() if name and layer_index(name) is None})
+    assert outside == [], f"folders or modules in no layer of LAYERS: {outside}"
 
 
 def test_no_module_imports_sideways_or_up_a_layer():
@@ -145,19 +148,21 @@ def test_the_module_graph_has_no_cycle():
         for name, path in known.items()
     }
     state: dict[str, int] = {}
+    cycles: list[str] = []
 
     def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
+        state[node] = 1  # on the current path
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                raise AssertionError("import cycle: " + " -> ".join([*trail, node, nxt]))
-            if nxt not in state:
+                cycles.append(" -> ".join([*trail, node, nxt]))
+            elif nxt not in state:
                 visit(nxt, [*trail, node])
-        state[node] = 2
+        state[node] = 2  # done
 
     for name in sorted(graph):
         if name not in state:
             visit(name, [])
+    assert cycles == [], "import cycles:\n" + "\n".join(cycles)
 
 
 def test_imports_inside_functions_are_for_optional_or_heavy_packages_or_the_command_line():

@@ -121,7 +121,8 @@ def _seeds(records: list[EpisodeRecord]) -> dict[Any, list[EpisodeRecord]]:
 
 def _entry(data: dict[str, Any], records: list[EpisodeRecord], status: str) -> dict[str, Any]:
     s = summarize(records)
-    seeds = {seed: summarize(rs)["success_rate"]["rate"] for seed, rs in _seeds(records).items()}
+    # A seed's rate only: the full summary is computed once, over all of them, above.
+    seeds = {seed: sum(r.success for r in rs) / len(rs) for seed, rs in _seeds(records).items()}
     rates = [seeds[k] for k in sorted(seeds, key=str)]
     entry = {
         "name": data["name"],
