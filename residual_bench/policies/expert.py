@@ -13,6 +13,7 @@ from enum import Enum
 
 import numpy as np
 
+from residual_bench.policies.task_experts import register_expert
 from residual_bench.sim.geometry import rotate, wrap_angle
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
@@ -58,6 +59,7 @@ class Phase(Enum):
     RETREAT = "retreat"
 
 
+@register_expert("ResidualPickPlace")
 class ScriptedExpert:
     """Privileged-state expert for ``ResidualPickPlace-v1``.
 

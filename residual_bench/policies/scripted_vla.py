@@ -28,8 +28,9 @@ import numpy as np
 from residual_bench.policies.base import ActionChunk, PolicySpec
 from residual_bench.policies.controller import BaseController
 from residual_bench.policies.executor import ChunkExecutor, LatencyModel
-from residual_bench.policies.expert import PerceptionErrors, ScriptedExpert
+from residual_bench.policies.expert import PerceptionErrors
 from residual_bench.policies.registry import register_base
+from residual_bench.policies.task_experts import expert_for
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
 CHUNK_GAIN = 0.6
@@ -120,7 +121,9 @@ class ScriptedVLABase:
             description=description,
         )
         # Its commands land up to a period plus the latency late: give the gripper that long.
-        self.expert = ScriptedExpert(
+        # The task's own expert (policies.task_experts), so one error model serves every task.
+        self.expert = expert_for(
+            env,
             hold_steps=self.steps_per_call,
             settle_seconds=2.0 / control_hz,
             descend_tolerance=0.012,

@@ -1,0 +1,67 @@
+"""Every task family finds its privileged expert in one table, so the scripted bases and
+their one error model run on any task that registers an expert."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gymnasium as gym
+import pytest
+
+import residual_bench.registration  # noqa: F401  (registers the env ids)
+from residual_bench.policies import task_experts
+from residual_bench.policies.expert import ScriptedExpert
+from residual_bench.policies.scripted_vla import ScriptedVLABase
+from residual_bench.policies.task_experts import (
+    expert_families,
+    expert_for,
+    register_expert,
+    task_family,
+)
+
+
+def fake_env(env_id: str) -> SimpleNamespace:
+    """Just what ``expert_for`` reads: ``env.unwrapped.task_class.env_id``."""
+    task_class = type("FakeTask", (), {"env_id": env_id})
+    return SimpleNamespace(unwrapped=SimpleNamespace(task_class=task_class))
+
+
+def test_a_task_family_is_its_id_without_the_version():
+    assert task_family("ResidualPickPlace-v1") == "ResidualPickPlace"
+    assert task_family("ResidualPickPlace") == "ResidualPickPlace"
+
+
+def test_pick_and_place_finds_the_scripted_expert_with_the_options_passed_on():
+    env = gym.make("ResidualPickPlace-v1")
+    expert = expert_for(env, hold_steps=4, descend_tolerance=0.012)
+    assert isinstance(expert, ScriptedExpert)
+    assert expert.hold_steps == 4 and expert.descend_tolerance == 0.012
+    assert "ResidualPickPlace" in expert_families()
+    env.close()
+
+
+def test_a_task_without_an_expert_is_a_clear_error_naming_it_and_the_registered_ones():
+    with pytest.raises(ValueError, match=r"'ToyNoExpert-v3' has no scripted expert") as err:
+        expert_for(fake_env("ToyNoExpert-v3"))
+    assert "ResidualPickPlace" in str(err.value)
+
+
+def test_the_scripted_base_refuses_a_task_without_an_expert():
+    env = fake_env("ToyNoExpert-v0")
+    env.unwrapped.control_hz = 20.0
+    with pytest.raises(ValueError, match="no scripted expert"):
+        ScriptedVLABase(env)
+
+
+def test_an_expert_registers_once_per_family_by_decorator_or_call():
+    try:
+
+        @register_expert("ToyExpertTask-v0")
+        def make(**options):
+            return options
+
+        assert expert_for(fake_env("ToyExpertTask-v2"), hold_steps=3) == {"hold_steps": 3}
+        with pytest.raises(ValueError, match="already registered"):
+            register_expert("ToyExpertTask", make)
+    finally:
+        task_experts._EXPERTS.pop("ToyExpertTask", None)
