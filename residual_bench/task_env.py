@@ -20,7 +20,7 @@ from gymnasium import spaces
 
 from residual_bench.env_spec import load_env_spec, spec_hash
 from residual_bench.language import instruction_features
-from residual_bench.perturb import PerturbationScheduler, Suite, load_suite
+from residual_bench.perturb import PerturbationScheduler, Suite, check_suite_applies, load_suite
 from residual_bench.sim.camera import Camera, jitter_cameras
 from residual_bench.sim.objects import OBJECT_SPLITS
 from residual_bench.sim.panda import Panda
@@ -142,6 +142,10 @@ class ResidualTaskEnv(gym.Env):
         self.scene_spec = load_env_spec(scene_spec, scene_overrides, self.task_class.scene)
         self.scene_spec_hash = spec_hash(self.scene_spec)
         self.suite = load_suite(suite)
+        # A kind or a trigger phase the task does not have would never fire: refuse it here.
+        origin = None if suite is None or isinstance(suite, dict | Suite) else str(suite)
+        kinds, phases = self.task_class.perturbation_kinds, self.task_class.phases
+        check_suite_applies(self.suite, self.task_class.env_id, phases, kinds, origin)
         # Everything that shapes the episodes a seed gives (not the observation format).
         self.env_spec_hash = spec_hash(
             {

@@ -118,9 +118,14 @@ def test_a_new_task_is_solved_by_driving_the_grasp_point_to_its_goal(toy_task):
 
 
 def test_the_same_seed_replays_a_new_tasks_episode(toy_task):
+    # A suite triggers on the task's own phases (the shipped ones name pick-and-place's).
+    poke = {
+        "name": "poke-reach",
+        "perturbations": [{"type": "poke", "trigger": {"phase": "reach"}}],
+    }
     hashes = []
     for _ in range(2):
-        env = gym.make(toy_task, suite="poke")
+        env = gym.make(toy_task, suite=poke)
         env.reset(seed=7)
         for _ in range(10):
             env.step(np.zeros(7))

@@ -2,7 +2,13 @@
 
 from residual_bench.perturb.events import PERTURBATIONS, Drop, Latency, Perturbation, Poke, Slide
 from residual_bench.perturb.scheduler import PerturbationScheduler
-from residual_bench.perturb.suite import PHASES, Suite, load_suite, suite_names
+from residual_bench.perturb.suite import (
+    PHASES,
+    Suite,
+    check_suite_applies,
+    load_suite,
+    suite_names,
+)
 
 __all__ = [
     "PERTURBATIONS",
@@ -14,6 +20,7 @@ __all__ = [
     "Poke",
     "Slide",
     "Suite",
+    "check_suite_applies",
     "load_suite",
     "suite_names",
 ]

@@ -26,6 +26,8 @@ whatever split their suite is filed under.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,7 +44,11 @@ from residual_bench.env_spec import (
 )
 from residual_bench.perturb.events import PERTURBATIONS
 
+# The pick-and-place phases; an entry without a trigger fires in the first three. Each task
+# declares its own phases (``Task.phases``): a suite names them freely here and is checked
+# against the task it is applied to (:func:`check_suite_applies`).
 PHASES = ("approach", "grasp", "transport", "done")
+PHASE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # ``train``: residual training may see these disturbances; ``heldout``: kept back for
 # evaluation (a suite that leaves ``split`` out is a training suite).
 SPLITS = ("train", "heldout")
@@ -185,11 +191,11 @@ def _entry(raw: Any, where: str) -> SuiteEntry:
     phases, time = None, None
     if "phase" in trigger:
         phases = trigger["phase"] if isinstance(trigger["phase"], list) else [trigger["phase"]]
-        bad = [p for p in phases if p not in PHASES]
+        bad = [p for p in phases if not isinstance(p, str) or not PHASE_NAME.fullmatch(p)]
         if bad or not phases:
             raise SpecError(
-                f"{where}.trigger.phase: expected names from {list(PHASES)}, "
-                f"got {quote(trigger['phase'])}"
+                f"{where}.trigger.phase: expected phase names (lower-case words, e.g. "
+                f"{', '.join(PHASES)}), got {quote(trigger['phase'])}"
             )
         phases = tuple(phases)
     else:
@@ -263,3 +269,39 @@ def parse_suite(raw: dict[str, Any], origin: str) -> Suite:
             f"entries' highest counts), at most {MAX_EVENTS}"
         )
     return SUITE_CLASSES[split](name=name, description=description, entries=parsed)
+
+
+def check_suite_applies(
+    suite: Suite,
+    task: str,
+    phases: tuple[str, ...],
+    kinds: Collection[str] | None = None,
+    origin: str | None = None,
+) -> None:
+    """Refuse a suite that a task cannot host, rather than let an entry silently do nothing.
+
+    Args:
+        suite: the parsed suite.
+        task: the task's name for the message (its gymnasium id).
+        phases: the task's phases (``Task.phases``); every phase trigger must name one.
+        kinds: the perturbation kinds that mean something for the task
+            (``Task.perturbation_kinds``); ``None`` accepts every kind.
+        origin: where the suite came from (a file or a shipped name), for the message.
+
+    Raises:
+        SpecError: naming the suite, the entry, the kind or phase and the task.
+    """
+    where = f"suite {suite.name!r}" + (f" ({origin})" if origin and origin != suite.name else "")
+    for i, entry in enumerate(suite.entries):
+        if kinds is not None and entry.type not in kinds:
+            raise SpecError(
+                f"{where}: perturbations[{i}].type: a {entry.type} does not apply to {task}; "
+                f"the kinds it takes: {', '.join(kinds) or 'none'}"
+            )
+        missing = [p for p in entry.phases or () if p not in phases]
+        if missing:
+            raise SpecError(
+                f"{where}: perturbations[{i}].trigger.phase: {', '.join(map(repr, missing))} "
+                f"is not a phase of {task}; its phases: {', '.join(phases)} (an entry without "
+                f"a trigger fires in {', '.join(PHASES[:3])})"
+            )

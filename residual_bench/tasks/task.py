@@ -80,6 +80,10 @@ class Task(ABC):
     the object ids (target first)."""
     max_objects: ClassVar[int] = 3
     """Rows of the ``objects`` observation."""
+    perturbation_kinds: ClassVar[tuple[str, ...] | None] = None
+    """The perturbation kinds that mean something for this task (``None``: every kind). A
+    suite with another kind is refused when applied to the task: a ``drop`` on a task where
+    nothing is held would otherwise silently do nothing."""
 
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:
         self.world = world
