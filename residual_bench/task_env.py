@@ -332,6 +332,7 @@ class ResidualTaskEnv(gym.Env):
             np.float32
         )
         self._object_states = self.task.object_states()
+        self.task.now = self.time  # a condition that must hold a while is timed on it
         return self.task.progress(self._object_states, tcp)
 
     def _observation(self) -> dict[str, np.ndarray]:

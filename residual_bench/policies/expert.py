@@ -297,3 +297,8 @@ class ScriptedExpert:
         if closing_angle is not None:
             rot[2] = self._yaw_error(tcp_orn, closing_angle)
         return rot
+
+
+# Stacking is pick-and-place onto a moving goal: the stack task's ``goal`` is the support's
+# top, re-read every step, so the same closed-loop expert serves it.
+register_expert("ResidualStack", ScriptedExpert)

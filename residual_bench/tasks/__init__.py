@@ -2,7 +2,10 @@
 :mod:`residual_bench.tasks.registry`); a new task is one module here, imported below, plus
 its scene YAML under ``envs/``."""
 
-from residual_bench.tasks import pick_place  # noqa: F401  (registers ResidualPickPlace-v1)
+from residual_bench.tasks import (
+    pick_place,  # noqa: F401  (registers ResidualPickPlace-v1)
+    stack,  # noqa: F401  (registers ResidualStack-v0)
+)
 from residual_bench.tasks.registry import TaskEntry, register_task, task_entry, task_ids
 from residual_bench.tasks.task import ObjectState, SceneObject, Task
 

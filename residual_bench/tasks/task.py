@@ -92,6 +92,9 @@ class Task(ABC):
         self.objects: list[SceneObject] = []
         self.goal = np.zeros(3)
         self.instruction = ""
+        self.now = 0.0
+        """Simulated seconds since the episode started, set by the env before each
+        :meth:`progress`: for a task whose condition must hold for a while."""
 
     @property
     def target(self) -> SceneObject:

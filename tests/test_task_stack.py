@@ -1,0 +1,117 @@
+"""ResidualStack-v0: one named object on top of another, released and stable for 0.5 s."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import residual_bench.registration  # noqa: F401  (registers the env ids)
+from residual_bench.env_spec import SpecError
+from residual_bench.policies.expert import ScriptedExpert
+from residual_bench.policies.task_experts import expert_for
+from residual_bench.tasks.stack import StackTask
+
+ENV_ID = "ResidualStack-v0"
+
+
+def expert_episode(seed: int, **kwargs) -> tuple[gym.Env, dict, list[dict]]:
+    env = gym.make(ENV_ID, **kwargs)
+    _, info = env.reset(seed=seed)
+    expert = expert_for(env)
+    expert.reset()
+    infos = [info]
+    for _ in range(env.unwrapped.max_steps):
+        _, _, terminated, truncated, info = env.step(expert.act(env))
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return env, info, infos
+
+
+@pytest.mark.parametrize("obs_mode", ["state", "rgb+seg"])
+def test_stack_passes_gymnasiums_checker(obs_mode):
+    env = gym.make(ENV_ID, obs_mode=obs_mode, image_size=32)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+def test_stack_passes_sb3s_checker():
+    env = gym.make(ENV_ID)
+    sb3_check_env(env.unwrapped, warn=True)
+    env.close()
+
+
+def test_the_instruction_names_both_objects_and_the_goal_is_the_supports_top():
+    env = gym.make(ENV_ID)
+    obs, info = env.reset(seed=3)
+    task = env.unwrapped.task
+    assert task.target.description in info["instruction"]
+    assert task.support.description in info["instruction"]
+    support = env.unwrapped.object_states[1]
+    assert np.allclose(obs["goal"][:2], support.center[:2], atol=1e-5)
+    assert obs["goal"][2] == pytest.approx(support.center[2] + task.support.height / 2, abs=1e-5)
+    env.close()
+
+
+def test_the_same_seed_replays_a_stack_episode_under_a_suite():
+    hashes = []
+    for _ in range(2):
+        env = gym.make(ENV_ID, suite="poke")
+        env.reset(seed=11)
+        for _ in range(15):
+            env.step(np.zeros(7, dtype=np.float32))
+        hashes.append(env.unwrapped.state_hash())
+        env.close()
+    assert hashes[0] == hashes[1]
+
+
+def test_the_registered_expert_stacks_and_success_waits_for_half_a_second_of_stability():
+    env, info, infos = expert_episode(seed=0)
+    assert isinstance(expert_for(env), ScriptedExpert)
+    assert info["success"] and info["phase"] == "done"
+    first = next(i for i, step in enumerate(infos) if step["success"])
+    stable = env.unwrapped.scene_spec["task"]["stable_seconds"]
+    # The stack condition held for stable_seconds before success was reported.
+    assert info["first_success_time"] >= stable
+    assert first >= round(stable * env.unwrapped.control_hz)
+    env.close()
+
+
+def test_the_scripted_base_runs_on_stack_through_the_expert_table():
+    env = gym.make(ENV_ID, base="scripted", features="proprio")
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    env.close()
+
+
+def test_every_shipped_suite_applies_to_stack():
+    for suite in ("poke", "slide", "drop", "latency", "mixed"):
+        gym.make(ENV_ID, suite=suite).close()
+
+
+BAD_SCENES = {
+    "tolerance wider than half the support": (
+        {"task": {"stack_tolerance": 0.04}},
+        "task.stack_tolerance",
+    ),
+    "support too small to stand on": ({"task": {"support_size": [0.01, 0.02]}}, "support_size"),
+    "one object only": ({"task": {"n_objects": [1, 2]}}, "task.n_objects"),
+    "text instead of a number": ({"task": {"stable_seconds": "long"}}, "stable_seconds"),
+    "unknown field": ({"task": {"goal_radius": 0.08}}, "goal_radius: unknown field"),
+}
+
+
+@pytest.mark.parametrize("overrides, field", BAD_SCENES.values(), ids=BAD_SCENES.keys())
+def test_a_bad_stack_scene_is_a_spec_error_naming_the_field(overrides, field):
+    with pytest.raises(SpecError, match=field):
+        gym.make(ENV_ID, scene_overrides=overrides)
+
+
+def test_the_task_declares_its_phases_classes_and_scene():
+    assert StackTask.scene == "stack" and StackTask.phases[-1] == "done"
+    assert StackTask.segmentation_classes[3:5] == ("target", "support")
+    assert StackTask.env_id == ENV_ID
