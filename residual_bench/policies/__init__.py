@@ -15,7 +15,9 @@ the plug-ins that need torch import it only when one of their bases is built.
 from residual_bench.policies import (
     bc,  # bc, bc:PATH
     controller,  # zero
+    insert_expert,  # noqa: F401  (expert of ResidualInsert)
     openvla,  # openvla, pi0
+    push_expert,  # noqa: F401  (expert of ResidualPush)
     scripted,  # expert, expert-open-loop, expert-4hz
     scripted_vla,  # scripted-expert, scripted
 )

@@ -136,6 +136,34 @@ class PyBulletWorld:
         visual_id = self.client.createVisualShape(geom, rgbaColor=list(rgba), **visual_kwargs)
         return self._spawn(name, collision_id, visual_id, mass, position, orientation)
 
+    def create_box_compound(
+        self,
+        name: str,
+        boxes: list[tuple[tuple[float, float, float], tuple[float, float, float]]],
+        position: np.ndarray | tuple,
+        orientation: np.ndarray | tuple = (0.0, 0.0, 0.0, 1.0),
+        rgba: tuple[float, float, float, float] = (0.5, 0.5, 0.5, 1.0),
+    ) -> int:
+        """A fixed body made of several boxes, each ``(half_extents, offset)`` in the body
+        frame: a fixture with a hole or a slot (a hole cannot be one convex shape).
+
+        One body keeps one name and one segmentation id for the whole fixture. Its boxes get
+        the same tiny collision margin as every primitive here, so a gap built between them
+        is the gap a peg meets (measured in ``tests/test_task_insert.py``).
+        """
+        halves = [list(half) for half, _ in boxes]
+        offsets = [list(offset) for _, offset in boxes]
+        collision_id = self.client.createCollisionShapeArray(
+            [p.GEOM_BOX] * len(boxes), halfExtents=halves, collisionFramePositions=offsets
+        )
+        visual_id = self.client.createVisualShapeArray(
+            [p.GEOM_BOX] * len(boxes),
+            halfExtents=halves,
+            visualFramePositions=offsets,
+            rgbaColors=[list(rgba)] * len(boxes),
+        )
+        return self._spawn(name, collision_id, visual_id, 0.0, position, orientation)
+
     def _spawn(
         self,
         name: str,

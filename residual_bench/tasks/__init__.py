@@ -3,7 +3,9 @@
 its scene YAML under ``envs/``."""
 
 from residual_bench.tasks import (
+    insert,  # noqa: F401  (registers ResidualInsert-v0)
     pick_place,  # noqa: F401  (registers ResidualPickPlace-v1)
+    push,  # noqa: F401  (registers ResidualPush-v0)
     stack,  # noqa: F401  (registers ResidualStack-v0)
 )
 from residual_bench.tasks.registry import TaskEntry, register_task, task_entry, task_ids
