@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from residual_bench.env_spec import SpecError
 from residual_bench.sim.geometry import quat_from_yaw, quat_to_matrix, wrap_angle, yaw_of
 from residual_bench.sim.objects import ObjectModel
 from residual_bench.sim.panda import Panda
@@ -86,7 +87,7 @@ class InsertTask(Task):
         check_scene_bounds(spec, self.scene_bounds)
         task = spec["task"]
         if task["success_depth"] > task["hole_depth"]:
-            raise ValueError(
+            raise SpecError(
                 f"task.success_depth: {task['success_depth']} is deeper than the hole "
                 f"(task.hole_depth: {task['hole_depth']})"
             )
