@@ -14,12 +14,20 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from stable_baselines3.common.buffers import NStepReplayBuffer
 
 from residual_bench.env_spec import SpecError, spec_dir
-from residual_bench.residual.agents import ResidualOffPolicyMixin, agent_class, load_agent
+from residual_bench.registration import ENV_ID
+from residual_bench.residual.agents import (
+    ResidualOffPolicyMixin,
+    agent_class,
+    build_agent,
+    load_agent,
+)
 from residual_bench.residual.algorithms import ALGORITHM_NAMES, ALGORITHMS, OFF_POLICY_NAMES
 from residual_bench.residual.checkpoint import load_residual, read_metadata
 from residual_bench.residual.config import ResidualConfig, load_config
+from residual_bench.residual.factory import make_env
 from residual_bench.residual.train import train_residual
 
 BASE, FEATURES = "scripted", "proprio"  # cheap: no objects, no rendering
@@ -130,6 +138,36 @@ def test_the_off_policy_safeguards_are_refused_for_an_on_policy_algorithm(tmp_pa
     path.write_text("algo: ppo\nsafeguards: {actor_penalty: 0.4}\n")
     with pytest.raises(SpecError, match="off-policy algorithms .*tqc, crossq.* not ppo"):
         load_config(path)
+
+
+@pytest.mark.parametrize("value", [0, 2.5, True, 51, "3"])
+def test_n_step_returns_must_be_a_small_positive_integer(tmp_path, value):
+    path = tmp_path / "sac-nstep.yaml"
+    path.write_text(yaml.safe_dump({"algo": "sac", "hyperparams": {"n_step_returns": value}}))
+    with pytest.raises(SpecError, match="n_step_returns must be an integer from 1 to 50"):
+        load_config(path)
+
+
+def test_n_step_returns_are_refused_for_an_on_policy_algorithm(tmp_path):
+    path = tmp_path / "ppo-nstep.yaml"
+    path.write_text("algo: ppo\nhyperparams: {n_step_returns: 3}\n")
+    with pytest.raises(SpecError, match="n_step_returns applies to the off-policy"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("algo", ["sac", "tqc"])
+def test_n_step_returns_give_sb3s_n_step_buffer_discounting_with_the_agents_gamma(algo):
+    config = replace(
+        load_config(algo),
+        hyperparams={**load_config(algo).hyperparams, "n_step_returns": 3, "gamma": 0.9},
+    )
+    env = make_env(ENV_ID, base=BASE, features=FEATURES)
+    try:
+        model = build_agent(config, env, seed=0)
+    finally:
+        env.close()
+    assert isinstance(model.replay_buffer, NStepReplayBuffer)
+    assert (model.replay_buffer.n_steps, model.replay_buffer.gamma) == (3, 0.9)
 
 
 def test_each_algorithm_trains_on_the_scripted_base_and_resumes_from_its_checkpoint(

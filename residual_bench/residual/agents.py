@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from sb3_contrib import TQC, CrossQ
 from stable_baselines3 import SAC, TD3
+from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.noise import NormalActionNoise
 
@@ -255,9 +256,9 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
     """The SB3 model of ``config`` on ``env`` (a residual env or a VecEnv of them)."""
     hp = copy.deepcopy(dict(config.hyperparams))  # policy_kwargs are filled in below
     safeguards = config.safeguards
-    policy = "MlpPolicy"
+    policy = ALGORITHMS[config.algo].policy_class("MlpPolicy")
     if config.features == "global":
-        policy = "MultiInputPolicy"
+        policy = ALGORITHMS[config.algo].policy_class("MultiInputPolicy")
         # SB3's CNN with a 64-wide output, not 256: the image joins a 27-number vector.
         kwargs = hp.setdefault("policy_kwargs", {})
         kwargs.setdefault("features_extractor_kwargs", {}).setdefault(
@@ -270,6 +271,10 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
     else:
         if config.gated is not None:
             hp.setdefault("policy_kwargs", {})["n_critics"] = int(config.gated.n_critics)
+        n_step = int(hp.pop("n_step_returns", 1))
+        if n_step > 1:  # SB3's own n-step buffer, discounting with the agent's gamma
+            hp["replay_buffer_class"] = NStepReplayBuffer
+            hp["replay_buffer_kwargs"] = {"n_steps": n_step, "gamma": float(hp.get("gamma", 0.99))}
         if issubclass(cls, TD3):  # its Gaussian exploration noise, given as one number
             std = float(hp.pop("action_noise_std", 0.1))
             hp["action_noise"] = NormalActionNoise(np.zeros(7), np.full(7, std))

@@ -4,7 +4,7 @@ The config loader (which ``algo`` a YAML file may name), the agents (which class
 to resume) and the weights (which policy class rebuilds a residual's network from its JSON
 description) all read :data:`ALGORITHMS`; adding an algorithm is one line here, its residual
 class in ``agents`` when it is off-policy, and a YAML file in ``baselines/``. This module
-imports only stable-baselines3 and sb3-contrib, so every residual module may import it.
+imports only stable-baselines3, sb3-contrib and ``critics``, so every residual module may import it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
+from residual_bench.residual.critics import POLICIES
+
 
 @dataclass(frozen=True)
 class Algorithm:
@@ -25,6 +27,9 @@ class Algorithm:
 
     sb3_class: type[BaseAlgorithm]
     """The SB3 (or sb3-contrib) class; its ``policy_aliases`` name the policy classes."""
+    policies: dict[str, type[BasePolicy]] | None = None
+    """Classes built instead of the library's, by policy name: the same networks with
+    plain-data options added (:mod:`~residual_bench.residual.critics`' ``critic_layer_norm``)."""
 
     @property
     def off_policy(self) -> bool:
@@ -35,6 +40,8 @@ class Algorithm:
     def policy_class(self, name: str) -> type[BasePolicy] | None:
         """The policy class SB3 builds for ``MlpPolicy`` / ``MultiInputPolicy``, or None
         where the algorithm has no such policy (CrossQ has no ``MultiInputPolicy``)."""
+        if self.policies and name in self.policies:
+            return self.policies[name]
         return self.sb3_class.policy_aliases.get(name)
 
     @property
@@ -45,10 +52,10 @@ class Algorithm:
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "sac": Algorithm(SAC),
-    "td3": Algorithm(TD3),
+    "sac": Algorithm(SAC, POLICIES["sac"]),
+    "td3": Algorithm(TD3, POLICIES["td3"]),
     "ppo": Algorithm(PPO),
-    "tqc": Algorithm(TQC),
+    "tqc": Algorithm(TQC, POLICIES["tqc"]),
     "crossq": Algorithm(CrossQ),
 }
 """Every algorithm a residual config may name, by the name it uses."""

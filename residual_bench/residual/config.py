@@ -199,6 +199,17 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         raise SpecError(f"{where}: alpha must be a finite number or a list of 1-3 numbers >= 0")
     hyperparams = data.get("hyperparams") or field_default(ResidualConfig, "hyperparams")
     hyperparams = check_field(hyperparams, dict[str, Any], "hyperparams", where)
+    n_step = hyperparams.get("n_step_returns", 1)
+    if not (isinstance(n_step, int) and not isinstance(n_step, bool) and 1 <= n_step <= 50):
+        raise SpecError(
+            f"{where}: hyperparams.n_step_returns must be an integer from 1 to 50, "
+            f"got {str(n_step)[:40]!r}"
+        )
+    if n_step > 1 and not ALGORITHMS[algo].off_policy:
+        raise SpecError(
+            f"{where}: hyperparams.n_step_returns applies to the off-policy algorithms "
+            f"({', '.join(OFF_POLICY_NAMES)}) only, not {algo}"
+        )
     safeguards = build_section(SafeguardsConfig, data.get("safeguards"), "safeguards", where)
     noise = safeguards.feature_noise
     if noise is not None and noise.dropout > 1:

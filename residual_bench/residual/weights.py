@@ -67,6 +67,8 @@ POLICY_KWARGS = frozenset(
         "batch_norm_momentum",
         "batch_norm_eps",
         "renorm_warmup_steps",
+        # LayerNorm in the critics (residual.critics)
+        "critic_layer_norm",
     }
 )
 FEATURES_EXTRACTOR_KWARGS = frozenset({"cnn_output_dim", "normalized_image"})
@@ -173,6 +175,7 @@ BOOLEAN_KWARGS = (
     "share_features_extractor",
     "normalize_images",
     "batch_norm",
+    "critic_layer_norm",
 )
 
 
