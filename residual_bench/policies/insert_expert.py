@@ -163,7 +163,11 @@ class InsertExpert:
         closing: float | None = peg["yaw"] + errors.yaw_offset
         turn_peg = None  # rad about z that squares the peg with the hole, while held
 
-        if self.phase in HOLDING and not grasped:
+        done = progress["success"] and not self.open_loop
+        if done and self.phase not in (Phase.RELEASE, Phase.RETREAT):
+            # In deep enough: let go (it drops the rest of the way) and never pull it out.
+            self._enter(Phase.RELEASE if grasped else Phase.RETREAT)
+        elif self.phase in HOLDING and not grasped:
             self._enter(Phase.APPROACH)  # it left the hand: pick it up again
         elif self.phase == Phase.RETREAT and not progress["success"] and not self.open_loop:
             if self._phase_time > 1.0:

@@ -21,9 +21,15 @@ from residual_bench.policies.task_experts import register_expert
 PUSHER_HALF = 0.0145
 """Half the closed fingers' thickness along the push when the hand is turned so that their
 broad side faces it (the fingers' outline measured from the grasp point)."""
-PUSH_HEIGHT = 0.016
-"""Grasp-point height while pushing: the fingertips 5 mm above the table, the contact low
-on the object so that it slides rather than tips."""
+PUSH_HEIGHT = 0.013
+"""Grasp-point height while pushing: the fingertips 2 mm above the table, the contact low
+on the object so that it slides rather than tips, and below the sloped foot of a blob that
+fingers pushing higher ride up onto."""
+HIGH_PUSH_BELOW_TOP = 0.008
+"""After a push that stalls, the next one comes this far (m) below the object's top
+instead: a shape widest near its top is pushed at its widest part."""
+STALL_SECONDS = 1.0
+STALL_PROGRESS = 0.004  # m towards the goal per STALL_SECONDS below which a push has stalled
 PRE_PUSH_GAP = 0.025  # m between the fingers and the object when coming down behind it
 PUSH_DEPTH = 0.012  # how far inside the object's near side the pursued point lies
 PUSH_SPEED = 0.35  # fraction of the largest step while in contact
@@ -79,6 +85,8 @@ class PushExpert:
         self._phase_start = 0.0
         self._now = 0.0
         self._frozen: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._high_push = False
+        self._checkpoint = (0.0, math.inf)  # (time, distance to go) the stall check compares
 
     def reset(self) -> None:
         """Forget the previous episode."""
@@ -86,10 +94,22 @@ class PushExpert:
         self._phase_start = 0.0
         self._now = 0.0
         self._frozen = None
+        self._high_push = False
+        self._checkpoint = (0.0, math.inf)
 
     def _enter(self, phase: Phase) -> None:
         self.phase = phase
         self._phase_start = self._now
+        self._checkpoint = (self._now, math.inf)
+
+    def _stalled(self, to_go: float) -> bool:
+        """Whether the push has brought the object less than ``STALL_PROGRESS`` closer in
+        the last ``STALL_SECONDS`` (the fingers ride on it, or push it into the table)."""
+        since, before = self._checkpoint
+        if self._now - since < STALL_SECONDS:
+            return False
+        self._checkpoint = (self._now, to_go)
+        return before - to_go < STALL_PROGRESS
 
     def _perceive(self, sim, tcp: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Object centre, push direction (unit, xy) and contact offset along it."""
@@ -124,7 +144,9 @@ class PushExpert:
         to_go = float(np.dot(goal - center[:2], direction))
         progress = task.progress(sim.object_states, tcp)
         hover_z = max(center[2] + task.target.height / 2 + 0.04, 0.08)
-        push_z = PUSH_HEIGHT + errors.grasp_height
+        top = center[2] + task.target.height / 2
+        low = max(top - HIGH_PUSH_BELOW_TOP, PUSH_HEIGHT) if self._high_push else PUSH_HEIGHT
+        push_z = low + errors.grasp_height
         behind = center[:2] - (reach + PUSHER_HALF + PRE_PUSH_GAP) * direction
         speed = self.speed
 
@@ -162,6 +184,9 @@ class PushExpert:
             speed = min(PUSH_SPEED, PUSH_GAIN * max(to_go, 0.0) + 0.05) * self.speed
             if to_go < STOP_DISTANCE:
                 self._enter(Phase.RETREAT)
+            elif self._stalled(to_go):
+                self._high_push = not self._high_push  # try the other contact height
+                self._enter(Phase.APPROACH)
         else:  # RETREAT: back off along the push line, then up
             back = center[:2] - (reach + PUSHER_HALF + 0.04) * direction
             clear = np.linalg.norm(back - tcp[:2]) < 0.01

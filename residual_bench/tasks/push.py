@@ -55,6 +55,9 @@ CORRIDOR_BEHIND = 0.10
 """How far behind the target (away from the goal) the push corridor starts: the pusher
 comes down there, so no distractor may stand in it."""
 
+MIN_GRASP_WIDTH = 0.005
+"""m between the fingers below which both touching the object is a push, not a grasp."""
+
 SEGMENTATION_CLASSES = ("background", "table", "robot", "goal", "target", "distractor_1")
 
 
@@ -189,8 +192,12 @@ class PushTask(Task):
         speed = float(np.linalg.norm(state.linear_velocity))
         top = float(center[2]) + target.height / 2
         task = self.spec["task"]
+        # Closed fingers pushing with their broad side touch the object with both: a grasp
+        # needs the object between them, holding them apart.
+        joints = self.robot.joint_positions()
+        between = joints[7] + joints[8] > MIN_GRASP_WIDTH
         return {
-            "is_grasped": bool(left and right),
+            "is_grasped": bool(left and right and between),
             "touching_object": bool(left or right),
             "tcp_to_object": math.hypot(dx, dy, float(center[2] - tcp[2])),
             "tcp_to_object_xy": math.hypot(dx, dy),
