@@ -1,6 +1,6 @@
 """Nominal success of each task's privileged expert and of the ``scripted`` base over it.
 
-    python benchmarks/task_experts.py                         # ResidualStack-v0, 200 per split
+    python benchmarks/task_experts.py                         # stack, push, insert; 200 per split
     python benchmarks/task_experts.py --env ResidualStack-v0 --env ResidualPush-v0
 
 The expert is the one the task registers in :mod:`residual_bench.policies.task_experts`,
@@ -25,6 +25,8 @@ from residual_bench.policies.task_experts import expert_for
 from residual_bench.seeding import episode_seed
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+DEFAULT_ENVS = ["ResidualStack-v0", "ResidualPush-v0", "ResidualInsert-v0"]
+"""The tasks beyond pick-and-place (whose expert table is ``benchmarks/expert_success.py``)."""
 
 
 def success_rate(env_id: str, policy: str, split: str, episodes: int, seed: int) -> int:
@@ -52,7 +54,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "expert" / "tasks.md")
     args = parser.parse_args()
     rows = []
-    for env_id in args.env or ["ResidualStack-v0"]:
+    for env_id in args.env or DEFAULT_ENVS:
         for policy in ("expert", "scripted"):
             for split in ("train", "heldout"):
                 k = success_rate(env_id, policy, split, args.episodes, args.seed)
@@ -62,7 +64,7 @@ def main() -> None:
                     f"{k / args.episodes:.1%} | {lo:.1%}-{hi:.1%} |"
                 )
                 print(rows[-1], flush=True)
-    envs = " ".join(f"--env {e}" for e in args.env or ["ResidualStack-v0"])
+    envs = " ".join(f"--env {e}" for e in args.env or DEFAULT_ENVS)
     table = "\n".join(
         [
             "# Task experts and the scripted base, nominal suite",
