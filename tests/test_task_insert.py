@@ -187,3 +187,16 @@ def test_the_task_declares_its_phases_kinds_and_scene():
     assert InsertTask.scene == "insert" and InsertTask.phases[-2:] == ("insert", "done")
     assert set(InsertTask.perturbation_kinds) == {"poke", "slide", "drop", "latency"}
     assert InsertTask.env_id == ENV_ID
+
+
+def test_a_hole_perceived_a_few_millimetres_off_is_never_hit():
+    env = gym.make(ENV_ID)
+    env.reset(seed=0)
+    expert = expert_for(env)
+    expert.reset()
+    expert.errors.goal_offset = np.array([0.006, 0.0, 0.0])  # more than the clearance
+    for _ in range(env.unwrapped.max_steps):
+        *_, info = env.step(expert.act(env))
+    assert not info["success"]
+    assert set(expert.last_plan) == {"translation", "rotation", "gripper", "speed"}
+    env.close()

@@ -153,3 +153,17 @@ def test_the_task_declares_its_phases_kinds_and_scene():
     assert PushTask.scene == "push" and PushTask.phases == ("approach", "push", "done")
     assert "drop" not in PushTask.perturbation_kinds
     assert PushTask.env_id == ENV_ID
+
+
+def test_the_experts_perceived_goal_offset_is_where_it_leaves_the_object():
+    env = gym.make(ENV_ID)
+    env.reset(seed=0)
+    expert = expert_for(env)
+    expert.reset()
+    expert.errors.goal_offset = np.array([0.06, 0.0, 0.0])
+    for _ in range(env.unwrapped.max_steps):
+        *_, info = env.step(expert.act(env))
+    assert not info["success"]
+    assert info["object_to_goal"] == pytest.approx(0.06, abs=0.015)
+    assert set(expert.last_plan) == {"translation", "rotation", "gripper", "speed"}
+    env.close()

@@ -121,7 +121,7 @@ class PushExpert:
             if self.phase in (Phase.PUSH, Phase.RETREAT):
                 # Blind: the object is taken to be where the fingers push it.
                 center = center.copy()
-                center[:2] = tcp[:2] + (reach + PUSHER_HALF - PUSH_DEPTH) * direction
+                center[:2] = tcp[:2] + (reach + PUSHER_HALF) * direction
             return center, direction, reach
         center = state.center + errors.object_offset
         to_goal = goal - center[:2]
@@ -143,8 +143,8 @@ class PushExpert:
         goal = task.goal[:2] + errors.goal_offset[:2]
         to_go = float(np.dot(goal - center[:2], direction))
         progress = task.progress(sim.object_states, tcp)
-        hover_z = max(center[2] + task.target.height / 2 + 0.04, 0.08)
         top = center[2] + task.target.height / 2
+        hover_z = max(top + 0.04, 0.08)
         low = max(top - HIGH_PUSH_BELOW_TOP, PUSH_HEIGHT) if self._high_push else PUSH_HEIGHT
         push_z = low + errors.grasp_height
         behind = center[:2] - (reach + PUSHER_HALF + PRE_PUSH_GAP) * direction
