@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -200,3 +203,32 @@ def test_a_hole_perceived_a_few_millimetres_off_is_never_hit():
     assert not info["success"]
     assert set(expert.last_plan) == {"translation", "rotation", "gripper", "speed"}
     env.close()
+
+
+def expert_state_hash(seed: int, steps: int, before: int | None = None) -> str:
+    """The state hash after ``steps`` expert steps of episode ``seed`` (after playing
+    episode ``before`` in the same env, when given)."""
+    env = gym.make(ENV_ID)
+    expert = expert_for(env)
+    for episode in ([before] if before is not None else []) + [seed]:
+        env.reset(seed=episode)
+        expert.reset()
+        for _ in range(steps):
+            env.step(expert.act(env))
+    state = env.unwrapped.state_hash()
+    env.close()
+    return state
+
+
+def test_an_expert_episode_replays_in_another_process_and_after_another_episode():
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_task_insert import expert_state_hash\n"
+        "print('RESULT', expert_state_hash(3, 60))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    there = result.stdout.split("RESULT ")[-1].strip()
+    assert expert_state_hash(3, 60) == there == expert_state_hash(3, 60, before=8)
