@@ -2,8 +2,8 @@
 
 It proves ``ResidualPush-v0`` solvable and is what the scripted bases wrap on that task. It
 comes down behind the object on the line from the goal through the object, then pursues a
-point just inside the object's near side on that line: as the object turns or slides
-sideways the line moves and the hand re-centres. If the object gets away from the hand (a
+point a few centimetres past the object's near side on that line (never past where the hand
+stops): as the object turns or slides sideways the line moves and the hand re-centres. If the object gets away from the hand (a
 poke, a slide, a bad contact) it lifts, goes round and comes down behind it again.
 """
 
@@ -31,7 +31,11 @@ instead: a shape widest near its top is pushed at its widest part."""
 STALL_SECONDS = 1.0
 STALL_PROGRESS = 0.004  # m towards the goal per STALL_SECONDS below which a push has stalled
 PRE_PUSH_GAP = 0.025  # m between the fingers and the object when coming down behind it
-PUSH_DEPTH = 0.012  # how far inside the object's near side the pursued point lies
+PUSH_LOOKAHEAD = 0.03
+"""How far (m) past the object's near side, along the push line, the hand is sent: far
+enough that a policy planning a chunk at a time from it keeps pushing at speed, near enough
+that a sideways drift of the object off the line is corrected within a few centimetres."""
+PUSH_OVERDRIVE = 0.004  # m past the stop point it aims at, for the give of the contact
 PUSH_SPEED = 0.35  # fraction of the largest step while in contact
 PUSH_GAIN = 2.5  # slow-down near the goal: speed = gain * distance to go (m), at most above
 STOP_DISTANCE = 0.006  # m from the goal at which it stops pushing
@@ -179,8 +183,9 @@ class PushExpert:
             elif abs(tcp[2] - push_z) < self.descend_tolerance:
                 self._enter(Phase.PUSH)
         elif self.phase == Phase.PUSH:
-            inside = center[:2] - (reach + PUSHER_HALF - PUSH_DEPTH) * direction
-            goal_pos = np.array([inside[0], inside[1], push_z])
+            ahead = min(max(to_go, 0.0) + PUSH_OVERDRIVE, PUSH_LOOKAHEAD)
+            aim = center[:2] + (ahead - reach - PUSHER_HALF) * direction
+            goal_pos = np.array([aim[0], aim[1], push_z])
             speed = min(PUSH_SPEED, PUSH_GAIN * max(to_go, 0.0) + 0.05) * self.speed
             if to_go < STOP_DISTANCE:
                 self._enter(Phase.RETREAT)
