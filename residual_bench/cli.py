@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from residual_bench import __version__
+from residual_bench.registration import add_env_option
 from residual_bench.sweep.cli import add_sweep_parser
 from residual_bench.training_cli import add_training_parsers
 
@@ -77,9 +78,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.quiet,
         scene_figure=True,
+        env_id=args.env,
     )
     print(
-        f"{args.policy} on suite {summary['run']['suite']}, {args.objects} objects: "
+        f"{args.policy} on {args.env}, suite {summary['run']['suite']}, {args.objects} objects: "
         f"{success_line(summary)}"
     )
     if summary["completion_time_mean"] is not None:
@@ -134,6 +136,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         args.objects,
         args.episodes,
         args.seed,
+        env_id=args.env,
     )
     summary = evaluate(
         tasks,
@@ -174,6 +177,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.steps:
         protocol.train_steps = args.steps
     protocol.master_seed = args.seed
+    protocol.env_id = args.env
     plan = plan_benchmark(
         args.base,
         args.residual,
@@ -216,6 +220,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _add_selection(p: argparse.ArgumentParser, defaults: bool) -> None:
     """The options `bench eval` and `bench run` share to select episodes."""
     suites = "nominal" if defaults else "the protocol's"
+    add_env_option(p)
     p.add_argument("--base", required=True, help="a base policy name from `bench list`")
     p.add_argument(
         "--suite",
@@ -261,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser(
         "demo", help="run the scripted expert for a few episodes and draw the scene"
     )
+    add_env_option(p_demo)
     p_demo.add_argument("--episodes", type=int, default=20, help="number of episodes (20)")
     p_demo.add_argument("--objects", default="train", help="object split: train | heldout")
     p_demo.add_argument("--suite", default="nominal", help="perturbation suite name or YAML path")

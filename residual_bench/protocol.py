@@ -27,9 +27,11 @@ from residual_bench.eval.report import build_report
 from residual_bench.eval.runner import evaluate, make_tasks
 from residual_bench.perturb.suite import suite_names
 from residual_bench.policies.registry import get_base
+from residual_bench.registration import ENV_ID
 from residual_bench.residual.checkpoint import shipped_residual
 from residual_bench.residual.config import load_config
 from residual_bench.residual.train import train_residual
+from residual_bench.tasks import task_entry
 
 STANDARD_SUITES = ("nominal", "poke", "slide", "drop", "latency", "mixed")
 # Measured by `python benchmarks/episode_rates.py` (results/episode_rates.json): episodes a
@@ -54,6 +56,7 @@ class Protocol:
     seeds: list[int] = field(default_factory=lambda: [0])
     master_seed: int = 0
     train_steps: int | None = None  # None: the residual config's budget
+    env_id: str = ENV_ID  # the task: every residual is trained and evaluated on it
 
     @classmethod
     def quick(cls) -> Protocol:
@@ -98,8 +101,9 @@ class RunPlan:
         """The plan as a few lines for the terminal."""
         p = self.protocol
         times = self.estimated_seconds()
+        task = f" on {p.env_id}" if p.env_id != ENV_ID else ""
         lines = [
-            f"bench run: {self.base} + {self.algo}, {len(p.suites)} suite(s) "
+            f"bench run: {self.base} + {self.algo}{task}, {len(p.suites)} suite(s) "
             f"({', '.join(p.suites)}) x {', '.join(p.objects)} objects, "
             f"{p.episodes} paired episodes per cell, master seed {p.master_seed}",
         ]
@@ -131,11 +135,12 @@ def plan_benchmark(
 ) -> RunPlan:
     """What :func:`run_benchmark` will do with the same arguments, without doing it."""
     protocol = protocol or Protocol()
+    task_entry(protocol.env_id)  # an unknown id is refused here, naming the registered ones
     out = Path(out)
     config_steps = int(load_config(algo).train.steps)
     residuals, train_steps = {}, {}
     for seed in protocol.seeds:
-        shipped = shipped_residual(base, algo, seed) if use_shipped else None
+        shipped = shipped_residual(base, algo, seed, protocol.env_id) if use_shipped else None
         final = out / "train" / f"seed{seed}" / "residual"
         if shipped is not None:
             residuals[seed] = f"{shipped} (shipped with the package)"
@@ -190,12 +195,12 @@ def resolve_residuals(
     use_shipped: bool = True,
     resume: bool = False,
 ) -> list[str | Path]:
-    """One trained residual per training seed of the protocol (shipped, found or trained):
-    ``shipped:NAME`` references or directories. ``resume`` continues interrupted training
-    runs of this user in ``out/train``."""
+    """One trained residual per training seed of the protocol (shipped, found or trained),
+    all on the protocol's task: ``shipped:NAME`` references or directories. ``resume``
+    continues interrupted training runs of this user in ``out/train``."""
     paths: list[str | Path] = []
     for seed in protocol.seeds:
-        shipped = shipped_residual(base, algo, seed) if use_shipped else None
+        shipped = shipped_residual(base, algo, seed, protocol.env_id) if use_shipped else None
         if shipped is not None:
             paths.append(shipped)
             continue
@@ -210,6 +215,7 @@ def resolve_residuals(
                 seed=seed,
                 progress=progress,
                 resume=resume,
+                task=protocol.env_id,
             )
         paths.append(final)
     return paths
@@ -228,15 +234,18 @@ def run_benchmark(
     use_shipped: bool = True,
     filmstrip: bool = True,
 ) -> Path:
-    """Run the protocol for ``base`` + residual ``algo``; returns the report's markdown path.
+    """Run the protocol for ``base`` + residual ``algo`` on the protocol's task; returns the
+    report's markdown path.
 
     Raises:
-        ValueError: unknown base, residual algorithm, suite or executor.
+        ValueError: unknown task, base, residual algorithm, suite or executor; a residual
+            found in ``out/train`` that was trained on another task.
         FileExistsError: ``out`` holds an earlier evaluation and ``resume`` is False.
     """
+    protocol = protocol or Protocol()
+    task_entry(protocol.env_id)
     get_base(base)
     load_config(algo)
-    protocol = protocol or Protocol()
     out = Path(out)
     records_path = out / "episodes.jsonl"
     if records_path.exists() and not resume:
@@ -245,16 +254,11 @@ def run_benchmark(
             "another --out"
         )
     # Validate the whole grid before the (long) training starts.
-    make_tasks(base, [None], protocol.suites, protocol.objects, protocol.episodes)
+    grid = (protocol.suites, protocol.objects, protocol.episodes)
+    make_tasks(base, [None], *grid, env_id=protocol.env_id)
     residuals = resolve_residuals(base, algo, protocol, out, progress, use_shipped, resume)
-    tasks = make_tasks(
-        base,
-        [None, *[str(p) for p in residuals]],
-        protocol.suites,
-        protocol.objects,
-        protocol.episodes,
-        protocol.master_seed,
-    )
+    methods = [None, *[str(p) for p in residuals]]
+    tasks = make_tasks(base, methods, *grid, protocol.master_seed, protocol.env_id)
     # One bar per phase: residual episodes run five times slower than the base's, so one bar
     # over both would show a wrong time left.
     phases = (
@@ -273,7 +277,8 @@ def run_benchmark(
         )
     if filmstrip:
         save_comparison_filmstrip(out, out / "filmstrip.png")
-    return build_report([out], out / "report", title=f"residual-bench: {base} + {algo}")
+    task = f" on {protocol.env_id}" if protocol.env_id != ENV_ID else ""
+    return build_report([out], out / "report", title=f"residual-bench: {base} + {algo}{task}")
 
 
 def heldout_suites(already: Sequence[str] = ()) -> list[str]:

@@ -6,6 +6,8 @@ declares its own); this module only hands them to gymnasium.
 
 from __future__ import annotations
 
+import argparse
+
 import gymnasium as gym
 
 from residual_bench.tasks import pick_place, task_entry, task_ids
@@ -22,6 +24,24 @@ PREVIOUS_ENV_IDS = {
 """Earlier ids of the tasks -> the env keyword arguments they fix."""
 REAL_ENV_ID = "PandaReal-v0"
 ENV_IDS = (*task_ids(), REAL_ENV_ID)
+
+
+def same_task(env_id: str, other: str) -> bool:
+    """Whether two registered ids are versions of one task (``ResidualPickPlace-v0`` and
+    ``-v1`` are; pick-and-place and push are not)."""
+    return task_entry(env_id).task is task_entry(other).task
+
+
+def add_env_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--env`` option of every command that makes envs: one declaration of its
+    default and help. The id is checked by the command (``task_entry``), so an unknown one is
+    the command's one-line error listing the registered ids, not argparse's usage block."""
+    parser.add_argument(
+        "--env",
+        default=ENV_ID,
+        metavar="ID",
+        help=f"task id from `bench list` ({ENV_ID})",
+    )
 
 
 def register_envs() -> None:

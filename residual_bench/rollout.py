@@ -19,6 +19,7 @@ from residual_bench.episodes import EpisodeRecord, append_jsonl, read_jsonl, run
 from residual_bench.policies.registry import get_base, make_controller
 from residual_bench.registration import ENV_ID
 from residual_bench.seeding import episode_seed
+from residual_bench.tasks import task_entry
 from residual_bench.viz import save_scene_figure
 
 
@@ -36,7 +37,15 @@ class StaleRecordsError(ValueError):
 
 
 def _records_to_continue(
-    path: Path, episodes: int, *, policy: str, suite: str, objects: str, seed: int, spec_hash: str
+    path: Path,
+    episodes: int,
+    *,
+    policy: str,
+    suite: str,
+    objects: str,
+    seed: int,
+    spec_hash: str,
+    env_id: str,
 ) -> list[EpisodeRecord]:
     """The records in ``path`` when they are the first episodes of the run being asked for."""
     try:
@@ -47,6 +56,7 @@ def _records_to_continue(
         raise StaleRecordsError(f"{path} holds {len(done)} episodes, more than {episodes}")
     for index, record in enumerate(done):
         expected = {
+            "env_id": env_id,
             "base": policy,
             "suite": suite,
             "objects": objects,
@@ -74,8 +84,10 @@ def run_episodes(
     scene_figure: bool = False,
     env_kwargs: dict[str, Any] | None = None,
     resume: bool = False,
+    env_id: str = ENV_ID,
 ) -> tuple[list[EpisodeRecord], dict[str, Any]]:
-    """Run ``policy`` for ``episodes`` seeded episodes of one suite and object split.
+    """Run ``policy`` for ``episodes`` seeded episodes of one suite and object split of
+    task ``env_id``.
 
     Episode ``i`` uses ``episode_seed(seed, suite, objects, i)``, so two policies run with the
     same arguments meet the same scenes and the same perturbations (paired comparisons).
@@ -83,7 +95,7 @@ def run_episodes(
     ``summary.json`` and, with ``scene_figure``, ``scene.png``; it refuses a directory that
     already holds results - unless ``resume`` is set: then the episodes already in
     ``episodes.jsonl`` are kept and only the rest are run, provided they are this run's first
-    episodes (same policy, suite, objects, seeds and environment spec); otherwise
+    episodes (same task, policy, suite, objects, seeds and environment spec); otherwise
     :class:`StaleRecordsError` is raised before any episode is run. This extends a finished
     run to more episodes and continues an interrupted one.
 
@@ -92,6 +104,7 @@ def run_episodes(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
+    task_entry(env_id)  # an unknown id is refused before anything is made
     entry = get_base(policy)  # an unknown name fails here, before anything is made or written
     out_dir = Path(out) if out is not None else None
     records_file = out_dir / "episodes.jsonl" if out_dir is not None else None
@@ -99,7 +112,7 @@ def run_episodes(
     if out_dir is not None and not resuming:
         _check_out_dir(out_dir)
     env = gym.make(
-        ENV_ID, objects=objects, suite=suite, **{**entry.env_kwargs, **(env_kwargs or {})}
+        env_id, objects=objects, suite=suite, **{**entry.env_kwargs, **(env_kwargs or {})}
     )
     records: list[EpisodeRecord] = []
     try:
@@ -114,12 +127,13 @@ def run_episodes(
                 objects=objects,
                 seed=seed,
                 spec_hash=sim.env_spec_hash,
+                env_id=env_id,
             )
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
         controller = make_controller(policy, env)
         identity = {
-            "env_id": ENV_ID,
+            "env_id": env_id,
             "env_spec_hash": sim.env_spec_hash,
             "suite": suite_name,
             "objects": objects,
@@ -149,7 +163,7 @@ def run_episodes(
     finally:
         env.close()
     run = {
-        "env_id": ENV_ID,
+        "env_id": env_id,
         "policy": policy,
         "suite": suite_name,
         "objects": objects,

@@ -12,6 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from residual_bench.registration import ENV_ID, add_env_option, same_task
+
 
 def _cmd_base_collect(args: argparse.Namespace) -> int:
     from residual_bench.policies.bc.data import collect_demonstrations
@@ -54,6 +56,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from residual_bench.residual.train import train_residual
 
     if is_finetune_config(args.residual):
+        if not same_task(args.env, ENV_ID):
+            # The learned base and its fine-tuning run on pick-and-place demonstrations only.
+            raise ValueError(
+                f"{args.residual} fine-tunes the bc base, which knows {ENV_ID} only; "
+                f"--env {args.env} applies to residuals"
+            )
         if args.features is not None:
             raise ValueError(
                 f"{args.residual} fine-tunes the base's own network; --features applies to "
@@ -82,8 +90,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         features=args.features,
         progress=not args.quiet,
         resume=args.resume,
+        task=args.env,
     )
-    print(f"trained {args.base} + {args.residual} (seed {args.seed}); wrote {path}")
+    print(f"trained {args.base} + {args.residual} on {args.env} (seed {args.seed}); wrote {path}")
     print(f"learning curve: {Path(args.out) / 'progress.csv'}")
     return 0
 
@@ -149,6 +158,7 @@ def add_training_parsers(sub: Any) -> None:
     p_rtrain = sub.add_parser(
         "train", help="train a residual on a frozen base", formatter_class=WholeNamesFormatter
     )
+    add_env_option(p_rtrain)
     p_rtrain.add_argument("--base", required=True, help="a base policy name from `bench list`")
     p_rtrain.add_argument(
         "--residual",

@@ -433,7 +433,8 @@ def test_training_writes_a_checkpoint_at_the_last_step(trained):
     checkpoint = out / "checkpoint"
     assert (checkpoint / "model.zip").is_file()
     assert (checkpoint / "replay_buffer.pkl").is_file()
-    assert json.loads((checkpoint / "state.json").read_text()) == {"timesteps": 100, "n_envs": 1}
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state == {"timesteps": 100, "n_envs": 1, "env_id": "ResidualPickPlace-v1"}
 
 
 def test_the_trained_residual_says_what_it_was_trained_on(trained):
@@ -441,6 +442,7 @@ def test_the_trained_residual_says_what_it_was_trained_on(trained):
     meta = read_metadata(out / "residual")
     assert meta["algo"] == "sac" and meta["name"] == "sac"
     assert meta["base"] == BASE
+    assert meta["env_id"] == "ResidualPickPlace-v1"
     assert meta["features"] == FEATURES
     assert meta["alpha"] == config.alpha
     assert meta["train_seed"] == 3
@@ -493,7 +495,7 @@ def test_an_interrupted_run_continues_from_its_checkpoint(resumed):
     timesteps = [int(row["timesteps"]) for row in progress_rows(resumed)]
     assert timesteps == [50, 100], "a resumed run must neither repeat nor skip evaluations"
     state = json.loads((resumed / "checkpoint" / "state.json").read_text())
-    assert state == {"timesteps": 100, "n_envs": 1}
+    assert state == {"timesteps": 100, "n_envs": 1, "env_id": "ResidualPickPlace-v1"}
 
 
 def test_a_resumed_runs_wall_clock_adds_to_the_first_runs(resumed):

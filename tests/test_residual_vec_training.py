@@ -134,7 +134,7 @@ def test_each_env_collects_episodes_of_its_own(two_runs):
 def test_the_checkpoint_and_the_residual_record_the_env_count(two_runs):
     out = two_runs[0]
     state = json.loads((out / "checkpoint" / "state.json").read_text())
-    assert state == {"timesteps": STEPS, "n_envs": 2}
+    assert state == {"timesteps": STEPS, "n_envs": 2, "env_id": "ResidualPickPlace-v1"}
     meta = read_metadata(out / "residual")
     assert meta["config"]["train"]["n_envs"] == 2
     assert meta["train_steps"] == STEPS

@@ -38,11 +38,11 @@ from residual_bench.perturb import load_suite
 from residual_bench.policies.registry import get_base, make_controller
 from residual_bench.policies.wrapper import BasePolicyWrapper
 from residual_bench.provenance import run_provenance
-from residual_bench.registration import ENV_ID, PREVIOUS_ENV_IDS
-from residual_bench.residual.checkpoint import load_residual, read_metadata
+from residual_bench.registration import ENV_ID
+from residual_bench.residual.checkpoint import check_residual_task, load_residual, read_metadata
 from residual_bench.run_directory import check_run_file, run_lock, write_file_atomically
 from residual_bench.seeding import episode_seed
-from residual_bench.tasks import task_entry
+from residual_bench.tasks import task_entry, task_ids
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ def make_tasks(
     task ``env_id``.
 
     Raises:
-        ValueError: an unknown base or suite (naming the valid choices), ``episodes < 1``, or
-            a residual trained on another base.
+        ValueError: an unknown task, base or suite (naming the valid choices),
+            ``episodes < 1``, or a residual trained on another base or another task.
         FileNotFoundError: a residual path that does not exist.
     """
     if episodes < 1:
@@ -101,11 +101,12 @@ def make_tasks(
         raise ValueError(f"method(s) listed more than once: {', '.join(repeated)}")
     for residual in residuals:
         if residual is not None:
-            trained_for = read_metadata(residual)["base"]
-            if trained_for != base:
+            meta = read_metadata(residual)
+            if meta["base"] != base:
                 raise ValueError(
-                    f"residual {residual} was trained on base {trained_for!r}, not {base!r}"
+                    f"residual {residual} was trained on base {meta['base']!r}, not {base!r}"
                 )
+            check_residual_task(residual, meta, env_id)
     names = {suite: load_suite(suite).name for suite in suites}
     return [
         EpisodeTask(base, residual, suite, names[suite], split, index, master_seed, env_id)
@@ -127,7 +128,7 @@ def task_of(record: EpisodeRecord) -> EpisodeTask:
     missing = [k for k in ("master_seed", "episode_index") if k not in extra]
     if missing:
         raise ValueError(f"record of seed {record.seed} lacks {missing}: not from `bench eval`")
-    if record.env_id not in (ENV_ID, *PREVIOUS_ENV_IDS):
+    if record.env_id not in task_ids():
         raise ValueError(f"record of seed {record.seed}: unknown env_id {record.env_id!r}")
     return EpisodeTask(
         record.base,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from residual_bench.leaderboard.layout import DEFAULT_ROOT, SUBMISSIONS_DIR
+from residual_bench.registration import add_env_option
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -29,6 +30,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         submitter=args.submitter,
         root=args.root,
         supersedes=args.supersedes,
+        env_id=args.env,
     )
     failures = validate_submission(path)
     for failure in failures:
@@ -113,6 +115,7 @@ def add_leaderboard_parsers(subparsers: Any) -> None:
 
     p = subparsers.add_parser("submit", help="turn a results directory into a submission")
     p.add_argument("results_dir", help="a `bench eval` / `bench run` results directory")
+    add_env_option(p)
     p.add_argument("--name", required=True, help="the name shown on the leaderboard")
     p.add_argument("--base", required=True, help="the base policy of the submitted episodes")
     p.add_argument(

@@ -36,9 +36,10 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "hardware": dict,
     "summary": dict,
 }
-OPTIONAL_FIELDS: dict[str, type] = {"supersedes": list}
+OPTIONAL_FIELDS: dict[str, type] = {"supersedes": list, "env_id": str}
 """Fields a submission may leave out: ``supersedes`` lists earlier submissions (ids) of the
-same submitter that this one replaces (they move to the leaderboard's history)."""
+same submitter that this one replaces (they move to the leaderboard's history); ``env_id``
+is the task its episodes ran, when it is not pick-and-place (submissions without it are)."""
 MAX_SUPERSEDED = 16
 SUBMISSION_ID = re.compile(r"[0-9a-f]{16}")
 PROTOCOL_FIELDS = {

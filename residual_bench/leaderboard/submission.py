@@ -43,6 +43,7 @@ from residual_bench.leaderboard.layout import (
 )
 from residual_bench.perturb import load_suite, suite_names
 from residual_bench.policies.registry import base_names, get_base
+from residual_bench.registration import ENV_ID, same_task
 from residual_bench.residual.checkpoint import (
     PICKLED_MODEL_FILE,
     RESIDUAL_FILES,
@@ -50,6 +51,7 @@ from residual_bench.residual.checkpoint import (
     read_metadata,
     residual_location,
 )
+from residual_bench.tasks import task_entry, task_ids
 
 CONTROL_HZ = 20  # the rate `bench eval` runs every registered base at
 
@@ -88,17 +90,17 @@ def submission_id(submission: dict[str, Any], episodes: bytes) -> str:
     return digest.hexdigest()[:16]
 
 
-def suite_spec_hashes(suites: Iterable[str]) -> dict[str, Any]:
-    """The spec hashes of the benchmark as this code defines it.
+def suite_spec_hashes(suites: Iterable[str], env_id: str = ENV_ID) -> dict[str, Any]:
+    """The spec hashes of the benchmark's task ``env_id`` as this code defines it.
 
-    ``scene`` is the hash of the default scene spec; ``suites[s]`` is the ``env_spec_hash``
+    ``scene`` is the hash of the task's scene spec; ``suites[s]`` is the ``env_spec_hash``
     every episode of shipped suite ``s`` records (scene + suite + control rate), computed the
     way :class:`~residual_bench.task_env.ResidualTaskEnv` computes it, without a simulator.
 
     Raises:
-        ValueError: a suite that is not shipped with the benchmark.
+        ValueError: a suite that is not shipped with the benchmark, or an unknown task.
     """
-    scene = load_env_spec(None)
+    scene = load_env_spec(None, None, task_entry(env_id).task.scene)
     hashes = {}
     shipped = suite_names()
     for name in suites:
@@ -136,18 +138,27 @@ def hardware() -> dict[str, Any]:
     }
 
 
-def _select(records: Sequence[EpisodeRecord], base: str, residual: str | None) -> list:
-    chosen = [r for r in records if r.base == base and r.residual == residual]
+def _select(records: Sequence[EpisodeRecord], base: str, residual: str | None, env_id: str) -> list:
+    chosen = [
+        r
+        for r in records
+        if r.base == base and r.residual == residual and _on_task(r.env_id, env_id)
+    ]
     if not chosen:
-        methods = sorted({f"{r.base} + {r.residual or 'none'}" for r in records})
+        methods = sorted({f"{r.base} + {r.residual or 'none'} on {r.env_id}" for r in records})
         raise ValueError(
-            f"no episodes of base {base!r} with residual {residual or 'none'!r}; "
+            f"no episodes of base {base!r} with residual {residual or 'none'!r} on {env_id}; "
             f"the results hold: {', '.join(methods) or 'nothing'}"
         )
     missing = [r.seed for r in chosen if "episode_index" not in r.extra]
     if missing:
         raise ValueError(f"records of seeds {missing[:3]} lack episode_index: not from bench eval")
     return chosen
+
+
+def _on_task(record_env_id: str, env_id: str) -> bool:
+    """Whether a record's env id is (a version of) task ``env_id``; unknown ids are not."""
+    return record_env_id in task_ids() and same_task(record_env_id, env_id)
 
 
 def build_submission(
@@ -159,8 +170,9 @@ def build_submission(
     submitter: str,
     checkpoints: dict[int, str] | None = None,
     supersedes: Sequence[str] = (),
+    env_id: str = ENV_ID,
 ) -> dict[str, Any]:
-    """The ``submission.json`` of a method's records (without its ``id``).
+    """The ``submission.json`` of a method's records on task ``env_id`` (without its ``id``).
 
     Args:
         records: the method's records, in :func:`canonical_order`.
@@ -169,6 +181,8 @@ def build_submission(
         submitter: who submits (a name, handle or e-mail).
         checkpoints: training seed -> checkpoint directory inside the submission.
         supersedes: ids of earlier submissions of the same submitter that this replaces.
+        env_id: the task the records ran (written only for a task other than pick-and-place,
+            so that every pick-and-place submission keeps the form, and the id, it had).
     """
     first = records[0]
     train_seeds = sorted({int(r.extra["train_seed"]) for r in records if "train_seed" in r.extra})
@@ -190,14 +204,16 @@ def build_submission(
         }
     suites = sorted({r.suite for r in records})
     lineage = {"supersedes": list(supersedes)} if supersedes else {}
+    task = {} if same_task(env_id, ENV_ID) else {"env_id": env_id}
     return {
         **lineage,
+        **task,
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
         "benchmark_version": __version__,
         "name": name,
         "submitter": submitter,
-        "spec_hashes": suite_spec_hashes(suites),
+        "spec_hashes": suite_spec_hashes(suites, env_id),
         "protocol": {
             "suites": suites,
             "objects": sorted({r.objects for r in records}),
@@ -212,6 +228,12 @@ def build_submission(
         "hardware": hardware(),
         "summary": {"cells": json.loads(json.dumps(cell_summaries(records)))},
     }
+
+
+def submission_env_id(data: dict[str, Any]) -> str:
+    """The task a ``submission.json`` is on: its ``env_id``, or pick-and-place's for one
+    without (every submission made before other tasks existed)."""
+    return str(data.get("env_id", ENV_ID))
 
 
 def base_info(base: str) -> dict[str, str]:
@@ -236,9 +258,11 @@ def submit(
     submitter: str,
     root: str | Path = DEFAULT_ROOT,
     supersedes: Sequence[str] = (),
+    env_id: str = ENV_ID,
 ) -> Path:
-    """Turn a results directory into a new submission under ``root/submissions/``;
-    ``supersedes`` names earlier submissions of the same submitter that it replaces.
+    """Turn a results directory's episodes of one method on task ``env_id`` into a new
+    submission under ``root/submissions/``; ``supersedes`` names earlier submissions of the
+    same submitter that it replaces.
 
     Residual checkpoints are copied from the records' ``extra.residual_path`` and the records
     then point at the copies (``checkpoints/seed<S>``), so the submission stands alone.
@@ -249,12 +273,14 @@ def submit(
     Raises:
         FileNotFoundError: no ``episodes.jsonl`` in ``results_dir``, or a missing checkpoint.
         FileExistsError: the same submission is already there (submissions are append-only).
-        ValueError: no records of that method, or records not written by ``bench eval``.
+        ValueError: an unknown task, no records of that method on it, or records not
+            written by ``bench eval``.
     """
+    task_entry(env_id)  # an unknown id is refused here, naming the registered ones
     path = Path(results_dir) / EPISODES_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{results_dir}: no {EPISODES_FILE} (run `bench eval` first)")
-    records = _select(read_jsonl(path), base, residual)
+    records = _select(read_jsonl(path), base, residual, env_id)
     submissions = Path(root) / SUBMISSIONS_DIR
     submissions.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".submission.", dir=submissions))
@@ -269,6 +295,7 @@ def submit(
             submitter=submitter,
             checkpoints=checkpoints,
             supersedes=supersedes,
+            env_id=env_id,
         )
         episodes = episodes_bytes(records)
         data = {"id": submission_id(data, episodes), **data}

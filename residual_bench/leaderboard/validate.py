@@ -13,7 +13,8 @@ the rule, so that a failing check says exactly what to fix. The rules, in order:
   and every value that becomes a path or a loop bound bounded (:mod:`.schema`).
 - ``id``: the id is the content hash of the files and the directory's name.
 - ``benchmark``: a known benchmark version, and spec hashes equal to this code's.
-- ``records``: every line is a valid episode record of the declared method and suites.
+- ``records``: every line is a valid episode record of the declared method, task (``env_id``,
+  pick-and-place when absent) and suites.
 - ``grid``: every suite x objects x training seed x episode index present exactly once.
 - ``seeds``: every episode's seed is the derived one (no cherry-picked episodes).
 - ``summary``: the claimed summary equals the one recomputed from the episodes.
@@ -48,13 +49,18 @@ from residual_bench.leaderboard.layout import (
     SUBMISSIONS_DIR,
 )
 from residual_bench.leaderboard.schema import schema_problems
-from residual_bench.leaderboard.submission import checkpoint_hash, submission_id, suite_spec_hashes
-from residual_bench.registration import ENV_ID, PREVIOUS_ENV_IDS
+from residual_bench.leaderboard.submission import (
+    checkpoint_hash,
+    submission_env_id,
+    submission_id,
+    suite_spec_hashes,
+)
+from residual_bench.registration import same_task
 from residual_bench.residual.checkpoint import PICKLED_MODEL_FILE, RESIDUAL_FILES
 from residual_bench.seeding import episode_seed
+from residual_bench.tasks import task_ids
 
 MASTER_SEEDS = (0,)  # the benchmark's published master seed
-BENCHMARK_ENV_IDS = (ENV_ID, *PREVIOUS_ENV_IDS)
 MAX_SUBMISSION_JSON_BYTES = 1024 * 1024
 MAX_MESSAGE = 300  # characters of one failure message: submitted text is quoted, not rendered
 
@@ -172,6 +178,8 @@ def _files_and_schema(path: Path, files: list[str], fail: Fail) -> tuple[dict[st
         fail("schema", f"{SUBMISSION_FILE} is not valid JSON ({type(exc).__name__})")
         raise _Broken from None
     problems = schema_problems(data)
+    if not problems and submission_env_id(data) not in task_ids():
+        problems = [f"env_id {excerpt(data['env_id'])} is not a task of this benchmark"]
     for problem in problems:
         fail("schema", problem)
     if problems:
@@ -201,6 +209,7 @@ def _records(data: dict[str, Any], raw: bytes, fail: Fail) -> list[EpisodeRecord
     records = []
     base = data["base"]["name"]
     residual = data["residual"]["name"] if data["residual"] else None
+    env_id = submission_env_id(data)
     lines = raw.split(b"\n")
     if lines[-1]:
         fail("records", "the last line has no newline (a truncated file)")
@@ -212,9 +221,11 @@ def _records(data: dict[str, Any], raw: bytes, fail: Fail) -> list[EpisodeRecord
             continue
         if record.base != base or record.residual != residual:
             fail("records", f"line {lineno} is {record.base} + {record.residual}, not the method")
-        elif record.env_id not in BENCHMARK_ENV_IDS:
+        elif record.env_id not in task_ids() or not same_task(record.env_id, env_id):
             fail(
-                "records", f"line {lineno}: env_id {excerpt(record.env_id)} is not the benchmark's"
+                "records",
+                f"line {lineno}: env_id {excerpt(record.env_id)} is not the submission's task "
+                f"{env_id}",
             )
         elif "episode_index" not in record.extra or "master_seed" not in record.extra:
             fail("records", f"line {lineno} lacks extra.episode_index / extra.master_seed")
@@ -230,7 +241,7 @@ def _benchmark(data: dict[str, Any], fail: Fail) -> None:
     if data["benchmark_version"] not in KNOWN_BENCHMARK_VERSIONS:
         fail("benchmark", f"unknown benchmark version {data['benchmark_version']!r}")
     try:
-        expected = suite_spec_hashes(data["protocol"]["suites"])
+        expected = suite_spec_hashes(data["protocol"]["suites"], submission_env_id(data))
     except ValueError as exc:
         fail("benchmark", str(exc))
         return

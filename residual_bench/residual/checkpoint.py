@@ -2,9 +2,10 @@
 
 A trained residual is a directory of data, nothing that is unpickled::
 
-    residual.json       format, version, algo, base (name and spec), features, alpha,
-                        the full config, training seed / steps / suite, package versions,
-                        and ``policy``: the network's description (see ``weights``)
+    residual.json       format, version, algo, base (name and spec), task (``env_id``),
+                        features, alpha, the full config, training seed / steps / suite,
+                        package versions, and ``policy``: the network's description
+                        (see ``weights``)
     policy.safetensors  the policy's weights
 
 :func:`load_residual` checks the metadata before touching the weights and rebuilds the
@@ -24,6 +25,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from residual_bench.registration import ENV_ID, same_task
 from residual_bench.residual.agents import GLOBAL_CNN_FEATURES, gate_action
 from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.env import ResidualEnv
@@ -84,10 +86,34 @@ def residual_location(ref: str | Path) -> Path:
     return Path(ref)
 
 
-def shipped_residual(base: str, algo: str, seed: int) -> str | None:
-    """The reference of the residual shipped for this base, algorithm and seed, if any."""
+def shipped_residual(base: str, algo: str, seed: int, env_id: str = ENV_ID) -> str | None:
+    """The reference of the residual shipped for this base, algorithm, seed and task, if any."""
     ref = f"{SHIPPED_PREFIX}{base}-{algo}-seed{seed}"
-    return ref if (residual_location(ref) / METADATA_FILE).is_file() else None
+    if not (residual_location(ref) / METADATA_FILE).is_file():
+        return None
+    return ref if same_task(trained_env_id(read_metadata(ref)), env_id) else None
+
+
+def trained_env_id(meta: dict[str, Any]) -> str:
+    """The task id a residual was trained on, from its ``residual.json``. Residuals written
+    before the id was recorded were all trained on pick-and-place: they read as its id."""
+    return str(meta.get("env_id", ENV_ID))
+
+
+def check_residual_task(path: str | Path, meta: dict[str, Any], env_id: str) -> None:
+    """Refuse to run a residual on another task than the one it was trained on: its
+    corrections were learnt for that task's scenes and phases, so on another they are
+    meaningless (even when the features happen to have the same size).
+
+    Raises:
+        ValueError: ``env_id`` is not (a version of) the residual's training task.
+    """
+    trained = trained_env_id(meta)
+    if not same_task(trained, env_id):
+        raise ValueError(
+            f"residual {path} was trained on {trained}, not {env_id}; evaluate it with "
+            f"--env {trained}, or train one for {env_id} (bench train --env {env_id})"
+        )
 
 
 class PickledResidualError(ValueError):

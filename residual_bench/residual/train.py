@@ -41,7 +41,7 @@ from tqdm import tqdm
 from residual_bench.perturb.suite import load_suite, suite_names
 from residual_bench.policies.registry import get_base
 from residual_bench.provenance import package_versions
-from residual_bench.registration import ENV_ID
+from residual_bench.registration import ENV_ID, same_task
 from residual_bench.residual.agents import build_agent, load_agent
 from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.checkpoint import save_residual
@@ -56,6 +56,7 @@ from residual_bench.run_directory import (
     save_checkpoint,
 )
 from residual_bench.seeding import episode_seed
+from residual_bench.tasks import task_entry
 from residual_bench.training.learning_curve import (
     append_progress,
     heldout_success,
@@ -175,15 +176,23 @@ def _per_env_step(config: ResidualConfig, n_envs: int) -> ResidualConfig:
     )
 
 
-def _check_env_count(checkpoint: Path, n_envs: int) -> None:
-    """Refuse to resume a checkpoint with another number of envs than it was made with: its
-    replay buffer holds one column per env, and its agent steps that many at once."""
+def _check_resumable(checkpoint: Path, n_envs: int, task: str) -> None:
+    """Refuse to resume a checkpoint with another number of envs than it was made with (its
+    replay buffer holds one column per env, and its agent steps that many at once) or on
+    another task (its experience and network are of that task's scenes)."""
     state_file = checkpoint / "state.json"
-    saved = json.loads(state_file.read_text()).get("n_envs", 1) if state_file.exists() else 1
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    saved = state.get("n_envs", 1)
     if saved != n_envs:
         raise ValueError(
             f"{checkpoint}: the run was started with n_envs={saved} and cannot go on with "
             f"n_envs={n_envs}; resume it with train.n_envs: {saved}, or choose another --out"
+        )
+    saved_task = state.get("env_id", ENV_ID)  # runs from before the field: pick-and-place
+    if not same_task(saved_task, task):
+        raise ValueError(
+            f"{checkpoint}: the run was started on {saved_task} and cannot go on with "
+            f"{task}; resume it with --env {saved_task}, or choose another --out"
         )
 
 
@@ -216,14 +225,15 @@ def train_residual(
     runs then do not fight over cores.
 
     Raises:
-        ValueError: unknown base, residual config, suite or features; an ``n_envs`` below 1,
-            or other than the checkpoint's to resume.
+        ValueError: unknown task, base, residual config, suite or features; an ``n_envs``
+            below 1, or other than the checkpoint's to resume.
         FileExistsError: ``out/residual`` already exists, or ``out`` holds an unfinished run
             and ``resume`` is False.
         PermissionError: the checkpoint to resume is not this user's own.
         FileNotFoundError: ``out`` has a learning curve but no checkpoint to continue it from.
         RunInUseError: another process is training into ``out``.
     """
+    task_entry(task)  # an unknown id is refused here, naming the registered ones
     get_base(base)
     torch.set_num_threads(threads)
     config = residual if isinstance(residual, ResidualConfig) else load_config(residual)
@@ -271,7 +281,7 @@ def train_residual(
         finish_interrupted_write(checkpoint)
         resuming = checkpoint_to_resume(checkpoint, resume)
         if resuming:
-            _check_env_count(checkpoint, n_envs)
+            _check_resumable(checkpoint, n_envs, task)
         elif last_evaluated(out / "progress.csv") > 0:
             # Starting at step 0 would silently restart a run whose curve says otherwise.
             raise FileNotFoundError(
@@ -298,7 +308,8 @@ def train_residual(
                 n = min(chunk, steps - model.num_timesteps)
                 model.learn(n, callback=callback, reset_num_timesteps=False, tb_log_name="residual")
                 t = int(model.num_timesteps)
-                save_checkpoint(model, checkpoint, {"timesteps": t, "n_envs": n_envs})
+                state = {"timesteps": t, "n_envs": n_envs, "env_id": task}
+                save_checkpoint(model, checkpoint, state)
                 if eval_every and (t >= next_eval or t >= steps):
                     next_eval = (t // eval_every + 1) * eval_every
                     rate = heldout_success(eval_env, _deterministic(model), suite, eval_episodes)
@@ -310,6 +321,7 @@ def train_residual(
             "name": config.name,
             "base": base,
             "base_description": get_base(base).description,
+            "env_id": task,  # the task it corrects: evaluation on another is refused
             "features": config.features,
             "alpha": list(config.alpha),
             "alpha_per_dimension": alpha_used,  # after the base's own rules
