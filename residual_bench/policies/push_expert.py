@@ -3,8 +3,9 @@
 It proves ``ResidualPush-v0`` solvable and is what the scripted bases wrap on that task. It
 comes down behind the object on the line from the goal through the object, then pursues a
 point a few centimetres past the object's near side on that line (never past where the hand
-stops): as the object turns or slides sideways the line moves and the hand re-centres. If the object gets away from the hand (a
-poke, a slide, a bad contact) it lifts, goes round and comes down behind it again.
+stops): as the object turns or slides sideways the line moves and the hand re-centres. If
+the object gets away from the hand (a poke, a slide, a bad contact) it lifts, goes round and
+comes down behind it again.
 """
 
 from __future__ import annotations
