@@ -10,8 +10,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import residual_bench.registration  # noqa: F401  (registers the env ids)
 from residual_bench.env_spec import SpecError
-from residual_bench.policies.expert import ScriptedExpert
+from residual_bench.policies.expert import PLACE_TIMEOUT_SECONDS, Phase
+from residual_bench.policies.stack_expert import PLACE_XY_TOLERANCE, RELEASE_SPEED, StackExpert
 from residual_bench.policies.task_experts import expert_for
+from residual_bench.seeding import episode_seed
 from residual_bench.tasks.stack import StackTask
 
 ENV_ID = "ResidualStack-v0"
@@ -70,7 +72,7 @@ def test_the_same_seed_replays_a_stack_episode_under_a_suite():
 
 def test_the_registered_expert_stacks_and_success_waits_for_half_a_second_of_stability():
     env, info, infos = expert_episode(seed=0)
-    assert isinstance(expert_for(env), ScriptedExpert)
+    assert isinstance(expert_for(env), StackExpert)
     assert info["success"] and info["phase"] == "done"
     first = next(i for i, step in enumerate(infos) if step["success"])
     stable = env.unwrapped.scene_spec["task"]["stable_seconds"]
@@ -78,6 +80,36 @@ def test_the_registered_expert_stacks_and_success_waits_for_half_a_second_of_sta
     assert info["first_success_time"] >= stable
     assert first >= round(stable * env.unwrapped.control_hz)
     env.close()
+
+
+# Nominal training-split episodes the pick-and-place expert failed (results/expert/tasks.md):
+# 16, a mesh object swinging in the grasp let go 2.2 cm off the support's centre;
+# 25 and 7, a placement that was settling grasped again and again until time ran out.
+@pytest.mark.parametrize("index", [16, 25, 7])
+def test_the_expert_lets_go_centred_and_still_and_leaves_a_settling_stack_alone(index):
+    env = gym.make(ENV_ID)
+    sim = env.unwrapped
+    expert = expert_for(env)
+    env.reset(seed=episode_seed(0, "nominal", "train", index))
+    expert.reset()
+    releases = []
+    for _ in range(sim.max_steps):
+        before, lowering_since = expert.phase, expert._phase_start
+        action = expert.act(env)
+        if before == Phase.LOWER and expert.phase == Phase.RELEASE:
+            progress = sim.task.progress(sim.object_states, sim.robot.tcp_pose()[0])
+            timed_out = sim.time - lowering_since > PLACE_TIMEOUT_SECONDS
+            releases.append((progress["object_to_goal"], progress["object_speed"], timed_out))
+        _, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    env.close()
+    assert info["success"]
+    # Centred and still - unless the swing outlasted the lowering's time limit.
+    assert releases and all(
+        (xy < PLACE_XY_TOLERANCE and speed < RELEASE_SPEED) or timed_out
+        for xy, speed, timed_out in releases
+    )
 
 
 def test_the_scripted_base_runs_on_stack_through_the_expert_table():

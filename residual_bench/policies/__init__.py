@@ -20,6 +20,7 @@ from residual_bench.policies import (
     push_expert,  # noqa: F401  (expert of ResidualPush)
     scripted,  # expert, expert-open-loop, expert-4hz
     scripted_vla,  # scripted-expert, scripted
+    stack_expert,  # noqa: F401  (expert of ResidualStack)
 )
 from residual_bench.policies.remote import (
     client,  # remote:URL, octo

@@ -23,6 +23,7 @@ PLACE_CLEARANCE = 0.012  # object bottom above the plate when the gripper opens
 CLOSE_SECONDS = 0.4
 RELEASE_SECONDS = 0.3
 DESCEND_TIMEOUT_SECONDS = 2.0
+PLACE_TIMEOUT_SECONDS = 2.0  # lowering: release after this even if not over the goal yet
 FUNNEL_SLOPE = 2.0  # funnel approach: height above the grasp point per metre of xy error
 FUNNEL_CLOSE_XY = 0.012  # funnel approach: xy error (m) within which it closes at grasp height
 
@@ -184,6 +185,7 @@ class ScriptedExpert:
             and not self.open_loop
             and not progress["success"]
             and self._phase_time > 1.0
+            and not self._placement_settling(progress)
         ):
             self._enter(Phase.APPROACH)  # the placement did not hold: try again
         phase = self.phase
@@ -227,21 +229,22 @@ class ScriptedExpert:
             if tcp[2] > CARRY_HEIGHT - 0.02:
                 self._enter(Phase.TRANSPORT)
         elif phase == Phase.TRANSPORT:
-            offset = offset3[:2]
+            offset = self._carry_offset(offset3[:2])
             goal_pos = np.array([goal[0] + offset[0], goal[1] + offset[1], CARRY_HEIGHT])
             gripper = errors.grip_command
             yaw_target = None
             if np.linalg.norm(obj[:2] - goal[:2]) < 0.012:
                 self._enter(Phase.LOWER)
         elif phase == Phase.LOWER:
-            offset = offset3[:2]
+            offset = self._carry_offset(offset3[:2])
             bottom = obj[2] - target.rest_height
             drop = bottom - (goal[2] + PLACE_CLEARANCE)
             goal_pos = np.array([goal[0] + offset[0], goal[1] + offset[1], tcp[2] - drop])
             gripper = errors.grip_command
             speed = 0.6 * self.speed
             yaw_target = None
-            if drop < 0.005:
+            ready = self._ready_to_release(obj, goal, progress)
+            if drop < 0.005 and (ready or self._phase_time > PLACE_TIMEOUT_SECONDS):
                 self._enter(Phase.RELEASE)
         elif phase == Phase.RELEASE:
             goal_pos = tcp.copy()
@@ -267,6 +270,21 @@ class ScriptedExpert:
         action[3:6] = np.clip(rotation / ROTATION_SCALE, -1.0, 1.0) / self.hold_steps
         action[6] = gripper
         return action.astype(np.float32)
+
+    def _carry_offset(self, offset: np.ndarray) -> np.ndarray:
+        """The hand's horizontal offset from the held object's centre that carrying and
+        lowering aim with (pick-and-place: this step's)."""
+        return offset
+
+    def _ready_to_release(self, obj: np.ndarray, goal: np.ndarray, progress: dict) -> bool:
+        """Whether the object, lowered onto the goal, may be let go (pick-and-place: wherever
+        the lowering brought it; the plate is wide)."""
+        return True
+
+    def _placement_settling(self, progress: dict) -> bool:
+        """Whether a placement may still come to count, so a retry would only disturb it
+        (pick-and-place: never; success there is immediate)."""
+        return False
 
     @staticmethod
     def _funnel_target(obj: np.ndarray, tcp: np.ndarray, grasp_z: float) -> np.ndarray:
@@ -297,8 +315,3 @@ class ScriptedExpert:
         if closing_angle is not None:
             rot[2] = self._yaw_error(tcp_orn, closing_angle)
         return rot
-
-
-# Stacking is pick-and-place onto a moving goal: the stack task's ``goal`` is the support's
-# top, re-read every step, so the same closed-loop expert serves it.
-register_expert("ResidualStack", ScriptedExpert)
