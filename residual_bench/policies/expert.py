@@ -8,14 +8,17 @@ re-grasps when the object slips out of the hand, and retries a placement that mi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
 
+from residual_bench.policies.expert_motion import (
+    PerceptionErrors,
+    PhasedExpert,
+    plan_and_action,
+)
 from residual_bench.policies.task_experts import register_expert
 from residual_bench.sim.geometry import rotate, wrap_angle
-from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
 
 APPROACH_CLEARANCE = 0.08  # metres above the object's centre before descending
 CARRY_HEIGHT = 0.16  # height of the grasp point while transporting
@@ -26,27 +29,6 @@ DESCEND_TIMEOUT_SECONDS = 2.0
 PLACE_TIMEOUT_SECONDS = 2.0  # lowering: release after this even if not over the goal yet
 FUNNEL_SLOPE = 2.0  # funnel approach: height above the grasp point per metre of xy error
 FUNNEL_CLOSE_XY = 0.012  # funnel approach: xy error (m) within which it closes at grasp height
-
-
-@dataclass
-class PerceptionErrors:
-    """Systematic errors a learned policy makes, imposed on the expert (all zero: none).
-
-    Attributes:
-        object_offset: where the expert believes the target object is, relative to where it
-            is (m, world frame): visual miscalibration.
-        goal_offset: the same for the plate.
-        yaw_offset: error of the grasp direction (rad): an awkward approach angle.
-        grasp_height: how much higher (m) the fingers close than they should: grasp timing.
-        grip_command: gripper command when closing, -1 (full force) to 1; near 0 the
-            fingers stop short of a firm grip: too little force.
-    """
-
-    object_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    goal_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    yaw_offset: float = 0.0
-    grasp_height: float = 0.0
-    grip_command: float = -1.0
 
 
 class Phase(Enum):
@@ -61,7 +43,7 @@ class Phase(Enum):
 
 
 @register_expert("ResidualPickPlace")
-class ScriptedExpert:
+class ScriptedExpert(PhasedExpert):
     """Privileged-state expert for ``ResidualPickPlace-v1``.
 
     Usage::
@@ -75,13 +57,8 @@ class ScriptedExpert:
                 break
 
     Args:
-        speed: fraction of the maximum end-effector speed used in free space.
-        hold_steps: how many control steps each action will be held for by whoever runs the
-            expert (a slow policy); actions are scaled to land on target over all of them.
-        errors: systematic perception and execution errors (see :class:`PerceptionErrors`).
-        settle_seconds: extra time it gives the gripper to close and to open before judging
-            the result, for a policy whose commands take effect late (latency, slow rate).
-        descend_tolerance: how close (m) to the grasp point counts as arrived.
+        speed, hold_steps, errors, settle_seconds, descend_tolerance: as
+            :class:`~residual_bench.policies.expert_motion.PhasedExpert` has them.
         funnel: approach along a cone instead of hovering then descending: the target height
             above the grasp point is ``FUNNEL_SLOPE`` times the horizontal error, so the
             action is a continuous function of where the object is relative to the hand,
@@ -96,6 +73,8 @@ class ScriptedExpert:
             policy that does not react.
     """
 
+    first_phase = Phase.APPROACH
+
     def __init__(
         self,
         speed: float = 1.0,
@@ -107,30 +86,9 @@ class ScriptedExpert:
         funnel: bool = False,
         align_yaw: bool = True,
     ) -> None:
-        self.speed = speed
-        self.open_loop = open_loop
-        self.hold_steps = hold_steps
-        self.errors = errors or PerceptionErrors()
-        self.settle_seconds = settle_seconds
-        self.descend_tolerance = descend_tolerance
+        super().__init__(speed, open_loop, hold_steps, errors, settle_seconds, descend_tolerance)
         self.funnel = funnel
         self.align_yaw = align_yaw
-        self.phase = Phase.APPROACH
-        self._phase_start = 0.0
-        self._now = 0.0
-        self._frozen: tuple[np.ndarray, float] | None = None
-        self.last_plan: dict | None = None
-
-    @property
-    def _phase_time(self) -> float:
-        return self._now - self._phase_start
-
-    def reset(self) -> None:
-        """Forget the previous episode."""
-        self.phase = Phase.APPROACH
-        self._phase_start = 0.0
-        self._now = 0.0
-        self._frozen = None
 
     def _perceive(self, sim, tcp: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         """Object centre, grasp direction and the object's offset from the grasp point."""
@@ -145,16 +103,6 @@ class ScriptedExpert:
         held = np.array([0.0, 0.0, grasp_z - center[2]])
         in_hand = self.phase in (Phase.LIFT, Phase.TRANSPORT, Phase.LOWER, Phase.RELEASE)
         return (tcp - held if in_hand else center), yaw, held
-
-    def _enter(self, phase: Phase) -> None:
-        self.phase = phase
-        self._phase_start = self._now
-
-    def take_over(self, phase: Phase, now: float) -> None:
-        """Continue from ``phase``, started at simulated time ``now``: another policy brought
-        the task there (a shadow expert labelling a learned policy's states does this)."""
-        self._now = now
-        self._enter(phase)
 
     def act(self, env) -> np.ndarray:
         """The next 7-D action for ``env`` (a ``ResidualPickPlace-v1``, wrapped or not)."""
@@ -256,20 +204,10 @@ class ScriptedExpert:
             yaw_target = None
 
         rotation = self._rotation_error(tcp_orn, yaw_target)
-        # What it wants, before any step limit: chunked policies plan several steps from it.
-        self.last_plan = {
-            "translation": goal_pos - tcp,
-            "rotation": rotation,
-            "gripper": gripper,
-            "speed": speed,
-        }
-        action = np.zeros(7)
-        # An action held for several steps must reach the target over all of them.
-        step = POSITION_SCALE * self.hold_steps
-        action[:3] = np.clip((goal_pos - tcp) / step, -speed, speed)
-        action[3:6] = np.clip(rotation / ROTATION_SCALE, -1.0, 1.0) / self.hold_steps
-        action[6] = gripper
-        return action.astype(np.float32)
+        self.last_plan, action = plan_and_action(
+            goal_pos, tcp, rotation, gripper, speed, self.hold_steps
+        )
+        return action
 
     def _carry_offset(self, offset: np.ndarray) -> np.ndarray:
         """The hand's horizontal offset from the held object's centre that carrying and

@@ -1,5 +1,7 @@
-"""Motion pieces the push and insertion experts share: a top-down hand turned to a closing
-angle, and a target pose turned into a plan and a 7-D action.
+"""What the scripted experts share: the errors a scripted base imposes on them
+(:class:`PerceptionErrors`), their options and phase bookkeeping (:class:`PhasedExpert`), and
+motion pieces: a top-down hand turned to a closing angle, and a target pose turned into a
+plan and a 7-D action.
 
 The plan (``last_plan``) is what an expert wants before any step limit; the scripted bases
 read it to plan chunks (:mod:`residual_bench.policies.scripted_vla`).
@@ -8,11 +10,100 @@ read it to plan chunks (:mod:`residual_bench.policies.scripted_vla`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
 
 import numpy as np
 
 from residual_bench.sim.geometry import rotate, wrap_angle
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE
+
+
+@dataclass
+class PerceptionErrors:
+    """Systematic errors a learned policy makes, imposed on the expert (all zero: none).
+
+    Attributes:
+        object_offset: where the expert believes the target object is, relative to where it
+            is (m, world frame): visual miscalibration.
+        goal_offset: the same for the goal (the plate, the support, the circle, the hole).
+        yaw_offset: error of the grasp direction (rad): an awkward approach angle.
+        grasp_height: how much higher (m) the fingers close than they should: grasp timing.
+        grip_command: gripper command when closing, -1 (full force) to 1; near 0 the
+            fingers stop short of a firm grip: too little force.
+    """
+
+    object_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    goal_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    yaw_offset: float = 0.0
+    grasp_height: float = 0.0
+    grip_command: float = -1.0
+
+
+class PhasedExpert:
+    """The options every scripted expert takes from the scripted bases, and its phase clock.
+
+    A subclass is a state machine over its own ``Phase`` enum: it names the phase an episode
+    starts in (:attr:`first_phase`), sets ``self._now`` to the simulated time at the start of
+    each ``act`` and moves with :meth:`_enter`; :attr:`_phase_time` is how long it has been
+    in the current phase.
+
+    Args:
+        speed: fraction of the maximum end-effector speed used in free space.
+        open_loop: plan from the first frame and never look at the object again.
+        hold_steps: control steps each action is held for by whoever runs the expert (a
+            slow policy); actions are scaled to land on target over all of them.
+        errors: systematic perception and execution errors (:class:`PerceptionErrors`).
+        settle_seconds: extra time it gives the gripper to close and to open before judging
+            the result, for a policy whose commands take effect late (latency, slow rate).
+        descend_tolerance: how close (m) to the grasp (or push) height counts as arrived.
+    """
+
+    first_phase: ClassVar[Enum]
+    """The phase every episode starts in."""
+
+    def __init__(
+        self,
+        speed: float = 1.0,
+        open_loop: bool = False,
+        hold_steps: int = 1,
+        errors: PerceptionErrors | None = None,
+        settle_seconds: float = 0.0,
+        descend_tolerance: float = 0.008,
+    ) -> None:
+        self.speed = speed
+        self.open_loop = open_loop
+        self.hold_steps = hold_steps
+        self.errors = errors or PerceptionErrors()
+        self.settle_seconds = settle_seconds
+        self.descend_tolerance = descend_tolerance
+        self.last_plan: dict | None = None
+        self.phase: Any = self.first_phase
+        self._phase_start = 0.0
+        self._now = 0.0
+        self._frozen: Any = None  # what an open-loop expert saw first; None until then
+
+    @property
+    def _phase_time(self) -> float:
+        return self._now - self._phase_start
+
+    def reset(self) -> None:
+        """Forget the previous episode."""
+        self.phase = self.first_phase
+        self._phase_start = 0.0
+        self._now = 0.0
+        self._frozen = None
+
+    def _enter(self, phase: Enum) -> None:
+        self.phase = phase
+        self._phase_start = self._now
+
+    def take_over(self, phase: Enum, now: float) -> None:
+        """Continue from ``phase``, started at simulated time ``now``: another policy brought
+        the task there (a shadow expert labelling a learned policy's states does this)."""
+        self._now = now
+        self._enter(phase)
 
 
 def finger_yaw(tcp_orn: np.ndarray) -> float:

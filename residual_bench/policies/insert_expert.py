@@ -15,8 +15,11 @@ from enum import Enum
 
 import numpy as np
 
-from residual_bench.policies.expert import PerceptionErrors
-from residual_bench.policies.expert_motion import plan_and_action, top_down_rotation
+from residual_bench.policies.expert_motion import (
+    PhasedExpert,
+    plan_and_action,
+    top_down_rotation,
+)
 from residual_bench.policies.task_experts import register_expert
 from residual_bench.sim.geometry import yaw_of
 from residual_bench.sim.panda import FINGER_MAX
@@ -65,14 +68,15 @@ HOLDING = (Phase.LIFT, Phase.TRANSPORT, Phase.ALIGN, Phase.INSERT)
 
 
 @register_expert("ResidualInsert")
-class InsertExpert:
+class InsertExpert(PhasedExpert):
     """Privileged-state expert for ``ResidualInsert-v0``.
 
+    Takes the options of :class:`~residual_bench.policies.expert_motion.PhasedExpert`, with
+    these meanings for an insertion:
+
     Args:
-        speed: fraction of the maximum end-effector speed used in free space.
         open_loop: plan from the first frame: the peg is taken to stay where it was grasped
             in the hand, and it never retries.
-        hold_steps: control steps each action is held for (a slow policy).
         errors: systematic errors (:class:`PerceptionErrors`): ``object_offset`` shifts the
             peg, ``goal_offset`` the hole, ``yaw_offset`` turns the grasp, ``grasp_height``
             raises it, ``grip_command`` is the closing command.
@@ -80,41 +84,7 @@ class InsertExpert:
         descend_tolerance: how close (m) to the grasp point counts as arrived.
     """
 
-    def __init__(
-        self,
-        speed: float = 1.0,
-        open_loop: bool = False,
-        hold_steps: int = 1,
-        errors: PerceptionErrors | None = None,
-        settle_seconds: float = 0.0,
-        descend_tolerance: float = 0.008,
-    ) -> None:
-        self.speed = speed
-        self.open_loop = open_loop
-        self.hold_steps = hold_steps
-        self.errors = errors or PerceptionErrors()
-        self.settle_seconds = settle_seconds
-        self.descend_tolerance = descend_tolerance
-        self.phase = Phase.APPROACH
-        self.last_plan: dict | None = None
-        self._phase_start = 0.0
-        self._now = 0.0
-        self._frozen: dict | None = None
-
-    def reset(self) -> None:
-        """Forget the previous episode."""
-        self.phase = Phase.APPROACH
-        self._phase_start = 0.0
-        self._now = 0.0
-        self._frozen = None
-
-    def _enter(self, phase: Phase) -> None:
-        self.phase = phase
-        self._phase_start = self._now
-
-    @property
-    def _phase_time(self) -> float:
-        return self._now - self._phase_start
+    first_phase = Phase.APPROACH
 
     def _perceive(self, sim, tcp: np.ndarray) -> dict:
         """The peg's bottom centre, its top-grasp point, yaw and its yaw error to the hole."""

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
-from residual_bench.policies.expert import PerceptionErrors
-from residual_bench.policies.expert_motion import plan_and_action, top_down_rotation
+from residual_bench.policies.expert_motion import (
+    PhasedExpert,
+    plan_and_action,
+    top_down_rotation,
+)
 from residual_bench.policies.task_experts import register_expert
 
 PUSHER_HALF = 0.0145
@@ -54,14 +58,15 @@ class Phase(Enum):
 
 
 @register_expert("ResidualPush")
-class PushExpert:
+class PushExpert(PhasedExpert):
     """Privileged-state expert for ``ResidualPush-v0``.
 
+    Takes the options of :class:`~residual_bench.policies.expert_motion.PhasedExpert`, with
+    these meanings for a push:
+
     Args:
-        speed: fraction of the maximum end-effector speed used in free space.
         open_loop: plan from the first frame and never look at the object again: it pushes
             as if the object stayed against the fingers, and never re-approaches.
-        hold_steps: control steps each action is held for (a slow policy).
         errors: systematic errors (:class:`PerceptionErrors`): ``object_offset`` and
             ``goal_offset`` shift where it believes the object and the goal are,
             ``yaw_offset`` turns the hand away from square to the push, ``grasp_height``
@@ -70,41 +75,20 @@ class PushExpert:
         descend_tolerance: how close (m) to push height counts as arrived.
     """
 
-    def __init__(
-        self,
-        speed: float = 1.0,
-        open_loop: bool = False,
-        hold_steps: int = 1,
-        errors: PerceptionErrors | None = None,
-        settle_seconds: float = 0.0,
-        descend_tolerance: float = 0.008,
-    ) -> None:
-        self.speed = speed
-        self.open_loop = open_loop
-        self.hold_steps = hold_steps
-        self.errors = errors or PerceptionErrors()
-        self.settle_seconds = settle_seconds
-        self.descend_tolerance = descend_tolerance
-        self.phase = Phase.APPROACH
-        self.last_plan: dict | None = None
-        self._phase_start = 0.0
-        self._now = 0.0
-        self._frozen: tuple[np.ndarray, np.ndarray, float] | None = None
+    first_phase = Phase.APPROACH
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._high_push = False
         self._checkpoint = (0.0, math.inf)  # (time, distance to go) the stall check compares
 
     def reset(self) -> None:
-        """Forget the previous episode."""
-        self.phase = Phase.APPROACH
-        self._phase_start = 0.0
-        self._now = 0.0
-        self._frozen = None
+        super().reset()
         self._high_push = False
         self._checkpoint = (0.0, math.inf)
 
-    def _enter(self, phase: Phase) -> None:
-        self.phase = phase
-        self._phase_start = self._now
+    def _enter(self, phase: Enum) -> None:
+        super()._enter(phase)
         self._checkpoint = (self._now, math.inf)
 
     def _stalled(self, to_go: float) -> bool:

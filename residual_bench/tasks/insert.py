@@ -38,9 +38,9 @@ from residual_bench.sim.geometry import quat_from_yaw, quat_to_matrix, wrap_angl
 from residual_bench.sim.objects import ObjectModel
 from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PyBulletWorld
-from residual_bench.tasks.pick_place import COLORS, TABLE_COLOR
 from residual_bench.tasks.registry import register_task
 from residual_bench.tasks.scene_checks import check_scene_bounds
+from residual_bench.tasks.scene_objects import create_table, jittered_rgba
 from residual_bench.tasks.task import ObjectState, SceneObject, Task
 
 TEMPLATES = (
@@ -94,16 +94,7 @@ class InsertTask(Task):
         self.split = objects
         self.hole_yaw = 0.0
         self.hole_half = 0.0
-        world.create_ground_plane("table_top")
-        world.create_primitive(
-            "table",
-            "box",
-            (0.55, 0.6, 0.025),
-            0.0,
-            (0.35, 0.0, -0.025),
-            rgba=TABLE_COLOR,
-            collision=False,
-        )
+        create_table(world)
 
     # -- scene -----------------------------------------------------------------------------
 
@@ -133,9 +124,7 @@ class InsertTask(Task):
         )
         colors = SPLIT_COLORS[self.split]
         color_name = colors[int(rng.integers(len(colors)))]
-        rgb = np.clip(
-            np.array(COLORS[color_name]) + rng.uniform(-1, 1, 3) * rand["color_jitter"], 0, 1
-        )
+        rgba = jittered_rgba(rng, color_name, rand["color_jitter"])
         model = ObjectModel("peg", "peg", "box", (1.0, 1.0, height / side), 0.0)
         peg = SceneObject(model, color_name, side, "peg")
         yaw = float(rng.uniform(-math.pi, math.pi))
@@ -146,7 +135,7 @@ class InsertTask(Task):
             0.1,
             (*peg_xy, height / 2 + 1e-4),
             quat_from_yaw(yaw),
-            (*rgb, 1.0),
+            rgba,
         )
         self.world.set_dynamics(
             "peg",

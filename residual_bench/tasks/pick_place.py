@@ -28,34 +28,25 @@ import math
 
 import numpy as np
 
-from residual_bench.sim.geometry import quat_from_yaw, yaw_of
-from residual_bench.sim.objects import (
-    MESH_RAW_SCALE,
-    mesh_vertices,
-    objects_in_split,
-)
+from residual_bench.sim.geometry import yaw_of
+from residual_bench.sim.objects import objects_in_split
 from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PyBulletWorld
 from residual_bench.tasks.registry import register_task
+from residual_bench.tasks.scene_objects import (
+    COLORS,
+    create_scene_object,
+    create_table,
+    jittered_rgba,
+)
 from residual_bench.tasks.task import ObjectState, SceneObject, Task
 
-COLORS: dict[str, tuple[float, float, float]] = {
-    "red": (0.85, 0.12, 0.10),
-    "green": (0.15, 0.65, 0.20),
-    "blue": (0.12, 0.25, 0.85),
-    "yellow": (0.92, 0.82, 0.12),
-    "orange": (0.95, 0.50, 0.08),
-    "purple": (0.55, 0.18, 0.70),
-    "pink": (0.95, 0.45, 0.70),
-    "cyan": (0.10, 0.75, 0.80),
-}
 TEMPLATES = (
     "put the {object} on the plate",
     "place the {object} on the plate",
     "move the {object} onto the plate",
     "pick up the {object} and put it on the plate",
 )
-TABLE_COLOR = (0.72, 0.62, 0.50, 1.0)
 PLATE_COLOR = (0.93, 0.93, 0.90, 1.0)
 PLATE_HEIGHT = 0.01
 SUCCESS_REST_TOL = 0.02
@@ -88,17 +79,7 @@ class PickPlaceTask(Task):
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:
         super().__init__(world, robot, spec, objects)
         self.models = objects_in_split(objects)
-        # The table top collides as a plane; the box is only what the camera sees.
-        world.create_ground_plane("table_top")
-        world.create_primitive(
-            "table",
-            "box",
-            (0.55, 0.6, 0.025),
-            0.0,
-            (0.35, 0.0, -0.025),
-            rgba=TABLE_COLOR,
-            collision=False,
-        )
+        create_table(world)
         world.create_primitive(
             "plate",
             "cylinder",
@@ -128,11 +109,9 @@ class PickPlaceTask(Task):
             placed.append(xy)
             scale = model.scale_for(float(rng.uniform(*task["object_size"])))
             yaw = float(rng.uniform(-math.pi, math.pi))
-            rgb = np.clip(
-                np.array(COLORS[color_name]) + rng.uniform(-1, 1, 3) * rand["color_jitter"], 0, 1
-            )
+            rgba = jittered_rgba(rng, color_name, rand["color_jitter"])
             obj = SceneObject(model, color_name, scale, f"object_{index}")
-            self._create(obj, xy, yaw, (*rgb, 1.0))
+            create_scene_object(self.world, obj, xy, yaw, rgba)
             self.world.set_dynamics(
                 obj.body_name,
                 mass=float(rng.uniform(*rand["object_mass"])),
@@ -163,49 +142,6 @@ class PickPlaceTask(Task):
             "could not place objects with task.min_separation="
             f"{sep} inside task.object_region={region}; widen the region or lower the separation"
         )
-
-    def _create(self, obj: SceneObject, xy: np.ndarray, yaw: float, rgba: tuple) -> None:
-        model, s = obj.model, obj.scale
-        orn = quat_from_yaw(yaw)
-        length, width, height = (e * s for e in model.extents)
-        if model.kind == "box":
-            z = height / 2
-            self.world.create_primitive(
-                obj.body_name,
-                "box",
-                (length / 2, width / 2, height / 2),
-                0.1,
-                (*xy, z + 1e-4),
-                orn,
-                rgba,
-            )
-        elif model.kind == "cylinder":
-            self.world.create_primitive(
-                obj.body_name,
-                "cylinder",
-                (length / 2, height),
-                0.1,
-                (*xy, height / 2 + 1e-4),
-                orn,
-                rgba,
-            )
-        else:
-            # The body frame is the mesh's resting pose with its origin (and so its centre of
-            # mass) at the bounding-box centre: it lands at rest and stands the way it looks.
-            center = np.array(model.center) * s
-            hull = mesh_vertices(model) * s - center
-            self.world.create_mesh(
-                obj.body_name,
-                hull,
-                model.urdf.replace(".urdf", ".obj"),
-                MESH_RAW_SCALE * s,
-                -center,
-                model.rest_orientation,
-                0.1,
-                (*xy, 1e-4 - hull[:, 2].min()),
-                orn,
-                rgba,
-            )
 
     # -- state -----------------------------------------------------------------------------
 
@@ -263,15 +199,19 @@ class PickPlaceTask(Task):
         lo = np.array(region["low"]) - 0.05
         hi = np.array(region["high"]) + 0.05
         clearance = 0.5 * self.spec["task"]["min_separation"]
-        plate_clearance = self.spec["task"]["goal_radius"] + 0.04
         others = [s.center[:2] for s in self.object_states()[1:]]
         direction = np.array([math.cos(azimuth), math.sin(azimuth)])
         for fraction in np.linspace(1.0, 0.0, 11):
             candidate = np.clip(xy + direction * distance * fraction, lo, hi)
-            off_plate = np.linalg.norm(candidate - self.goal[:2]) >= plate_clearance
-            if off_plate and all(np.linalg.norm(candidate - o) >= clearance for o in others):
+            if self._off_goal(candidate) and all(
+                np.linalg.norm(candidate - o) >= clearance for o in others
+            ):
                 return candidate
         return np.asarray(xy, dtype=float)
+
+    def _off_goal(self, xy: np.ndarray) -> bool:
+        """Whether a slide may end at ``xy``: off the plate, with 4 cm to spare."""
+        return bool(np.linalg.norm(xy - self.goal[:2]) >= self.spec["task"]["goal_radius"] + 0.04)
 
     def segmentation_bodies(self) -> dict[str, int]:
         """Table 1, robot 2, plate 3, then the objects from 4 (the target first)."""

@@ -37,10 +37,14 @@ from residual_bench.sim.geometry import quat_to_matrix
 from residual_bench.sim.objects import objects_in_split
 from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PyBulletWorld
-from residual_bench.tasks.pick_place import COLORS, TABLE_COLOR
 from residual_bench.tasks.registry import register_task
 from residual_bench.tasks.scene_checks import check_scene_bounds
-from residual_bench.tasks.scene_objects import create_scene_object
+from residual_bench.tasks.scene_objects import (
+    COLORS,
+    create_scene_object,
+    create_table,
+    jittered_rgba,
+)
 from residual_bench.tasks.task import ObjectState, SceneObject, Task
 
 TEMPLATES = (
@@ -80,16 +84,7 @@ class PushTask(Task):
         check_scene_bounds(spec, self.scene_bounds)
         self.models = objects_in_split(objects)
         self.vertices: dict[str, np.ndarray] = {}
-        world.create_ground_plane("table_top")
-        world.create_primitive(
-            "table",
-            "box",
-            (0.55, 0.6, 0.025),
-            0.0,
-            (0.35, 0.0, -0.025),
-            rgba=TABLE_COLOR,
-            collision=False,
-        )
+        create_table(world)
         # Drawn on the table, not a body on it: the pushed object slides over it freely.
         world.create_primitive(
             "goal",
@@ -120,13 +115,9 @@ class PushTask(Task):
             xy = start if index == 0 else self._distractor_spot(rng, start, goal_xy)
             scale = model.scale_for(float(rng.uniform(*task["object_size"])))
             yaw = float(rng.uniform(-math.pi, math.pi))
-            rgb = np.clip(
-                np.array(COLORS[color_name]) + rng.uniform(-1, 1, 3) * rand["color_jitter"], 0, 1
-            )
+            rgba = jittered_rgba(rng, color_name, rand["color_jitter"])
             obj = SceneObject(model, color_name, scale, f"object_{index}")
-            self.vertices[obj.body_name] = create_scene_object(
-                self.world, obj, xy, yaw, (*rgb, 1.0)
-            )
+            self.vertices[obj.body_name] = create_scene_object(self.world, obj, xy, yaw, rgba)
             self.world.set_dynamics(
                 obj.body_name,
                 mass=float(rng.uniform(*rand["object_mass"])),

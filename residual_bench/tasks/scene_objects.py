@@ -1,4 +1,4 @@
-"""Creating a catalogue object on the table, shared by the tasks that place them.
+"""The scene pieces every task shares: the table, catalogue objects on it, their colours.
 
 Besides creating the body, :func:`create_scene_object` returns the body-frame vertices of
 its collision shape: a task that needs the object's extent along a direction (where a
@@ -16,8 +16,40 @@ from residual_bench.sim.objects import MESH_RAW_SCALE, mesh_vertices
 from residual_bench.sim.pybullet_world import PyBulletWorld
 from residual_bench.tasks.task import SceneObject
 
+COLORS: dict[str, tuple[float, float, float]] = {
+    "red": (0.85, 0.12, 0.10),
+    "green": (0.15, 0.65, 0.20),
+    "blue": (0.12, 0.25, 0.85),
+    "yellow": (0.92, 0.82, 0.12),
+    "orange": (0.95, 0.50, 0.08),
+    "purple": (0.55, 0.18, 0.70),
+    "pink": (0.95, 0.45, 0.70),
+    "cyan": (0.10, 0.75, 0.80),
+}
+"""The named colours instructions use; an object's colour is one of them, jittered."""
+TABLE_COLOR = (0.72, 0.62, 0.50, 1.0)
+TABLE_HALF_EXTENTS = (0.55, 0.6, 0.025)
+TABLE_CENTER = (0.35, 0.0, -0.025)  # its top at z = 0, where the ground plane is
+
 CYLINDER_SIDES = 16
 """Corners of the polygon that stands in for a cylinder's outline in the returned vertices."""
+
+
+def create_table(world: PyBulletWorld) -> None:
+    """Create the table every task's scene stands on (segmentation body ``table``)."""
+    # The table top collides as a plane; the box is only what the camera sees.
+    world.create_ground_plane("table_top")
+    world.create_primitive(
+        "table", "box", TABLE_HALF_EXTENTS, 0.0, TABLE_CENTER, rgba=TABLE_COLOR, collision=False
+    )
+
+
+def jittered_rgba(
+    rng: np.random.Generator, color_name: str, jitter: float
+) -> tuple[float, float, float, float]:
+    """The named colour with uniform per-channel ``jitter`` drawn from ``rng``, opaque."""
+    rgb = np.clip(np.array(COLORS[color_name]) + rng.uniform(-1, 1, 3) * jitter, 0, 1)
+    return (*rgb, 1.0)
 
 
 def create_scene_object(

@@ -42,8 +42,14 @@ from residual_bench.env_spec import SpecError, quote
 from residual_bench.sim.objects import ObjectModel, objects_in_split
 from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PyBulletWorld
-from residual_bench.tasks.pick_place import COLORS, TABLE_COLOR, PickPlaceTask
+from residual_bench.tasks.pick_place import PickPlaceTask
 from residual_bench.tasks.registry import register_task
+from residual_bench.tasks.scene_objects import (
+    COLORS,
+    create_scene_object,
+    create_table,
+    jittered_rgba,
+)
 from residual_bench.tasks.task import ObjectState, SceneObject, Task
 
 TEMPLATES = (
@@ -88,9 +94,7 @@ class StackTask(PickPlaceTask):
         Task.__init__(self, world, robot, spec, objects)
         _check_stack_fields(spec["task"])
         self.models = objects_in_split(objects)
-        world.create_ground_plane("table_top")
-        table = ((0.55, 0.6, 0.025), 0.0, (0.35, 0.0, -0.025))
-        world.create_primitive("table", "box", *table, rgba=TABLE_COLOR, collision=False)
+        create_table(world)
         self._stable_since: float | None = None
 
     @property
@@ -116,11 +120,9 @@ class StackTask(PickPlaceTask):
             size_range = task["support_size"] if index == 1 else task["object_size"]
             scale = model.scale_for(float(rng.uniform(*size_range)))
             yaw = float(rng.uniform(-math.pi, math.pi))
-            rgb = np.clip(
-                np.array(COLORS[color_name]) + rng.uniform(-1, 1, 3) * rand["color_jitter"], 0, 1
-            )
+            rgba = jittered_rgba(rng, color_name, rand["color_jitter"])
             obj = SceneObject(model, color_name, scale, f"object_{index}")
-            self._create(obj, xy, yaw, (*rgb, 1.0))
+            create_scene_object(self.world, obj, xy, yaw, rgba)
             mass = rand["support_mass"] if index == 1 else rand["object_mass"]
             self.world.set_dynamics(
                 obj.body_name,
@@ -180,20 +182,10 @@ class StackTask(PickPlaceTask):
             "success": bool(held),
         }
 
-    def clear_spot_towards(self, xy: np.ndarray, azimuth: float, distance: float) -> np.ndarray:
-        """The farthest point up to ``distance`` along ``azimuth`` from ``xy`` on the object
-        region (widened by 5 cm) and clear of the other objects, the support included."""
-        region = self.spec["task"]["object_region"]
-        lo = np.array(region["low"]) - 0.05
-        hi = np.array(region["high"]) + 0.05
-        clearance = 0.5 * self.spec["task"]["min_separation"]
-        others = [s.center[:2] for s in self.object_states()[1:]]
-        direction = np.array([math.cos(azimuth), math.sin(azimuth)])
-        for fraction in np.linspace(1.0, 0.0, 11):
-            candidate = np.clip(xy + direction * distance * fraction, lo, hi)
-            if all(np.linalg.norm(candidate - o) >= clearance for o in others):
-                return candidate
-        return np.asarray(xy, dtype=float)
+    def _off_goal(self, xy: np.ndarray) -> bool:
+        # The goal is the support's top, and the support is one of the objects a slide
+        # already keeps clear of: no further keep-out.
+        return True
 
     def segmentation_bodies(self) -> dict[str, int]:
         """Table 1, robot 2, the moved object 3, the support 4, a distractor 5."""
