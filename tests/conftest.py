@@ -1,4 +1,5 @@
-"""Shared fixtures for the behavioural tests of ``ResidualPickPlace-v1``."""
+"""Shared fixtures for the behavioural tests of ``ResidualPickPlace-v1``, and for tests that
+register a toy task of their own."""
 
 import os
 
@@ -10,6 +11,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import residual_bench  # noqa: E402, F401  (importing the package registers the env ids)
+from residual_bench.registration import register_envs  # noqa: E402
+from residual_bench.tasks import register_task  # noqa: E402
+from residual_bench.tasks import registry as task_registry  # noqa: E402
 
 ENV_ID = "ResidualPickPlace-v1"
 OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg")
@@ -46,3 +50,25 @@ def random_actions(seed: int, n: int) -> np.ndarray:
 def actions():
     """``actions(seed, n)``: a reproducible sequence of random 7-D actions."""
     return random_actions
+
+
+@pytest.fixture
+def register_toy_task(tmp_path):
+    """``register_toy_task(env_id, task_class, scene_yaml)``: register a toy task under
+    ``env_id`` over the scene YAML text (written to a temporary file), the way a task module
+    does, and its gymnasium id; returns ``env_id``. Both are removed when the test ends."""
+    registered = []
+
+    def _register(env_id: str, task_class: type, scene_yaml: str) -> str:
+        scene = tmp_path / f"{env_id.lower()}.yaml"
+        scene.write_text(scene_yaml)
+        task_class.scene = str(scene)
+        register_task(env_id)(task_class)  # the one registration line of a task module
+        register_envs()
+        registered.append(env_id)
+        return env_id
+
+    yield _register
+    for env_id in registered:
+        task_registry._TASKS.pop(env_id)
+        gym.registry.pop(env_id)

@@ -28,7 +28,7 @@ from residual_bench.policies.bc.train import (
 )
 from residual_bench.policies.registry import make_controller
 from residual_bench.sim.geometry import rotate
-from residual_bench.tasks.pick_place import COLORS
+from residual_bench.tasks.scene_objects import COLORS
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from residual_bench.language import instruction_features
 from residual_bench.sim.objects import objects_in_split
 from residual_bench.task_env import ResidualTaskEnv
-from residual_bench.tasks.pick_place import COLORS, TEMPLATES
-from residual_bench.tasks.scene_objects import TABLE_COLOR
+from residual_bench.tasks.pick_place import TEMPLATES
+from residual_bench.tasks.scene_objects import COLORS, TABLE_COLOR
 
 ENV_ID = "ResidualPickPlace-v1"
 OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg")

@@ -11,10 +11,8 @@ import pytest
 from residual_bench.env_spec import SpecError
 from residual_bench.perturb import load_suite, suite_names
 from residual_bench.perturb.suite import check_suite_applies
-from residual_bench.registration import register_envs
 from residual_bench.sim.objects import objects_in_split
-from residual_bench.tasks import SceneObject, Task, register_task
-from residual_bench.tasks import registry as task_registry
+from residual_bench.tasks import SceneObject, Task
 from residual_bench.tasks.pick_place import PickPlaceTask
 
 TOY_ID = "ToyNudge-v0"
@@ -63,15 +61,8 @@ class ToyNudgeTask(Task):
 
 
 @pytest.fixture
-def toy_task(tmp_path):
-    scene = tmp_path / "toy_nudge.yaml"
-    scene.write_text(TOY_SCENE)
-    ToyNudgeTask.scene = str(scene)
-    register_task(TOY_ID)(ToyNudgeTask)
-    register_envs()
-    yield TOY_ID
-    task_registry._TASKS.pop(TOY_ID)
-    gym.registry.pop(TOY_ID)
+def toy_task(register_toy_task):
+    return register_toy_task(TOY_ID, ToyNudgeTask, TOY_SCENE)
 
 
 def test_a_drop_on_a_task_where_nothing_is_held_is_refused_naming_suite_kind_and_task(toy_task):

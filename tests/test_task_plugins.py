@@ -14,11 +14,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from residual_bench.episodes import run_episode
-from residual_bench.registration import register_envs
 from residual_bench.sim.objects import objects_in_split
 from residual_bench.task_env import ResidualTaskEnv
-from residual_bench.tasks import SceneObject, Task, register_task, task_ids
-from residual_bench.tasks import registry as task_registry
+from residual_bench.tasks import SceneObject, Task, task_ids
 
 TOY_ID = "ToyReach-v0"
 TOY_SCENE = """\
@@ -75,15 +73,8 @@ class ToyReachTask(Task):
 
 
 @pytest.fixture
-def toy_task(tmp_path):
-    scene = tmp_path / "toy_reach.yaml"
-    scene.write_text(TOY_SCENE)
-    ToyReachTask.scene = str(scene)
-    register_task(TOY_ID)(ToyReachTask)  # the one registration line
-    register_envs()
-    yield TOY_ID
-    task_registry._TASKS.pop(TOY_ID)
-    gym.registry.pop(TOY_ID)
+def toy_task(register_toy_task):
+    return register_toy_task(TOY_ID, ToyReachTask, TOY_SCENE)
 
 
 def test_a_registered_task_is_made_by_its_id_over_the_generic_env(toy_task):

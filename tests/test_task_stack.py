@@ -5,10 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from task_episodes import expert_episode
 
-import residual_bench.registration  # noqa: F401  (registers the env ids)
 from residual_bench.env_spec import SpecError
 from residual_bench.policies.expert import PLACE_TIMEOUT_SECONDS, Phase
 from residual_bench.policies.stack_expert import PLACE_XY_TOLERANCE, RELEASE_SPEED, StackExpert
@@ -17,33 +15,6 @@ from residual_bench.seeding import episode_seed
 from residual_bench.tasks.stack import StackTask
 
 ENV_ID = "ResidualStack-v0"
-
-
-def expert_episode(seed: int, **kwargs) -> tuple[gym.Env, dict, list[dict]]:
-    env = gym.make(ENV_ID, **kwargs)
-    _, info = env.reset(seed=seed)
-    expert = expert_for(env)
-    expert.reset()
-    infos = [info]
-    for _ in range(env.unwrapped.max_steps):
-        _, _, terminated, truncated, info = env.step(expert.act(env))
-        infos.append(info)
-        if terminated or truncated:
-            break
-    return env, info, infos
-
-
-@pytest.mark.parametrize("obs_mode", ["state", "rgb+seg"])
-def test_stack_passes_gymnasiums_checker(obs_mode):
-    env = gym.make(ENV_ID, obs_mode=obs_mode, image_size=32)
-    check_env(env.unwrapped, skip_render_check=True)
-    env.close()
-
-
-def test_stack_passes_sb3s_checker():
-    env = gym.make(ENV_ID)
-    sb3_check_env(env.unwrapped, warn=True)
-    env.close()
 
 
 def test_the_instruction_names_both_objects_and_the_goal_is_the_supports_top():
@@ -71,7 +42,7 @@ def test_the_same_seed_replays_a_stack_episode_under_a_suite():
 
 
 def test_the_registered_expert_stacks_and_success_waits_for_half_a_second_of_stability():
-    env, info, infos = expert_episode(seed=0)
+    env, info, infos = expert_episode(ENV_ID, seed=0)
     assert isinstance(expert_for(env), StackExpert)
     assert info["success"] and info["phase"] == "done"
     first = next(i for i, step in enumerate(infos) if step["success"])
@@ -110,14 +81,6 @@ def test_the_expert_lets_go_centred_and_still_and_leaves_a_settling_stack_alone(
         (xy < PLACE_XY_TOLERANCE and speed < RELEASE_SPEED) or timed_out
         for xy, speed, timed_out in releases
     )
-
-
-def test_the_scripted_base_runs_on_stack_through_the_expert_table():
-    env = gym.make(ENV_ID, base="scripted", features="proprio")
-    env.reset(seed=0)
-    for _ in range(5):
-        env.step(np.zeros(env.action_space.shape, dtype=np.float32))
-    env.close()
 
 
 def test_every_shipped_suite_applies_to_stack():

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
-from residual_bench.policies.expert_motion import (
-    PerceptionErrors,
-    PhasedExpert,
-    plan_and_action,
-)
+from residual_bench.policies.expert_motion import PhasedExpert, plan_and_action
 from residual_bench.policies.task_experts import register_expert
 from residual_bench.sim.geometry import rotate, wrap_angle
 
@@ -75,18 +72,8 @@ class ScriptedExpert(PhasedExpert):
 
     first_phase = Phase.APPROACH
 
-    def __init__(
-        self,
-        speed: float = 1.0,
-        open_loop: bool = False,
-        hold_steps: int = 1,
-        errors: PerceptionErrors | None = None,
-        settle_seconds: float = 0.0,
-        descend_tolerance: float = 0.008,
-        funnel: bool = False,
-        align_yaw: bool = True,
-    ) -> None:
-        super().__init__(speed, open_loop, hold_steps, errors, settle_seconds, descend_tolerance)
+    def __init__(self, *, funnel: bool = False, align_yaw: bool = True, **options: Any) -> None:
+        super().__init__(**options)
         self.funnel = funnel
         self.align_yaw = align_yaw
 

@@ -28,7 +28,7 @@ import numpy as np
 from residual_bench.policies.base import ActionChunk, PolicySpec
 from residual_bench.policies.controller import BaseController
 from residual_bench.policies.executor import ChunkExecutor, LatencyModel
-from residual_bench.policies.expert import PerceptionErrors
+from residual_bench.policies.expert_motion import PerceptionErrors
 from residual_bench.policies.registry import register_base
 from residual_bench.policies.task_experts import expert_for
 from residual_bench.sim.panda import POSITION_SCALE, ROTATION_SCALE

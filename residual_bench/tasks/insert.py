@@ -38,6 +38,7 @@ from residual_bench.sim.geometry import quat_from_yaw, quat_to_matrix, wrap_angl
 from residual_bench.sim.objects import ObjectModel
 from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PyBulletWorld
+from residual_bench.tasks.pick_place import PickPlaceTask
 from residual_bench.tasks.registry import register_task
 from residual_bench.tasks.scene_checks import check_scene_bounds
 from residual_bench.tasks.scene_objects import create_table, jittered_rgba
@@ -227,11 +228,7 @@ class InsertTask(Task):
         near_rim = progress["insertion_depth"] > -0.01
         if progress["object_to_goal"] < self.hole_half + 0.005 and near_rim:
             return "insert"
-        if progress["is_grasped"] and progress["object_height"] > 0.02:
-            return "transport"
-        if progress["tcp_to_object"] < 0.04:
-            return "grasp"
-        return "approach"
+        return PickPlaceTask.phase(progress)  # approach, grasp, transport as a pick has them
 
     def clear_spot_towards(self, xy: np.ndarray, azimuth: float, distance: float) -> np.ndarray:
         """The farthest point up to ``distance`` along ``azimuth`` from ``xy`` on the peg

@@ -34,10 +34,9 @@ from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PyBulletWorld
 from residual_bench.tasks.registry import register_task
 from residual_bench.tasks.scene_objects import (
-    COLORS,
-    create_scene_object,
+    add_catalogue_object,
     create_table,
-    jittered_rgba,
+    distinct_color_names,
 )
 from residual_bench.tasks.task import ObjectState, SceneObject, Task
 
@@ -103,21 +102,14 @@ class PickPlaceTask(Task):
         )
         placed = [goal_xy]
         models = [self.models[i] for i in rng.choice(len(self.models), size=n, replace=False)]
-        color_names = [list(COLORS)[i] for i in rng.choice(len(COLORS), size=n, replace=False)]
+        color_names = distinct_color_names(rng, n)
+        sizes, masses = task["object_size"], rand["object_mass"]
         for index, (model, color_name) in enumerate(zip(models, color_names, strict=True)):
             xy = self._free_spot(rng, placed)
             placed.append(xy)
-            scale = model.scale_for(float(rng.uniform(*task["object_size"])))
-            yaw = float(rng.uniform(-math.pi, math.pi))
-            rgba = jittered_rgba(rng, color_name, rand["color_jitter"])
-            obj = SceneObject(model, color_name, scale, f"object_{index}")
-            create_scene_object(self.world, obj, xy, yaw, rgba)
-            self.world.set_dynamics(
-                obj.body_name,
-                mass=float(rng.uniform(*rand["object_mass"])),
-                lateralFriction=float(rng.uniform(*rand["object_friction"])),
+            obj, _ = add_catalogue_object(
+                self.world, rng, model, color_name, index, xy, sizes, masses, rand
             )
-            self.world.allow_sleeping(obj.body_name)
             self.objects.append(obj)
         template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
         self.instruction = template.format(object=self.target.description)
@@ -151,28 +143,31 @@ class PickPlaceTask(Task):
 
     def progress(self, states: list[ObjectState], tcp: np.ndarray) -> dict[str, float | bool]:
         """Task-progress quantities: grasp state and distances (metres)."""
-        target, state = self.target, states[0]
+        progress = self._carry_progress(states[0], tcp)
+        on_plate = (
+            progress["object_to_goal"] <= self.spec["task"]["goal_radius"]
+            and abs(progress["object_height"] - self.goal[2]) <= SUCCESS_REST_TOL
+        )
+        still = progress["object_speed"] < SUCCESS_MAX_SPEED
+        progress["success"] = bool(on_plate and still and not progress["touching_object"])
+        return progress
+
+    def _carry_progress(self, state: ObjectState, tcp: np.ndarray) -> dict[str, float | bool]:
+        """What carrying the target to :attr:`goal` is judged by, for this task and those
+        built on it: contacts, distances (m), the target's height above its rest and speed."""
+        target = self.target
         left, right = self.robot.fingers_touch(self.world.bodies[target.body_name])
         center = state.center
-        bottom = float(center[2]) - target.rest_height
         dx, dy = float(center[0] - tcp[0]), float(center[1] - tcp[1])
         gx, gy = float(center[0] - self.goal[0]), float(center[1] - self.goal[1])
-        to_goal = math.hypot(gx, gy)
-        on_plate = (
-            to_goal <= self.spec["task"]["goal_radius"]
-            and abs(bottom - self.goal[2]) <= SUCCESS_REST_TOL
-        )
-        speed = float(np.linalg.norm(state.linear_velocity))
-        touching = left or right
         return {
             "is_grasped": bool(left and right),
-            "touching_object": bool(touching),
+            "touching_object": bool(left or right),
             "tcp_to_object": math.hypot(dx, dy, float(center[2] - tcp[2])),
             "tcp_to_object_xy": math.hypot(dx, dy),
-            "object_to_goal": to_goal,
-            "object_height": bottom,
-            "object_speed": speed,
-            "success": bool(on_plate and speed < SUCCESS_MAX_SPEED and not touching),
+            "object_to_goal": math.hypot(gx, gy),
+            "object_height": float(center[2]) - target.rest_height,
+            "object_speed": float(np.linalg.norm(state.linear_velocity)),
         }
 
     @staticmethod

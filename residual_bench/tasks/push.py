@@ -40,12 +40,11 @@ from residual_bench.sim.pybullet_world import PyBulletWorld
 from residual_bench.tasks.registry import register_task
 from residual_bench.tasks.scene_checks import check_scene_bounds
 from residual_bench.tasks.scene_objects import (
-    COLORS,
-    create_scene_object,
+    add_catalogue_object,
     create_table,
-    jittered_rgba,
+    distinct_color_names,
 )
-from residual_bench.tasks.task import ObjectState, SceneObject, Task
+from residual_bench.tasks.task import ObjectState, Task
 
 TEMPLATES = (
     "push the {object} into the circle",
@@ -109,21 +108,14 @@ class PushTask(Task):
             "goal", np.array([*goal_xy, GOAL_THICKNESS / 2]), np.array([0, 0, 0, 1.0])
         )
         models = [self.models[i] for i in rng.choice(len(self.models), size=n, replace=False)]
-        color_names = [list(COLORS)[i] for i in rng.choice(len(COLORS), size=n, replace=False)]
+        color_names = distinct_color_names(rng, n)
         self.vertices = {}
+        sizes, masses = task["object_size"], rand["object_mass"]
         for index, (model, color_name) in enumerate(zip(models, color_names, strict=True)):
             xy = start if index == 0 else self._distractor_spot(rng, start, goal_xy)
-            scale = model.scale_for(float(rng.uniform(*task["object_size"])))
-            yaw = float(rng.uniform(-math.pi, math.pi))
-            rgba = jittered_rgba(rng, color_name, rand["color_jitter"])
-            obj = SceneObject(model, color_name, scale, f"object_{index}")
-            self.vertices[obj.body_name] = create_scene_object(self.world, obj, xy, yaw, rgba)
-            self.world.set_dynamics(
-                obj.body_name,
-                mass=float(rng.uniform(*rand["object_mass"])),
-                lateralFriction=float(rng.uniform(*rand["object_friction"])),
+            obj, self.vertices[f"object_{index}"] = add_catalogue_object(
+                self.world, rng, model, color_name, index, xy, sizes, masses, rand
             )
-            self.world.allow_sleeping(obj.body_name)
             self.objects.append(obj)
         template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
         self.instruction = template.format(object=self.target.description)

@@ -8,11 +8,12 @@ pusher meets it) reads them instead of asking the simulator.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from residual_bench.sim.geometry import quat_from_yaw
-from residual_bench.sim.objects import MESH_RAW_SCALE, mesh_vertices
+from residual_bench.sim.objects import MESH_RAW_SCALE, ObjectModel, mesh_vertices
 from residual_bench.sim.pybullet_world import PyBulletWorld
 from residual_bench.tasks.task import SceneObject
 
@@ -42,6 +43,11 @@ def create_table(world: PyBulletWorld) -> None:
     world.create_primitive(
         "table", "box", TABLE_HALF_EXTENTS, 0.0, TABLE_CENTER, rgba=TABLE_COLOR, collision=False
     )
+
+
+def distinct_color_names(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` different colour names of :data:`COLORS`, drawn from ``rng``."""
+    return [list(COLORS)[i] for i in rng.choice(len(COLORS), size=n, replace=False)]
 
 
 def jittered_rgba(
@@ -92,3 +98,33 @@ def create_scene_object(
         rgba,
     )
     return hull
+
+
+def add_catalogue_object(
+    world: PyBulletWorld,
+    rng: np.random.Generator,
+    model: ObjectModel,
+    color_name: str,
+    index: int,
+    xy: np.ndarray,
+    size_range: list[float],
+    mass_range: list[float],
+    randomization: dict[str, Any],
+) -> tuple[SceneObject, np.ndarray]:
+    """Draw an object's size, yaw, colour jitter, mass and friction from ``rng`` (in that
+    order: every task's episodes depend on it), create it at ``xy`` as body
+    ``object_<index>`` and let it sleep once at rest; returns the object and its body-frame
+    vertices (see :func:`create_scene_object`)."""
+    body_name = f"object_{index}"
+    scale = model.scale_for(float(rng.uniform(*size_range)))
+    yaw = float(rng.uniform(-math.pi, math.pi))
+    rgba = jittered_rgba(rng, color_name, randomization["color_jitter"])
+    obj = SceneObject(model, color_name, scale, body_name)
+    vertices = create_scene_object(world, obj, xy, yaw, rgba)
+    world.set_dynamics(
+        body_name,
+        mass=float(rng.uniform(*mass_range)),
+        lateralFriction=float(rng.uniform(*randomization["object_friction"])),
+    )
+    world.allow_sleeping(body_name)
+    return obj, vertices

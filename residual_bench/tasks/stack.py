@@ -33,7 +33,6 @@ generator):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -45,10 +44,9 @@ from residual_bench.sim.pybullet_world import PyBulletWorld
 from residual_bench.tasks.pick_place import PickPlaceTask
 from residual_bench.tasks.registry import register_task
 from residual_bench.tasks.scene_objects import (
-    COLORS,
-    create_scene_object,
+    add_catalogue_object,
     create_table,
-    jittered_rgba,
+    distinct_color_names,
 )
 from residual_bench.tasks.task import ObjectState, SceneObject, Task
 
@@ -112,24 +110,16 @@ class StackTask(PickPlaceTask):
         movable = [self.models[i] for i in rng.choice(len(self.models), n - 1, replace=False)]
         support_model = SUPPORTS[int(rng.integers(len(SUPPORTS)))]
         models = [movable[0], support_model, *movable[1:]]
-        color_names = [list(COLORS)[i] for i in rng.choice(len(COLORS), size=n, replace=False)]
+        color_names = distinct_color_names(rng, n)
         placed: list[np.ndarray] = []
         for index, (model, color_name) in enumerate(zip(models, color_names, strict=True)):
             xy = self._free_spot(rng, placed)
             placed.append(xy)
             size_range = task["support_size"] if index == 1 else task["object_size"]
-            scale = model.scale_for(float(rng.uniform(*size_range)))
-            yaw = float(rng.uniform(-math.pi, math.pi))
-            rgba = jittered_rgba(rng, color_name, rand["color_jitter"])
-            obj = SceneObject(model, color_name, scale, f"object_{index}")
-            create_scene_object(self.world, obj, xy, yaw, rgba)
-            mass = rand["support_mass"] if index == 1 else rand["object_mass"]
-            self.world.set_dynamics(
-                obj.body_name,
-                mass=float(rng.uniform(*mass)),
-                lateralFriction=float(rng.uniform(*rand["object_friction"])),
+            mass_range = rand["support_mass"] if index == 1 else rand["object_mass"]
+            obj, _ = add_catalogue_object(
+                self.world, rng, model, color_name, index, xy, size_range, mass_range, rand
             )
-            self.world.allow_sleeping(obj.body_name)
             self.objects.append(obj)
         template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
         self.instruction = template.format(
@@ -145,22 +135,16 @@ class StackTask(PickPlaceTask):
 
     def progress(self, states: list[ObjectState], tcp: np.ndarray) -> dict[str, Any]:
         """Task-progress quantities: grasp state, distances (metres), and success."""
-        target, state, support, base = self.target, states[0], self.support, states[1]
+        state, support, base = states[0], self.support, states[1]
         # Primitives have their origin at their centre: the top is half a height above it.
         self._update_goal(base.center[:2], float(base.center[2]) + support.height / 2)
-        left, right = self.robot.fingers_touch(self.world.bodies[target.body_name])
-        center = state.center
-        bottom = float(center[2]) - target.rest_height
-        dx, dy = float(center[0] - tcp[0]), float(center[1] - tcp[1])
-        to_goal = math.hypot(float(center[0] - self.goal[0]), float(center[1] - self.goal[1]))
-        speed = float(np.linalg.norm(state.linear_velocity))
-        touching = left or right
+        progress = self._carry_progress(state, tcp)
         support_standing = abs(float(base.center[2]) - support.rest_height) < SUPPORT_MOVED_TOL
         stacked = (
-            to_goal <= self.spec["task"]["stack_tolerance"]
-            and abs(bottom - self.goal[2]) <= SUCCESS_REST_TOL
-            and speed < SUCCESS_MAX_SPEED
-            and not touching
+            progress["object_to_goal"] <= self.spec["task"]["stack_tolerance"]
+            and abs(progress["object_height"] - self.goal[2]) <= SUCCESS_REST_TOL
+            and progress["object_speed"] < SUCCESS_MAX_SPEED
+            and not progress["touching_object"]
             and support_standing
         )
         # Stable: the condition has held since ``_stable_since``. Idempotent at one time, so
@@ -170,17 +154,9 @@ class StackTask(PickPlaceTask):
         elif self._stable_since is None:
             self._stable_since = self.now
         held = stacked and self.now - self._stable_since >= self.spec["task"]["stable_seconds"]
-        return {
-            "is_grasped": bool(left and right),
-            "touching_object": bool(touching),
-            "tcp_to_object": math.hypot(dx, dy, float(center[2] - tcp[2])),
-            "tcp_to_object_xy": math.hypot(dx, dy),
-            "object_to_goal": to_goal,
-            "object_height": bottom,
-            "object_speed": speed,
-            "stacked": bool(stacked),
-            "success": bool(held),
-        }
+        progress["stacked"] = bool(stacked)
+        progress["success"] = bool(held)
+        return progress
 
     def _off_goal(self, xy: np.ndarray) -> bool:
         # The goal is the support's top, and the support is one of the objects a slide
