@@ -36,10 +36,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from residual_bench.residual.features import FEATURE_MODES
     from residual_bench.sim.objects import OBJECT_SPLITS, objects_in_split
     from residual_bench.spaces import OBS_MODES
+    from residual_bench.tasks import task_entry, task_ids
 
     print("environments:")
     for env_id in ENV_IDS:
         print(f"  {env_id}  (obs_mode: {', '.join(OBS_MODES)})")
+        if env_id in task_ids():  # the real Panda is evaluated by session plans instead
+            print(f"    suites (bench run): {', '.join(task_entry(env_id).task.suites)}")
     print("object splits:")
     for split in OBJECT_SPLITS:
         print(f"  {split:<8} {len(objects_in_split(split))} objects")
@@ -163,11 +166,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_benchmark,
     )
 
-    protocol = Protocol.quick() if args.quick else Protocol()
+    # The task first: its own suites are the default.
+    protocol = Protocol.quick(args.env) if args.quick else Protocol(env_id=args.env)
     if args.suite:
         protocol.suites = args.suite
     if args.heldout:
-        protocol.suites = [*protocol.suites, *heldout_suites(protocol.suites)]
+        protocol.suites = [*protocol.suites, *heldout_suites(protocol.suites, args.env)]
     if args.objects:
         protocol.objects = args.objects
     if args.episodes:
@@ -177,7 +181,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.steps:
         protocol.train_steps = args.steps
     protocol.master_seed = args.seed
-    protocol.env_id = args.env
     plan = plan_benchmark(
         args.base,
         args.residual,
@@ -219,7 +222,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _add_selection(p: argparse.ArgumentParser, defaults: bool) -> None:
     """The options `bench eval` and `bench run` share to select episodes."""
-    suites = "nominal" if defaults else "the protocol's"
+    suites = "nominal" if defaults else "the task's own: bench list"
     add_env_option(p)
     p.add_argument("--base", required=True, help="a base policy name from `bench list`")
     p.add_argument(

@@ -10,8 +10,9 @@ For a base and a residual algorithm, :func:`run_benchmark`:
 3. writes ``OUT/report/`` (markdown and HTML tables, plots, and a filmstrip of the base's worst
    failure next to the residual's recovery on the same episode).
 
-The default protocol is :data:`STANDARD_SUITES` on held-out objects, 100 episodes per cell;
-``quick`` is a smoke version that finishes in a few minutes on a laptop.
+The default protocol is the task's own suites (``Task.suites``; :data:`STANDARD_SUITES` for
+pick-and-place) on held-out objects, 100 episodes per cell; ``quick`` is a smoke version that
+finishes in a few minutes on a laptop.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from residual_bench.eval.filmstrip import save_comparison_filmstrip
 from residual_bench.eval.report import build_report
 from residual_bench.eval.runner import evaluate, make_tasks
-from residual_bench.perturb.suite import suite_names
+from residual_bench.perturb.suite import load_suite, suite_applies, suite_names
 from residual_bench.policies.registry import get_base
 from residual_bench.registration import ENV_ID
 from residual_bench.residual.checkpoint import shipped_residual
@@ -33,7 +34,8 @@ from residual_bench.residual.config import load_config
 from residual_bench.residual.train import train_residual
 from residual_bench.tasks import task_entry
 
-STANDARD_SUITES = ("nominal", "poke", "slide", "drop", "latency", "mixed")
+# The suites of the default task (``bench run`` without ``--env``): pick-and-place's.
+STANDARD_SUITES = task_entry(ENV_ID).task.suites
 # Measured by `python benchmarks/episode_rates.py` (results/episode_rates.json): episodes a
 # second of one worker over the standard suites. A residual episode renders depth and
 # segmentation every step for its features, so it is about five times slower.
@@ -50,7 +52,7 @@ TRAIN_STEPS_PER_SECOND = 125.0
 class Protocol:
     """What ``bench run`` evaluates; every field is a ``bench run`` option."""
 
-    suites: list[str] = field(default_factory=lambda: list(STANDARD_SUITES))
+    suites: list[str] | None = None  # None: the task's own (``Task.suites``)
     objects: list[str] = field(default_factory=lambda: ["heldout"])
     episodes: int = 100
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -58,10 +60,16 @@ class Protocol:
     train_steps: int | None = None  # None: the residual config's budget
     env_id: str = ENV_ID  # the task: every residual is trained and evaluated on it
 
+    def __post_init__(self) -> None:
+        if self.suites is None:
+            self.suites = list(task_entry(self.env_id).task.suites)
+
     @classmethod
-    def quick(cls) -> Protocol:
-        """A smoke run: two suites, 10 episodes, a 3000-step residual if none is shipped."""
-        return cls(suites=["nominal", "mixed"], episodes=10, train_steps=3000)
+    def quick(cls, env_id: str = ENV_ID) -> Protocol:
+        """A smoke run: the task's nominal and mixed suites (its first and last), 10
+        episodes, a 3000-step residual if none is shipped."""
+        suites = task_entry(env_id).task.suites
+        return cls(suites=[suites[0], suites[-1]], episodes=10, train_steps=3000, env_id=env_id)
 
 
 @dataclass
@@ -281,10 +289,23 @@ def run_benchmark(
     return build_report([out], out / "report", title=f"residual-bench: {base} + {algo}{task}")
 
 
-def heldout_suites(already: Sequence[str] = ()) -> list[str]:
-    """The held-out perturbation suites not in ``already``: what ``bench run --heldout`` adds,
-    so a residual's gain on disturbances it never saw is reported beside the others."""
-    return [name for name in suite_names("heldout") if name not in already]
+def heldout_suites(already: Sequence[str] = (), env_id: str = ENV_ID) -> list[str]:
+    """The held-out perturbation suites not in ``already`` that apply to task ``env_id``:
+    what ``bench run --heldout`` adds, so a residual's gain on disturbances it never saw is
+    reported beside the others.
+
+    Raises:
+        ValueError: no held-out suite applies to the task (``--heldout`` would add nothing).
+    """
+    task = task_entry(env_id).task
+    applicable = [
+        name
+        for name in suite_names("heldout")
+        if suite_applies(load_suite(name), task.phases, task.perturbation_kinds)
+    ]
+    if not applicable:
+        raise ValueError(f"--heldout: no held-out suite applies to {env_id}")
+    return [name for name in applicable if name not in already]
 
 
 def parse_seeds(values: Sequence[str]) -> list[int]:

@@ -8,14 +8,20 @@ much). The run ends with a table of the base alone against base + residual per c
 
 import pytest
 
+from residual_bench.env_spec import SpecError
+from residual_bench.eval.runner import make_tasks
 from residual_bench.perturb.suite import suite_names
 from residual_bench.protocol import (
     EPISODES_PER_SECOND,
+    STANDARD_SUITES,
     Protocol,
     closing_table,
     heldout_suites,
     plan_benchmark,
 )
+from residual_bench.tasks.push import PushTask
+
+PUSH = "ResidualPush-v0"
 
 
 def test_the_plan_names_the_shipped_residual_and_the_episode_counts(tmp_path):
@@ -92,3 +98,23 @@ def test_bench_run_heldout_adds_every_held_out_suite_once():
     assert heldout_suites(["mixed", "heldout-combo"]) == [
         s for s in heldout_suites() if s != "heldout-combo"
     ]
+
+
+def test_the_protocol_runs_the_tasks_own_suites_and_pick_and_places_by_default():
+    assert Protocol().suites == list(STANDARD_SUITES)
+    assert Protocol(env_id=PUSH).suites == list(PushTask.suites)
+    assert Protocol.quick().suites == ["nominal", "mixed"]
+    quick = Protocol.quick(PUSH)
+    assert quick.suites == ["nominal", "push-mixed"] and quick.env_id == PUSH
+
+
+def test_a_suite_that_does_not_fit_the_task_is_refused_before_any_episode_runs():
+    with pytest.raises(SpecError, match=r"suite 'mixed'.*'grasp' is not a phase of " + PUSH):
+        make_tasks("scripted", [None], ["nominal", "mixed"], ["heldout"], 1, env_id=PUSH)
+    assert len(make_tasks("scripted", [None], PushTask.suites, ["heldout"], 2, env_id=PUSH)) == 10
+
+
+def test_bench_run_heldout_adds_only_held_out_suites_that_fit_the_task():
+    with pytest.raises(ValueError, match=f"--heldout: no held-out suite applies to {PUSH}"):
+        heldout_suites(env_id=PUSH)
+    assert heldout_suites(env_id="ResidualInsert-v0") == heldout_suites()

@@ -136,14 +136,16 @@ def test_bench_demo_runs_the_policy_on_the_task(work):
     assert json.loads((out / "summary.json").read_text())["run"]["env_id"] == PUSH
 
 
-def test_bench_run_trains_and_evaluates_on_the_task(work, tiny_config):
+def test_bench_run_trains_and_evaluates_on_the_task_with_its_own_suites(work, tiny_config):
     out = work / "run-push"
     argv = ["run", "--env", PUSH, "--base", "scripted", "--residual", str(tiny_config)]
-    argv += ["--suite", "nominal", "--episodes", "1", "--retrain", "--out", str(out), *QUICK]
-    result = run_main(argv)
+    argv += ["--quick", "--steps", "40", "--episodes", "1", "--retrain", "--out", str(out)]
+    result = run_main([*argv, *QUICK])
     assert result.rc == 0, result.err
     assert f"on {PUSH}" in result.out.splitlines()[0]  # the plan names the task
+    assert "(nominal, push-mixed)" in result.out.splitlines()[0]  # its nominal and mixed
     assert {r["env_id"] for r in records(out)} == {PUSH}
+    assert {r["suite"] for r in records(out)} == {"nominal", "push-mixed"}
     assert read_metadata(out / "train" / "seed0" / "residual")["env_id"] == PUSH
 
 

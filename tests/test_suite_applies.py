@@ -1,6 +1,7 @@
 """A suite applies only to a task that can host it: a perturbation kind that means nothing
 for the task, or a trigger phase the task does not have, is refused by name when the suite
-is applied, never silently a perturbation that does not fire."""
+is applied, never silently a perturbation that does not fire. Each task names the shipped
+suites it is evaluated on (``Task.suites``: ``bench run``'s default), and all of them apply."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import pytest
 
 from residual_bench.env_spec import SpecError
 from residual_bench.perturb import load_suite, suite_names
-from residual_bench.perturb.suite import check_suite_applies
+from residual_bench.perturb.suite import check_suite_applies, suite_applies
+from residual_bench.protocol import STANDARD_SUITES
 from residual_bench.sim.objects import objects_in_split
-from residual_bench.tasks import SceneObject, Task
+from residual_bench.tasks import SceneObject, Task, task_entry, task_ids
 from residual_bench.tasks.pick_place import PickPlaceTask
+from residual_bench.tasks.push import PushTask
 
 TOY_ID = "ToyNudge-v0"
 TOY_SCENE = """\
@@ -98,9 +101,57 @@ def test_a_phase_name_pick_and_place_lacks_is_refused_there():
         gym.make("ResidualPickPlace-v1", suite=one_entry(type="poke", trigger={"phase": "lift"}))
 
 
-def test_every_shipped_suite_applies_to_pick_and_place():
+# -- the suites each task is evaluated on ---------------------------------------------------
+
+CURRENT_TASKS = sorted({task_entry(env_id).task for env_id in task_ids()}, key=str)
+
+
+def test_pick_and_place_keeps_its_suites_in_their_order():
+    standard = ("nominal", "poke", "slide", "drop", "latency", "mixed")
+    assert PickPlaceTask.suites == standard
+    assert STANDARD_SUITES == standard  # what ``bench run`` without ``--env`` runs
+
+
+@pytest.mark.parametrize("task", CURRENT_TASKS, ids=lambda t: t.env_id)
+def test_every_suite_a_task_declares_is_shipped_and_applies_to_it(task):
+    assert task.suites[0] == "nominal" and task.suites[-1].endswith("mixed")
+    assert len(set(task.suites)) == len(task.suites)
+    for name in task.suites:
+        assert name in suite_names(), name
+        suite = load_suite(name)
+        check_suite_applies(suite, task.env_id, task.phases, task.perturbation_kinds, name)
+
+
+def test_every_shipped_suite_applies_to_some_task_and_all_but_push_to_pick_and_place():
     for name in suite_names():
-        check_suite_applies(load_suite(name), "ResidualPickPlace-v1", PickPlaceTask.phases)
+        suite = load_suite(name)
+        assert any(suite_applies(suite, t.phases, t.perturbation_kinds) for t in CURRENT_TASKS)
+        assert suite_applies(suite, PickPlaceTask.phases) != name.startswith("push-"), name
+
+
+def test_no_pick_and_place_suite_but_nominal_applies_to_push_so_push_has_its_own():
+    for name in PickPlaceTask.suites[1:]:
+        with pytest.raises(SpecError, match="ResidualPush-v0"):
+            gym.make("ResidualPush-v0", suite=name)
+    assert PushTask.suites == ("nominal", "push-poke", "push-slide", "push-latency", "push-mixed")
+
+
+def _magnitudes(name: str) -> dict[str, dict]:
+    """A suite's entries by kind: everything but the trigger phases."""
+    return {
+        e.type: {**e.params, "delay": e.delay, "count": e.count, "p": e.probability}
+        for e in load_suite(name).entries
+    }
+
+
+@pytest.mark.parametrize("kind", ["poke", "slide", "latency", "mixed"])
+def test_a_push_suite_draws_the_pick_and_place_magnitudes_while_reaching_or_pushing(kind):
+    push = load_suite(f"push-{kind}")
+    assert push.split == "train"
+    assert all(entry.phases == ("approach", "push") for entry in push.entries)
+    expected = _magnitudes(kind)
+    expected.pop("drop", None)  # nothing is held in a push
+    assert _magnitudes(f"push-{kind}") == expected
 
 
 def test_a_task_that_leaves_its_kinds_out_takes_every_kind():

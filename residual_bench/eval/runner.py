@@ -34,7 +34,7 @@ from residual_bench.episodes.loop import run_episode
 from residual_bench.episodes.metrics import summarize
 from residual_bench.episodes.records import EpisodeRecord, append_jsonl, read_jsonl
 from residual_bench.eval.executors import run_on_executor
-from residual_bench.perturb import load_suite
+from residual_bench.perturb import check_suite_applies, load_suite
 from residual_bench.policies.registry import get_base, make_controller
 from residual_bench.policies.wrapper import BasePolicyWrapper
 from residual_bench.provenance import run_provenance
@@ -88,13 +88,14 @@ def make_tasks(
     task ``env_id``.
 
     Raises:
-        ValueError: an unknown task, base or suite (naming the valid choices),
+        ValueError: an unknown task, base or suite (naming the valid choices), a suite
+            that does not apply to the task (a ``SpecError`` naming its kind or phase),
             ``episodes < 1``, or a residual trained on another base or another task.
         FileNotFoundError: a residual path that does not exist.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
-    task_entry(env_id)  # an unknown task id is refused here, naming the registered ones
+    task = task_entry(env_id).task  # an unknown id is refused here, naming the registered ones
     get_base(base)
     repeated = sorted({str(r) for r in residuals if list(residuals).count(r) > 1})
     if repeated:
@@ -107,7 +108,12 @@ def make_tasks(
                     f"residual {residual} was trained on base {meta['base']!r}, not {base!r}"
                 )
             check_residual_task(residual, meta, env_id)
-    names = {suite: load_suite(suite).name for suite in suites}
+    names = {}
+    for suite in suites:
+        loaded = load_suite(suite)
+        # Every cell's suite must fit the task before any episode (or training) runs.
+        check_suite_applies(loaded, env_id, task.phases, task.perturbation_kinds, str(suite))
+        names[suite] = loaded.name
     return [
         EpisodeTask(base, residual, suite, names[suite], split, index, master_seed, env_id)
         for residual in residuals

@@ -7,6 +7,7 @@ from residual_bench.perturb.suite import (
     Suite,
     check_suite_applies,
     load_suite,
+    suite_applies,
     suite_names,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "Suite",
     "check_suite_applies",
     "load_suite",
+    "suite_applies",
     "suite_names",
 ]

@@ -305,3 +305,15 @@ def check_suite_applies(
                 f"is not a phase of {task}; its phases: {', '.join(phases)} (an entry without "
                 f"a trigger fires in {', '.join(PHASES[:3])})"
             )
+
+
+def suite_applies(
+    suite: Suite, phases: tuple[str, ...], kinds: Collection[str] | None = None
+) -> bool:
+    """Whether :func:`check_suite_applies` accepts ``suite`` on a task with ``phases`` and
+    perturbation ``kinds``: to pick the shipped suites that fit a task."""
+    try:
+        check_suite_applies(suite, "", phases, kinds)
+    except SpecError:
+        return False
+    return True

@@ -69,6 +69,9 @@ class InsertTask(Task):
     scene = "insert"
     phases = ("approach", "grasp", "transport", "insert", "done")
     perturbation_kinds = ("poke", "slide", "drop", "latency")
+    # The pick-and-place suites trigger in approach, grasp and transport, which an insertion
+    # has too, and take only kinds it takes.
+    suites = ("nominal", "poke", "slide", "drop", "latency", "mixed")
     segmentation_classes = SEGMENTATION_CLASSES
     scene_bounds = {
         "task.peg_side": (0.01, 0.05),  # m: held across by an 8 cm gripper, by its faces

@@ -73,6 +73,7 @@ class PickPlaceTask(Task):
 
     scene = "pick_place"
     phases = ("approach", "grasp", "transport", "done")
+    suites = ("nominal", "poke", "slide", "drop", "latency", "mixed")
     segmentation_classes = SEGMENTATION_CLASSES
 
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:

@@ -71,6 +71,8 @@ class PushTask(Task):
     scene = "push"
     phases = ("approach", "push", "done")
     perturbation_kinds = ("poke", "slide", "latency")
+    # Nothing is held, and no pick-and-place suite fits its phases: suites of its own.
+    suites = ("nominal", "push-poke", "push-slide", "push-latency", "push-mixed")
     segmentation_classes = SEGMENTATION_CLASSES
     scene_bounds = {
         "task.goal_distance": (0.02, 0.4),  # m: within the table's useful part

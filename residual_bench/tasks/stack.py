@@ -78,9 +78,9 @@ class StackTask(PickPlaceTask):
     """Scene, instruction, success and reward for stacking.
 
     A stack is a pick-and-place whose goal is another object's top: it shares pick-and-place's
-    object catalogue, object creation, grasp direction, phases and reward shaping, and its
-    :attr:`goal` follows the support (so the ``goal`` observation and a privileged expert
-    see where the support is now, after a poke).
+    object catalogue, object creation, grasp direction, phases, perturbation suites and
+    reward shaping, and its :attr:`goal` follows the support (so the ``goal`` observation
+    and a privileged expert see where the support is now, after a poke).
     """
 
     scene = "stack"

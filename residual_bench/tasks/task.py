@@ -80,6 +80,11 @@ class Task(ABC):
     the object ids (target first)."""
     max_objects: ClassVar[int] = 3
     """Rows of the ``objects`` observation."""
+    suites: ClassVar[tuple[str, ...]] = ("nominal",)
+    """The shipped perturbation suites the task is evaluated on, in report order: what
+    ``bench run --env`` runs when no ``--suite`` is given. ``nominal`` comes first and the
+    task's ``mixed`` suite (one of each kind it takes) last: ``bench run --quick`` runs those
+    two. Each must apply to the task (its phases and :attr:`perturbation_kinds`)."""
     perturbation_kinds: ClassVar[tuple[str, ...] | None] = None
     """The perturbation kinds that mean something for this task (``None``: every kind). A
     suite with another kind is refused when applied to the task: a ``drop`` on a task where
