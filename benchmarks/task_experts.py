@@ -14,6 +14,7 @@ generic error model (5 Hz chunks, latency, seeded errors). Episode ``i`` of a sp
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 import gymnasium as gym
@@ -65,6 +66,11 @@ def main() -> None:
                 )
                 print(rows[-1], flush=True)
     envs = " ".join(f"--env {e}" for e in args.env or DEFAULT_ENVS)
+    if args.out.resolve() != (RESULTS / "expert" / "tasks.md").resolve():
+        shown = args.out.resolve()
+        with contextlib.suppress(ValueError):  # a file outside the repository: shown as given
+            shown = shown.relative_to(RESULTS.parent)
+        envs += f" --out {shown}"
     table = "\n".join(
         [
             "# Task experts and the scripted base, nominal suite",
