@@ -8,11 +8,14 @@ by a LayerNorm, and a residual trained that way reloads from its JSON descriptio
 import numpy as np
 import pytest
 import torch
+import yaml
 from sb3_contrib import TQC
 from stable_baselines3 import SAC, TD3
 
+from residual_bench.env_spec import SpecError
 from residual_bench.registration import ENV_ID
 from residual_bench.residual.algorithms import ALGORITHMS
+from residual_bench.residual.config import load_config
 from residual_bench.residual.factory import make_env
 from residual_bench.residual.weights import build_policy, describe_policy
 
@@ -77,3 +80,24 @@ def test_a_description_with_a_non_boolean_layer_norm_is_refused(env):
     description["policy_kwargs"]["critic_layer_norm"] = "yes"
     with pytest.raises(ValueError, match="critic_layer_norm: expected true or false"):
         build_policy(description)
+
+
+@pytest.mark.parametrize(
+    ("algo", "value", "message"),
+    [
+        ("crossq", True, "critic_layer_norm applies to sac, td3, tqc only, not crossq"),
+        ("ppo", True, "critic_layer_norm applies to sac, td3, tqc only, not ppo"),
+        ("sac", "yes", "critic_layer_norm: true or false"),
+    ],
+)
+def test_a_config_asking_for_layer_norm_where_it_cannot_be_is_refused(
+    tmp_path, algo, value, message
+):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"algo": algo, "hyperparams": {"policy_kwargs": {"critic_layer_norm": value}}}
+        )
+    )
+    with pytest.raises(SpecError, match=message):
+        load_config(path)

@@ -39,7 +39,11 @@ from residual_bench.config_fields import (
 )
 from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
 from residual_bench.residual.algorithms import ALGORITHM_NAMES, ALGORITHMS, OFF_POLICY_NAMES
+from residual_bench.residual.critics import POLICIES
 from residual_bench.residual.features import FEATURE_MODES, ObjectFeatureNoise
+
+LAYER_NORM_ALGORITHMS = tuple(POLICIES)
+"""The algorithms whose critics take ``policy_kwargs.critic_layer_norm``."""
 
 
 @dataclass
@@ -210,6 +214,15 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
             f"{where}: hyperparams.n_step_returns applies to the off-policy algorithms "
             f"({', '.join(OFF_POLICY_NAMES)}) only, not {algo}"
         )
+    policy_kwargs = hyperparams.get("policy_kwargs") or {}
+    if isinstance(policy_kwargs, dict) and "critic_layer_norm" in policy_kwargs:
+        if not isinstance(policy_kwargs["critic_layer_norm"], bool):
+            raise SpecError(f"{where}: hyperparams.policy_kwargs.critic_layer_norm: true or false")
+        if algo not in LAYER_NORM_ALGORITHMS:
+            raise SpecError(
+                f"{where}: hyperparams.policy_kwargs.critic_layer_norm applies to "
+                f"{', '.join(LAYER_NORM_ALGORITHMS)} only, not {algo}"
+            )
     safeguards = build_section(SafeguardsConfig, data.get("safeguards"), "safeguards", where)
     noise = safeguards.feature_noise
     if noise is not None and noise.dropout > 1:
