@@ -85,8 +85,12 @@ def test_a_trigger_phase_the_task_does_not_have_is_refused_naming_it(toy_task):
 def test_a_suite_in_the_tasks_own_phases_and_kinds_runs(toy_task):
     env = gym.make(toy_task, suite=one_entry(type="poke", trigger={"phase": "approach"}))
     env.reset(seed=0)
-    env.step(np.zeros(7, dtype=np.float32))
+    fired = []
+    for _ in range(20):
+        fired += env.step(np.zeros(7, dtype=np.float32))[-1]["new_events"]
     env.close()
+    assert env.unwrapped.suite.name == "probe"
+    assert [event["type"] for event in fired] == ["poke"]
 
 
 def test_a_suite_file_that_does_not_apply_is_named_by_its_path(toy_task, tmp_path):

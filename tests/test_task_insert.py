@@ -75,7 +75,9 @@ def test_the_same_seed_replays_an_insert_episode_under_the_mixed_suite():
 
 def test_every_shipped_suite_applies_to_insert():
     for suite in ("poke", "slide", "drop", "latency", "mixed"):
-        gym.make(ENV_ID, suite=suite).close()
+        env = gym.make(ENV_ID, suite=suite)
+        env.close()
+        assert env.unwrapped.suite.name == suite
 
 
 def test_the_splits_differ_in_peg_size_and_colour_and_the_hole_fits_the_peg():

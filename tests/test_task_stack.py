@@ -85,7 +85,9 @@ def test_the_expert_lets_go_centred_and_still_and_leaves_a_settling_stack_alone(
 
 def test_every_shipped_suite_applies_to_stack():
     for suite in ("poke", "slide", "drop", "latency", "mixed"):
-        gym.make(ENV_ID, suite=suite).close()
+        env = gym.make(ENV_ID, suite=suite)
+        env.close()
+        assert env.unwrapped.suite.name == suite
 
 
 BAD_SCENES = {
