@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import residual_bench.registration  # noqa: F401  (registers the env ids)
@@ -18,6 +19,7 @@ from residual_bench.policies.task_experts import (
     register_expert,
     task_family,
 )
+from residual_bench.tasks import register_task, task_ids
 
 
 def fake_env(env_id: str) -> SimpleNamespace:
@@ -65,3 +67,32 @@ def test_an_expert_registers_once_per_family_by_decorator_or_call():
             register_expert("ToyExpertTask", make)
     finally:
         task_experts._EXPERTS.pop("ToyExpertTask", None)
+
+
+def test_the_scripted_base_takes_the_tasks_share_of_its_geometric_errors():
+    """A task with millimetre tolerances declares ``base_error_scale``: the same seeded draw,
+    scaled, so the scripted base stays nearly right there instead of always wrong."""
+    pick_place = gym.make("ResidualPickPlace-v1")
+    insert = gym.make("ResidualInsert-v0")
+    bases = [ScriptedVLABase(pick_place), ScriptedVLABase(insert)]
+    for base in bases:
+        base.reset("", seed=7)
+    full, scaled = (base.expert.errors for base in bases)
+    factor = insert.unwrapped.task_class.base_error_scale
+    assert 0 < factor < 1
+    np.testing.assert_allclose(scaled.object_offset, full.object_offset * factor)
+    np.testing.assert_allclose(scaled.goal_offset, full.goal_offset * factor)
+    assert scaled.yaw_offset == pytest.approx(full.yaw_offset * factor)
+    assert scaled.grasp_height == pytest.approx(full.grasp_height * factor)
+    assert scaled.grip_command == full.grip_command  # a force, not a distance
+    assert np.linalg.norm(full.object_offset) > 0
+    pick_place.close()
+    insert.close()
+
+
+@pytest.mark.parametrize("scale", [0, -0.5, 10, float("nan"), "0.5", True])
+def test_a_task_with_an_unusable_error_scale_is_refused_at_registration(scale):
+    task_class = type("ToyScaleTask", (), {"base_error_scale": scale})
+    with pytest.raises(ValueError, match=r"ToyScaleTask.base_error_scale must be a number"):
+        register_task("ToyScaleTask-v0")(task_class)
+    assert "ToyScaleTask-v0" not in task_ids()

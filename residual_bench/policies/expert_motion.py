@@ -40,6 +40,17 @@ class PerceptionErrors:
     grasp_height: float = 0.0
     grip_command: float = -1.0
 
+    def scaled(self, factor: float) -> PerceptionErrors:
+        """The geometric errors (positions, grasp direction and height) times ``factor``;
+        the grip command is a force, not a distance, and is kept."""
+        return PerceptionErrors(
+            object_offset=self.object_offset * factor,
+            goal_offset=self.goal_offset * factor,
+            yaw_offset=self.yaw_offset * factor,
+            grasp_height=self.grasp_height * factor,
+            grip_command=self.grip_command,
+        )
+
 
 class PhasedExpert:
     """The options every scripted expert takes from the scripted bases, and its phase clock.

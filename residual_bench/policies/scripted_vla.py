@@ -131,10 +131,12 @@ class ScriptedVLABase:
         self._rng = np.random.default_rng(0)
 
     def reset(self, instruction: str, seed: int | None) -> None:
-        """Draw this episode's errors from ``seed``."""
+        """Draw this episode's errors from ``seed``, scaled by the task's
+        ``base_error_scale``."""
         self._rng = np.random.default_rng(seed)
         self.expert.reset()
-        self.expert.errors = self.error_model.sample(self._rng)
+        errors = self.error_model.sample(self._rng)
+        self.expert.errors = errors.scaled(self.env.unwrapped.task_class.base_error_scale)
 
     def act(self, obs: dict, instruction: str) -> ActionChunk:
         """A chunk of ``chunk_len`` native actions planned from the current state.

@@ -72,6 +72,10 @@ class InsertTask(Task):
     # The pick-and-place suites trigger in approach, grasp and transport, which an insertion
     # has too, and take only kinds it takes.
     suites = ("nominal", "poke", "slide", "drop", "latency", "mixed")
+    # With pick-and-place's centimetre errors the scripted base misses a 1.5-2.5 mm hole in
+    # 95-98% of episodes; a tenth of them leaves it succeeding in about half
+    # (results/expert/tasks.md).
+    base_error_scale = 0.1
     segmentation_classes = SEGMENTATION_CLASSES
     scene_bounds = {
         "task.peg_side": (0.01, 0.05),  # m: held across by an 8 cm gripper, by its faces

@@ -39,6 +39,11 @@ def register_task(
     """
 
     def decorate(task: type[Task]) -> type[Task]:
+        scale = task.base_error_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < 10:
+            raise ValueError(
+                f"{task.__name__}.base_error_scale must be a number in (0, 10), got {scale!r}"
+            )
         for name, kwargs in ((env_id, {}), *(previous or {}).items()):
             if name in _TASKS:
                 raise ValueError(f"task id {name!r} is already registered")

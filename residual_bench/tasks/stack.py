@@ -85,6 +85,10 @@ class StackTask(PickPlaceTask):
 
     scene = "stack"
     phases = ("approach", "grasp", "transport", "done")
+    # A block's top is a smaller target than a plate: with pick-and-place's full errors the
+    # scripted base succeeds in about a third of the episodes, with half of them in about
+    # two thirds (results/expert/tasks.md).
+    base_error_scale = 0.5
     segmentation_classes = SEGMENTATION_CLASSES
 
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:

@@ -89,6 +89,12 @@ class Task(ABC):
     """The perturbation kinds that mean something for this task (``None``: every kind). A
     suite with another kind is refused when applied to the task: a ``drop`` on a task where
     nothing is held would otherwise silently do nothing."""
+    base_error_scale: ClassVar[float] = 1.0
+    """The factor on the geometric errors of the VLA-like ``scripted`` base (perceived object
+    and goal positions, grasp direction and height) on this task. The error model is tuned on
+    pick-and-place's centimetre tolerances; a task with millimetre ones takes a fraction of
+    it, so that the base fails some episodes there, not all (a residual needs a base that is
+    nearly right)."""
 
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:
         self.world = world
