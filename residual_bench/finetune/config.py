@@ -56,11 +56,19 @@ class DaggerConfig(Section):
     suites: list[str] = field(default_factory=lambda: ["nominal", "poke", "slide", "drop", "mixed"])
     """The perturbation suites the rollouts cycle through."""
     demonstrations: str | None = None
-    """A demonstrations file (of ``bench base collect``) to keep training on, or null for the
-    visited states alone."""
+    """A demonstrations file (of ``bench base collect``) to keep training on, or null for
+    ``demonstration_episodes`` regenerated ones."""
+    demonstration_episodes: int = non_negative(100)
+    """Without a ``demonstrations`` file: this many demonstrations are recorded at the start
+    of a run as ``bench base collect`` records them, from its seed 0 (the first episodes of
+    the shipped network's own training data), and kept in every round's data; 0: the visited
+    states alone, which is what fine-tuning with no access to the original data looks like."""
+    validation_episodes: int = non_negative(5)
+    """Of each round's episodes, the last this many are not trained on: their labelled frames
+    are the validation loss's (``rounds.csv``)."""
     train_frames: int | None = positive(None)
-    """The most frames one round trains on, whole episodes drawn from everything gathered, or
-    null for all of it."""
+    """The most visited-state frames one round trains on, whole episodes drawn from
+    everything gathered, or null for all of it (the demonstrations come on top)."""
 
 
 @dataclass

@@ -14,13 +14,19 @@ on its own is carried to the plate, not released and approached again.
 
 from __future__ import annotations
 
+import copy
+import csv
+import io
+import sys
 import warnings
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from residual_bench.config_fields import field_default
@@ -30,18 +36,30 @@ from residual_bench.policies.bc.data import (
     ARRAYS,
     IMAGE_SIZE,
     UNREADABLE_NPZ,
+    collect_demonstrations,
     collection_done,
     demonstration_expert,
     load_demonstrations,
     record_frame,
     stack_frames,
 )
-from residual_bench.policies.bc.model import bc_controller, shipped_checkpoint
-from residual_bench.policies.bc.train import train_bc
+from residual_bench.policies.bc.model import (
+    bc_controller,
+    build_model,
+    load_checkpoint,
+    shipped_checkpoint,
+)
+from residual_bench.policies.bc.train import (
+    chunk_targets,
+    frame_targets,
+    instruction_inputs,
+    train_bc,
+)
 from residual_bench.policies.expert import CARRY_HEIGHT, Phase, ScriptedExpert
 from residual_bench.registration import ENV_ID
 from residual_bench.run_directory import write_file_atomically
 from residual_bench.seeding import episode_seed
+from residual_bench.sim.panda import POSITION_SCALE
 from residual_bench.training.learning_curve import (
     append_progress,
     heldout_success,
@@ -49,6 +67,8 @@ from residual_bench.training.learning_curve import (
     training_clock,
 )
 
+#: A labelled frame's arrays: a demonstration frame's and its label chunk.
+FRAME_ARRAYS = (*ARRAYS, "action_chunk")
 #: Phases in which the expert believes it holds nothing yet.
 _EMPTY_HANDED = (Phase.APPROACH, Phase.DESCEND)
 
@@ -68,6 +88,60 @@ def sync_phase(expert: ScriptedExpert, env: Any) -> None:
         expert.take_over(Phase.LIFT if below else Phase.TRANSPORT, sim.time)
 
 
+class _HandMoved:
+    """What an expert reads of the simulation, as it will be if the hand moves by ``shift``.
+
+    The expert's continuation of a chunk is planned on this view: the hand where the
+    previous rows' translations take it (the arm tracks its commands), the target object
+    carried along when it is held, everything else - contacts, the task's progress, the other
+    objects - as it is now, and the clock ``steps`` control steps on.
+    """
+
+    def __init__(self, env: Any, shift: np.ndarray, steps: int) -> None:
+        sim = env.unwrapped
+        tcp, orn = sim.robot.tcp_pose()
+        self._tcp, self._orn = tcp + shift, orn
+        self._progress = sim.task.progress(sim.object_states, tcp)
+        states = list(sim.object_states)
+        if self._progress["is_grasped"]:
+            states[0] = replace(states[0], center=states[0].center + shift)
+        self.object_states = states
+        self.time = sim.time + steps * sim.dt
+        self._task = sim.task
+        self.unwrapped, self.task, self.robot = self, self, self
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._tcp.copy(), self._orn.copy()
+
+    def progress(self, states: list, tcp: np.ndarray) -> dict[str, Any]:
+        return dict(self._progress)
+
+    def __getattr__(self, name: str) -> Any:  # the task's goal, target, grasp_yaw, ...
+        return getattr(self._task, name)
+
+
+def expert_chunk(expert: ScriptedExpert, env: Any, chunk_len: int) -> np.ndarray:
+    """The chunk of ``chunk_len`` actions ``expert`` would record from this state if it were
+    in control: the label of one DAgger frame, shaped as a demonstration's chunk target.
+
+    Row 0 is the expert's action now (it advances ``expert``'s phase, as acting does). The
+    later rows are what a copy of it does as the hand follows the earlier rows (see
+    :class:`_HandMoved`). A demonstration's chunk target is the expert's next actions along its
+    own path; labelling a visited state with the expert's actions at the *next visited* states
+    instead - where the learned policy, not the expert, moved the hand - asks, near the
+    target, for the whole remaining distance in every row, four times the motion the expert
+    would make (results/finetune/dagger-labels.md).
+    """
+    if chunk_len < 1:
+        raise ValueError(f"chunk_len must be at least 1, got {chunk_len}")
+    rows = [expert.act(env)]
+    planner, shift = copy.deepcopy(expert), np.zeros(3)
+    for step in range(1, chunk_len):
+        shift = shift + rows[-1][:3] * POSITION_SCALE
+        rows.append(planner.act(_HandMoved(env, shift, step)))
+    return np.stack(rows).astype(np.float32)
+
+
 def collect_corrections(
     episodes: int,
     checkpoint: str | Path | None = None,
@@ -76,20 +150,23 @@ def collect_corrections(
     round_index: int = 0,
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Roll out a bc checkpoint and label every visited state with the expert's action.
+    """Roll out a bc checkpoint and label every visited state with the expert's chunk.
 
-    Episodes cycle through ``suites`` (None: the default ``dagger.suites``) on training
-    objects; each has its own seed from
+    Each frame's label is :func:`expert_chunk` from that state, as long as the network's
+    chunks (``action_chunk``; ``action`` is its first row). Episodes cycle through ``suites``
+    (None: the default ``dagger.suites``) on training objects; each has its own seed from
     ``seed``, ``round_index`` and its index, so rounds never repeat an episode.
 
     Returns:
-        The labelled frames (the arrays of a demonstrations file, ``episode`` numbered from 0)
-        and a summary: ``env_steps`` (control steps taken), ``episodes``, ``successes``.
+        The labelled frames (the arrays of a demonstrations file and ``action_chunk``,
+        ``episode`` numbered from 0) and a summary: ``env_steps`` (control steps taken),
+        ``episodes``, ``successes``.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     suites = tuple(suites if suites is not None else field_default(DaggerConfig, "suites"))
     rows: dict[str, list[Any]] = {k: [] for k in ARRAYS}
+    chunks: list[np.ndarray] = []
     env_steps = successes = 0
     expert = demonstration_expert()
     envs = {
@@ -103,6 +180,7 @@ def collect_corrections(
         for suite in dict.fromkeys(suites)
     }
     controllers = {suite: bc_controller(env, checkpoint) for suite, env in envs.items()}
+    chunk_len = int(load_checkpoint(checkpoint)["config"]["chunk_len"])
     try:
         bar = tqdm(range(episodes), desc=f"dagger round {round_index}", disable=not progress)
         for index in bar:
@@ -117,7 +195,8 @@ def collect_corrections(
                 index: int = index,
             ) -> Any:
                 sync_phase(expert, env)
-                record_frame(rows, obs, expert.act(env), index, env.unwrapped)  # the label
+                chunks.append(expert_chunk(expert, env, chunk_len))  # the label
+                record_frame(rows, obs, chunks[-1][0], index, env.unwrapped)
                 return controller.act(obs, info)[0]
 
             def reset(info: dict, controller: Any = controller) -> None:
@@ -132,13 +211,13 @@ def collect_corrections(
         for env in envs.values():
             env.close()
     summary = {"env_steps": env_steps, "episodes": episodes, "successes": successes}
-    return stack_frames(rows), summary
+    return {**stack_frames(rows), "action_chunk": np.stack(chunks)}, summary
 
 
 def merge_frames(*datasets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Concatenate data sets, renumbering episodes so no two sets share an episode id."""
     # Only what every set holds (older demonstrations have no instruction text).
-    keys = [k for k in ARRAYS if all(k in data for data in datasets)]
+    keys = [k for k in FRAME_ARRAYS if all(k in data for data in datasets)]
     merged: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     offset = 0
     for data in datasets:
@@ -148,20 +227,40 @@ def merge_frames(*datasets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in merged.items()}
 
 
-def sample_episodes(
-    rounds: list[Path], max_frames: int, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """Whole episodes drawn at random from the rounds' files until ``max_frames`` frames.
+def _episodes(path: Path, held_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A round file's episode ids, their frame counts, and which are held out for
+    validation (the last ``held_out`` of the round)."""
+    with np.load(path) as f:
+        ids, counts = np.unique(f["episode"], return_counts=True)
+    return ids, counts, np.arange(len(ids)) >= len(ids) - held_out
 
-    Whole episodes, because a frame's training target is the chunk of actions that follows it
-    in its episode. Only the drawn episodes' frames are read into memory: a 300k-step run
-    gathers 6 GB of camera images.
+
+def _read_episodes(path: Path, wanted: list[int] | np.ndarray) -> dict[str, np.ndarray]:
+    with np.load(path) as f:
+        mask = np.isin(f["episode"], wanted)
+        return {k: f[k][mask] for k in FRAME_ARRAYS if k in f.files}
+
+
+def sample_episodes(
+    rounds: list[Path], max_frames: int, rng: np.random.Generator, held_out: int = 0
+) -> dict[str, np.ndarray]:
+    """Whole episodes drawn at random from the rounds' files until ``max_frames`` frames,
+    never one of the last ``held_out`` episodes of a round (the validation episodes).
+
+    Whole episodes, because the demonstrations' training target is the chunk of actions
+    that follows a frame in its episode. Only the drawn episodes' frames are read into memory:
+    a 300k-step run gathers 6 GB of camera images.
     """
     episodes = []  # (round, episode id, frames)
     for index, path in enumerate(rounds):
-        with np.load(path) as f:
-            ids, counts = np.unique(f["episode"], return_counts=True)
-        episodes += [(index, int(i), int(c)) for i, c in zip(ids, counts, strict=True)]
+        ids, counts, validation = _episodes(path, held_out)
+        episodes += [
+            (index, int(i), int(c))
+            for i, c, v in zip(ids, counts, validation, strict=True)
+            if not v
+        ]
+    if not episodes:
+        raise ValueError(f"no episode left to train on once {held_out} a round are held out")
     order = rng.permutation(len(episodes))
     total = np.cumsum([episodes[i][2] for i in order])
     # At least one episode, even one longer than the cap.
@@ -170,10 +269,42 @@ def sample_episodes(
     for index, path in enumerate(rounds):
         wanted = [episodes[i][1] for i in chosen if episodes[i][0] == index]
         if wanted:
-            with np.load(path) as f:
-                mask = np.isin(f["episode"], wanted)
-                parts.append({k: f[k][mask] for k in ARRAYS})
+            parts.append(_read_episodes(path, wanted))
     return merge_frames(*parts)
+
+
+def validation_frames(rounds: list[Path], held_out: int) -> dict[str, np.ndarray] | None:
+    """The labelled frames of every round's last ``held_out`` episodes (None for none)."""
+    parts = []
+    for path in rounds:
+        ids, _, validation = _episodes(path, held_out)
+        if validation.any():
+            parts.append(_read_episodes(path, ids[validation]))
+    return merge_frames(*parts) if parts else None
+
+
+def action_loss(
+    checkpoint: str | Path, frames: dict[str, np.ndarray], max_frames: int = 3000
+) -> float:
+    """Mean squared error of a bc checkpoint's chunks against the frames' training targets,
+    on the dimensions the network predicts: the action part of its training loss, without
+    augmentation. Evenly spaced frames, at most ``max_frames``, keep it cheap."""
+    ckpt = load_checkpoint(checkpoint)
+    model = build_model(ckpt)
+    pick = np.unique(np.linspace(0, len(frames["action"]) - 1, max_frames).astype(int))
+    targets = torch.as_tensor(frame_targets(frames, model.chunk_len)[pick])
+    words = instruction_inputs({k: v[pick] for k, v in frames.items()}, model.vocabulary)
+    mean = torch.as_tensor(np.asarray(ckpt["proprio_mean"]), dtype=torch.float32)
+    std = torch.as_tensor(np.asarray(ckpt["proprio_std"]), dtype=torch.float32)
+    proprio = (torch.as_tensor(frames["proprio"][pick]) - mean) / std
+    rgb = torch.as_tensor(frames["rgb"][pick])
+    dims, total = model.predicted_dims, 0.0
+    with torch.no_grad():
+        for i in range(0, len(pick), 256):
+            part = slice(i, i + 256)
+            predicted = model(rgb[part], proprio[part], words[part])
+            total += float(((predicted[..., dims] - targets[part][..., dims]) ** 2).sum())
+    return total / (len(pick) * model.chunk_len * len(dims))
 
 
 def evaluate_bc(checkpoint: str | Path, suite: str, episodes: int) -> float:
@@ -198,17 +329,66 @@ def _round_steps(corrections: Path) -> int | None:
         return None
     try:
         with np.load(corrections) as f:
-            return int(f["env_steps"])
+            steps, chunked = int(f["env_steps"]), "action_chunk" in f.files
     except (*UNREADABLE_NPZ, KeyError) as error:
         warnings.warn(
             f"{corrections} is unreadable ({error}); collecting round again", stacklevel=3
         )
         return None
+    if not chunked:
+        raise ValueError(
+            f"{corrections} holds per-step labels (DAgger before its labels became the "
+            "expert's chunks, issue 29); train into a new --out"
+        )
+    return steps
 
 
-def _curve_steps(progress_csv: Path) -> set[int]:
-    """Environment steps at which the learning curve already has a row."""
-    return {int(t) for t in read_progress(progress_csv)["timesteps"]}
+ROUND_FIELDS = (
+    "round", "env_steps", "train_frames", "validation_frames", "train_loss", "validation_loss",
+    "validation_loss_before", "success_rate", "eval_episodes", "collected_successes",
+)  # fmt: skip
+
+
+def _read_rounds(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
+    def write(f: Any) -> None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=ROUND_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        f.write(text.getvalue().encode())
+
+    write_file_atomically(path, write)
+
+
+def kept_demonstrations(
+    out: Path, dagger: DaggerConfig, chunk_len: int, progress: bool = True
+) -> list[dict[str, np.ndarray]]:
+    """The demonstrations every round trains on, each frame with its chunk target.
+
+    ``dagger.demonstrations`` if it names a file; else ``dagger.demonstration_episodes``
+    recorded once into ``out/demonstrations.npz`` (read back on a resumed run); none for 0.
+    """
+    if dagger.demonstrations:
+        demos = load_demonstrations(dagger.demonstrations)
+    elif dagger.demonstration_episodes:
+        path = out / "demonstrations.npz"
+        if path.exists():
+            demos = load_demonstrations(path)
+        else:
+            demos = collect_demonstrations(
+                dagger.demonstration_episodes, seed=0, out=path, progress=progress
+            )
+    else:
+        return []
+    demos["action_chunk"] = chunk_targets(demos["action"], demos["episode"], chunk_len)
+    return [demos]
 
 
 def finetune_dagger(
@@ -220,36 +400,47 @@ def finetune_dagger(
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
-    """DAgger rounds from a bc checkpoint; returns the final checkpoint ``out/final.pt``.
+    """DAgger rounds from a bc checkpoint; returns ``out/final.pt``, the best round's network.
 
     Round ``r`` rolls out the current network (the shipped one for ``init=None`` in round 0),
-    saves the labelled frames as ``out/round-r.npz``, fine-tunes on every round's frames (and
-    ``demonstrations``, a file of ``bench base collect``, if given) into ``out/round-r.pt``
-    and appends its success on ``eval_episodes`` fixed held-out ``eval_suite`` episodes to
-    ``out/progress.csv`` against the environment steps used so far. Re-running with the
-    same ``out`` skips finished rounds. ``dagger`` and ``train`` are the config's sections
-    (None: their defaults); ``rounds``, ``episodes_per_round``, ``epochs_per_round``,
-    ``suites``, ``lr``, ``keypoint_weight``, ``demonstrations`` and ``train_frames`` are
-    ``dagger``'s fields, ``eval_suite``, ``eval_episodes`` and ``steps`` are ``train``'s.
+    saves the labelled frames as ``out/round-r.npz``, fine-tunes on the demonstrations
+    (:func:`kept_demonstrations`) and every round's frames but each round's last
+    ``validation_episodes`` episodes into ``out/round-r.pt``, appends its success on
+    ``eval_episodes`` fixed held-out ``eval_suite`` episodes to ``out/progress.csv`` against
+    the environment steps used so far, and its training and validation losses
+    (:func:`action_loss` on its training frames and on the held-out episodes' frames) to
+    ``out/rounds.csv``. ``final.pt`` is the round with the highest success (the earlier one of
+    a tie). Re-running with the same ``out`` skips finished rounds. ``dagger`` and ``train``
+    are the config's sections (None: their defaults).
 
-    ``steps`` replaces the count of rounds by a budget of environment steps: rounds go on
-    until that many have been taken (the last round may pass it by less than one round).
-    ``train_frames`` caps what a round trains on to that many frames, whole episodes drawn at
-    random from everything gathered so far; without it the aggregate grows every round, and
-    so does the cost of training on it.
+    ``train.steps`` replaces the count of rounds by a budget of environment steps: rounds go
+    on until that many have been taken (the last round may pass it by less than one round).
+    ``dagger.train_frames`` caps the visited-state frames a round trains on to that many, whole
+    episodes drawn at random from everything gathered so far; without it the aggregate grows
+    every round, and so does the cost of training on it.
+
+    Raises:
+        ValueError: a round would hold out all of its episodes, or a step budget below 1.
     """
     dagger = dagger if dagger is not None else DaggerConfig()
     train = train if train is not None else DaggerTrainConfig()
     rounds, episodes_per_round, suites = dagger.rounds, dagger.episodes_per_round, dagger.suites
-    lr, keypoint_weight, train_frames = dagger.lr, dagger.keypoint_weight, dagger.train_frames
-    demonstrations, steps = dagger.demonstrations, train.steps
+    held_out, steps = dagger.validation_episodes, train.steps
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    if held_out >= episodes_per_round:
+        raise ValueError(
+            f"dagger.validation_episodes ({held_out}) must be below dagger.episodes_per_round "
+            f"({episodes_per_round}): a round needs episodes to train on"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    kept = [load_demonstrations(demonstrations)] if demonstrations else []
-    current = None if init is None else Path(init)
-    env_steps, files, began = 0, [], training_clock(out / "progress.csv")
+    start = Path(init) if init is not None else shipped_checkpoint()
+    kept = kept_demonstrations(
+        out, dagger, int(load_checkpoint(start)["config"]["chunk_len"]), progress
+    )
+    current, env_steps, files, began = start, 0, [], training_clock(out / "progress.csv")
+    logged = _read_rounds(out / "rounds.csv")
     r = 0
     while (env_steps < steps) if steps is not None else (r < rounds):
         corrections, model = out / f"round-{r}.npz", out / f"round-{r}.pt"
@@ -266,26 +457,43 @@ def finetune_dagger(
             round_steps = int(summary["env_steps"])
         files.append(corrections)
         env_steps += round_steps
+        gathered = None
+        if not model.exists() or len(logged) <= r:
+            rng = np.random.default_rng([seed, r])
+            cap = dagger.train_frames if dagger.train_frames is not None else sys.maxsize
+            gathered = merge_frames(*kept, sample_episodes(files, cap, rng, held_out))
         if not model.exists():
-            if train_frames is None:
-                gathered = []
-                for path in files:
-                    with np.load(path) as f:
-                        gathered.append({k: f[k] for k in ARRAYS})
-            else:
-                rng = np.random.default_rng([seed, r])
-                gathered = [sample_episodes(files, train_frames, rng)]
-            data = merge_frames(*kept, *gathered)
             train_bc(
-                data, model, epochs=dagger.epochs_per_round, seed=seed + r,
-                lr=float(lr), keypoint_weight=float(keypoint_weight), progress=progress,
-                init=current or shipped_checkpoint(),
+                gathered, model, epochs=dagger.epochs_per_round, seed=seed + r,
+                lr=float(dagger.lr), keypoint_weight=float(dagger.keypoint_weight),
+                progress=progress, init=current,
             )  # fmt: skip
-        if env_steps not in _curve_steps(out / "progress.csv"):
+        curve = read_progress(out / "progress.csv")
+        if env_steps not in {int(t) for t in curve["timesteps"]}:
             rate = evaluate_bc(model, train.eval_suite, train.eval_episodes)
             append_progress(out / "progress.csv", env_steps, rate, train.eval_episodes, began)
+        else:
+            rate = float(curve["success_rate"][curve["timesteps"] == env_steps].iloc[0])
+        if len(logged) <= r:
+            validation = validation_frames(files, held_out)
+            with np.load(corrections) as f:
+                collected = int(f["successes"])
+            logged.append({
+                "round": r, "env_steps": env_steps, "train_frames": len(gathered["action"]),
+                "validation_frames": 0 if validation is None else len(validation["action"]),
+                "train_loss": action_loss(model, gathered),
+                "validation_loss": "" if validation is None else action_loss(model, validation),
+                "validation_loss_before": (
+                    "" if validation is None else action_loss(current, validation)
+                ),
+                "success_rate": rate, "eval_episodes": train.eval_episodes,
+                "collected_successes": collected,
+            })  # fmt: skip
+            _write_rounds(out / "rounds.csv", logged)
         current = model
         r += 1
-    final = out / "final.pt"  # the last round's network (again after a run with more rounds)
-    write_file_atomically(final, lambda f: f.write(current.read_bytes()))
+    best = max(range(r), key=lambda i: (float(logged[i]["success_rate"]), -i))
+    final = out / "final.pt"  # the best round's network (again after a run with more rounds)
+    chosen = out / f"round-{best}.pt"
+    write_file_atomically(final, lambda f: f.write(chosen.read_bytes()))
     return final

@@ -80,6 +80,25 @@ def chunk_targets(actions: np.ndarray, episodes: np.ndarray, chunk_len: int) -> 
     return actions[index]
 
 
+def frame_targets(data: dict[str, np.ndarray], chunk_len: int) -> np.ndarray:
+    """Every frame's training target (N, ``chunk_len``, 7): its own labelled chunk where the
+    data has one (``action_chunk``: DAgger's labels, planned from the frame's state), else its
+    episode's next actions (:func:`chunk_targets`, the demonstrations).
+
+    Raises:
+        ValueError: ``action_chunk`` holds chunks of another length or shape.
+    """
+    if "action_chunk" not in data:
+        return chunk_targets(data["action"], data["episode"], chunk_len)
+    chunks = np.asarray(data["action_chunk"], dtype=np.float32)
+    if chunks.shape != (len(data["action"]), chunk_len, 7):
+        raise ValueError(
+            f"action_chunk: expected shape {(len(data['action']), chunk_len, 7)} "
+            f"(a chunk per frame, the network's chunk length), got {chunks.shape}"
+        )
+    return chunks
+
+
 def random_shift(
     rgb: torch.Tensor, generator: torch.Generator, pad: int = 4
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,9 +175,7 @@ def train_bc(
         model = BCNet(**config)
         mean, std = proprio.mean(0), proprio.std(0) + 1e-3
     words = instruction_inputs(data, config.get("vocabulary"))
-    targets = torch.as_tensor(
-        chunk_targets(data["action"], data["episode"], int(config["chunk_len"]))
-    )
+    targets = torch.as_tensor(frame_targets(data, int(config["chunk_len"])))
     if heatmap_weight is None:
         heatmap_weight = HEATMAP_WEIGHT if config.get("object_centric") else 0.0
     proprio = (proprio - mean) / std
