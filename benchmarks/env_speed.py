@@ -6,7 +6,11 @@ episode ends, resets included in the time), for:
 - ``ResidualPickPlace-v1`` in ``state`` mode (default scene: 1-3 objects) and with a single
   object (panda-gym's scene has one),
 - ``ResidualPickPlace-v1`` in ``rgb+seg`` mode at 84 x 84,
-- panda-gym's ``PandaPickAndPlace-v3`` without rendering, and rendering 84 x 84 every step.
+- panda-gym's ``PandaPickAndPlace-v3`` without rendering, and rendering 84 x 84 every step,
+- the other task families in ``state`` mode (``ResidualStack-v0``, ``ResidualPush-v0``,
+  ``ResidualInsert-v0``) beside panda-gym's nearest task (``PandaStack-v3``,
+  ``PandaPush-v3``; insertion has none, so pick-and-place stands in), each also as a ratio to
+  ``ResidualPickPlace-v1``'s state mode measured in the same rounds.
 
 Rounds alternate between the environments so that load on the machine hits all of them
 alike; the median over rounds is reported. Writes ``results/env_speed.{json,md}``.
@@ -37,18 +41,18 @@ def _ours(**kwargs):
     return gym.make(ENV_ID, **kwargs)
 
 
-def _panda_gym(render: bool):
+def _panda_gym(render: bool, env_id: str = "PandaPickAndPlace-v3"):
     import panda_gym  # noqa: F401
 
     if render:
         return gym.make(
-            "PandaPickAndPlace-v3",
+            env_id,
             render_mode="rgb_array",
             render_width=84,
             render_height=84,
             renderer="Tiny",
         )
-    return gym.make("PandaPickAndPlace-v3")
+    return gym.make(env_id)
 
 
 CASES = {
@@ -60,7 +64,20 @@ CASES = {
     "residual_bench rgb+seg 84x84": (lambda: _ours(obs_mode="rgb+seg", image_size=84), False),
     "panda-gym PandaPickAndPlace-v3 state": (lambda: _panda_gym(False), False),
     "panda-gym PandaPickAndPlace-v3 render 84x84": (lambda: _panda_gym(True), True),
+    "residual_bench ResidualStack-v0 state": (lambda: gym.make("ResidualStack-v0"), False),
+    "residual_bench ResidualPush-v0 state": (lambda: gym.make("ResidualPush-v0"), False),
+    "residual_bench ResidualInsert-v0 state": (lambda: gym.make("ResidualInsert-v0"), False),
+    "panda-gym PandaStack-v3 state": (lambda: _panda_gym(False, "PandaStack-v3"), False),
+    "panda-gym PandaPush-v3 state": (lambda: _panda_gym(False, "PandaPush-v3"), False),
 }
+TASK_CASES = {
+    "ResidualStack-v0": "panda-gym PandaStack-v3 state",
+    "ResidualPush-v0": "panda-gym PandaPush-v3 state",
+    "ResidualInsert-v0": "panda-gym PandaPickAndPlace-v3 state",
+}
+"""Each task family beyond pick-and-place -> panda-gym's nearest task."""
+TASK_RATIO_TARGET = 0.8
+"""A task's state-mode steps/s must be at least this fraction of pick-and-place's."""
 
 
 def steps_per_second(env, n_steps: int, render_each_step: bool, seed: int) -> float:
@@ -123,7 +140,19 @@ def main() -> None:
             / pg_state,
             "rgb+seg 84 / panda-gym render 84": median["residual_bench rgb+seg 84x84"] / pg_render,
         },
-        "targets": {"state ratio": 2.0, "rgb+seg 84 steps/s": 250.0},
+        "task_ratios": {
+            task: {
+                "vs ResidualPickPlace-v1 state": median[f"residual_bench {task} state"]
+                / median["residual_bench state (1-3 objects)"],
+                f"vs {panda}": median[f"residual_bench {task} state"] / median[panda],
+            }
+            for task, panda in TASK_CASES.items()
+        },
+        "targets": {
+            "state ratio": 2.0,
+            "rgb+seg 84 steps/s": 250.0,
+            "task state / ResidualPickPlace-v1 state": TASK_RATIO_TARGET,
+        },
         "notes": "residual_bench: 240 Hz physics, 20 Hz control (12 substeps, 50 ms per step); "
         "panda-gym: 500 Hz physics, 20 substeps (40 ms per step).",
     }
@@ -156,6 +185,18 @@ def main() -> None:
         f"| rgb+seg 84x84 vs panda-gym rendering 84x84 | "
         f"{r['rgb+seg 84 / panda-gym render 84']:.1f}x | 250 steps/s |"
     )
+    lines += [
+        "",
+        "| task (state mode) | vs ResidualPickPlace-v1 state | target | vs panda-gym's nearest |",
+        "|---|---:|---:|---:|",
+    ]
+    for task, panda in TASK_CASES.items():
+        ratios = result["task_ratios"][task]
+        lines.append(
+            f"| {task} | {ratios['vs ResidualPickPlace-v1 state']:.2f}x | "
+            f">= {TASK_RATIO_TARGET:.1f}x | {ratios[f'vs {panda}']:.2f}x "
+            f"({panda.removeprefix('panda-gym ').removesuffix(' state')}) |"
+        )
     lines += ["", result["notes"], ""]
     (args.out / "env_speed.md").write_text("\n".join(lines))
     print("\n".join(lines))
