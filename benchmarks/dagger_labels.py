@@ -3,6 +3,12 @@
 Usage::
 
     python benchmarks/dagger_labels.py [--demos 10] [--rollouts 10] [--json OUT.json]
+    python benchmarks/dagger_labels.py --run RUN_DIR --config CONFIG.yaml
+
+The second form reads a finished ``finetune-dagger`` run instead: the action loss of the
+shipped network and of every round's network on the run's demonstrations, on the visited-state
+frames the rounds trained on, and on the held-out ones - whether a round fits its labels, and
+whether that carries over to states it did not train on.
 
 Two sets of states, both with training objects on the nominal suite:
 
@@ -28,15 +34,25 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from residual_bench.episodes.loop import run_episode
-from residual_bench.finetune.dagger import expert_chunk, sync_phase
+from residual_bench.finetune.config import load_finetune_config
+from residual_bench.finetune.dagger import (
+    action_loss,
+    expert_chunk,
+    kept_demonstrations,
+    sample_episodes,
+    sync_phase,
+    validation_frames,
+)
 from residual_bench.policies.bc.data import IMAGE_SIZE, collection_done, demonstration_expert
-from residual_bench.policies.bc.model import bc_controller
+from residual_bench.policies.bc.model import bc_controller, load_checkpoint, shipped_checkpoint
 from residual_bench.policies.bc.train import chunk_targets
 from residual_bench.registration import ENV_ID
 from residual_bench.seeding import episode_seed
@@ -205,12 +221,37 @@ def print_report(result: dict[str, Any]) -> None:
     )
 
 
+def run_losses(run: Path, config: str) -> None:
+    """Print every round's action loss on the run's three kinds of frames."""
+    dagger = load_finetune_config(config).dagger
+    chunk_len = int(load_checkpoint(shipped_checkpoint())["config"]["chunk_len"])
+    kept = kept_demonstrations(run, dagger, chunk_len, progress=False)
+    files = sorted(run.glob("round-*.npz"), key=lambda p: int(p.stem.split("-")[1]))
+    held_out = dagger.validation_episodes
+    visited = sample_episodes(files, sys.maxsize, np.random.default_rng(0), held_out)
+    held = validation_frames(files, held_out)
+    print("network: action loss on demonstrations, visited (trained on), visited (held out)")
+    for net in [shipped_checkpoint(), *(run / f"round-{i}.pt" for i in range(len(files)))]:
+        losses = [
+            action_loss(net, d) if d is not None else float("nan")
+            for d in (kept[0] if kept else None, visited, held)
+        ]
+        print(f"{net.name:12s} " + " ".join(f"{x:.3f}" for x in losses))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--demos", type=int, default=10, help="demonstration episodes")
     parser.add_argument("--rollouts", type=int, default=10, help="network episodes")
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--run", type=Path, help="a finished finetune-dagger run folder")
+    parser.add_argument("--config", help="the run's fine-tuning config (with --run)")
     args = parser.parse_args()
+    if args.run is not None:
+        if args.config is None:
+            parser.error("--run needs --config, the run's fine-tuning config")
+        run_losses(args.run, args.config)
+        return
     result = report(demonstration_states(args.demos), network_states(args.rollouts))
     print_report(result)
     if args.json:

@@ -293,7 +293,8 @@ def action_loss(
     model = build_model(ckpt)
     pick = np.unique(np.linspace(0, len(frames["action"]) - 1, max_frames).astype(int))
     targets = torch.as_tensor(frame_targets(frames, model.chunk_len)[pick])
-    words = instruction_inputs({k: v[pick] for k, v in frames.items()}, model.vocabulary)
+    instructions = {k: frames[k][pick] for k in ("instruction", "text") if k in frames}
+    words = instruction_inputs(instructions, model.vocabulary)
     mean = torch.as_tensor(np.asarray(ckpt["proprio_mean"]), dtype=torch.float32)
     std = torch.as_tensor(np.asarray(ckpt["proprio_std"]), dtype=torch.float32)
     proprio = (torch.as_tensor(frames["proprio"][pick]) - mean) / std
