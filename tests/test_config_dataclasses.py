@@ -255,6 +255,8 @@ OLD_FINETUNE = {
             "keypoint_weight": 1.0,
             "suites": ["nominal", "poke", "slide", "drop", "mixed"],
             "demonstrations": None,
+            "demonstration_episodes": 100,
+            "validation_episodes": 5,
             "train_frames": 24000,
         },
         "train": {"steps": 300000, "eval_suite": "mixed", "eval_episodes": 20},
@@ -342,7 +344,8 @@ OLD_TRAIN_DEFAULTS = {
 OLD_DAGGER_DEFAULTS = {
     "rounds": 4, "episodes_per_round": 50, "epochs_per_round": 2, "lr": 3.0e-4,
     "keypoint_weight": 1.0, "suites": ["nominal", "poke", "slide", "drop", "mixed"],
-    "demonstrations": None, "train_frames": None,
+    "demonstrations": None, "demonstration_episodes": 100, "validation_episodes": 5,
+    "train_frames": None,
 }  # fmt: skip
 OLD_DAGGER_TRAIN_DEFAULTS = {"steps": None, "eval_suite": "mixed", "eval_episodes": 20}
 OLD_RL_DEFAULTS = {
