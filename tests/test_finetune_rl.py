@@ -7,18 +7,28 @@ are an ordinary bc checkpoint, and a run writes a learning curve and resumes.
 
 import copy
 import csv
+import dataclasses
 import json
+import re
+import zipfile
+from functools import partial
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 
 from residual_bench.cli import main
 from residual_bench.config_fields import TrainingConfig
 from residual_bench.env_spec import SpecError
-from residual_bench.finetune.config import FinetuneRLConfig, load_finetune_config
+from residual_bench.finetune.config import (
+    FinetuneRLConfig,
+    finetune_names,
+    load_finetune_config,
+)
 from residual_bench.finetune.rl import (
     ChunkedBCEnv,
     actor_layers,
@@ -301,3 +311,110 @@ def test_bench_train_refuses_a_fine_tuning_run_another_process_is_writing(tmp_pa
         assert main([*argv, "--quiet"]) == 2
     assert "being written by another process" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def filled_sac(bc_weight: float = 0.0, **hp) -> tuple[ChunkedBCEnv, Any]:
+    """A SAC fine-tuning model with 6 decisions in its buffer and (by default) no update."""
+    env = chunked_env()
+    hp = {**TINY["sac"], "learning_starts": 1000, **hp}  # learn() below only fills the buffer
+    model = build_finetune_agent("sac", env, shipped_checkpoint(), hp, -2.0, seed=0,
+                                 bc_weight=bc_weight)  # fmt: skip
+    model.learn(6)
+    model.set_logger(configure(None, []))
+    return env, model
+
+
+def test_a_zero_bc_weight_leaves_sb3s_update_as_it_is_bit_for_bit():
+    env, ours = filled_sac(bc_weight=0.0)
+    sb3 = build_finetune_agent("sac", env, shipped_checkpoint(), TINY["sac"], -2.0, seed=0)
+    sb3.replay_buffer = copy.deepcopy(ours.replay_buffer)
+    sb3.set_logger(configure(None, []))
+    draws = []
+    for train in (ours.train, partial(SAC.train, sb3)):  # SB3's update, no hook of ours
+        np.random.seed(1)  # noqa: NPY002 - SB3's replay buffer draws from the legacy global RNG
+        torch.manual_seed(1)  # SAC's action noise
+        train(gradient_steps=3, batch_size=4)
+        draws.append(np.random.random())  # noqa: NPY002 - no extra batch was drawn
+    assert ours.bc_reference is None
+    for name in ("actor", "critic", "critic_target"):
+        got, want = parameters_of(getattr(ours, name)), parameters_of(getattr(sb3, name))
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True)), name
+    assert draws[0] == draws[1]
+    env.close()
+
+
+def deterministic_chunks(actor: torch.nn.Module, observations) -> torch.Tensor:
+    with torch.no_grad():
+        return actor(observations, deterministic=True)
+
+
+def test_the_bc_term_holds_the_actor_near_the_base_against_a_critic_that_pushes_it_away():
+    # A critic that never learns (learning rate 0) keeps pulling the actor the same way, up
+    # its random slope, and no entropy bonus pulls elsewhere; the actor alone learns, fast.
+    hp = {**TINY["sac"], "learning_starts": 1000, "learning_rate": 0.0, "ent_coef": 0.0}
+    env, filled = filled_sac(**hp)
+    observations = filled.replay_buffer.sample(4).observations
+    distances = {}
+    for weight in (0.0, 10.0):
+        model = build_finetune_agent("sac", env, shipped_checkpoint(), hp, -2.0, seed=0,
+                                     bc_weight=weight, actor_learning_rate=3e-4)  # fmt: skip
+        model.replay_buffer = copy.deepcopy(filled.replay_buffer)
+        model.set_logger(configure(None, []))
+        base = deterministic_chunks(model.actor, observations)
+        np.random.seed(1)  # noqa: NPY002 - SB3's replay buffer draws from the legacy global RNG
+        torch.manual_seed(1)
+        model.train(gradient_steps=20, batch_size=4)
+        tuned = deterministic_chunks(model.actor, observations)
+        distances[weight] = (tuned - base).pow(2).mean().item()
+    env.close()
+    assert distances[0.0] > 0.01  # the critic does push the unregularised actor away
+    assert distances[10.0] < 0.1 * distances[0.0]
+
+
+def test_the_frozen_base_the_bc_term_pulls_to_never_changes_and_is_not_saved(tmp_path):
+    env, model = filled_sac(bc_weight=0.4)
+    model.learning_starts = 0
+    initial = parameters_of(model.actor)
+    reference = parameters_of(model.bc_reference)
+    assert all(torch.equal(a, b) for a, b in zip(initial, reference, strict=True))
+    assert not any(p.requires_grad for p in model.bc_reference.parameters())
+    model.learn(8, reset_num_timesteps=False)
+    after = zip(reference, parameters_of(model.bc_reference), strict=True)
+    assert all(torch.equal(a, b) for a, b in after)
+    moved = zip(initial, parameters_of(model.actor), strict=True)
+    assert not all(torch.equal(a, b) for a, b in moved)
+    model.save(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as saved:
+        assert "bc_reference" not in saved.read("data").decode()
+    env.close()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("{bc_weight: -0.4}", "rl.bc_weight must be a non-negative number"),
+        ("{bc_weight: .nan}", "rl.bc_weight must be a finite number"),
+        ("{bc_weight: .inf}", "rl.bc_weight must be a finite number"),
+        ("{bc_weight: strong}", "rl.bc_weight must be a non-negative number"),
+        ("{bc_weight: true}", "rl.bc_weight must be a non-negative number"),
+        ("{algo: ppo, bc_weight: 0.4}", "rl.bc_weight applies to SAC only"),
+    ],
+)
+def test_the_bc_weight_is_checked(tmp_path, bad, message):
+    path = tmp_path / "ft.yaml"
+    path.write_text(f"method: rl\nrl: {bad}\n")
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_finetune_config(path)
+
+
+def test_the_shipped_regularised_fine_tuning_is_finetune_rl_plus_the_bc_term():
+    plain, regularised = load_finetune_config("finetune-rl"), load_finetune_config("finetune-rl-bc")
+    assert "finetune-rl-bc" in finetune_names()
+    assert plain.rl.bc_weight == 0.0 and regularised.rl.bc_weight == 0.4
+    assert dataclasses.replace(regularised.rl, bc_weight=0.0) == plain.rl
+    assert regularised.train == plain.train
+    env = chunked_env()
+    with pytest.raises(ValueError, match="SAC fine-tuning only"):
+        build_finetune_agent("ppo", env, shipped_checkpoint(), TINY["ppo"], -2.0, seed=0,
+                             bc_weight=0.4)  # fmt: skip
+    env.close()

@@ -98,6 +98,11 @@ class FinetuneRLConfig(Section):
     """SAC's actor's own learning rate, or null for the hyperparams' one (sac only)."""
     freeze_encoder: bool = False
     """Train the actor's action head only, keeping the bc image encoder."""
+    bc_weight: float = non_negative(0.0)
+    """TD3+BC's pull towards the base (sac only): every actor update adds
+    ``bc_weight * mean|Q| * mean((mu(s) - a_base(s))^2)``, mu the actor's executed chunk and
+    a_base the initial bc network's; relative to the critic's scale, so it does not depend
+    on the reward's units. 0: the unregularised actor loss."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """SB3's keyword arguments for the algorithm."""
 
@@ -188,6 +193,8 @@ def _check_rl(rl: FinetuneRLConfig, where: str) -> FinetuneRLConfig:
         raise SpecError(f"{where}: rl.critic_only_steps applies to SAC only (algo: sac)")
     if rl.actor_learning_rate is not None and rl.algo != "sac":
         raise SpecError(f"{where}: rl.actor_learning_rate applies to SAC only (algo: sac)")
+    if rl.bc_weight and rl.algo != "sac":
+        raise SpecError(f"{where}: rl.bc_weight applies to SAC only (algo: sac)")
     return rl
 
 

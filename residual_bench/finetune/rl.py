@@ -19,6 +19,12 @@ adding a small correction on top of the frozen network, RL changes the network i
 - SAC's first updates can be critic-only (``critic_only_steps`` control steps), the safeguard
   the residuals have too: the actor starts as a working policy, and a fresh critic's action
   gradients would lead it away before the critic has learnt anything.
+- SAC's actor loss can be regularised towards the base (``bc_weight``, TD3+BC's form): every
+  actor update adds ``bc_weight * mean|Q(s, mu(s))| * mean((mu(s) - a_base(s))^2)``, mu(s) the
+  chunk the actor would execute and a_base(s) the one a frozen copy of the initial network
+  gives. Unregularised, the fine-tuned network unlearns the base (Policy Decorator; the
+  collapse measured in results/finetune); regularised, it leaves the base only where the
+  critic's action gradient is stronger than the pull back.
 
 Fine-tuned weights are written as an ordinary bc checkpoint, evaluated with ``--base bc:PATH``
 like every other bc network, so forgetting is measured the same way for every method.
@@ -26,6 +32,7 @@ like every other bc network, so forgetting is measured the same way for every me
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, SupportsFloat
@@ -64,7 +71,11 @@ from residual_bench.training.learning_curve import (
     last_evaluated,
     training_clock,
 )
-from residual_bench.training.safeguards import CriticWarmupMixin
+from residual_bench.training.safeguards import (
+    CriticWarmupMixin,
+    add_penalty_to_actor_step,
+    critic_scaled_penalty,
+)
 
 
 class ChunkedBCEnv(gym.Wrapper):
@@ -207,12 +218,53 @@ class FinetuneSAC(CriticWarmupMixin, SAC):
     """
 
     actor_learning_rate: float | None = None
+    bc_weight: float = 0.0
+    bc_reference: nn.Module | None = None
+    """A frozen copy of the initial actor (set by :meth:`hold_bc_reference`)."""
+
+    def hold_bc_reference(self) -> None:
+        """Keep a frozen copy of the actor as it is now: the base ``bc_weight`` pulls back to.
+
+        A copy, not the bc checkpoint re-read, so its deterministic output is exactly the
+        actor's initial one; it lives outside the policy, so it is neither trained nor saved
+        and a resumed run rebuilds it from the init checkpoint, not from the tuned actor.
+        """
+        reference = copy.deepcopy(self.actor)
+        reference.optimizer = None  # the copy of the actor's Adam state would never be used
+        self.bc_reference = reference.eval().requires_grad_(False)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "bc_reference"]
 
     def _update_learning_rate(self, optimizers: list[torch.optim.Optimizer]) -> None:
         super()._update_learning_rate(optimizers)
         if self.actor_learning_rate is not None:
             for group in self.actor.optimizer.param_groups:
                 group["lr"] = self.actor_learning_rate
+
+    def bc_penalty(self, batch_size: int) -> torch.Tensor | None:
+        """``bc_weight * mean|Q(s, mu(s))| * mean((mu(s) - a_base(s))^2)`` on a fresh batch,
+        or None with ``bc_weight`` 0 (then nothing is sampled: SB3's update is untouched).
+
+        None in the critic-only phase too: the actor is put back after every update there, so
+        mu = a_base and the term's gradient would be exactly zero, at the price of a pass
+        through the actor's encoder.
+        """
+        if self.bc_weight <= 0 or self.num_timesteps < self.critic_only_steps:
+            return None
+        if self.bc_reference is None:
+            raise RuntimeError("bc_weight > 0 needs hold_bc_reference() before training")
+        observations = self.replay_buffer.sample(batch_size).observations
+        mean_actions, _, _ = self.actor.get_action_dist_params(observations)
+        actions = torch.tanh(mean_actions)  # the chunk the actor executes
+        with torch.no_grad():
+            q_values = self.critic.q1_forward(observations, actions)
+            base = self.bc_reference(observations, deterministic=True)
+        return critic_scaled_penalty(self.bc_weight, q_values, actions, base)
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        add_penalty_to_actor_step(self.actor.optimizer, lambda: self.bc_penalty(batch_size))
+        super().train(gradient_steps, batch_size)
 
 
 def build_finetune_agent(
@@ -226,13 +278,15 @@ def build_finetune_agent(
     critic_only_steps: int = 0,
     actor_learning_rate: float | None = None,
     freeze_encoder: bool = False,
+    bc_weight: float = 0.0,
 ) -> Any:
     """A SAC or PPO model whose actor is the bc network of ``checkpoint``.
 
     ``critic_only_steps`` (SAC only) is in the model's own timesteps, that is decisions;
     ``actor_learning_rate`` (SAC only; None: the hyperparams' ``learning_rate``) is the
-    actor's own. With ``freeze_encoder`` the actor's copy of the bc encoder keeps its weights
-    and RL trains the action head (and the exploration noise) alone.
+    actor's own; ``bc_weight`` (SAC only) pulls the actor towards its initial self (see
+    :meth:`FinetuneSAC.bc_penalty`). With ``freeze_encoder`` the actor's copy of the bc
+    encoder keeps its weights and RL trains the action head (and the exploration noise) alone.
     """
     head = build_model(load_bc_checkpoint(checkpoint)).head
     width = head[0].out_features
@@ -242,10 +296,13 @@ def build_finetune_agent(
         raise ValueError("critic_only_steps applies to SAC fine-tuning only, not to PPO")
     if actor_learning_rate is not None and algo != "sac":
         raise ValueError("actor_learning_rate applies to SAC fine-tuning only, not to PPO")
+    if bc_weight and algo != "sac":
+        raise ValueError("bc_weight applies to SAC fine-tuning only, not to PPO")
     if algo == "sac":
         model = FinetuneSAC("MultiInputPolicy", env, **kwargs)
         model.critic_only_steps = int(critic_only_steps)
         model.actor_learning_rate = actor_learning_rate
+        model.bc_weight = float(bc_weight)
     elif algo == "ppo":
         # Orthogonal initialisation would overwrite the bc encoder's weights.
         kwargs["policy_kwargs"]["ortho_init"] = False
@@ -263,6 +320,8 @@ def build_finetune_agent(
     if freeze_encoder:
         # The optimizers skip parameters that get no gradient.
         actor_layers(model)[0].requires_grad_(False)
+    if bc_weight:
+        model.hold_bc_reference()
     return model
 
 
@@ -306,8 +365,8 @@ def finetune_rl(
     """RL fine-tuning of a bc network for ``steps`` control steps; returns ``out/final.pt``.
 
     ``rl`` and ``train`` are the config's sections (None: their defaults): ``algo``,
-    ``hyperparams``, ``initial_log_std``, ``critic_only_steps``, ``actor_learning_rate`` and
-    ``freeze_encoder`` are ``rl``'s fields, ``steps``, ``suite``, ``eval_every``,
+    ``hyperparams``, ``initial_log_std``, ``critic_only_steps``, ``actor_learning_rate``,
+    ``freeze_encoder`` and ``bc_weight`` are ``rl``'s fields, ``steps``, ``suite``, ``eval_every``,
     ``eval_episodes`` and ``checkpoint_every`` are ``train``'s.
 
     Trains on training objects under ``suite``; every ``eval_every`` control steps the actor is
@@ -317,8 +376,9 @@ def finetune_rl(
     every ``checkpoint_every`` steps; re-running with the same ``out`` and ``resume`` continues
     from there (see :func:`~residual_bench.run_directory.checkpoint_to_resume`).
     SAC's updates through the first ``critic_only_steps`` control steps train the critic only;
-    ``actor_learning_rate`` (SAC) gives the actor a learning rate of its own, and
-    ``freeze_encoder`` leaves the actor's encoder as the bc network's.
+    ``actor_learning_rate`` (SAC) gives the actor a learning rate of its own,
+    ``freeze_encoder`` leaves the actor's encoder as the bc network's, and ``bc_weight`` (SAC)
+    pulls the actor towards the initial network's chunks.
     """
     rl = rl if rl is not None else FinetuneRLConfig()
     train = train if train is not None else TrainingConfig()
@@ -338,6 +398,7 @@ def finetune_rl(
         critic_only_steps=-(-critic_only_steps // env.chunk_len),  # decisions
         actor_learning_rate=rl.actor_learning_rate,
         freeze_encoder=rl.freeze_encoder,
+        bc_weight=rl.bc_weight,
     )  # fmt: skip
     saved = out / "checkpoint"
     finish_interrupted_write(saved)

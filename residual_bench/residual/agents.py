@@ -26,7 +26,11 @@ from stable_baselines3.common.noise import NormalActionNoise
 
 from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.config import GatedConfig, ResidualConfig
-from residual_bench.training.safeguards import CriticWarmupMixin
+from residual_bench.training.safeguards import (
+    CriticWarmupMixin,
+    add_penalty_to_actor_step,
+    critic_scaled_penalty,
+)
 
 
 class ResidualOffPolicyMixin(CriticWarmupMixin):
@@ -69,23 +73,17 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
         and settles on large constant corrections. The term is added to the gradients SB3 has
         just computed, right before the optimizer's step, so one Adam step sees both.
         """
-        optimizer = self.actor.optimizer
-        if getattr(optimizer, "_residual_penalty_installed", False):
-            return
-        sb3_step = optimizer.step
 
-        def step(*args: Any, **kwargs: Any) -> Any:
-            if self.actor_penalty > 0:
-                observations = self.replay_buffer.sample(batch_size).observations
-                residual = self.mean_residual(observations)
-                with torch.no_grad():
-                    q_scale = first_critic_value(self.critic, observations, residual).abs().mean()
-                penalty = self.actor_penalty * q_scale * residual.pow(2).mean()
-                penalty.backward()
-            return sb3_step(*args, **kwargs)
+        def penalty() -> torch.Tensor | None:
+            if self.actor_penalty <= 0:
+                return None
+            observations = self.replay_buffer.sample(batch_size).observations
+            residual = self.mean_residual(observations)
+            with torch.no_grad():
+                q_values = first_critic_value(self.critic, observations, residual)
+            return critic_scaled_penalty(self.actor_penalty, q_values, residual)
 
-        optimizer.step = step
-        optimizer._residual_penalty_installed = True
+        add_penalty_to_actor_step(self.actor.optimizer, penalty)
 
     def mean_residual(self, observations: Any) -> torch.Tensor:
         """The deterministic residual output (in [-1, 1]) for a batch of observations.

@@ -1,12 +1,14 @@
 """Safeguards of off-policy training that residuals and RL fine-tuning share.
 
 Both start from a policy worth keeping (the zero residual; the behaviour-cloned network) and
-both lose it if the actor follows a fresh critic: the critic-only warm-up is written once,
-here, below both.
+both lose it if the actor follows a fresh critic: the critic-only warm-up and the pull back
+towards the starting policy (TD3+BC's critic-scaled penalty) are written once, here, below
+both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -93,3 +95,42 @@ def skip_critic_weight_gradients_in_actor_step(model: SAC | TQC) -> None:
     critic_optimizer.step = after_critic_step
     actor_optimizer.step = after_actor_step
     critic_optimizer._skips_actor_gradients = True
+
+
+def critic_scaled_penalty(
+    weight: float,
+    q_values: torch.Tensor,
+    actions: torch.Tensor,
+    reference: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``weight * mean|Q| * mean((actions - reference)^2)``, TD3+BC's pull towards a policy.
+
+    The weight is relative to the critic's scale (``q_values``, computed without gradients),
+    so the trade-off between following the critic and staying near ``reference`` (None: the
+    zero action, the residual's base alone) does not depend on the reward's units.
+    """
+    distance = actions if reference is None else actions - reference
+    return weight * q_values.abs().mean() * distance.pow(2).mean()
+
+
+def add_penalty_to_actor_step(
+    optimizer: torch.optim.Optimizer, penalty: Callable[[], torch.Tensor | None]
+) -> None:
+    """Backpropagate ``penalty()`` right before every step of the actor's ``optimizer``.
+
+    SB3's update has no place for an extra actor loss; adding its gradients to the ones SB3
+    has just computed makes one Adam step see both, as if it were part of SB3's loss. A
+    ``penalty`` returning None adds nothing. Installed once per optimizer.
+    """
+    if getattr(optimizer, "_actor_penalty_installed", False):
+        return
+    sb3_step = optimizer.step
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        loss = penalty()
+        if loss is not None:
+            loss.backward()
+        return sb3_step(*args, **kwargs)
+
+    optimizer.step = step
+    optimizer._actor_penalty_installed = True
