@@ -273,6 +273,7 @@ OLD_FINETUNE = {
             "critic_only_steps": 20000,
             "actor_learning_rate": None,
             "freeze_encoder": False,
+            "bc_weight": 0.0,
             "hyperparams": {
                 "learning_rate": 0.0001,
                 "buffer_size": 50000,
@@ -305,6 +306,7 @@ OLD_FINETUNE = {
             "critic_only_steps": 0,
             "actor_learning_rate": None,
             "freeze_encoder": False,
+            "bc_weight": 0.0,
             "hyperparams": {
                 "learning_rate": 0.0001,
                 "n_steps": 512,
@@ -350,7 +352,7 @@ OLD_DAGGER_DEFAULTS = {
 OLD_DAGGER_TRAIN_DEFAULTS = {"steps": None, "eval_suite": "mixed", "eval_episodes": 20}
 OLD_RL_DEFAULTS = {
     "algo": "sac", "initial_log_std": -2.0, "critic_only_steps": 0,
-    "actor_learning_rate": None, "freeze_encoder": False, "hyperparams": {},
+    "actor_learning_rate": None, "freeze_encoder": False, "bc_weight": 0.0, "hyperparams": {},
 }  # fmt: skip
 
 
