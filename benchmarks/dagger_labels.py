@@ -19,8 +19,8 @@ Two sets of states, both with training objects on the nominal suite:
   DAgger's round-0 episodes, the shadow expert labelling every state it visits.
 
 Each frame's training target is a chunk of 4 actions. Three ways of building it are compared:
-``demo`` (the demonstrations: the expert's next 4 actions along its own path), ``old`` (DAgger
-before issue 29: the expert's action at each of the next 4 *visited* states, where the network
+``demo`` (the demonstrations: the expert's next 4 actions along its own path), ``old`` (DAgger's
+earlier labels: the expert's action at each of the next 4 *visited* states, where the network
 moved the hand) and ``new`` (:func:`residual_bench.finetune.dagger.expert_chunk`: the 4 actions
 the expert would take from the frame's state if it were in control). Printed: per-dimension
 mean |action| and the fraction saturated at +-1 (translation x, y, z; gripper: fraction

@@ -11,7 +11,7 @@ is, on the same episodes (master seed 0, paired by episode):
 
 - residual: ``bc`` + each shipped ``bc-sac-seed*`` residual (the base's weights are untouched
   by construction; the residual still acts everywhere);
-- finetune-rl / finetune-rl-ppo / finetune-dagger: the fine-tuned network
+- finetune-rl / finetune-rl-ppo / finetune-rl-bc / finetune-dagger: the fine-tuned network
   ``results/finetune/<method>-seed*/final.pt`` deployed as the base is (``--base bc:PATH``);
 - scratch: the from-scratch policy ``results/finetune/scratch-seed*/residual`` on the ``zero``
   base (it had no "before": its starting point does nothing).
@@ -48,7 +48,14 @@ from residual_bench.residual.checkpoint import residual_location
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 CONDITIONS = (("nominal", "train"), ("nominal", "heldout"))
-METHODS = ("residual", "finetune-rl", "finetune-rl-ppo", "finetune-dagger", "scratch")
+METHODS = (
+    "residual",
+    "finetune-rl",
+    "finetune-rl-ppo",
+    "finetune-rl-bc",
+    "finetune-dagger",
+    "scratch",
+)
 SEEDS = (0, 1, 2)
 
 

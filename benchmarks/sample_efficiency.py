@@ -7,8 +7,9 @@ Reads the committed learning curves (``progress.csv``: success on the 20 fixed h
 base, one directory per training seed:
 
 - residual: ``results/residual/bc-objects-sac-seed*`` (``bench train --base bc --residual sac``)
-- finetune-rl: ``results/finetune/finetune-rl-seed*`` (``--residual finetune-rl``), and its
-  PPO variant ``finetune-rl-ppo-seed*`` (``--residual finetune-rl-ppo``)
+- finetune-rl: ``results/finetune/finetune-rl-seed*`` (``--residual finetune-rl``), its
+  PPO variant ``finetune-rl-ppo-seed*`` (``--residual finetune-rl-ppo``) and its regularised
+  variant ``finetune-rl-bc-seed*`` (``--residual finetune-rl-bc``)
 - finetune-dagger: ``results/finetune/finetune-dagger-seed*`` (``--residual finetune-dagger``)
 - scratch: ``results/finetune/scratch-seed*`` (``--base zero --residual scratch``)
 
@@ -50,6 +51,7 @@ METHODS = {
     REFERENCE: "residual/bc-objects-sac-seed*",
     "finetune-rl": "finetune/finetune-rl-seed*",
     "finetune-rl-ppo": "finetune/finetune-rl-ppo-seed*",
+    "finetune-rl-bc": "finetune/finetune-rl-bc-seed*",
     "finetune-dagger": "finetune/finetune-dagger-seed*",
     "scratch": "finetune/scratch-seed*",
 }

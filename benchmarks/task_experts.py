@@ -5,7 +5,8 @@
 
 The expert is the one the task registers in :mod:`residual_bench.policies.task_experts`,
 run at the control rate; ``scripted`` is the VLA-like base over that same expert with the
-generic error model (5 Hz chunks, latency, seeded errors). Episode ``i`` of a split uses
+generic error model (5 Hz chunks, latency, seeded errors; the geometric ones times the task's
+``base_error_scale``). Episode ``i`` of a split uses
 ``episode_seed(seed, "nominal", split, i)``, so both policies meet the same scenes. Writes
 ``results/expert/tasks.md`` (``results/expert_success.md`` is pick-and-place's, from
 ``benchmarks/expert_success.py``).
@@ -78,7 +79,8 @@ def main() -> None:
             f"Produced by `python benchmarks/task_experts.py {envs} --episodes "
             f"{args.episodes}` (master seed {args.seed}): each task's registered privileged "
             "expert at 20 Hz, and the `scripted` base (the same expert behind the generic "
-            "VLA error model); success is the task condition at the end of the episode.",
+            "VLA error model, its geometric errors times the task's `base_error_scale`); "
+            "success is the task condition at the end of the episode.",
             "",
             "| task | policy | objects | successes | success rate | 95% CI (Wilson) |",
             "|---|---|---|---:|---:|---:|",

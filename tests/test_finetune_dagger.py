@@ -58,8 +58,8 @@ def _expert_then_still(seed, frozen_at):
     """The demonstration expert in control for ``frozen_at`` steps, then a hand held still;
     a shadow expert labels every state with :func:`expert_chunk`, as DAgger does.
 
-    Returns the label chunks and the shadow's per-step actions (the labels before issue 29
-    made them chunks)."""
+    Returns the label chunks and the shadow's per-step actions (the labels before they
+    became chunks)."""
     env = gym.make("ResidualPickPlace-v1")
     env.reset(seed=seed)
     driver, shadow = demonstration_expert(), demonstration_expert()

@@ -4,7 +4,8 @@ own weights instead of adding a correction.
 - :mod:`.config`: the ``method: dagger | rl`` configs under ``baselines/`` and
   :mod:`.train`: :func:`~.train.train_finetune`, the entry point ``bench train`` calls;
 - :mod:`.dagger`: ``finetune-dagger``, the expert relabels the states the base visits;
-- :mod:`.rl`: ``finetune-rl`` / ``finetune-rl-ppo``, SAC or PPO trains the network end to end.
+- :mod:`.rl`: ``finetune-rl`` / ``finetune-rl-ppo``, SAC or PPO trains the network end to end;
+  ``finetune-rl-bc``, SAC with the actor held near the base (TD3+BC's term).
 
 They compete with the residual, they are not bases: the bases live in
 :mod:`residual_bench.policies`.

@@ -338,8 +338,8 @@ def _round_steps(corrections: Path) -> int | None:
         return None
     if not chunked:
         raise ValueError(
-            f"{corrections} holds per-step labels (DAgger before its labels became the "
-            "expert's chunks, issue 29); train into a new --out"
+            f"{corrections} holds per-step labels (made before DAgger's labels became "
+            "the expert's own chunks); train into a new --out"
         )
     return steps
 
