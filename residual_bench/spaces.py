@@ -18,6 +18,10 @@ OBS_MODES = ("state", "rgb", "rgbd", "rgb+seg", "rgbd+seg")
 PROPRIO_DIM = 20
 """7 arm joints, 2 finger joints, grasp-point position (3), quaternion (4), linear
 velocity (3), gripper width (1)."""
+MAX_ALPHA = 2.0
+"""The largest residual scale per dimension: the action box is [-1, 1], so with alpha 2 a
+residual can take any dimension from any base action to either end; beyond it a correction
+can only saturate."""
 OBJECT_FEATURES = 13
 """Per object: position (3), quaternion (4), linear velocity (3), position relative to the
 grasp point (3)."""

@@ -488,6 +488,16 @@ def test_an_infinite_or_nan_residual_number_is_refused_naming_the_field(tmp_path
     assert str(path) in str(err.value) and field in str(err.value)
 
 
+@pytest.mark.parametrize("alpha", ["[0.3, 0.3, 2.5]", "3", "[-0.1]"])
+def test_a_residual_alpha_beyond_the_action_box_is_refused(tmp_path, alpha):
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"algo: sac\nalpha: {alpha}\n")
+    with pytest.raises(SpecError, match=r"alpha must be a number or a list of 1-3 numbers in"):
+        load_config(path)
+    path.write_text("algo: sac\nalpha: [0.3, 0.3, 2.0]\n")
+    assert load_config(path).alpha == [0.3, 0.3, 2.0]
+
+
 NON_FINITE_FINETUNE = [
     ("method: dagger\ndagger: {lr: .inf}", "dagger.lr"),
     ("method: dagger\ndagger: {keypoint_weight: .nan}", "dagger.keypoint_weight"),

@@ -714,6 +714,20 @@ def test_metadata_with_an_unknown_algo_is_refused(residual_copy):
         load_residual(residual_copy)
 
 
+def test_a_residual_with_full_gripper_authority_loads_as_its_config_allowed_it(residual_copy):
+    """Alpha up to 2 lets a residual move a dimension from any base action to either end (a
+    gripper the base holds open can be closed); the loader takes what training took."""
+    rewrite_metadata(residual_copy, alpha=[0.3, 0.3, 2.0])
+    assert load_residual(residual_copy).metadata["alpha"] == [0.3, 0.3, 2.0]
+
+
+@pytest.mark.parametrize("alpha", [[0.3, 0.3, 2.5], [-0.1], ["0.3"], [True], 0.3])
+def test_metadata_with_an_alpha_out_of_range_is_refused(residual_copy, alpha):
+    rewrite_metadata(residual_copy, alpha=alpha)
+    with pytest.raises(ValueError, match=r"alpha must be a list of numbers in \[0, 2\]"):
+        load_residual(residual_copy)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_damaged_weights_are_refused_with_a_clear_error(residual_copy, damage):
     weights = residual_copy / "policy.safetensors"

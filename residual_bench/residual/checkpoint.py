@@ -42,6 +42,7 @@ from residual_bench.residual.weights import (
     save_weights,
 )
 from residual_bench.run_directory import write_directory_atomically
+from residual_bench.spaces import MAX_ALPHA
 
 FORMAT = "residual-bench-residual"
 SHIPPED_DIR = "data/residuals"
@@ -182,9 +183,10 @@ def _check_fields(meta: dict[str, Any], meta_path: Path, required: tuple[str, ..
         raise ValueError(f"{meta_path}: unknown features {str(meta['features'])[:40]!r}")
     alpha = meta["alpha"]
     if not isinstance(alpha, list) or not all(
-        isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 1 for a in alpha
+        isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= MAX_ALPHA
+        for a in alpha
     ):
-        raise ValueError(f"{meta_path}: alpha must be a list of numbers in [0, 1]")
+        raise ValueError(f"{meta_path}: alpha must be a list of numbers in [0, {MAX_ALPHA:g}]")
     config = meta.get("config")
     gated = config.get("gated") if isinstance(config, dict) else None
     if gated is not None:

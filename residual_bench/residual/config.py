@@ -41,6 +41,7 @@ from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
 from residual_bench.residual.algorithms import ALGORITHM_NAMES, ALGORITHMS, OFF_POLICY_NAMES
 from residual_bench.residual.critics import POLICIES
 from residual_bench.residual.features import FEATURE_MODES, ObjectFeatureNoise
+from residual_bench.spaces import MAX_ALPHA
 
 LAYER_NORM_ALGORITHMS = tuple(POLICIES)
 """The algorithms whose critics take ``policy_kwargs.critic_layer_norm``."""
@@ -198,9 +199,11 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     if not (
         isinstance(alpha, list)
         and len(alpha) in (1, 2, 3)
-        and all(is_number(a) and math.isfinite(a) and a >= 0 for a in alpha)
+        and all(is_number(a) and math.isfinite(a) and 0 <= a <= MAX_ALPHA for a in alpha)
     ):
-        raise SpecError(f"{where}: alpha must be a finite number or a list of 1-3 numbers >= 0")
+        raise SpecError(
+            f"{where}: alpha must be a number or a list of 1-3 numbers in [0, {MAX_ALPHA:g}]"
+        )
     hyperparams = data.get("hyperparams") or field_default(ResidualConfig, "hyperparams")
     hyperparams = check_field(hyperparams, dict[str, Any], "hyperparams", where)
     n_step = hyperparams.get("n_step_returns", 1)

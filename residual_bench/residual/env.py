@@ -48,7 +48,7 @@ from residual_bench.residual.features import (
     object_features,
     privileged_features,
 )
-from residual_bench.spaces import PROPRIO_DIM
+from residual_bench.spaces import MAX_ALPHA, PROPRIO_DIM
 
 ACTION_DIM = 7
 DEFAULT_ALPHA = 0.1
@@ -69,7 +69,7 @@ def alpha_vector(alpha: float | tuple[float, float] | tuple[float, float, float]
     """Per-dimension alpha from one number, (arm, gripper) or (translation, rotation, gripper).
 
     Raises:
-        ValueError: a non-finite, negative or malformed alpha.
+        ValueError: a non-finite, negative, above-``MAX_ALPHA`` or malformed alpha.
     """
     try:
         values = np.atleast_1d(np.asarray(alpha, dtype=float))
@@ -83,8 +83,8 @@ def alpha_vector(alpha: float | tuple[float, float] | tuple[float, float, float]
             f"alpha: expected a number, (arm, gripper) or (translation, rotation, gripper), "
             f"got {alpha!r}"
         )
-    if np.any(values < 0):
-        raise ValueError(f"alpha must be non-negative, got {alpha!r}")
+    if np.any(values < 0) or np.any(values > MAX_ALPHA):
+        raise ValueError(f"alpha must be in [0, {MAX_ALPHA:g}] per dimension, got {alpha!r}")
     if len(values) == 1:
         return np.full(ACTION_DIM, values[0])
     if len(values) == 2:
