@@ -21,12 +21,12 @@ Two sets of states, both with training objects on the nominal suite:
 Each frame's training target is a chunk of 4 actions. Three ways of building it are compared:
 ``demo`` (the demonstrations: the expert's next 4 actions along its own path), ``old`` (DAgger's
 earlier labels: the expert's action at each of the next 4 *visited* states, where the network
-moved the hand) and ``new`` (:func:`residual_bench.finetune.dagger.expert_chunk`: the 4 actions
-the expert would take from the frame's state if it were in control). Printed: per-dimension
-mean |action| and the fraction saturated at +-1 (translation x, y, z; gripper: fraction
-closed), the motion a chunk asks for, the mean squared difference between the ways on the
-same states, and the network's own prediction against each. Rotation is left out: the shipped
-network predicts translation and gripper only (``position_only``).
+moved the hand) and ``new`` (:func:`residual_bench.finetune.dagger_labels.expert_chunk`:
+the 4 actions the expert would take from the frame's state if it were in control). Printed:
+per-dimension mean |action| and the fraction saturated at +-1 (translation x, y, z;
+gripper: fraction closed), the motion a chunk asks for, the mean squared difference between
+the ways on the same states, and the network's own prediction against each. Rotation is left
+out: the shipped network predicts translation and gripper only (``position_only``).
 """
 
 from __future__ import annotations
@@ -45,12 +45,11 @@ from residual_bench.episodes.loop import run_episode
 from residual_bench.finetune.config import load_finetune_config
 from residual_bench.finetune.dagger import (
     action_loss,
-    expert_chunk,
     kept_demonstrations,
     sample_episodes,
-    sync_phase,
     validation_frames,
 )
+from residual_bench.finetune.dagger_labels import expert_chunk, sync_phase
 from residual_bench.policies.bc.data import IMAGE_SIZE, collection_done, demonstration_expert
 from residual_bench.policies.bc.model import bc_controller, load_checkpoint, shipped_checkpoint
 from residual_bench.policies.bc.train import chunk_targets

@@ -25,7 +25,8 @@ from residual_bench.finetune.config import (
     finetune_names,
     load_finetune_config,
 )
-from residual_bench.finetune.dagger import collect_corrections, finetune_dagger
+from residual_bench.finetune.dagger import finetune_dagger
+from residual_bench.finetune.dagger_labels import collect_corrections
 from residual_bench.finetune.rl import finetune_rl
 from residual_bench.residual.config import (
     FeatureNoiseConfig,

@@ -18,15 +18,13 @@ from residual_bench.finetune.config import (
 )
 from residual_bench.finetune.dagger import (
     FRAME_ARRAYS,
-    collect_corrections,
-    expert_chunk,
     finetune_dagger,
     kept_demonstrations,
     merge_frames,
     sample_episodes,
-    sync_phase,
     validation_frames,
 )
+from residual_bench.finetune.dagger_labels import collect_corrections, expert_chunk, sync_phase
 from residual_bench.policies.bc.data import collection_done, demonstration_expert
 from residual_bench.policies.bc.model import load_checkpoint, shipped_checkpoint
 from residual_bench.policies.bc.train import chunk_targets, frame_targets, train_bc

@@ -24,13 +24,13 @@ from stable_baselines3.common.logger import configure
 from residual_bench.cli import main
 from residual_bench.config_fields import TrainingConfig
 from residual_bench.env_spec import SpecError
+from residual_bench.finetune.chunked_env import ChunkedBCEnv
 from residual_bench.finetune.config import (
     FinetuneRLConfig,
     finetune_names,
     load_finetune_config,
 )
 from residual_bench.finetune.rl import (
-    ChunkedBCEnv,
     actor_layers,
     build_finetune_agent,
     export_checkpoint,
