@@ -32,6 +32,7 @@ from residual_bench.residual.train import train_residual
 
 BASE, FEATURES = "scripted", "proprio"  # cheap: no objects, no rendering
 FIRST, TOTAL = 150, 300
+ACTOR_LEARNING_RATE = 1.0e-5  # not the critic's: the tests tell the two apart
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,6 +51,7 @@ def small_config(algo: str) -> ResidualConfig:
     hp["policy_kwargs"] = {**hp.get("policy_kwargs", {}), "net_arch": [16, 16]}
     if ALGORITHMS[algo].off_policy:
         hp.update(buffer_size=1000, learning_starts=50, batch_size=32)
+        hp["actor_learning_rate"] = ACTOR_LEARNING_RATE
     else:
         hp.update(n_steps=50, batch_size=50, n_epochs=1)
     config.safeguards = replace(
@@ -155,6 +157,39 @@ def test_n_step_returns_are_refused_for_an_on_policy_algorithm(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(0, "must be a number > 0"), ("fast", "must be a number > 0"), ("1e-5", "write 1.0e-5")],
+)
+def test_the_actors_learning_rate_must_be_a_positive_number(tmp_path, value, message):
+    path = tmp_path / "sac-actor-lr.yaml"
+    path.write_text(yaml.safe_dump({"algo": "sac", "hyperparams": {"actor_learning_rate": value}}))
+    with pytest.raises(SpecError, match=message):
+        load_config(path)
+
+
+def test_the_actors_learning_rate_is_refused_for_an_on_policy_algorithm(tmp_path):
+    path = tmp_path / "ppo-actor-lr.yaml"
+    path.write_text("algo: ppo\nhyperparams: {actor_learning_rate: 1.0e-5}\n")
+    with pytest.raises(SpecError, match="actor_learning_rate applies to the off-policy"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_the_actor_learns_at_its_own_rate_and_the_critic_at_sb3s(algo):
+    env = make_env(ENV_ID, base=BASE, features=FEATURES)
+    try:
+        config = small_config(algo)
+        config.safeguards.critic_only_steps = 0
+        model = build_agent(config, env, seed=0)
+        model.learn(60)
+    finally:
+        env.close()
+    assert [g["lr"] for g in model.actor.optimizer.param_groups] == [ACTOR_LEARNING_RATE]
+    critic_rate = config.hyperparams["learning_rate"]
+    assert [g["lr"] for g in model.critic.optimizer.param_groups] == [critic_rate]
+
+
 @pytest.mark.parametrize("algo", ["sac", "tqc"])
 def test_n_step_returns_give_sb3s_n_step_buffer_discounting_with_the_agents_gamma(algo):
     config = replace(
@@ -181,6 +216,9 @@ def test_each_algorithm_trains_on_the_scripted_base_and_resumes_from_its_checkpo
     assert type(model) is agent_class(algo) and model.num_timesteps == TOTAL
     # The safeguards survive the resume (train_residual sets them again from the config).
     assert (model.warmup_steps, model.critic_only_steps) == (20, 100)
+    # So does the actor's own learning rate: the resumed updates stepped with it.
+    assert [g["lr"] for g in model.actor.optimizer.param_groups] == [ACTOR_LEARNING_RATE]
+    assert [g["lr"] for g in model.critic.optimizer.param_groups] != [ACTOR_LEARNING_RATE]
 
 
 def test_the_trained_residual_reloads_as_data_to_the_live_models_actions(resumed_run):

@@ -136,7 +136,6 @@ class FinetuneSAC(CriticWarmupMixin, SAC):
     optimizer alone: a pretrained actor can then move more slowly than the fresh critic learns.
     """
 
-    actor_learning_rate: float | None = None
     bc_weight: float = 0.0
     bc_reference: nn.Module | None = None
     """A frozen copy of the initial actor (set by :meth:`hold_bc_reference`)."""
@@ -154,12 +153,6 @@ class FinetuneSAC(CriticWarmupMixin, SAC):
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "bc_reference"]
-
-    def _update_learning_rate(self, optimizers: list[torch.optim.Optimizer]) -> None:
-        super()._update_learning_rate(optimizers)
-        if self.actor_learning_rate is not None:
-            for group in self.actor.optimizer.param_groups:
-                group["lr"] = self.actor_learning_rate
 
     def bc_penalty(self, batch_size: int) -> torch.Tensor | None:
         """``bc_weight * mean|Q(s, mu(s))| * mean((mu(s) - a_base(s))^2)`` on a fresh batch,

@@ -269,6 +269,7 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
     else:
         if config.gated is not None:
             hp.setdefault("policy_kwargs", {})["n_critics"] = int(config.gated.n_critics)
+        hp.pop("actor_learning_rate", None)  # not an SB3 argument: set on the model below
         n_step = int(hp.pop("n_step_returns", 1))
         if n_step > 1:  # SB3's own n-step buffer, discounting with the agent's gamma
             hp["replay_buffer_class"] = NStepReplayBuffer
@@ -282,11 +283,19 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         model.critic_only_steps = int(safeguards.critic_only_steps)
         model.output_decay = float(safeguards.output_decay)
         model.actor_penalty = float(safeguards.actor_penalty)
+        model.actor_learning_rate = configured_actor_learning_rate(config)
         if config.gated is not None:
             model.gate_temperature = float(config.gated.temperature)
     if safeguards.zero_init:
         zero_init_output(model)
     return model
+
+
+def configured_actor_learning_rate(config: ResidualConfig) -> float | None:
+    """The actor's own learning rate (``hyperparams.actor_learning_rate``), or None for
+    SB3's one rate; set again on a resumed model, which SB3 does not save it with."""
+    rate = config.hyperparams.get("actor_learning_rate")
+    return None if rate is None else float(rate)
 
 
 def load_agent(algo: str, path: str, env: Any = None, gated: GatedConfig | None = None):

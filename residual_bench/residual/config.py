@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from residual_bench.config_fields import (
+    EXPONENT_HINT,
     Section,
     TrainingConfig,
     build_section,
@@ -217,6 +218,19 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
             f"{where}: hyperparams.n_step_returns applies to the off-policy algorithms "
             f"({', '.join(OFF_POLICY_NAMES)}) only, not {algo}"
         )
+    actor_lr = hyperparams.get("actor_learning_rate")
+    if actor_lr is not None:
+        if not (is_number(actor_lr) and math.isfinite(actor_lr) and actor_lr > 0):
+            hint = EXPONENT_HINT if isinstance(actor_lr, str) else ""
+            raise SpecError(
+                f"{where}: hyperparams.actor_learning_rate must be a number > 0, "
+                f"got {str(actor_lr)[:40]!r}{hint}"
+            )
+        if not ALGORITHMS[algo].off_policy:
+            raise SpecError(
+                f"{where}: hyperparams.actor_learning_rate applies to the off-policy algorithms "
+                f"({', '.join(OFF_POLICY_NAMES)}) only, not {algo}"
+            )
     policy_kwargs = hyperparams.get("policy_kwargs") or {}
     if isinstance(policy_kwargs, dict) and "critic_layer_norm" in policy_kwargs:
         if not isinstance(policy_kwargs["critic_layer_norm"], bool):

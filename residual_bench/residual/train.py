@@ -42,7 +42,7 @@ from residual_bench.perturb.suite import load_suite, suite_names
 from residual_bench.policies.registry import get_base
 from residual_bench.provenance import package_versions
 from residual_bench.registration import ENV_ID, same_task
-from residual_bench.residual.agents import build_agent, load_agent
+from residual_bench.residual.agents import build_agent, configured_actor_learning_rate, load_agent
 from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.checkpoint import save_residual
 from residual_bench.residual.config import ResidualConfig, load_config
@@ -365,6 +365,8 @@ def _agent(
     for key in ("output_decay", "actor_penalty"):
         if hasattr(model, key):
             setattr(model, key, float(getattr(safeguards, key)))
+    if hasattr(model, "actor_learning_rate"):
+        model.actor_learning_rate = configured_actor_learning_rate(config)
     if isinstance(envs, VecEnv):  # the workers' next episodes, from the seed and the step
         envs.seed(episode_seed(seed, "train-resume", int(model.num_timesteps)))
     return model

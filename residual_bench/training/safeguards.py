@@ -22,7 +22,26 @@ every ``policy_delay`` updates only, and a critic left without gradients until t
 not learn."""
 
 
-class CriticWarmupMixin:
+class ActorLearningRateMixin:
+    """An actor learning rate of its own for an SB3 off-policy agent.
+
+    SB3 gives the actor and the critic one learning rate. A policy worth keeping (the zero
+    residual, a pretrained network) is lost if the actor follows a critic that is still
+    learning; a smaller rate for the actor alone lets it move only as fast as the critic
+    becomes trustworthy (ResFiT's residual actor learns 100x slower than its critic).
+    ``actor_learning_rate`` None leaves SB3's update as it is.
+    """
+
+    actor_learning_rate: float | None = None
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        super()._update_learning_rate(optimizers)
+        if self.actor_learning_rate is not None:
+            for group in self.actor.optimizer.param_groups:
+                group["lr"] = self.actor_learning_rate
+
+
+class CriticWarmupMixin(ActorLearningRateMixin):
     """Critic-only updates for an SB3 off-policy agent's first ``critic_only_steps`` timesteps.
 
     A fresh critic's action gradients are noise; an actor that follows them from its first
