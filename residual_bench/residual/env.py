@@ -42,6 +42,8 @@ from residual_bench.residual.features import (
     FEATURE_DIMS,
     FEATURE_PARTS,
     GLOBAL_IMAGE_SIZE,
+    MASK_FEATURE_MODES,
+    OBS_MODE_FOR,
     ObjectFeatureNoise,
     check_features,
     global_image,
@@ -131,12 +133,13 @@ class ResidualEnv(BasePolicyWrapper):
         time_penalty: float = 0.0,
     ) -> None:
         self.features = check_features(features)
-        needs = {"objects": ("depth", "segmentation"), "global": ("rgb",)}.get(features, ())
+        needs = ("depth", "segmentation") if features in MASK_FEATURE_MODES else ()
+        needs = ("rgb",) if features == "global" else needs
         missing = [k for k in needs if k not in env.observation_space.spaces]
         if missing:
             raise ValueError(
                 f"features={features!r} needs observation keys {missing}; make the env with "
-                f"obs_mode={'rgbd+seg' if features == 'objects' else 'rgb'!r}"
+                f"obs_mode={OBS_MODE_FOR[features]!r}"
             )
         super().__init__(env, base)
         self.base_name = getattr(self.controller, "name", str(base))
@@ -199,8 +202,10 @@ class ResidualEnv(BasePolicyWrapper):
 
     def _observation(self, obs: Any, info: dict[str, Any]) -> Any:
         parts = [obs["proprio"], self._base_action]
-        if self.features == "objects":
-            parts.append(object_features(obs, self._sim.camera.pose, self.feature_noise, self._rng))
+        if self.features in MASK_FEATURE_MODES:
+            oriented = self.features == "oriented-objects"
+            pose = self._sim.camera.pose
+            parts.append(object_features(obs, pose, self.feature_noise, self._rng, oriented))
         elif self.features == "privileged":
             parts.append(privileged_features(self._sim))
         vector = np.concatenate(parts).astype(np.float32)

@@ -6,6 +6,11 @@
   offset from the plate. This is what a real robot has (a segmenter and a depth camera); it
   never reads simulator state. Training adds pose noise and drops the detection now and then,
   as a real segmenter would.
+- ``oriented-objects``: ``objects``, plus the target's narrow horizontal axis (the principal
+  axes of its segmented points on the table plane) relative to the fingers' closing
+  direction. The scripted base's grasp-direction error is invisible in ``objects``, so a
+  residual seeing only those cannot know which way to turn the hand; this is the same camera
+  and the same mask, read for orientation too.
 - ``privileged``: the simulator's object and plate poses and velocities (an upper bound,
   clearly labelled as such in results).
 - ``global``: the whole camera image, no masks, downsampled to ``GLOBAL_IMAGE_SIZE`` pixels;
@@ -17,15 +22,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from residual_bench.sim.camera import CameraPose, pixel_rays
 
-FEATURE_MODES = ("objects", "privileged", "global", "proprio")
+FEATURE_MODES = ("objects", "oriented-objects", "privileged", "global", "proprio")
+#: The modes that read the segmentation mask and the depth image.
+MASK_FEATURE_MODES = ("objects", "oriented-objects")
 TARGET_ID, PLATE_ID = 4, 3  # segmentation ids (pick_place.SEGMENTATION_CLASSES)
-FEATURE_DIMS = {"objects": 15, "privileged": 12, "global": 0, "proprio": 0}
+FEATURE_DIMS = {"objects": 15, "oriented-objects": 18, "privileged": 12, "global": 0, "proprio": 0}
 #: Feature units. Positions come in units of 5 cm and velocities of 0.5 m/s, so the inputs
 #: the residual's networks see are of order one: in metres, the centimetre offsets a grasp
 #: correction depends on are too small next to the joint angles for the critic to resolve.
@@ -44,6 +52,17 @@ FEATURE_PARTS = {
         ("plate_seen", 1),
         ("target_from_plate", 3),
     ),
+    "oriented-objects": (
+        ("target_from_gripper", 3),
+        ("target_extent", 3),
+        ("target_visible_percent", 1),
+        ("target_seen", 1),
+        ("plate_from_gripper", 3),
+        ("plate_seen", 1),
+        ("target_from_plate", 3),
+        ("target_axis_from_fingers", 2),
+        ("target_elongation", 1),
+    ),
     "privileged": (
         ("target_from_gripper", 3),
         ("target_velocity", 3),
@@ -54,7 +73,7 @@ FEATURE_PARTS = {
     "proprio": (),
 }
 #: The env's observation mode each feature mode needs.
-OBS_MODE_FOR = {"objects": "rgbd+seg", "global": "rgb"}
+OBS_MODE_FOR = {"objects": "rgbd+seg", "oriented-objects": "rgbd+seg", "global": "rgb"}
 
 
 def check_features(features: str) -> str:
@@ -105,24 +124,70 @@ def _mask_points(points: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.n
     return selected.mean(0), selected.std(0), len(selected) / mask.size
 
 
+def _scene_points(obs: dict[str, np.ndarray], pose: CameraPose) -> np.ndarray:
+    """Each pixel's 3D point (world frame, m), from the depth image and the calibration."""
+    depth = obs["depth"][..., 0]
+    h, w = depth.shape
+    return pose.eye + depth[..., None] * pixel_rays(pose, w, h)
+
+
+def finger_closing_yaw(tcp_orientation: np.ndarray) -> float:
+    """World yaw (rad) of the direction the fingers close along, from the grasp point's
+    quaternion (x, y, z, w): the hand frame's y axis, projected on the table."""
+    x, y, z, w = (float(q) for q in tcp_orientation)
+    # The rotation matrix's second column: the hand's y axis in the world frame.
+    axis_x = 2.0 * (x * y - w * z)
+    axis_y = 1.0 - 2.0 * (x * x + z * z)
+    return math.atan2(axis_y, axis_x)
+
+
+def target_axis_features(points: np.ndarray, mask: np.ndarray, closing_yaw: float) -> np.ndarray:
+    """The target's narrow horizontal axis relative to the fingers' closing direction.
+
+    The narrow axis is the minor principal axis of the masked points' table-plane (x, y)
+    coordinates, as the object catalogue defines each object's grasp direction from its
+    mesh. A parallel gripper closing along +a or -a makes the same grasp, so the angle d
+    between the two axes is given as (sin 2d, cos 2d), each times the footprint's
+    elongation e = (l1 - l2) / (l1 + l2) of the principal variances: a round footprint has
+    no narrow axis, and its direction reads as (0, 0). Layout: e sin 2d, e cos 2d, e; all
+    zero when fewer than three points are seen.
+    """
+    xy = points[mask][:, :2]
+    if len(xy) < 3:
+        return np.zeros(3)
+    narrow_var, long_var, narrow = _principal_axes(xy)
+    total = narrow_var + long_var
+    elongation = (long_var - narrow_var) / total if total > 0 else 0.0
+    d = math.atan2(narrow[1], narrow[0]) - closing_yaw
+    return np.array([elongation * math.sin(2 * d), elongation * math.cos(2 * d), elongation])
+
+
+def _principal_axes(xy: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Smaller and larger variance of 2D points, and the unit axis of the smaller."""
+    variances, axes = np.linalg.eigh(np.cov(xy.T))  # ascending
+    return float(variances[0]), float(variances[1]), axes[:, 0]
+
+
 def object_features(
     obs: dict[str, np.ndarray],
     pose: CameraPose,
     noise: ObjectFeatureNoise | None = None,
     rng: np.random.Generator | None = None,
+    oriented: bool = False,
 ) -> np.ndarray:
-    """The 15-D ``objects`` features from an ``rgbd+seg`` observation.
+    """The 15-D ``objects`` features from an ``rgbd+seg`` observation, or with ``oriented``
+    the 18-D ``oriented-objects`` ones.
 
     Layout: target centroid - gripper (3), target extent (3), target visible fraction x 100
     (1), target seen (1), plate centroid - gripper (3), plate seen (1), target - plate (3);
-    positions and extents in units of ``POSITION_UNIT_M``.
+    positions and extents in units of ``POSITION_UNIT_M``. ``oriented`` appends
+    :func:`target_axis_features` (3), zero while the detection is dropped.
     """
     seg = obs["segmentation"][..., 0]
-    depth = obs["depth"][..., 0]
-    h, w = seg.shape
-    points = pose.eye + depth[..., None] * pixel_rays(pose, w, h)
+    points = _scene_points(obs, pose)
     tcp = np.asarray(obs["proprio"][9:12], dtype=float)
-    target, extent, fraction = _mask_points(points, seg == TARGET_ID)
+    target_mask = seg == TARGET_ID
+    target, extent, fraction = _mask_points(points, target_mask)
     plate, _, plate_fraction = _mask_points(points, seg == PLATE_ID)
     seen, plate_seen = float(fraction > 0), float(plate_fraction > 0)
     if noise is not None and rng is not None:
@@ -133,16 +198,18 @@ def object_features(
     to_target = (target - tcp) * seen
     to_plate = (plate - tcp) * plate_seen
     unit = POSITION_UNIT_M
-    return np.concatenate(
-        [
-            to_target / unit,
-            extent / unit,
-            [fraction * 100.0, seen],
-            to_plate / unit,
-            [plate_seen],
-            (target - plate) * seen * plate_seen / unit,
-        ]
-    ).astype(np.float32)
+    parts = [
+        to_target / unit,
+        extent / unit,
+        [fraction * 100.0, seen],
+        to_plate / unit,
+        [plate_seen],
+        (target - plate) * seen * plate_seen / unit,
+    ]
+    if oriented:
+        closing_yaw = finger_closing_yaw(np.asarray(obs["proprio"][12:16]))
+        parts.append(target_axis_features(points, target_mask, closing_yaw) * seen)
+    return np.concatenate(parts).astype(np.float32)
 
 
 def privileged_features(sim) -> np.ndarray:
