@@ -14,6 +14,7 @@ residual back to zero.
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,8 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
     exploration_ramp_steps: int = 0
     output_decay: float = 0.0
     actor_penalty: float = 0.0
+    oracle_bc_weight: float = 0.0
+    oracle_demonstrations: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1):
         action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
@@ -75,15 +78,36 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
         """
 
         def penalty() -> torch.Tensor | None:
-            if self.actor_penalty <= 0:
-                return None
-            observations = self.replay_buffer.sample(batch_size).observations
-            residual = self.mean_residual(observations)
-            with torch.no_grad():
-                q_values = first_critic_value(self.critic, observations, residual)
-            return critic_scaled_penalty(self.actor_penalty, q_values, residual)
+            terms = []
+            if self.actor_penalty > 0:
+                observations = self.replay_buffer.sample(batch_size).observations
+                terms.append(self._scaled_distance(self.actor_penalty, observations, None))
+            if self.oracle_bc_weight > 0 and self.oracle_demonstrations is not None:
+                observations, corrections = self.oracle_demonstrations
+                index = torch.randint(len(observations), (batch_size,))
+                distance = self._scaled_distance(
+                    self.oracle_bc_weight, observations[index], corrections[index]
+                )
+                terms.append(distance)
+            return sum(terms) if terms else None
 
         add_penalty_to_actor_step(self.actor.optimizer, penalty)
+
+    def _scaled_distance(
+        self, weight: float, observations: torch.Tensor, reference: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``weight * mean|Q| * mean((r - reference)^2)`` for the actor's mean residual r."""
+        residual = self.mean_residual(observations)
+        with torch.no_grad():
+            q_values = first_critic_value(self.critic, observations, residual)
+        return critic_scaled_penalty(weight, q_values, residual, reference)
+
+    def hold_oracle_demonstrations(self, observations: np.ndarray, corrections: np.ndarray) -> None:
+        """Keep the oracle episodes' observations and residuals for ``oracle_bc_weight``.
+
+        Held beside the model, not saved with it: a resumed run collects them again."""
+        as_tensor = partial(torch.as_tensor, dtype=torch.float32, device=self.device)
+        self.oracle_demonstrations = (as_tensor(observations), as_tensor(corrections))
 
     def mean_residual(self, observations: Any) -> torch.Tensor:
         """The deterministic residual output (in [-1, 1]) for a batch of observations.
@@ -283,6 +307,7 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         model.critic_only_steps = int(safeguards.critic_only_steps)
         model.output_decay = float(safeguards.output_decay)
         model.actor_penalty = float(safeguards.actor_penalty)
+        model.oracle_bc_weight = float(safeguards.oracle_bc_weight)
         model.actor_learning_rate = configured_actor_learning_rate(config)
         if config.gated is not None:
             model.gate_temperature = float(config.gated.temperature)

@@ -78,6 +78,10 @@ class SafeguardsConfig(Section):
     """Weight of ``mean|Q| * mean(r^2)`` in the actor's loss (TD3+BC-style, relative to the
     critic's scale): the residual leaves zero only where the critic keeps asking for it
     (off-policy algorithms only)."""
+    oracle_bc_weight: float = non_negative(0.0)
+    """Weight of ``mean|Q| * mean((r - r_oracle)^2)`` on the states of the oracle episodes
+    (``train.oracle_episodes``) in the actor's loss: TD3+BC's imitation term, towards the
+    oracle's correction instead of the base (off-policy algorithms only)."""
     exploration_ramp_steps: int = non_negative(0)
     """H: the residual acts with probability min(t / H, 1), else 0."""
     scale_ramp_steps: int = non_negative(0)
@@ -106,6 +110,11 @@ class ResidualTrainingConfig(TrainingConfig):
     make ``n_envs`` times the config's ``gradient_steps`` per ``train_freq`` step, so the
     update-to-data ratio stays ``gradient_steps / train_freq`` (docs/residuals.md). A run
     resumes only with the count it started with."""
+    oracle_episodes: int = non_negative(0)
+    """Episodes of the oracle residual (:mod:`~residual_bench.residual.oracle`: the correction
+    that makes the base act as the privileged expert) added to the replay buffer before the
+    first step, so the critic sees what large corrections earn (off-policy agents, one env;
+    0: none)."""
 
 
 @dataclass
@@ -245,12 +254,25 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     if noise is not None and noise.dropout > 1:
         raise SpecError(f"{where}: safeguards.feature_noise.dropout must be in [0, 1]")
     if not ALGORITHMS[algo].off_policy:
-        off_policy_only = [k for k in ("actor_penalty", "output_decay") if getattr(safeguards, k)]
+        off_policy_only = ("actor_penalty", "output_decay", "oracle_bc_weight")
+        off_policy_only = [k for k in off_policy_only if getattr(safeguards, k)]
         if off_policy_only:
             raise SpecError(
                 f"{where}: safeguards {off_policy_only} apply to the off-policy algorithms "
                 f"({', '.join(OFF_POLICY_NAMES)}) only, not {algo}"
             )
+    train = build_section(ResidualTrainingConfig, data.get("train"), "train", where)
+    if train.oracle_episodes and not (ALGORITHMS[algo].off_policy and train.n_envs == 1):
+        raise SpecError(
+            f"{where}: train.oracle_episodes seeds the replay buffer of an off-policy agent "
+            f"stepping one env ({', '.join(OFF_POLICY_NAMES)}, train.n_envs 1); "
+            f"this config has {algo} with n_envs {train.n_envs}"
+        )
+    if safeguards.oracle_bc_weight and not train.oracle_episodes:
+        raise SpecError(
+            f"{where}: safeguards.oracle_bc_weight imitates the oracle episodes; "
+            "set train.oracle_episodes too"
+        )
     gated = data.get("gated")
     if gated is not None:
         if algo != "sac":
@@ -270,6 +292,6 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         alpha=[float(a) for a in alpha],
         hyperparams=hyperparams,
         safeguards=safeguards,
-        train=build_section(ResidualTrainingConfig, data.get("train"), "train", where),
+        train=train,
         gated=gated,
     )

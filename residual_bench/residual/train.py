@@ -49,6 +49,7 @@ from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.features import ObjectFeatureNoise
+from residual_bench.residual.oracle import seed_replay_buffer
 from residual_bench.run_directory import (
     checkpoint_to_resume,
     finish_interrupted_write,
@@ -296,6 +297,11 @@ def train_residual(
             )
             opened.callback(eval_env.close)
             model = _agent(config, envs, n_envs, checkpoint, resuming, seed, log)
+            if config.train.oracle_episodes:
+                episodes = int(config.train.oracle_episodes)
+                with contextlib.closing(build({**options, "seed": seed})) as oracle_env:
+                    # A resumed buffer holds them already; the imitation term needs them again.
+                    seed_replay_buffer(model, oracle_env, episodes, seed, progress, not resuming)
             evaluated = last_evaluated(out / "progress.csv")
             next_eval = (evaluated // eval_every + 1) * eval_every if eval_every else 0
             label = f"{base}+{config.name}"
@@ -362,7 +368,7 @@ def _agent(
     for key in ("warmup_steps", "exploration_ramp_steps", "critic_only_steps"):
         if hasattr(model, key):
             setattr(model, key, int(getattr(safeguards, key)))
-    for key in ("output_decay", "actor_penalty"):
+    for key in ("output_decay", "actor_penalty", "oracle_bc_weight"):
         if hasattr(model, key):
             setattr(model, key, float(getattr(safeguards, key)))
     if hasattr(model, "actor_learning_rate"):
