@@ -2,8 +2,9 @@
 
 Needs Debian's ``chromium`` and the ``playwright`` Python package, driving the system browser
 (no ``playwright install``). The page must load without console errors, sort when a header is
-clicked, filter by text and by suite, and a screenshot is taken: into
-``leaderboards/screenshot.png`` when ``LEADERBOARD_SCREENSHOT=1``, else into a temp dir.
+clicked, filter by text and by suite (the all-task summary by text only), and a screenshot is
+taken: into ``leaderboards/screenshot.png`` when ``LEADERBOARD_SCREENSHOT=1``, else into a
+temp dir.
 """
 
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_leaderboard_render import boards_of, entry
+from test_leaderboard_summary import PICK, PUSH, boards_from, main_board, verified
 
 from residual_bench.leaderboard.render import render_html
 
@@ -84,6 +86,40 @@ def test_the_page_loads_sorts_filters_and_is_photographed(page_path, tmp_path):
             shot = REPO_LEADERBOARDS / "screenshot.png" if keep else tmp_path / "screenshot.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 1000
+        finally:
+            browser.close()
+    assert errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+@pytest.mark.skipif(sync_playwright is None, reason="needs playwright (pip install playwright)")
+def test_the_all_task_summary_sorts_and_follows_the_text_filter_but_not_the_suite(tmp_path):
+    boards = boards_from(
+        (main_board(PICK), verified("scripted + sac", 15)),
+        (main_board(PUSH), verified("scripted + sac", 9)),
+        (main_board(PICK), verified("bc", 6)),
+    )
+    path = tmp_path / "index.html"
+    path.write_text(render_html(boards))
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(path.as_uri())
+
+            def names() -> list[str]:
+                cells = page.locator("#table-summary tbody tr:not([hidden]) td:nth-child(2)")
+                return cells.all_inner_texts()
+
+            assert names() == ["scripted + sac", "bc"]
+            page.locator("#table-summary th", has_text="Tasks covered").click()  # ascending
+            assert names() == ["bc", "scripted + sac"]
+            page.select_option("#suite-filter", "push-mixed")
+            assert sorted(names()) == ["bc", "scripted + sac"]
+            page.fill("#filter", "bc")
+            assert names() == ["bc"]
         finally:
             browser.close()
     assert errors == []

@@ -3,7 +3,8 @@
 Inline, not fetched from a CDN: the page must work offline and from a plain file, and a
 third-party script could change what a committed page shows. The script sorts a table when a
 header is clicked (numbers by their ``data-value``, empty values last when descending) and
-hides the rows that do not match the text filter or the selected suite.
+hides the rows that do not match the text filter or the selected suite (the all-task
+summary's rows have no suite: only the text filter applies to them).
 """
 
 CSS = """
@@ -46,13 +47,14 @@ function sortTable(th) {
 function applyFilters() {
   const text = document.getElementById("filter").value.toLowerCase();
   const suite = document.getElementById("suite-filter").value;
-  document.querySelectorAll("table.leaderboard tbody tr").forEach(row => {
-    const ok = (!suite || row.dataset.suite === suite) &&
+  document.querySelectorAll("table.leaderboard tbody tr, table.summary tbody tr").forEach(row => {
+    const inSuite = !suite || row.dataset.suite === undefined || row.dataset.suite === suite;
+    const ok = inSuite &&
       row.textContent.toLowerCase().includes(text);
     row.hidden = !ok;
   });
 }
-document.querySelectorAll("table.leaderboard th").forEach(th =>
+document.querySelectorAll("table.leaderboard th, table.summary th").forEach(th =>
   th.addEventListener("click", () => sortTable(th)));
 document.getElementById("filter").addEventListener("input", applyFilters);
 document.getElementById("suite-filter").addEventListener("change", applyFilters);

@@ -1,9 +1,12 @@
 """``leaderboards/README.md`` and ``leaderboards/index.html`` from the submissions.
 
-One section per board (:mod:`residual_bench.leaderboard.boards`: task, suite, object split,
-episodes, master seed): its ranked entries by the stated rule, each residual beside its own
-base alone on the same episodes, then the entries that ran another protocol (unranked, with
-the field that differs), and at the end the history of superseded submissions. The output
+First the all-task summary (:mod:`residual_bench.leaderboard.summary`: one row per method, one
+column per task, each cell the method's verified number on that task's main board, ranked
+only against methods on the same tasks), then one section per board
+(:mod:`residual_bench.leaderboard.boards`: task, suite, object split, episodes, master seed):
+its ranked entries by the stated rule, each residual beside its own base alone on the same
+episodes, then the entries that ran another protocol (unranked, with the field that
+differs), and at the end the history of superseded submissions. The output
 depends on the submissions only - no timestamps, no random ids - so a test can rebuild it and
 compare it with the committed files. The page is self-contained: inline CSS, inline JS for
 sorting and filtering, inline SVG plots, nothing fetched from a CDN.
@@ -20,6 +23,7 @@ from residual_bench.eval.report_render import format_p_value
 from residual_bench.leaderboard.assets import CSS, JS
 from residual_bench.leaderboard.boards import RANK_RULE, Board, build_boards
 from residual_bench.leaderboard.plots import svg_gains, svg_intervals
+from residual_bench.leaderboard.summary import SUMMARY_RULE, build_summary
 
 BADGES = {
     "verified": "verified",
@@ -56,6 +60,17 @@ INTRO = (
     "re-run yet. How to submit: `docs/leaderboard.md`."
 )
 
+SUMMARY_TITLE = "All tasks: one row per method"
+SUMMARY_INTRO = (
+    "Each cell is a method's number on the task's main board (the suite named in its column, "
+    "held-out objects, the boards' protocol): success pooled over training seeds with its 95% "
+    'Wilson interval, the statistic the boards rank by. Only *verified* entries count; "-": '
+    "the method has no verified ranked entry there (self-reported entries stay on their "
+    "boards). A method is the name, base, residual and submitter its submissions state: "
+    "submit each task's episodes under the same four to share a row. " + SUMMARY_RULE
+)
+SUMMARY_EMPTY = "No method has a verified entry on a task's main board yet."
+
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
@@ -67,10 +82,15 @@ def _rate(r: dict[str, Any] | None) -> tuple[str, Any]:
     return f"{_pct(r['rate'])} ({r['k']}/{r['n']})", r["rate"]
 
 
+def _success(s: dict[str, Any]) -> str:
+    """A pooled success rate as the tables show it: rate [95% interval] (k/n)."""
+    lo, hi = s["ci"]
+    return f"{_pct(s['rate'])} [{_pct(lo)}, {_pct(hi)}] ({s['k']}/{s['n']})"
+
+
 def _cells(entry: dict[str, Any], columns: tuple) -> list[tuple[str, str, Any]]:
     """(key, text, sort value) of each column of an entry."""
     s, iqm, gain = entry["success"], entry["iqm"], entry["gain"]
-    lo, hi = s["ci"]
     rates = entry["seed_rates"]
     values: dict[str, tuple[str, Any]] = {
         "rank": (str(entry.get("rank", "-")), entry.get("rank")),
@@ -81,7 +101,7 @@ def _cells(entry: dict[str, Any], columns: tuple) -> list[tuple[str, str, Any]]:
             str(len(entry["train_seeds"])) if entry["train_seeds"] else "-",
             len(entry["train_seeds"]),
         ),  # fmt: skip
-        "success": (f"{_pct(s['rate'])} [{_pct(lo)}, {_pct(hi)}] ({s['k']}/{s['n']})", s["rate"]),
+        "success": (_success(s), s["rate"]),
         "iqm": ("-", None),
         "gain": ("-", None),
         "harm": ("-", None),
@@ -109,6 +129,47 @@ def _cells(entry: dict[str, Any], columns: tuple) -> list[tuple[str, str, Any]]:
     return [(key, *values[key]) for key, _, _ in columns]
 
 
+def summary_columns(summary: dict[str, Any]) -> tuple:
+    """The summary's (key, label, type) columns: one per task, named with its main suite."""
+    tasks = tuple((t, f"{t} ({summary['suites'][t]})", "num") for t in summary["tasks"])
+    return (
+        ("rank", "Rank among methods on the same tasks", "num"),
+        ("name", "Method", "text"),
+        ("base", "Base", "text"),
+        ("residual", "Residual", "text"),
+        ("submitter", "Submitter", "text"),
+        *tasks,
+        ("covered", "Tasks covered", "num"),
+        ("mean", "Mean over its tasks [95% CI]", "num"),
+    )
+
+
+def _summary_cells(row: dict[str, Any], tasks: list[str]) -> list[tuple[str, str, Any]]:
+    """(key, text, sort value) of each column of a summary row."""
+    method, mean = row["method"], row["mean"]
+    residual = method.residual or "none"
+    cells = [
+        ("rank", str(row["rank"]), row["rank"]),
+        ("name", method.name, method.name),
+        ("base", method.base, method.base),
+        ("residual", residual, residual),
+        ("submitter", method.submitter, method.submitter),
+    ]
+    for env_id in tasks:
+        cell = row["cells"][env_id]
+        if cell is None:
+            cells.append((env_id, "-", None))
+            continue
+        more = f", best of {cell['entries']} entries" if cell["entries"] > 1 else ""
+        cells.append((env_id, _success(cell["success"]) + more, cell["success"]["rate"]))
+    lo, hi = mean["ci"]
+    return [
+        *cells,
+        ("covered", f"{row['covered']} of {len(tasks)}", row["covered"]),
+        ("mean", f"{_pct(mean['rate'])} [{_pct(lo)}, {_pct(hi)}]", mean["rate"]),
+    ]
+
+
 def render_markdown(boards: dict[str, Any]) -> str:
     """The text of ``leaderboards/README.md``."""
     lines = ["# Leaderboard", "", "<!-- Generated by `bench leaderboard build`; do not edit "
@@ -116,6 +177,8 @@ def render_markdown(boards: dict[str, Any]) -> str:
              "plots: `index.html`.", ""]  # fmt: skip
     if not boards["boards"] and not boards["history"]:
         lines += ["No submissions yet.", ""]
+    else:
+        lines += _md_summary(build_summary(boards))
     for board, lists in boards["boards"]:
         lines += [f"## {board.title}", ""]
         if lists["ranked"]:
@@ -132,12 +195,24 @@ def render_markdown(boards: dict[str, Any]) -> str:
 
 
 def _md_table(entries: list[dict[str, Any]], columns: tuple) -> list[str]:
+    return _md_rows(columns, [_cells(entry, columns) for entry in entries])
+
+
+def _md_rows(columns: tuple, rows: list[list[tuple[str, str, Any]]]) -> list[str]:
     lines = ["| " + " | ".join(label for _, label, _ in columns) + " |"]
     lines.append("|" + "---|" * len(columns))
-    for entry in entries:
-        texts = [text.replace("|", "\\|") for _, text, _ in _cells(entry, columns)]
+    for cells in rows:
+        texts = [text.replace("|", "\\|") for _, text, _ in cells]
         lines.append("| " + " | ".join(texts) + " |")
     return [*lines, ""]
+
+
+def _md_summary(summary: dict[str, Any]) -> list[str]:
+    lines = [f"## {SUMMARY_TITLE}", "", SUMMARY_INTRO, ""]
+    if not summary["rows"]:
+        return [*lines, SUMMARY_EMPTY, ""]
+    rows = [_summary_cells(row, summary["tasks"]) for row in summary["rows"]]
+    return lines + _md_rows(summary_columns(summary), rows)
 
 
 def _table(table_id: str, entries: list[dict[str, Any]], columns: tuple, suite: str) -> str:
@@ -160,6 +235,33 @@ def _table(table_id: str, entries: list[dict[str, Any]], columns: tuple, suite: 
         f'<table class="leaderboard" id="{table_id}"><thead><tr>{head}</tr></thead>'
         f"<tbody>\n{chr(10).join(body)}\n</tbody></table>"
     )
+
+
+def _summary_section(summary: dict[str, Any]) -> str:
+    parts = [
+        f'<h2 id="all-tasks">{html.escape(SUMMARY_TITLE)}</h2>',
+        f'<p class="caption">{_inline_markup(SUMMARY_INTRO)}</p>',
+    ]
+    if not summary["rows"]:
+        return "\n".join([*parts, f"<p>{html.escape(SUMMARY_EMPTY)}</p>"])
+    columns = summary_columns(summary)
+    head = "".join(
+        f'<th data-key="{html.escape(key)}" data-type="{kind}">{html.escape(label)}</th>'
+        for key, label, kind in columns
+    )
+    body = []
+    for row in summary["rows"]:
+        cells = "".join(
+            f'<td data-value="{html.escape("" if value is None else str(value))}">'
+            f"{html.escape(text)}</td>"
+            for _, text, value in _summary_cells(row, summary["tasks"])
+        )
+        body.append(f"<tr>{cells}</tr>")
+    parts.append(
+        f'<table class="summary" id="table-summary"><thead><tr>{head}</tr></thead>'
+        f"<tbody>\n{chr(10).join(body)}\n</tbody></table>"
+    )
+    return "\n".join(parts)
 
 
 def _board_section(board: Board, lists: dict[str, list]) -> str:
@@ -191,6 +293,8 @@ def render_html(boards: dict[str, Any]) -> str:
     suites = sorted({board.suite for board, _ in boards["boards"]})
     options = "".join(f'<option value="{html.escape(s)}">{html.escape(s)}</option>' for s in suites)
     sections = [_board_section(board, lists) for board, lists in boards["boards"]]
+    if boards["boards"] or boards["history"]:
+        sections.insert(0, _summary_section(build_summary(boards)))
     if boards["history"]:
         sections.append("<h2>History (superseded submissions)</h2>")
         sections.append(_table("history", boards["history"], HISTORY + COLUMNS[1:], ""))
