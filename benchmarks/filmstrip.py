@@ -31,7 +31,7 @@ from residual_bench.policies.task_experts import expert_for  # noqa: E402
 from residual_bench.registration import ENV_ID  # noqa: E402
 from residual_bench.seeding import episode_seed  # noqa: E402
 from residual_bench.sim.camera import CameraPose  # noqa: E402
-from residual_bench.tasks import Task, task_entry, task_ids  # noqa: E402
+from residual_bench.tasks import Task, current_task_ids, task_entry  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 OFFSETS = (-0.1, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -58,11 +58,6 @@ def filmed_suites(task: type[Task]) -> list[tuple[str, str]]:
                 rows.append((name, kind))
                 break
     return rows
-
-
-def current_task_ids() -> list[str]:
-    """One id per task: its current version (earlier ids re-run old records, not new figures)."""
-    return [env_id for env_id in task_ids() if task_entry(env_id).task.env_id == env_id]
 
 
 def filmstrip_path(env_id: str) -> Path:

@@ -155,54 +155,39 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import json
+    from residual_bench.benchmark_run import ProtocolOptions, execute_run, plan_run
+    from residual_bench.protocol import parse_seeds
 
-    from residual_bench.protocol import (
-        Protocol,
-        closing_table,
-        heldout_suites,
-        parse_seeds,
-        plan_benchmark,
-        run_benchmark,
+    options = ProtocolOptions(
+        quick=args.quick,
+        suites=args.suite,
+        heldout=args.heldout,
+        objects=args.objects,
+        episodes=args.episodes,
+        seeds=parse_seeds(args.seeds) if args.seeds else None,
+        train_steps=args.steps,
+        master_seed=args.seed,
     )
-
-    # The task first: its own suites are the default.
-    protocol = Protocol.quick(args.env) if args.quick else Protocol(env_id=args.env)
-    if args.suite:
-        protocol.suites = args.suite
-    if args.heldout:
-        protocol.suites = [*protocol.suites, *heldout_suites(protocol.suites, args.env)]
-    if args.objects:
-        protocol.objects = args.objects
-    if args.episodes:
-        protocol.episodes = args.episodes
-    if args.seeds:
-        protocol.seeds = parse_seeds(args.seeds)
-    if args.steps:
-        protocol.train_steps = args.steps
-    protocol.master_seed = args.seed
-    plan = plan_benchmark(
+    use_shipped = not args.retrain
+    run = plan_run(
         args.base,
         args.residual,
         args.out,
-        protocol,
+        args.env,
+        options,
         workers=args.workers,
-        use_shipped=not args.retrain,
+        use_shipped=use_shipped,
     )
-    print(plan.describe(), flush=True)
-    report = run_benchmark(
-        args.base,
-        args.residual,
-        args.out,
-        protocol,
+    print(run.describe(), flush=True)
+    report = execute_run(
+        run,
         executor=args.executor,
         workers=args.workers,
         resume=args.resume,
         progress=not args.quiet,
-        use_shipped=not args.retrain,
+        use_shipped=use_shipped,
     )
-    summary = json.loads((Path(args.out) / "summary.json").read_text())
-    print(closing_table(summary))
+    print(run.closing_text())
     print(f"report: {report} (and {report.with_suffix('.html').name})")
     return 0
 
@@ -222,8 +207,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _add_selection(p: argparse.ArgumentParser, defaults: bool) -> None:
     """The options `bench eval` and `bench run` share to select episodes."""
-    suites = "nominal" if defaults else "the task's own: bench list"
-    add_env_option(p)
+    suites = "nominal" if defaults else "the task's own: bench list; each task the ones that fit it"
+    add_env_option(p, every_task=not defaults)
     p.add_argument("--base", required=True, help="a base policy name from `bench list`")
     p.add_argument(
         "--suite",
@@ -295,10 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.set_defaults(func=_cmd_eval)
 
     p_run = sub.add_parser(
-        "run", help="the main job: residual vs base on every suite, with a report"
+        "run",
+        help="the main job: residual vs base on every suite, with a report (without --env: "
+        "on every task, with one task x suite table)",
     )
     _add_selection(p_run, defaults=False)
-    p_run.add_argument("--residual", default="sac", help="residual algorithm (sac)")
+    p_run.add_argument(
+        "--residual",
+        default="sac",
+        help="residual algorithm (sac); without --env one residual is trained per task",
+    )
     p_run.add_argument("--seeds", nargs="+", default=None, help="training seeds, e.g. 0 1 2")
     p_run.add_argument("--steps", type=int, default=None, help="training steps if it trains")
     p_run.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")

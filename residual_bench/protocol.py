@@ -34,7 +34,7 @@ from residual_bench.residual.config import load_config
 from residual_bench.residual.train import train_residual
 from residual_bench.tasks import task_entry
 
-# The suites of the default task (``bench run`` without ``--env``): pick-and-place's.
+# The suites of the reference task, pick-and-place (``bench run --env ResidualPickPlace-v1``).
 STANDARD_SUITES = task_entry(ENV_ID).task.suites
 # Measured by `python benchmarks/episode_rates.py` (results/episode_rates.json): episodes a
 # second of one worker over the standard suites. A residual episode renders depth and
@@ -118,17 +118,18 @@ class RunPlan:
         for seed, source in self.residuals.items():
             lines.append(f"  residual of training seed {seed}: {source}")
         if self.train_steps:
-            lines.append(f"  training: about {_minutes(times['train'])}")
+            lines.append(f"  training: about {format_minutes(times['train'])}")
         lines.append(
-            f"  base alone: {self.base_episodes} episodes, about {_minutes(times['base'])}; "
+            f"  base alone: {self.base_episodes} episodes, about {format_minutes(times['base'])}; "
             f"base + residual: {self.residual_episodes} episodes, about "
-            f"{_minutes(times['residual'])} ({self.workers} worker(s))"
+            f"{format_minutes(times['residual'])} ({self.workers} worker(s))"
         )
-        lines.append(f"  estimated total: about {_minutes(sum(times.values()))}")
+        lines.append(f"  estimated total: about {format_minutes(sum(times.values()))}")
         return "\n".join(lines)
 
 
-def _minutes(seconds: float) -> str:
+def format_minutes(seconds: float) -> str:
+    """An estimate for the terminal: minutes from 90 s on, else seconds."""
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 

@@ -32,15 +32,17 @@ def same_task(env_id: str, other: str) -> bool:
     return task_entry(env_id).task is task_entry(other).task
 
 
-def add_env_option(parser: argparse.ArgumentParser) -> None:
+def add_env_option(parser: argparse.ArgumentParser, every_task: bool = False) -> None:
     """The ``--env`` option of every command that makes envs: one declaration of its
     default and help. The id is checked by the command (``task_entry``), so an unknown one is
-    the command's one-line error listing the registered ids, not argparse's usage block."""
+    the command's one-line error listing the registered ids, not argparse's usage block.
+    With ``every_task`` (``bench run``) the default is ``None``: every task."""
+    default = "every task, each in its own folder of --out" if every_task else ENV_ID
     parser.add_argument(
         "--env",
-        default=ENV_ID,
+        default=None if every_task else ENV_ID,
         metavar="ID",
-        help=f"task id from `bench list` ({ENV_ID})",
+        help=f"task id from `bench list` ({default})",
     )
 
 

@@ -113,7 +113,7 @@ CURRENT_TASKS = sorted({task_entry(env_id).task for env_id in task_ids()}, key=s
 def test_pick_and_place_keeps_its_suites_in_their_order():
     standard = ("nominal", "poke", "slide", "drop", "latency", "mixed")
     assert PickPlaceTask.suites == standard
-    assert STANDARD_SUITES == standard  # what ``bench run`` without ``--env`` runs
+    assert STANDARD_SUITES == standard  # what ``bench run --env ResidualPickPlace-v1`` runs
 
 
 @pytest.mark.parametrize("task", CURRENT_TASKS, ids=lambda t: t.env_id)

@@ -57,7 +57,7 @@ def provenance_blocks(records: Iterable[EpisodeRecord]) -> list[tuple]:
         blocks.append(("table", head, rows))
     cells: dict[tuple, int] = {}
     for r in records:
-        key = (r.suite, r.objects, r.base, r.residual, r.extra.get("train_seed"))
+        key = (r.env_id, r.suite, r.objects, r.base, r.residual, r.extra.get("train_seed"))
         cells[key] = cells.get(key, 0) + 1
     suites = sorted({r.suite for r in records})
     objects = sorted({r.objects for r in records})

@@ -8,7 +8,13 @@ from residual_bench.tasks import (
     push,  # noqa: F401  (registers ResidualPush-v0)
     stack,  # noqa: F401  (registers ResidualStack-v0)
 )
-from residual_bench.tasks.registry import TaskEntry, register_task, task_entry, task_ids
+from residual_bench.tasks.registry import (
+    TaskEntry,
+    current_task_ids,
+    register_task,
+    task_entry,
+    task_ids,
+)
 from residual_bench.tasks.task import ObjectState, SceneObject, Task
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "SceneObject",
     "Task",
     "TaskEntry",
+    "current_task_ids",
     "register_task",
     "task_entry",
     "task_ids",

@@ -59,6 +59,12 @@ def task_ids() -> list[str]:
     return list(_TASKS)
 
 
+def current_task_ids() -> list[str]:
+    """One id per task, its current version, in registration order: the tasks a run over
+    every task covers (an earlier id re-runs old records; it is not another task)."""
+    return [env_id for env_id, entry in _TASKS.items() if entry.task.env_id == env_id]
+
+
 def task_entry(env_id: str) -> TaskEntry:
     """The entry of ``env_id``; the error lists the registered ids."""
     if env_id not in _TASKS:
