@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("residual", "finetune"),
     ("eval",),
     ("rollout", "protocol", "sweep"),
-    ("leaderboard", "real", "training_cli"),
+    ("leaderboard", "real", "training_cli", "benchmark_run"),
     ("cli",),
 )  # fmt: skip
 """Folder or top-level module names per layer. The residual agents and the fine-tuning
