@@ -13,7 +13,8 @@ Every variant is one training run with the shipped ``sac`` budget (300k environm
 
 (``privileged-sac``, ``global-sac``, ``objects-ppo`` and ``objects-sac-gated`` alike). The
 reference, ``objects`` + ``sac``, is the shipped ``bc-sac-seed0`` and its episodes in
-``results/bc-sac`` (``bench run --base bc --residual sac --seeds 0-2 ...``), as is the base alone.
+``results/bc-sac`` (``bench run --env ResidualPickPlace-v1 --base bc --residual sac --seeds
+0-2 ...``), as is the base alone.
 
 For each finished run the script copies the trained residual and its learning curve to
 ``results/ablations/bc/<variant>/`` and evaluates it there on the same held-out ``mixed``
@@ -78,7 +79,8 @@ def reference_records(results: Path, episodes: int) -> tuple[list, list]:
         if len(found) < episodes:
             raise SystemExit(
                 f"results/bc-sac holds {len(found)} {name} episodes, {episodes} needed; run "
-                "`bench run --base bc --residual sac --seeds 0-2 --suite mixed --episodes 100 "
+                "`bench run --env ResidualPickPlace-v1 --base bc --residual sac --seeds 0-2 "
+                "--suite mixed --episodes 100 "
                 "--out results/bc-sac` first"
             )
     by_index = sorted(base, key=lambda r: r.extra["episode_index"])[:episodes]
