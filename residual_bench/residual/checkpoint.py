@@ -187,6 +187,9 @@ def _check_fields(meta: dict[str, Any], meta_path: Path, required: tuple[str, ..
         for a in alpha
     ):
         raise ValueError(f"{meta_path}: alpha must be a list of numbers in [0, {MAX_ALPHA:g}]")
+    band = meta.get("gripper_deadband", 0.0)
+    if not (isinstance(band, (int, float)) and not isinstance(band, bool) and 0 <= band < 1):
+        raise ValueError(f"{meta_path}: gripper_deadband must be a number in [0, 1)")
     config = meta.get("config")
     gated = config.get("gated") if isinstance(config, dict) else None
     if gated is not None:
@@ -205,6 +208,7 @@ class ResidualAgent:
         self.base: str = self.metadata["base"]
         self.features: str = self.metadata["features"]
         self.alpha: list[float] = list(self.metadata["alpha"])
+        self.gripper_deadband: float = float(self.metadata.get("gripper_deadband", 0.0))
         self.train_seed: int = int(self.metadata["train_seed"])
         self.policy = build_policy(self.metadata["policy"], f"{self.path / METADATA_FILE}: policy")
         load_weights(self.policy, self.path / WEIGHTS_FILE)
@@ -217,7 +221,13 @@ class ResidualAgent:
 
     def wrap(self, env: Any, controller: Any) -> Any:
         """The residual env this agent acts in, around ``env`` and a base ``controller``."""
-        return ResidualEnv(env, controller, features=self.features, alpha=tuple(self.alpha))
+        return ResidualEnv(
+            env,
+            controller,
+            features=self.features,
+            alpha=tuple(self.alpha),
+            gripper_deadband=self.gripper_deadband,
+        )
 
     def reset(self) -> None:
         """Nothing to reset: the policy is memoryless."""

@@ -145,6 +145,9 @@ class ResidualConfig(Section):
     """What the residual observes: objects, privileged, global or proprio."""
     alpha: list[float] = field(default_factory=lambda: [0.1])
     """The residual's authority: one number, or 1-3 numbers (position, rotation, gripper)."""
+    gripper_deadband: float = 0.0
+    """d in [0, 1): the gripper's residual acts only beyond |r| = d
+    (:func:`~residual_bench.residual.env.deadband`); 0: no band."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """SB3's keyword arguments for the algorithm."""
     safeguards: SafeguardsConfig = field(default_factory=SafeguardsConfig)
@@ -214,6 +217,9 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         raise SpecError(
             f"{where}: alpha must be a number or a list of 1-3 numbers in [0, {MAX_ALPHA:g}]"
         )
+    band = data.get("gripper_deadband", field_default(ResidualConfig, "gripper_deadband"))
+    if not (is_number(band) and 0 <= band < 1):
+        raise SpecError(f"{where}: gripper_deadband must be a number in [0, 1), got {band!r}")
     hyperparams = data.get("hyperparams") or field_default(ResidualConfig, "hyperparams")
     hyperparams = check_field(hyperparams, dict[str, Any], "hyperparams", where)
     n_step = hyperparams.get("n_step_returns", 1)
@@ -290,6 +296,7 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         description=str(data.get("description", field_default(ResidualConfig, "description"))),
         features=features,
         alpha=[float(a) for a in alpha],
+        gripper_deadband=float(band),
         hyperparams=hyperparams,
         safeguards=safeguards,
         train=train,

@@ -94,6 +94,31 @@ def alpha_vector(alpha: float | tuple[float, float] | tuple[float, float, float]
     return np.array([values[0]] * 3 + [values[1]] * 3 + [values[2]])
 
 
+def check_deadband(width: float) -> float:
+    """``width`` as a float if it is a number in [0, 1), else a ValueError naming it."""
+    try:
+        width = float(width)
+    except (TypeError, ValueError):
+        raise ValueError(f"gripper_deadband must be a number in [0, 1), got {width!r}") from None
+    if not (0.0 <= width < 1.0):
+        raise ValueError(f"gripper_deadband must be a number in [0, 1), got {width!r}")
+    return width
+
+
+def deadband(r: float, width: float) -> float:
+    """``sign(r) * max(|r| - width, 0) / (1 - width)``: zero inside the band, continuous at
+    its edge, and +-1 still reaches the full alpha.
+
+    The gripper command is a finger position: step-to-step variation of a tenth of r at alpha
+    2 loosens held objects, where the same variation in translation and rotation changes
+    nothing (``benchmarks/residual_action_noise.py``), while a deliberate override (closing
+    a gripper the base holds open) needs |r| near 1. The band keeps an actor's small,
+    state-dependent wobble away from the fingers.
+    """
+    magnitude = max(abs(r) - width, 0.0) / (1.0 - width)
+    return math.copysign(magnitude, r) if magnitude > 0 else 0.0
+
+
 class ResidualEnv(BasePolicyWrapper):
     """A frozen base behind a task's env; the action is the residual ``r``.
 
@@ -112,6 +137,8 @@ class ResidualEnv(BasePolicyWrapper):
         success_bonus: reward added once per episode, at its first successful step.
         time_penalty: reward subtracted at every step before the episode's first success.
         feature_noise: corrupt the ``objects`` features (training only); None = clean.
+        gripper_deadband: d in [0, 1): the gripper's residual output acts only beyond d,
+            ``sign(r) * max(|r| - d, 0) / (1 - d)`` (see :func:`deadband`).
         seed: seeds the feature noise.
 
     Step info adds ``base_action``, ``residual_output`` (r), ``residual_action`` (the
@@ -131,6 +158,7 @@ class ResidualEnv(BasePolicyWrapper):
         seed: int | None = None,
         success_bonus: float = 0.0,
         time_penalty: float = 0.0,
+        gripper_deadband: float = 0.0,
     ) -> None:
         self.features = check_features(features)
         needs = ("depth", "segmentation") if features in MASK_FEATURE_MODES else ()
@@ -152,6 +180,7 @@ class ResidualEnv(BasePolicyWrapper):
         self.rate_penalty = float(rate_penalty)
         self.success_bonus = float(success_bonus)
         self.time_penalty = float(time_penalty)
+        self.gripper_deadband = check_deadband(gripper_deadband)
         self.feature_noise = feature_noise
         self._rng = np.random.default_rng(seed)
         size = PROPRIO_DIM + ACTION_DIM + FEATURE_DIMS[features]
@@ -218,9 +247,14 @@ class ResidualEnv(BasePolicyWrapper):
         self._succeeded = False
 
     def _correction(self, r: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        """``scale * alpha * r``: the residual's output ``r`` scaled per dimension."""
+        """``scale * alpha * r``: the residual's output ``r`` scaled per dimension (the
+        gripper's through its deadband, if any)."""
         effective_alpha = self.scale * self.alpha
-        applied = effective_alpha * r
+        acting = r
+        if self.gripper_deadband > 0:
+            acting = r.copy()
+            acting[6] = deadband(r[6], self.gripper_deadband)
+        applied = effective_alpha * acting
         return applied, {
             "residual_action": applied.copy(),  # the correction actually applied
             "residual_output": r.copy(),

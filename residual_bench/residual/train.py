@@ -273,6 +273,7 @@ def train_residual(
             "rate_penalty": safeguards.rate_penalty,
             "success_bonus": safeguards.success_bonus,
             "time_penalty": safeguards.time_penalty,
+            "gripper_deadband": config.gripper_deadband,
             "feature_noise": ObjectFeatureNoise(**dataclasses.asdict(noise)) if noise else None,
         }
         alpha = tuple(config.alpha)
@@ -292,8 +293,9 @@ def train_residual(
         with contextlib.ExitStack() as opened:  # workers and simulators closed on any exit
             envs = training_envs(build, options, n_envs, seed, threads)
             opened.callback(envs.close)
+            acting = {"gripper_deadband": config.gripper_deadband}  # as evaluation will act
             eval_env = make_residual_env(
-                base, config.features, alpha, None, task, suite=suite, objects="heldout"
+                base, config.features, alpha, acting, task, suite=suite, objects="heldout"
             )
             opened.callback(eval_env.close)
             model = _agent(config, envs, n_envs, checkpoint, resuming, seed, log)
@@ -331,6 +333,7 @@ def train_residual(
             "features": config.features,
             "alpha": list(config.alpha),
             "alpha_per_dimension": alpha_used,  # after the base's own rules
+            "gripper_deadband": config.gripper_deadband,
             "config": config.to_dict(),
             "train_seed": seed,
             "train_steps": int(model.num_timesteps),
