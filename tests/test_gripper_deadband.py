@@ -13,10 +13,12 @@ import pytest
 import yaml
 
 from residual_bench.env_spec import SpecError
+from residual_bench.policies.registry import make_controller
 from residual_bench.residual import make_residual_env
 from residual_bench.residual.checkpoint import load_residual, read_metadata
 from residual_bench.residual.config import load_config
 from residual_bench.residual.env import deadband
+from residual_bench.residual.oracle import ORACLE_EXPERT, OracleResidual
 
 
 def test_inside_the_band_nothing_outside_it_a_continuous_ramp_to_the_full_range():
@@ -83,3 +85,16 @@ def test_a_trained_residual_acts_through_its_recorded_band_and_older_ones_have_n
     (target / "residual.json").write_text(json.dumps({**meta, "gripper_deadband": 5}))
     with pytest.raises(ValueError, match="gripper_deadband must be a number in"):
         load_residual(target)
+
+
+def test_through_a_band_the_oracle_still_makes_the_base_act_as_the_expert(banded_env):
+    oracle = OracleResidual(banded_env)
+    expert = make_controller(ORACLE_EXPERT, banded_env.unwrapped)
+    banded_env.reset(seed=3)
+    oracle.reset()
+    expert.reset(banded_env.last_raw_observation[1])
+    for _ in range(20):
+        raw_obs, raw_info = banded_env.last_raw_observation
+        target, _ = expert.act(raw_obs, {**raw_info, "base_stalled": False})
+        _, _, _, _, info = banded_env.step(oracle())
+        assert info["executed_action"][6] == pytest.approx(target[6], abs=1e-5)

@@ -5,7 +5,8 @@ its controller), the residual policy outputs ``r`` in [-1, 1]^7, and the robot e
 
     a = clip(a_base + scale * alpha * r, -1, 1)
 
-with ``alpha`` per dimension (translation, rotation and gripper separately). SB3's SAC and TD3
+with ``alpha`` per dimension (translation, rotation and gripper separately); a config may
+pass the gripper's ``r`` through a deadband first (:func:`deadband`). SB3's SAC and TD3
 already squash their actions with tanh, so ``r`` is the squashed output and the wrapper does
 not squash again. ``scale`` is 1 at evaluation; training may ramp it up (see
 :mod:`residual_bench.residual.train`).
@@ -111,7 +112,7 @@ def deadband(r: float, width: float) -> float:
 
     The gripper command is a finger position: step-to-step variation of a tenth of r at alpha
     2 loosens held objects, where the same variation in translation and rotation changes
-    nothing (``benchmarks/residual_action_noise.py``), while a deliberate override (closing
+    little (``benchmarks/residual_action_noise.py``), while a deliberate override (closing
     a gripper the base holds open) needs |r| near 1. The band keeps an actor's small,
     state-dependent wobble away from the fingers.
     """

@@ -32,7 +32,8 @@ class OracleResidual:
     """``r = clip((a_expert - a_base) / alpha, -1, 1)`` on a residual env.
 
     The expert runs in the base's shadow on the true state every step, also while the base is
-    stalled. Dimensions whose alpha is 0 get r = 0 (nothing can be corrected there).
+    stalled. Dimensions whose alpha is 0 get r = 0 (nothing can be corrected there). Through
+    a gripper deadband, the gripper's r is the output the band maps onto the correction.
     """
 
     def __init__(self, env: ResidualEnv) -> None:
@@ -54,7 +55,11 @@ class OracleResidual:
             out=np.zeros(len(authority)),
             where=authority > 0,
         )
-        return np.clip(correction, -1.0, 1.0).astype(np.float32)
+        r = np.clip(correction, -1.0, 1.0)
+        band = self.env.gripper_deadband
+        if band > 0 and r[6] != 0:  # the output that the band maps onto this correction
+            r[6] = np.copysign(band + (1.0 - band) * abs(r[6]), r[6])
+        return r.astype(np.float32)
 
 
 def seed_replay_buffer(
