@@ -41,25 +41,21 @@ POSITION_UNIT_M = 0.05
 VELOCITY_UNIT_M_S = 0.5
 #: Side of the square image ``global`` features show the agent.
 GLOBAL_IMAGE_SIZE = 42
+#: The parts of ``objects``, which ``oriented-objects`` extends.
+_OBJECT_PARTS = (
+    ("target_from_gripper", 3),
+    ("target_extent", 3),
+    ("target_visible_percent", 1),
+    ("target_seen", 1),
+    ("plate_from_gripper", 3),
+    ("plate_seen", 1),
+    ("target_from_plate", 3),
+)
 #: Named parts of each feature vector, in order (sizes sum to ``FEATURE_DIMS``).
 FEATURE_PARTS = {
-    "objects": (
-        ("target_from_gripper", 3),
-        ("target_extent", 3),
-        ("target_visible_percent", 1),
-        ("target_seen", 1),
-        ("plate_from_gripper", 3),
-        ("plate_seen", 1),
-        ("target_from_plate", 3),
-    ),
+    "objects": _OBJECT_PARTS,
     "oriented-objects": (
-        ("target_from_gripper", 3),
-        ("target_extent", 3),
-        ("target_visible_percent", 1),
-        ("target_seen", 1),
-        ("plate_from_gripper", 3),
-        ("plate_seen", 1),
-        ("target_from_plate", 3),
+        *_OBJECT_PARTS,
         ("target_axis_from_fingers", 2),
         ("target_elongation", 1),
     ),
