@@ -14,7 +14,7 @@ import yaml
 from residual_bench.env_spec import SpecError
 from residual_bench.policies.registry import make_controller
 from residual_bench.residual import make_residual_env
-from residual_bench.residual.agents import build_agent
+from residual_bench.residual.agents import build_agent, load_agent
 from residual_bench.residual.config import load_config
 from residual_bench.residual.oracle import ORACLE_EXPERT, OracleResidual, seed_replay_buffer
 
@@ -136,3 +136,12 @@ def test_the_imitation_term_pulls_the_actor_towards_the_oracles_corrections(resi
         model.learn(120)
         errors[weight] = imitation_error(model) / before
     assert errors[5.0] < 0.8 * errors[0.0]
+
+
+def test_the_demonstrations_stay_out_of_the_checkpoint(residual_env, tmp_path):
+    env = residual_env(alpha=(0.3, 0.3, 2.0))
+    model = build_agent(small_sac(), env, seed=0)
+    seed_replay_buffer(model, env, episodes=1, seed=0)
+    model.save(tmp_path / "model.zip")
+    reloaded = load_agent("sac", str(tmp_path / "model.zip"))  # our own checkpoint
+    assert reloaded.oracle_demonstrations is None

@@ -102,6 +102,10 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
             q_values = first_critic_value(self.critic, observations, residual)
         return critic_scaled_penalty(weight, q_values, residual, reference)
 
+    def _excluded_save_params(self) -> list[str]:
+        # Collected again on resume (train_residual): kept out of the checkpoint's pickle.
+        return [*super()._excluded_save_params(), "oracle_demonstrations"]
+
     def hold_oracle_demonstrations(self, observations: np.ndarray, corrections: np.ndarray) -> None:
         """Keep the oracle episodes' observations and residuals for ``oracle_bc_weight``.
 
