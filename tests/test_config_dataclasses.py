@@ -336,8 +336,9 @@ OLD_SAFEGUARD_DEFAULTS = {
 }  # fmt: skip
 # Fields added since, at their defaults: a file that does not name them gets the old values
 # plus these.
-ADDED_SAFEGUARDS = {"success_bonus": 0.0, "time_penalty": 0.0}
-ADDED_RESIDUAL_TRAIN = {"n_envs": 1}
+ADDED_SAFEGUARDS = {"success_bonus": 0.0, "time_penalty": 0.0, "oracle_bc_weight": 0.0}
+ADDED_RESIDUAL_TRAIN = {"n_envs": 1, "oracle_episodes": 0}
+ADDED_RESIDUAL_TOP = {"gripper_deadband": 0.0}
 OLD_NOISE_DEFAULTS = {"position_std_m": 0.005, "dropout": 0.05}
 OLD_GATED_DEFAULTS = {"n_critics": 5, "temperature": 1.0}
 OLD_TRAIN_DEFAULTS = {
@@ -372,7 +373,7 @@ def with_added_fields(old: dict) -> dict:
     """A residual config's dict from the old loader, with the fields added since."""
     safeguards = in_field_order(SafeguardsConfig, {**old["safeguards"], **ADDED_SAFEGUARDS})
     train = in_field_order(ResidualTrainingConfig, {**old["train"], **ADDED_RESIDUAL_TRAIN})
-    return {**old, "safeguards": safeguards, "train": train}
+    return {**old, "safeguards": safeguards, "train": train, **ADDED_RESIDUAL_TOP}
 
 
 @pytest.mark.parametrize("name", sorted(OLD_RESIDUAL))

@@ -145,9 +145,6 @@ class ResidualConfig(Section):
     """What the residual observes: objects, privileged, global or proprio."""
     alpha: list[float] = field(default_factory=lambda: [0.1])
     """The residual's authority: one number, or 1-3 numbers (position, rotation, gripper)."""
-    gripper_deadband: float = 0.0
-    """d in [0, 1): the gripper's residual acts only beyond |r| = d
-    (:func:`~residual_bench.residual.env.deadband`); 0: no band."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """SB3's keyword arguments for the algorithm."""
     safeguards: SafeguardsConfig = field(default_factory=SafeguardsConfig)
@@ -158,6 +155,9 @@ class ResidualConfig(Section):
     """Critic-ensemble gating (sac only), or null for none."""
     base: str | None = None
     """The one base this config is made for, or null for any."""
+    gripper_deadband: float = 0.0  # last: stored configs keep their key order
+    """d in [0, 1): the gripper's residual acts only beyond |r| = d
+    (:func:`~residual_bench.residual.env.deadband`); 0: no band."""
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, stored with every trained residual."""
