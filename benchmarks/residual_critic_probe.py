@@ -6,8 +6,8 @@ For each training run folder (``bench train --out RUN``: its ``checkpoint/model.
 ``residual/residual.json``) the ``scripted`` base runs alone on the held-out ``mixed``
 episodes of ``bench eval`` (seeds ``episode_seed(seed, suite, objects, i)``). At every step the
 run's critic (the minimum over its Q-networks) scores three residual actions in the state the
-base is in: none (r = 0), the oracle's (r = clip((a_expert - a_base) / alpha, -1, 1), as in
-``benchmarks/residual_headroom.py``, with the run's alpha) and the run's own deterministic
+base is in: none (r = 0), the oracle's (``residual_bench.residual.oracle``: r = clip((a_expert
+- a_base) / alpha, -1, 1), with the run's alpha) and the run's own deterministic
 actor's. A = Q(s, r) - Q(s, 0) is the critic's advantage of a correction over the base alone.
 
 The states are the base's own, where the critic has most data; an actor climbs the critic's
@@ -29,11 +29,11 @@ import torch
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.episodes import run_episode
-from residual_bench.policies.registry import make_controller
 from residual_bench.residual.agents import load_agent
 from residual_bench.residual.checkpoint import read_metadata
 from residual_bench.residual.config import load_config
 from residual_bench.residual.factory import make_residual_env
+from residual_bench.residual.oracle import OracleResidual
 from residual_bench.seeding import episode_seed
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -78,15 +78,12 @@ def probe_run(
     env = make_residual_env(
         "scripted", meta["features"], tuple(meta["alpha"]), suite=suite, objects=objects
     )
-    expert = make_controller("scripted-expert", env.unwrapped)
+    oracle_residual = OracleResidual(env)
     steps, wins = [], []
     for i in range(episodes):
 
         def score(obs: np.ndarray, info: dict) -> np.ndarray:
-            raw_obs, raw_info = env.last_raw_observation
-            # The shadow expert acts on the true state even while the base is stalled.
-            target, _ = expert.act(raw_obs, {**raw_info, "base_stalled": False})
-            oracle = np.clip((target - env.base_action) / np.maximum(env.alpha, 1e-9), -1, 1)
+            oracle = oracle_residual()
             actor, _ = model.predict(obs, deterministic=True)
             zero = critic_value(model, obs, np.zeros(7))
             steps.append(
@@ -99,7 +96,8 @@ def probe_run(
             )
             return np.zeros(7)
 
-        episode = run_episode(env, score, episode_seed(seed, suite, objects, i), reset=expert.reset)
+        seed_i = episode_seed(seed, suite, objects, i)
+        episode = run_episode(env, score, seed_i, reset=oracle_residual.reset)
         wins.append(bool(episode.info["success"]))
     env.close()
     table = np.array(steps)

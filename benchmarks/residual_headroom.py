@@ -35,6 +35,7 @@ from residual_bench.episodes import run_episode, wilson_interval
 from residual_bench.episodes.statistics import mcnemar_exact
 from residual_bench.policies.registry import get_base, make_controller
 from residual_bench.residual.env import ResidualEnv
+from residual_bench.residual.oracle import OracleResidual
 from residual_bench.seeding import episode_seed
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -72,20 +73,13 @@ def successes(
     env_kwargs = dict(get_base("scripted").env_kwargs, obs_mode="state")
     env = gym.make(ENV_ID, objects=objects, suite=suite, **env_kwargs)
     wrapped = ResidualEnv(env, make_controller("scripted", env), "proprio", alpha or 0.0)
-    expert = make_controller("scripted-expert", env)
-
-    def oracle(obs: np.ndarray, info: dict) -> np.ndarray:
-        if alpha is None:
-            return np.zeros(7)
-        raw_obs, raw_info = wrapped.last_raw_observation
-        # The shadow expert acts on the true state even while the base is stalled.
-        target, _ = expert.act(raw_obs, {**raw_info, "base_stalled": False})
-        return np.clip((target - wrapped.base_action) / wrapped.alpha, -1.0, 1.0)
+    oracle = OracleResidual(wrapped)
+    act = oracle if alpha is not None else (lambda obs, info: np.zeros(7))
 
     wins = []
     for i in range(episodes):
         seed_i = episode_seed(seed, suite, objects, i)
-        episode = run_episode(wrapped, oracle, seed_i, reset=expert.reset)
+        episode = run_episode(wrapped, act, seed_i, reset=oracle.reset)
         wins.append(bool(episode.info["success"]))
     env.close()
     return wins

@@ -59,7 +59,7 @@ class OracleResidual:
         band = self.env.gripper_deadband
         if band > 0 and r[6] != 0:  # the output that the band maps onto this correction
             r[6] = np.copysign(band + (1.0 - band) * abs(r[6]), r[6])
-        return r.astype(np.float32)
+        return r
 
 
 def seed_replay_buffer(
