@@ -220,6 +220,7 @@ MALFORMED = {
         "safeguards.feature_noise",
     ),
     "negative steps": (lambda d: d["train"].update(steps=-1), "train.steps"),
+    "unknown reward": (lambda d: d["train"].update(reward="shaped"), "train.reward"),
     "negative actor penalty": (
         lambda d: d["safeguards"].update(actor_penalty=-1.0),
         "safeguards.actor_penalty",
@@ -487,6 +488,31 @@ def test_training_into_a_finished_run_is_refused_and_changes_nothing(trained):
         train(config, out, steps=150)
     assert (out / "progress.csv").read_text() == curve
     assert (out / "residual" / "residual.json").read_text() == meta
+
+
+def buffer_rewards(out: Path) -> np.ndarray:
+    """The rewards in a finished run's replay buffer (the run this test wrote)."""
+    model = ResidualSAC.load(out / "checkpoint" / "model.zip", device="cpu")
+    model.load_replay_buffer(out / "checkpoint" / "replay_buffer.pkl")
+    buffer = model.replay_buffer
+    return buffer.rewards[: buffer.pos].ravel()
+
+
+def test_a_sparse_reward_run_learns_from_success_alone_and_says_so(tmp_path):
+    rewards = {}
+    for mode in ("dense", "sparse"):
+        config = tiny_config("sac", magnitude_penalty=0.0, train={"reward": mode})
+        train(config, tmp_path / mode, steps=100)
+        rewards[mode] = buffer_rewards(tmp_path / mode)
+        assert read_metadata(tmp_path / mode / "residual")["config"]["train"]["reward"] == mode
+    assert len(rewards["sparse"]) == len(rewards["dense"]) == 100
+    assert set(np.unique(rewards["sparse"])) <= {0.0, 1.0}
+    shaped = (rewards["dense"] > 0) & (rewards["dense"] < 1)
+    assert shaped.any(), "the dense reward pays for reaching before anything succeeds"
+
+
+def test_the_shipped_configs_train_on_the_dense_reward_unless_they_say_otherwise():
+    assert load_config("sac").train.reward == "dense"
 
 
 def test_an_interrupted_run_continues_from_its_checkpoint(resumed):

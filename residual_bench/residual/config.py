@@ -43,6 +43,7 @@ from residual_bench.residual.algorithms import ALGORITHM_NAMES, ALGORITHMS, OFF_
 from residual_bench.residual.critics import POLICIES
 from residual_bench.residual.features import FEATURE_MODES, ObjectFeatureNoise
 from residual_bench.spaces import MAX_ALPHA
+from residual_bench.task_env import REWARD_MODES
 
 LAYER_NORM_ALGORITHMS = tuple(POLICIES)
 """The algorithms whose critics take ``policy_kwargs.critic_layer_norm``."""
@@ -115,6 +116,11 @@ class ResidualTrainingConfig(TrainingConfig):
     that makes the base act as the privileged expert) added to the replay buffer before the
     first step, so the critic sees what large corrections earn (off-policy agents, one env;
     0: none)."""
+    reward: str = "dense"  # last: stored configs keep their key order
+    """The task's reward the residual learns from: ``dense`` (staged shaping) or ``sparse``
+    (1 at every step the task is solved). Dense shaping pays nearly as much per step for
+    holding the object over the goal as for a finished place, so a residual can learn not
+    to let go (results/residual/README.md); sparse pays only for success."""
 
 
 @dataclass
@@ -268,6 +274,11 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
                 f"({', '.join(OFF_POLICY_NAMES)}) only, not {algo}"
             )
     train = build_section(ResidualTrainingConfig, data.get("train"), "train", where)
+    if train.reward not in REWARD_MODES:
+        raise SpecError(
+            f"{where}: train.reward must be one of {', '.join(REWARD_MODES)}, "
+            f"got {str(train.reward)[:40]!r}"
+        )
     if train.oracle_episodes and not (ALGORITHMS[algo].off_policy and train.n_envs == 1):
         raise SpecError(
             f"{where}: train.oracle_episodes seeds the replay buffer of an off-policy agent "

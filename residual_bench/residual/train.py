@@ -277,7 +277,7 @@ def train_residual(
             "feature_noise": ObjectFeatureNoise(**dataclasses.asdict(noise)) if noise else None,
         }
         alpha = tuple(config.alpha)
-        build = partial(_train_env, base, config.features, alpha, task, suite)
+        build = partial(_train_env, base, config.features, alpha, task, suite, train.reward)
         checkpoint = out / "checkpoint"
         log = str(out / "tensorboard") if tensorboard else None
         finish_interrupted_write(checkpoint)
@@ -344,10 +344,19 @@ def train_residual(
 
 
 def _train_env(
-    base: str, features: str, alpha: tuple, task: str, suite: str, options: dict[str, Any]
+    base: str,
+    features: str,
+    alpha: tuple,
+    task: str,
+    suite: str,
+    reward: str,
+    options: dict[str, Any],
 ) -> ResidualEnv:
-    """One training env: training objects under ``suite``'s perturbations."""
-    return make_residual_env(base, features, alpha, options, task, suite=suite, objects="train")
+    """One training env: training objects under ``suite``'s perturbations, paying the
+    task's ``reward`` mode."""
+    return make_residual_env(
+        base, features, alpha, options, task, suite=suite, objects="train", reward_mode=reward
+    )
 
 
 def _agent(
