@@ -30,8 +30,7 @@ import torch
 import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.episodes import run_episode
 from residual_bench.residual.agents import load_agent
-from residual_bench.residual.checkpoint import read_metadata
-from residual_bench.residual.config import load_config
+from residual_bench.residual.checkpoint import run_agent_settings
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.oracle import OracleResidual
 from residual_bench.seeding import episode_seed
@@ -54,17 +53,14 @@ def critic_value(model, observation: np.ndarray, residual: np.ndarray) -> float:
 
 
 def run_settings(run: Path, config: Path | None) -> dict:
-    """Algorithm, features and alpha of a run: its ``residual.json`` once finished, else the
-    config it was started with (a run stopped early has only its checkpoint)."""
-    if (run / "residual").is_dir():
-        meta = read_metadata(run / "residual")
-        if meta["base"] != "scripted":
-            raise SystemExit(f"{run}: the probe runs the scripted base, not {meta['base']!r}")
-        return {key: meta[key] for key in ("algo", "features", "alpha")}
-    if config is None:
-        raise SystemExit(f"{run}: unfinished (no residual/); give its config (--config)")
-    parsed = load_config(config)
-    return {"algo": parsed.algo, "features": parsed.features, "alpha": parsed.alpha}
+    """Algorithm, features and alpha of a scripted-base run (see ``run_agent_settings``)."""
+    try:
+        settings = run_agent_settings(run, config)
+    except ValueError as err:
+        raise SystemExit(f"{err} (--config)") from None
+    if settings["base"] not in (None, "scripted"):
+        raise SystemExit(f"{run}: the probe runs the scripted base, not {settings['base']!r}")
+    return settings
 
 
 def probe_run(

@@ -28,6 +28,7 @@ import numpy as np
 from residual_bench.registration import ENV_ID, same_task
 from residual_bench.residual.agents import GLOBAL_CNN_FEATURES, gate_action
 from residual_bench.residual.algorithms import ALGORITHMS
+from residual_bench.residual.config import load_config
 from residual_bench.residual.env import ResidualEnv
 from residual_bench.residual.factory import make_residual_env, residual_env_kwargs
 from residual_bench.residual.features import FEATURE_MODES
@@ -150,6 +151,29 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not _is_regular_file(path / WEIGHTS_FILE):
         raise ValueError(f"{path}: no {WEIGHTS_FILE} (the residual's weights)")
     return meta
+
+
+def run_agent_settings(run: str | Path, config: str | Path | None = None) -> dict[str, Any]:
+    """``algo``, ``features``, ``alpha`` and ``base`` (None where the config names none) of
+    a ``bench train`` run folder: its ``residual/residual.json`` once finished, else the
+    ``config`` it was started with (a run stopped early has only its checkpoint).
+
+    Raises:
+        ValueError: an unfinished run without its config.
+    """
+    run = Path(run)
+    if (run / "residual").is_dir():
+        meta = read_metadata(run / "residual")
+        return {key: meta[key] for key in ("algo", "features", "alpha", "base")}
+    if config is None:
+        raise ValueError(f"{run}: unfinished (no residual/); give the config it was started with")
+    parsed = load_config(config)
+    return {
+        "algo": parsed.algo,
+        "features": parsed.features,
+        "alpha": parsed.alpha,
+        "base": parsed.base,
+    }
 
 
 def _is_regular_file(path: Path) -> bool:
