@@ -338,7 +338,7 @@ OLD_SAFEGUARD_DEFAULTS = {
 # plus these.
 ADDED_SAFEGUARDS = {"success_bonus": 0.0, "time_penalty": 0.0, "oracle_bc_weight": 0.0}
 ADDED_RESIDUAL_TRAIN = {"n_envs": 1, "oracle_episodes": 0, "reward": "dense"}
-ADDED_RESIDUAL_TOP = {"gripper_deadband": 0.0}
+ADDED_RESIDUAL_TOP = {"gripper_deadband": 0.0, "base_plan_steps": 0}
 OLD_NOISE_DEFAULTS = {"position_std_m": 0.005, "dropout": 0.05}
 OLD_GATED_DEFAULTS = {"n_critics": 5, "temperature": 1.0}
 OLD_TRAIN_DEFAULTS = {

@@ -220,3 +220,24 @@ def check_chunk(spec: PolicySpec, chunk: ActionChunk) -> None:
         )
     if not np.all(np.isfinite(chunk.actions)):
         raise ValueError(f"{spec.name}: chunk contains NaN or inf")
+
+
+def repeated_plan(action: np.ndarray, n_steps: int) -> np.ndarray:
+    """``action`` as the plan of the next ``n_steps`` steps, shape ``(n_steps, 7)`` float64:
+    the plan of a controller that has decided nothing beyond its current action.
+
+    Raises:
+        ValueError: ``n_steps`` is not an integer >= 0.
+    """
+    return np.tile(np.asarray(action, dtype=np.float64), (check_plan_steps(n_steps), 1))
+
+
+def check_plan_steps(n_steps: Any) -> int:
+    """``n_steps`` of a ``planned_actions`` call as an int, if it is an integer >= 0.
+
+    Raises:
+        ValueError: anything else (a bool, a float, a negative number), naming ``n_steps``.
+    """
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 0:
+        raise ValueError(f"n_steps: must be an integer >= 0, got {n_steps!r}")
+    return int(n_steps)

@@ -10,6 +10,10 @@ Two kinds:
 
 While the environment reports the base stalled (a ``latency`` perturbation), both hold the
 last action, as a deployment holds the last known good command when the policy is late.
+
+Each also says what it has already decided for the next steps (``planned_actions``): a
+chunked base has the rest of its chunks, a controller that decides every step (or holds its
+action between decisions) only its current action.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from residual_bench.policies.base import BasePolicy
+from residual_bench.policies.base import BasePolicy, repeated_plan
 from residual_bench.policies.executor import ChunkExecutor
 from residual_bench.policies.registry import register_base
 from residual_bench.policies.scripted import ScriptedController
@@ -37,6 +41,10 @@ class Controller(Protocol):
     def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         """The action for this step, from the latest observation and info."""
 
+    def planned_actions(self, n_steps: int) -> np.ndarray:
+        """The actions of the next ``n_steps`` steps after the last ``act``, as far as they
+        are decided already, shape ``(n_steps, 7)``; reads, never changes, the controller."""
+
 
 class BaseController:
     """A base policy run by a :class:`ChunkExecutor`."""
@@ -51,6 +59,10 @@ class BaseController:
 
     def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         return self.executor.step(obs, info["time"], stalled=bool(info.get("base_stalled")))
+
+    def planned_actions(self, n_steps: int) -> np.ndarray:
+        """The rest of the chunks playing (:meth:`ChunkExecutor.planned_actions`)."""
+        return self.executor.planned_actions(n_steps)
 
 
 class ZeroController:
@@ -68,6 +80,10 @@ class ZeroController:
     def act(self, obs: dict, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         stalled = bool(info.get("base_stalled"))
         return np.zeros(7), {"base_fresh": not stalled, "base_held": stalled}
+
+    def planned_actions(self, n_steps: int) -> np.ndarray:
+        """The zero action, every step."""
+        return repeated_plan(np.zeros(7), n_steps)
 
 
 def zero_base_factory(env: Any) -> ZeroController:

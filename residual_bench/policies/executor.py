@@ -35,6 +35,11 @@ When no row is available (nothing arrived yet, chunk exhausted, answer late) or 
 stalled, the executor holds the last action it output and reports ``base_held``. Before the
 first answer that action is "stay still, gripper open": six zeros and +1.
 
+What is already decided. The chunks that have arrived fix the executor's next actions until
+another answer arrives: :meth:`ChunkExecutor.planned_actions` gives them (without touching
+the executor), so that a residual acting at the control rate can see what the base will do
+over the next steps, not only what it does now.
+
 A policy that cannot answer now (a remote server down, slow or answering an error) raises
 :class:`BaseUnavailableError` from ``act``: the executor counts the failure, holds the last
 action as above and tries again one base period later, so the residual keeps the robot stable.
@@ -42,13 +47,15 @@ action as above and tries again one base period later, so the residual keeps the
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from residual_bench.policies.base import BasePolicy, check_chunk
+from residual_bench.policies.base import BasePolicy, check_chunk, check_plan_steps
 from residual_bench.policies.convert import ActionConverter
 
 MODES = ("hold", "receding", "ensemble")
@@ -177,6 +184,7 @@ class ChunkExecutor:
         self._instruction = instruction
         self._rng = np.random.default_rng(seed)
         self._t0: float | None = None
+        self._n = -1  # env step of the last action output, counted from the first step
         self._next_due = 0.0
         self._in_flight: tuple[float, _Chunk] | None = None  # (arrival time, answer)
         self._current: _Chunk | None = None
@@ -210,7 +218,7 @@ class ChunkExecutor:
         time = float(time)
         if self._t0 is None:
             self._t0 = self._next_due = time
-        n = round((time - self._t0) / self.env_dt)
+        n = self._n = round((time - self._t0) / self.env_dt)
         arrived, error = None, None
         if not stalled:
             arrived = self._deliver(time, n)
@@ -284,6 +292,48 @@ class ChunkExecutor:
         i = (n - chunk.start) // self.steps_per_action
         return i if 0 <= i < len(chunk.native) else None
 
+    def planned_actions(self, n_steps: int) -> np.ndarray:
+        """The env actions :meth:`step` will output on the next ``n_steps`` steps, if no new
+        answer arrives meanwhile and the base is not stalled: what the chunks that have
+        arrived already decide.
+
+        Played as :meth:`step` plays them: in ``hold`` a waiting chunk starts when the current
+        one ends (converted from the gripper command then), ``ensemble`` weighs the chunks that
+        cover each step, and past the end of every chunk the last action is held. Before the
+        first step, or while nothing has arrived, that is the held action repeated. Nothing
+        of the executor changes (chunks, converter, random draws), so calling this leaves the
+        episode exactly as it would have been.
+
+        Args:
+            n_steps: how many steps ahead, from the one after the last :meth:`step`.
+
+        Returns:
+            Shape ``(n_steps, 7)`` float64: row j is the action of the (j + 1)-th next step.
+
+        Raises:
+            ValueError: ``n_steps`` is not an integer >= 0.
+        """
+        plan = np.empty((check_plan_steps(n_steps), 7))
+        last, current, waiting = self._last.copy(), self._current, self._waiting
+        for j in range(len(plan)):
+            n = self._n + 1 + j
+            if self.mode == "hold" and waiting is not None and self._row(current, n) is None:
+                current, waiting = self._started_copy(waiting, n, float(last[6])), None
+            picked = self._action_at(n, current, self._playing)
+            if picked is not None:
+                last = picked[0]
+            plan[j] = last
+        return plan
+
+    def _started_copy(self, chunk: _Chunk, n: int, gripper: float) -> _Chunk:
+        """``chunk`` as :meth:`_start` would start it at step ``n`` after the gripper command
+        ``gripper``, converted by a copy of the converter: ``chunk`` and the converter stay
+        as they are."""
+        converter = copy.deepcopy(self.converter)
+        converter.gripper = gripper
+        env, clipped = converter.convert_chunk(chunk.native)
+        return dataclasses.replace(chunk, start=n, env=env, clipped=clipped)
+
     def _select(self, n: int) -> tuple[np.ndarray, bool, float] | None:
         if (
             self.mode == "hold"
@@ -292,14 +342,21 @@ class ChunkExecutor:
         ):
             self._start(self._waiting, n)
             self._current, self._waiting = self._waiting, None
+        if self.mode == "ensemble":
+            self._playing = [c for c in self._playing if c.start + self._span(c) > n]
+        return self._action_at(n, self._current, self._playing)
+
+    def _action_at(
+        self, n: int, current: _Chunk | None, playing: list[_Chunk]
+    ) -> tuple[np.ndarray, bool, float] | None:
+        """The action of step ``n`` from these chunks, whether its rows were clipped and the
+        time of the observation behind it; None where no chunk covers ``n``."""
         if self.mode != "ensemble":
-            i = self._row(self._current, n)
+            i = self._row(current, n)
             if i is None:
                 return None
-            c = self._current
-            return c.env[i].copy(), bool(c.clipped[i]), c.obs_time
-        self._playing = [c for c in self._playing if c.start + self._span(c) > n]
-        rows = [(c, self._row(c, n)) for c in self._playing]
+            return current.env[i].copy(), bool(current.clipped[i]), current.obs_time
+        rows = [(c, self._row(c, n)) for c in playing]
         rows = [(c, i) for c, i in rows if i is not None]
         if not rows:
             return None

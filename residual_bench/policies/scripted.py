@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from residual_bench.policies.base import repeated_plan
 from residual_bench.policies.expert import ScriptedExpert
 from residual_bench.policies.registry import register_base
 
@@ -75,6 +76,11 @@ class ScriptedController:
             self._action = self.expert.act(self.env)
         self._step += 1
         return self._action.copy(), {"base_fresh": fresh, "base_held": not fresh}
+
+    def planned_actions(self, n_steps: int) -> np.ndarray:
+        """The current action, repeated: the expert decides again from the state it will
+        see, so nothing beyond it is decided (before the first action: zeros)."""
+        return repeated_plan(np.zeros(7) if self._action is None else self._action, n_steps)
 
 
 def _scripted_controller(preset_name: str) -> Callable[[Any], ScriptedController]:

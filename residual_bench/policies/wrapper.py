@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from residual_bench.policies.base import repeated_plan
 from residual_bench.policies.controller import Controller
 from residual_bench.policies.registry import make_controller
 from residual_bench.spaces import validate_action
@@ -108,6 +109,20 @@ class BasePolicyWrapper(gym.Wrapper):
     def base_action(self) -> np.ndarray:
         """The base's action for the coming step (what the correction is added to)."""
         return np.array(self._base_action, dtype=np.float64)
+
+    def planned_base_actions(self, n_steps: int) -> np.ndarray:
+        """The base's actions on the ``n_steps`` steps after the coming one, as far as the
+        controller has decided them already (its ``planned_actions``), shape
+        ``(n_steps, 7)``. A controller that does not say is taken to have decided nothing
+        beyond its current action: that action, repeated.
+
+        Raises:
+            ValueError: ``n_steps`` is not an integer >= 0.
+        """
+        planned = getattr(self.controller, "planned_actions", None)
+        if planned is None:
+            return repeated_plan(self._base_action, n_steps)
+        return np.asarray(planned(n_steps), dtype=np.float64)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -29,7 +29,7 @@ from residual_bench.registration import ENV_ID, same_task
 from residual_bench.residual.agents import GLOBAL_CNN_FEATURES, gate_action
 from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.config import load_config
-from residual_bench.residual.env import ResidualEnv
+from residual_bench.residual.env import ResidualEnv, check_base_plan_steps, observation_layout
 from residual_bench.residual.factory import make_residual_env, residual_env_kwargs
 from residual_bench.residual.features import FEATURE_MODES
 from residual_bench.residual.weights import (
@@ -214,6 +214,10 @@ def _check_fields(meta: dict[str, Any], meta_path: Path, required: tuple[str, ..
     band = meta.get("gripper_deadband", 0.0)
     if not (isinstance(band, (int, float)) and not isinstance(band, bool) and 0 <= band < 1):
         raise ValueError(f"{meta_path}: gripper_deadband must be a number in [0, 1)")
+    try:
+        check_base_plan_steps(meta.get("base_plan_steps", 0))
+    except ValueError as err:
+        raise ValueError(f"{meta_path}: {err}") from None
     config = meta.get("config")
     gated = config.get("gated") if isinstance(config, dict) else None
     if gated is not None:
@@ -233,8 +237,10 @@ class ResidualAgent:
         self.features: str = self.metadata["features"]
         self.alpha: list[float] = list(self.metadata["alpha"])
         self.gripper_deadband: float = float(self.metadata.get("gripper_deadband", 0.0))
+        self.base_plan_steps: int = int(self.metadata.get("base_plan_steps", 0))
         self.train_seed: int = int(self.metadata["train_seed"])
         self.policy = build_policy(self.metadata["policy"], f"{self.path / METADATA_FILE}: policy")
+        _check_observation_size(self.policy, self.features, self.base_plan_steps, self.path)
         load_weights(self.policy, self.path / WEIGHTS_FILE)
         gated = self.metadata.get("config", {}).get("gated")
         self.gate_temperature = None if gated is None else float(gated["temperature"])
@@ -243,6 +249,11 @@ class ResidualAgent:
         """The env arguments this residual's features need (see ``residual_env_kwargs``)."""
         return residual_env_kwargs(self.base, self.features)
 
+    def residual_options(self) -> dict[str, Any]:
+        """The :class:`ResidualEnv` arguments it was trained with besides features and alpha
+        (``make_residual_env``'s ``residual_options``): it acts as it learnt to."""
+        return {"gripper_deadband": self.gripper_deadband, "base_plan_steps": self.base_plan_steps}
+
     def wrap(self, env: Any, controller: Any) -> Any:
         """The residual env this agent acts in, around ``env`` and a base ``controller``."""
         return ResidualEnv(
@@ -250,7 +261,7 @@ class ResidualAgent:
             controller,
             features=self.features,
             alpha=tuple(self.alpha),
-            gripper_deadband=self.gripper_deadband,
+            **self.residual_options(),
         )
 
     def reset(self) -> None:
@@ -263,6 +274,22 @@ class ResidualAgent:
         if self.gate_temperature is not None:
             action = gate_action(self.policy, obs, action, self.gate_temperature)
         return np.asarray(action, dtype=np.float64)
+
+
+def _check_observation_size(policy: Any, features: str, plan_steps: int, path: Path) -> None:
+    """Refuse a network that does not read the observation vector its metadata describes
+    (features and ``base_plan_steps``): it would fail at its first action, or, worse, read
+    one part as another."""
+    space = policy.observation_space
+    vector = space["vector"] if isinstance(space, gym.spaces.Dict) else space
+    layout = observation_layout(features, plan_steps)
+    expected = max(part.stop for part in layout.values())
+    if vector.shape != (expected,):
+        raise ValueError(
+            f"{path / METADATA_FILE}: the network reads an observation vector of shape "
+            f"{vector.shape}, but features {features!r} with base_plan_steps {plan_steps} "
+            f"give {expected} numbers"
+        )
 
 
 def load_residual(path: str | Path) -> ResidualAgent:
@@ -299,7 +326,8 @@ def convert_residual(path: str | Path) -> Path:
     gated = config.get("gated")
     if gated is not None:
         kwargs["n_critics"] = int(gated["n_critics"])
-    env = make_residual_env(meta["base"], meta["features"], tuple(meta["alpha"]))
+    plan = {"base_plan_steps": meta.get("base_plan_steps", 0)}
+    env = make_residual_env(meta["base"], meta["features"], tuple(meta["alpha"]), plan)
     try:
         observation_space, action_space = env.observation_space, env.action_space
     finally:

@@ -41,6 +41,7 @@ from residual_bench.config_fields import (
 from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
 from residual_bench.residual.algorithms import ALGORITHM_NAMES, ALGORITHMS, OFF_POLICY_NAMES
 from residual_bench.residual.critics import POLICIES
+from residual_bench.residual.env import check_base_plan_steps
 from residual_bench.residual.features import FEATURE_MODES, ObjectFeatureNoise
 from residual_bench.spaces import MAX_ALPHA
 from residual_bench.task_env import REWARD_MODES
@@ -161,9 +162,13 @@ class ResidualConfig(Section):
     """Critic-ensemble gating (sac only), or null for none."""
     base: str | None = None
     """The one base this config is made for, or null for any."""
-    gripper_deadband: float = 0.0  # last: stored configs keep their key order
+    gripper_deadband: float = 0.0
     """d in [0, 1): the gripper's residual acts only beyond |r| = d
     (:func:`~residual_bench.residual.env.deadband`); 0: no band."""
+    base_plan_steps: int = 0  # last: stored configs keep their key order
+    """N in 0..16: the residual also observes the base's next N already-decided actions and
+    the age of the base's action (``base_plan``, :mod:`~residual_bench.residual.env`); 0:
+    only its current action."""
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict, stored with every trained residual."""
@@ -226,6 +231,11 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     band = data.get("gripper_deadband", field_default(ResidualConfig, "gripper_deadband"))
     if not (is_number(band) and 0 <= band < 1):
         raise SpecError(f"{where}: gripper_deadband must be a number in [0, 1), got {band!r}")
+    plan = data.get("base_plan_steps", field_default(ResidualConfig, "base_plan_steps"))
+    try:
+        plan = check_base_plan_steps(plan)
+    except ValueError as err:
+        raise SpecError(f"{where}: {err}") from None
     hyperparams = data.get("hyperparams") or field_default(ResidualConfig, "hyperparams")
     hyperparams = check_field(hyperparams, dict[str, Any], "hyperparams", where)
     n_step = hyperparams.get("n_step_returns", 1)
@@ -308,6 +318,7 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
         features=features,
         alpha=[float(a) for a in alpha],
         gripper_deadband=float(band),
+        base_plan_steps=plan,
         hyperparams=hyperparams,
         safeguards=safeguards,
         train=train,

@@ -15,7 +15,12 @@ Observation: a flat ``Box`` vector (SB3's ``MlpPolicy``) of proprioception (20),
 current action (7), then the feature vector of :mod:`residual_bench.residual.features`;
 :func:`observation_layout` names its slices. ``global`` features make it a ``Dict``
 (``MultiInputPolicy``) of that vector and the image, downsampled to ``GLOBAL_IMAGE_SIZE``
-pixels.
+pixels. With ``base_plan_steps`` N > 0 the vector ends with ``base_plan``: the base's next N
+actions as far as they are already decided (7 N numbers, step by step) and the age in seconds
+of the observation its current action was computed from. A chunked base behind latency acts
+on old observations and has fixed its next steps already; without the plan the residual sees
+only the current action, and what the base does next is, from its view, not a function of
+what it observes.
 
 Reward: the env's reward, minus optional penalties on the residual's magnitude
 (``magnitude_penalty * mean(r^2)``) and on how much the executed action changes between steps
@@ -40,7 +45,6 @@ from gymnasium.error import ResetNeeded
 from residual_bench.policies.controller import Controller
 from residual_bench.policies.wrapper import BasePolicyWrapper
 from residual_bench.residual.features import (
-    FEATURE_DIMS,
     FEATURE_PARTS,
     GLOBAL_IMAGE_SIZE,
     MASK_FEATURE_MODES,
@@ -55,12 +59,34 @@ from residual_bench.spaces import MAX_ALPHA, PROPRIO_DIM
 
 ACTION_DIM = 7
 DEFAULT_ALPHA = 0.1
+MAX_BASE_PLAN_STEPS = 16
+"""The most planned base steps a residual may observe: 0.8 s at 20 Hz, one chunk of the
+``scripted`` base."""
 
 
-def observation_layout(features: str) -> dict[str, slice]:
+def check_base_plan_steps(n_steps: Any) -> int:
+    """``n_steps`` as an int if it is an integer from 0 to ``MAX_BASE_PLAN_STEPS``, else a
+    ValueError naming ``base_plan_steps``."""
+    valid = isinstance(n_steps, int | np.integer) and not isinstance(n_steps, bool)
+    if not (valid and 0 <= n_steps <= MAX_BASE_PLAN_STEPS):
+        raise ValueError(
+            f"base_plan_steps must be an integer from 0 to {MAX_BASE_PLAN_STEPS}, got {n_steps!r}"
+        )
+    return int(n_steps)
+
+
+def observation_layout(features: str, base_plan_steps: int = 0) -> dict[str, slice]:
     """The named slices of the residual's observation vector for ``features``, in order:
-    ``proprio``, ``base_action``, then the parts of the feature vector."""
+    ``proprio``, ``base_action``, the parts of the feature vector, then, with
+    ``base_plan_steps`` N > 0, ``base_plan`` (7 N planned actions and the base action's age).
+
+    Raises:
+        ValueError: an invalid ``base_plan_steps`` (see :func:`check_base_plan_steps`).
+    """
+    plan = check_base_plan_steps(base_plan_steps)
     parts = (("proprio", PROPRIO_DIM), ("base_action", ACTION_DIM), *FEATURE_PARTS[features])
+    if plan:
+        parts = (*parts, ("base_plan", ACTION_DIM * plan + 1))
     layout, start = {}, 0
     for name, size in parts:
         layout[name] = slice(start, start + size)
@@ -140,6 +166,9 @@ class ResidualEnv(BasePolicyWrapper):
         feature_noise: corrupt the ``objects`` features (training only); None = clean.
         gripper_deadband: d in [0, 1): the gripper's residual output acts only beyond d,
             ``sign(r) * max(|r| - d, 0) / (1 - d)`` (see :func:`deadband`).
+        base_plan_steps: N in 0..``MAX_BASE_PLAN_STEPS``: the observation vector ends with
+            the base's next N already-decided actions and its action's age (``base_plan``,
+            see the module docstring); 0 (default): it does not.
         seed: seeds the feature noise.
 
     Step info adds ``base_action``, ``residual_output`` (r), ``residual_action`` (the
@@ -160,8 +189,10 @@ class ResidualEnv(BasePolicyWrapper):
         success_bonus: float = 0.0,
         time_penalty: float = 0.0,
         gripper_deadband: float = 0.0,
+        base_plan_steps: int = 0,
     ) -> None:
         self.features = check_features(features)
+        self.base_plan_steps = check_base_plan_steps(base_plan_steps)
         needs = ("depth", "segmentation") if features in MASK_FEATURE_MODES else ()
         needs = ("rgb",) if features == "global" else needs
         missing = [k for k in needs if k not in env.observation_space.spaces]
@@ -184,7 +215,7 @@ class ResidualEnv(BasePolicyWrapper):
         self.gripper_deadband = check_deadband(gripper_deadband)
         self.feature_noise = feature_noise
         self._rng = np.random.default_rng(seed)
-        size = PROPRIO_DIM + ACTION_DIM + FEATURE_DIMS[features]
+        size = max(part.stop for part in observation_layout(features, base_plan_steps).values())
         vector = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         if features == "global":
             side, channels = GLOBAL_IMAGE_SIZE, env.observation_space["rgb"].shape[2]
@@ -238,6 +269,9 @@ class ResidualEnv(BasePolicyWrapper):
             parts.append(object_features(obs, pose, self.feature_noise, self._rng, oriented))
         elif self.features == "privileged":
             parts.append(privileged_features(self._sim))
+        if self.base_plan_steps:
+            age = self._base_info.get("base_action_age_s") or 0.0
+            parts += [self.planned_base_actions(self.base_plan_steps).ravel(), [age]]
         vector = np.concatenate(parts).astype(np.float32)
         if self.features == "global":
             return {"image": global_image(obs["rgb"]), "vector": vector}

@@ -274,6 +274,7 @@ def train_residual(
             "success_bonus": safeguards.success_bonus,
             "time_penalty": safeguards.time_penalty,
             "gripper_deadband": config.gripper_deadband,
+            "base_plan_steps": config.base_plan_steps,
             "feature_noise": ObjectFeatureNoise(**dataclasses.asdict(noise)) if noise else None,
         }
         alpha = tuple(config.alpha)
@@ -293,7 +294,10 @@ def train_residual(
         with contextlib.ExitStack() as opened:  # workers and simulators closed on any exit
             envs = training_envs(build, options, n_envs, seed, threads)
             opened.callback(envs.close)
-            acting = {"gripper_deadband": config.gripper_deadband}  # as evaluation will act
+            acting = {  # as evaluation will act
+                "gripper_deadband": config.gripper_deadband,
+                "base_plan_steps": config.base_plan_steps,
+            }
             eval_env = make_residual_env(
                 base, config.features, alpha, acting, task, suite=suite, objects="heldout"
             )
@@ -334,6 +338,7 @@ def train_residual(
             "alpha": list(config.alpha),
             "alpha_per_dimension": alpha_used,  # after the base's own rules
             "gripper_deadband": config.gripper_deadband,
+            "base_plan_steps": config.base_plan_steps,
             "config": config.to_dict(),
             "train_seed": seed,
             "train_steps": int(model.num_timesteps),
