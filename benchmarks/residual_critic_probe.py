@@ -72,7 +72,12 @@ def probe_run(
     if not hasattr(model, "critic"):
         raise SystemExit(f"{run}: {meta['algo']} has no Q-critic to probe")
     env = make_residual_env(
-        "scripted", meta["features"], tuple(meta["alpha"]), suite=suite, objects=objects
+        "scripted",
+        meta["features"],
+        tuple(meta["alpha"]),
+        meta["residual_options"],
+        suite=suite,
+        objects=objects,
     )
     oracle_residual = OracleResidual(env)
     steps, wins = [], []

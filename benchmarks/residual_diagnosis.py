@@ -73,6 +73,7 @@ def diagnose(run: Path, config: Path | None, episodes: int, seed: int) -> dict:
         "scripted",
         settings["features"],
         tuple(settings["alpha"]),
+        settings["residual_options"],
         suite="mixed",
         objects="heldout",
     )

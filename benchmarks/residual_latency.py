@@ -36,7 +36,9 @@ def time_mode(features: str, steps: int, residual: str | None) -> dict[str, floa
     if residual is not None:
         agent = load_residual(residual)
         policy = agent.policy
-        env = make_residual_env(agent.base, agent.features, tuple(agent.alpha))
+        env = make_residual_env(
+            agent.base, agent.features, tuple(agent.alpha), agent.residual_options()
+        )
     else:
         config = load_config("sac")
         env = make_residual_env("scripted", features)

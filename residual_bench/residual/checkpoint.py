@@ -154,9 +154,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def run_agent_settings(run: str | Path, config: str | Path | None = None) -> dict[str, Any]:
-    """``algo``, ``features``, ``alpha`` and ``base`` (None where the config names none) of
-    a ``bench train`` run folder: its ``residual/residual.json`` once finished, else the
-    ``config`` it was started with (a run stopped early has only its checkpoint).
+    """``algo``, ``features``, ``alpha``, ``base`` (None where the config names none) and
+    ``residual_options`` (the :class:`ResidualEnv` arguments it acts with, as
+    :meth:`ResidualAgent.residual_options`) of a ``bench train`` run folder: its
+    ``residual/residual.json`` once finished, else the ``config`` it was started with (a run
+    stopped early has only its checkpoint).
 
     Raises:
         ValueError: an unfinished run without its config.
@@ -164,7 +166,9 @@ def run_agent_settings(run: str | Path, config: str | Path | None = None) -> dic
     run = Path(run)
     if (run / "residual").is_dir():
         meta = read_metadata(run / "residual")
-        return {key: meta[key] for key in ("algo", "features", "alpha", "base")}
+        settings = {key: meta[key] for key in ("algo", "features", "alpha", "base")}
+        options = {key: meta.get(key, 0) for key in ("gripper_deadband", "base_plan_steps")}
+        return {**settings, "residual_options": options}
     if config is None:
         raise ValueError(f"{run}: unfinished (no residual/); give the config it was started with")
     parsed = load_config(config)
@@ -173,6 +177,10 @@ def run_agent_settings(run: str | Path, config: str | Path | None = None) -> dic
         "features": parsed.features,
         "alpha": parsed.alpha,
         "base": parsed.base,
+        "residual_options": {
+            "gripper_deadband": parsed.gripper_deadband,
+            "base_plan_steps": parsed.base_plan_steps,
+        },
     }
 
 
