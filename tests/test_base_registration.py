@@ -21,6 +21,7 @@ SHIPPED = {
     "pi0": "residual_bench.policies.openvla",
     "scripted": "residual_bench.policies.scripted_vla",
     "scripted-expert": "residual_bench.policies.scripted_vla",
+    "scripted-fast": "residual_bench.policies.scripted_vla",
     "zero": "residual_bench.policies.controller",
 }
 

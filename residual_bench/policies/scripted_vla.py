@@ -13,7 +13,9 @@ the failure modes the residual is meant to correct:
   not react to a poke in time.
 
 ``scripted-expert`` is the same base with no errors at the control rate: the upper bound.
-Both are registered here.
+``scripted-fast`` keeps the errors and drops the VLA's rate (every step, no chunks, no
+latency), which separates what the errors cost from what acting late costs. All three are
+registered here.
 """
 
 from __future__ import annotations
@@ -172,16 +174,17 @@ class ScriptedVLABase:
         return ActionChunk(rows.astype(np.float32), info)
 
 
-def _scripted_base(vla_errors: bool) -> Callable[[Any], BaseController]:
+def _scripted_base(vla_errors: bool, vla_rate: bool = True) -> Callable[[Any], BaseController]:
     def factory(env: Any) -> BaseController:
         sim = env.unwrapped
-        if vla_errors:
+        if vla_errors and vla_rate:
             policy = ScriptedVLABase(env, name="scripted")
             latency = LatencyModel(fixed_s=0.1, jitter_s=0.1)
         else:
-            policy = ScriptedVLABase(
-                env, NO_ERRORS, control_hz=sim.control_hz, chunk_len=1, name="scripted-expert"
+            errors, name = (
+                (VLAErrorModel(), "scripted-fast") if vla_errors else (NO_ERRORS, "scripted-expert")
             )
+            policy = ScriptedVLABase(env, errors, control_hz=sim.control_hz, chunk_len=1, name=name)
             latency = None
         return BaseController(policy, ChunkExecutor(policy, sim.dt, latency=latency))
 
@@ -197,4 +200,9 @@ register_base(
     "scripted",
     "base: VLA-like scripted policy, 5 Hz chunks, 100-200 ms latency, seeded errors",
     _scripted_base(vla_errors=True),
+)
+register_base(
+    "scripted-fast",
+    "base: the scripted base's seeded errors at the control rate, no chunks or latency",
+    _scripted_base(vla_errors=True, vla_rate=False),
 )
