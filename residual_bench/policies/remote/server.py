@@ -5,8 +5,8 @@
 server creates with the base's own env kwargs, so it is the very object the in-process base
 would be; the observation schema (keys, dtypes, shapes) is read off that env's first
 observation and every request must match it exactly. Bases that read the simulator itself
-(``scripted``, ``scripted-expert``, ``scripted-fast``: their policy holds the env) are refused: the server's
-simulator is not the client's, so they would act on the wrong world.
+(``scripted``, ``scripted-expert``, ``scripted-fast``: their policy holds the env) are
+refused: the server's simulator is not the client's, so they would act on the wrong world.
 
 Every bad request (not msgpack, not a map, missing or unknown keys, wrong dtypes or shapes, an
 oversized frame, a policy that raises) is answered with a text frame and the connection, and
