@@ -336,7 +336,12 @@ OLD_SAFEGUARD_DEFAULTS = {
 }  # fmt: skip
 # Fields added since, at their defaults: a file that does not name them gets the old values
 # plus these.
-ADDED_SAFEGUARDS = {"success_bonus": 0.0, "time_penalty": 0.0, "oracle_bc_weight": 0.0}
+ADDED_SAFEGUARDS = {
+    "success_bonus": 0.0,
+    "time_penalty": 0.0,
+    "oracle_bc_weight": 0.0,
+    "exploration_std": None,
+}
 ADDED_RESIDUAL_TRAIN = {"n_envs": 1, "oracle_episodes": 0, "reward": "dense"}
 ADDED_RESIDUAL_TOP = {"gripper_deadband": 0.0, "base_plan_steps": 0}
 OLD_NOISE_DEFAULTS = {"position_std_m": 0.005, "dropout": 0.05}

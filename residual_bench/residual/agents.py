@@ -27,6 +27,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 
 from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.config import GatedConfig, ResidualConfig
+from residual_bench.residual.env import alpha_vector
 from residual_bench.training.safeguards import (
     CriticWarmupMixin,
     add_penalty_to_actor_step,
@@ -263,8 +264,9 @@ def zero_init_output(model: Any) -> None:
     """Zero the actor's output layer so the deterministic residual is exactly 0.
 
     The exploration noise of SAC, TQC and CrossQ starts small too (log-std bias
-    ``SAC_INITIAL_LOG_STD``): their ``log_std_init`` only applies with gSDE, and a unit std
-    would make the first residual actions as large as alpha allows.
+    ``SAC_INITIAL_LOG_STD``, unless :func:`set_exploration_std` sets it per dimension):
+    their ``log_std_init`` only applies with gSDE, and a unit std would make the first
+    residual actions as large as alpha allows.
     """
     layers = actor_output_layers(model)
     if isinstance(model, TD3):
@@ -276,6 +278,26 @@ def zero_init_output(model: Any) -> None:
         if has_gaussian_actor(model):
             model.actor.log_std.weight.zero_()
             model.actor.log_std.bias.fill_(SAC_INITIAL_LOG_STD)
+
+
+def exploration_log_std(exploration_std: float, alpha: Any) -> np.ndarray:
+    """Per-dimension log-std of the residual r whose executed noise (alpha * r) has std
+    ``exploration_std`` in every dimension."""
+    return np.log(exploration_std / alpha_vector(alpha))
+
+
+def gaussian_entropy(log_std: np.ndarray) -> float:
+    """Entropy (nats) of a diagonal Gaussian with these log-stds: SAC's target entropy that
+    keeps its noise about this size."""
+    return float(np.sum(log_std) + 0.5 * len(log_std) * np.log(2 * np.pi * np.e))
+
+
+def set_exploration_std(model: Any, log_std: np.ndarray) -> None:
+    """Start a Gaussian actor's noise at ``log_std`` (state-independent: the output layer's
+    weights zeroed, its bias set)."""
+    with torch.no_grad():
+        model.actor.log_std.weight.zero_()
+        model.actor.log_std.bias.copy_(torch.as_tensor(log_std, dtype=torch.float32))
 
 
 def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: str | None = None):
@@ -292,6 +314,7 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         )
     common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
     cls = agent_class(config.algo, config.gated)
+    log_std = None  # the exploration noise per dimension, where the config sets it
     if not ALGORITHMS[config.algo].off_policy:
         model = cls(policy, env, **hp, **common)
     else:
@@ -302,9 +325,15 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         if n_step > 1:  # SB3's own n-step buffer, discounting with the agent's gamma
             hp["replay_buffer_class"] = NStepReplayBuffer
             hp["replay_buffer_kwargs"] = {"n_steps": n_step, "gamma": float(hp.get("gamma", 0.99))}
+        log_std = None
+        if safeguards.exploration_std is not None:
+            log_std = exploration_log_std(safeguards.exploration_std, config.alpha)
+            if not issubclass(cls, TD3):
+                hp.setdefault("target_entropy", gaussian_entropy(log_std))
         if issubclass(cls, TD3):  # its Gaussian exploration noise, given as one number
             std = float(hp.pop("action_noise_std", 0.1))
-            hp["action_noise"] = NormalActionNoise(np.zeros(7), np.full(7, std))
+            stds = np.full(7, std) if log_std is None else np.exp(log_std)
+            hp["action_noise"] = NormalActionNoise(np.zeros(7), stds)
         model = cls(policy, env, **hp, **common)
         model.warmup_steps = int(safeguards.warmup_steps)
         model.exploration_ramp_steps = int(safeguards.exploration_ramp_steps)
@@ -317,6 +346,8 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
             model.gate_temperature = float(config.gated.temperature)
     if safeguards.zero_init:
         zero_init_output(model)
+    if log_std is not None and has_gaussian_actor(model):
+        set_exploration_std(model, log_std)
     return model
 
 

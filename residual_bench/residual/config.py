@@ -99,6 +99,12 @@ class SafeguardsConfig(Section):
     a residual can make the base faster."""
     feature_noise: FeatureNoiseConfig | None = None
     """Pose noise and detection dropout on the ``objects`` features, or null for none."""
+    exploration_std: float | None = None  # last: stored configs keep their key order
+    """Std of the exploration noise in units of the executed action, the same in every
+    dimension (the residual's own std is this divided by each dimension's alpha); SAC, TQC
+    and CrossQ also target the entropy of that noise, so it stays about this small, and TD3
+    draws its noise with it. null: the residual's log-std starts at -1 in every dimension
+    (std 0.37 of r, whatever alpha: 0.74 of the gripper's range at alpha 2)."""
 
 
 @dataclass
@@ -273,10 +279,13 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
             )
     safeguards = build_section(SafeguardsConfig, data.get("safeguards"), "safeguards", where)
     noise = safeguards.feature_noise
+    std = safeguards.exploration_std
+    if std is not None and not 0 < std <= 1:
+        raise SpecError(f"{where}: safeguards.exploration_std must be in (0, 1], got {std!r}")
     if noise is not None and noise.dropout > 1:
         raise SpecError(f"{where}: safeguards.feature_noise.dropout must be in [0, 1]")
     if not ALGORITHMS[algo].off_policy:
-        off_policy_only = ("actor_penalty", "output_decay", "oracle_bc_weight")
+        off_policy_only = ("actor_penalty", "output_decay", "oracle_bc_weight", "exploration_std")
         off_policy_only = [k for k in off_policy_only if getattr(safeguards, k)]
         if off_policy_only:
             raise SpecError(
