@@ -1,0 +1,158 @@
+"""Does a residual's critic know what its actor's corrections earn?
+
+    python benchmarks/residual_value_calibration.py RUN --config CONFIG --episodes 10
+
+For a ``bench train`` run folder (its ``checkpoint/model.zip``, at its last checkpoint) and
+the config it was trained with, the ``scripted`` base runs alone and with the run's
+deterministic residual on the same ``mixed`` episodes (``--objects``, seeds of ``bench
+eval``), in an env that pays the run's own training reward (its ``train.reward`` mode and
+penalties). At every step t it compares the critic's value of the action taken, Q(s_t, a_t)
+(minimum over its Q-networks), with what the episode then paid: the discounted sum of the
+rewards to the episode's end plus gamma^(T - t) times the critic's value there, as a
+time-limit bootstrap would. An actor that climbs its critic's errors shows as a Q above the
+base's while its return falls below.
+
+SAC's values also carry its entropy bonus, which the deterministic residual does not collect,
+so its Q and return differ by about that much even when the critic is right: compare the
+gaps of the two rows, not the rows with zero. The checkpoint is the run's own SB3 save, read
+with SB3's loader (which unpickles): point it only at run folders this machine wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import residual_bench.registration  # noqa: F401  (registers every task id)
+from residual_bench.residual.agents import load_agent
+from residual_bench.residual.config import load_config
+from residual_bench.residual.factory import make_residual_env
+from residual_bench.seeding import episode_seed
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+DEFAULT_OUT = RESULTS / "residual" / "value-calibration.md"
+
+
+def critic_value(model, observation: np.ndarray, action: np.ndarray) -> float:
+    """The minimum over the critic's Q-networks of Q(observation, action)."""
+    obs = torch.as_tensor(observation[None], dtype=torch.float32)
+    act = torch.as_tensor(action[None], dtype=torch.float32)
+    with torch.no_grad():
+        values = model.critic(obs, act)
+    per_network = torch.cat(values, dim=1) if isinstance(values, tuple) else values.mean(dim=-1)
+    return float(per_network.min())
+
+
+def bootstrapped_returns(rewards: np.ndarray, last_value: float, gamma: float) -> np.ndarray:
+    """G_t = sum_k gamma^k r_{t+k} to the end, plus gamma^(T - t) * last_value."""
+    returns = np.empty(len(rewards))
+    running = last_value
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+def calibration(run: Path, config_path: Path, episodes: int, objects: str, seed: int) -> dict:
+    """Mean Q(s, a), mean bootstrapped return and success, for the base alone and the actor."""
+    config = load_config(config_path)
+    if config.algo not in ("sac", "td3", "tqc"):
+        raise SystemExit(f"{config_path}: {config.algo} has no Q-critic to calibrate")
+    model = load_agent(config.algo, str(run / "checkpoint" / "model.zip"))
+    safeguards = config.safeguards
+    options = {
+        "magnitude_penalty": safeguards.magnitude_penalty,
+        "rate_penalty": safeguards.rate_penalty,
+        "success_bonus": safeguards.success_bonus,
+        "time_penalty": safeguards.time_penalty,
+        "gripper_deadband": config.gripper_deadband,
+        "base_plan_steps": config.base_plan_steps,
+    }
+    env = make_residual_env(
+        "scripted",
+        config.features,
+        tuple(config.alpha),
+        options,
+        suite="mixed",
+        objects=objects,
+        reward_mode=config.train.reward,
+    )
+    gamma = float(config.hyperparams.get("gamma", 0.99))
+    rows = {}
+    for name in ("base alone", "residual"):
+        q_values, returns, wins = [], [], []
+        for i in range(episodes):
+            obs, info = env.reset(seed=episode_seed(seed, "mixed", objects, i))
+            q, rewards, done = [], [], False
+            while not done:
+                action = np.zeros(7)
+                if name == "residual":
+                    action = model.predict(obs, deterministic=True)[0]
+                q.append(critic_value(model, obs, action))
+                obs, reward, terminated, truncated, info = env.step(action)
+                rewards.append(float(reward))
+                done = terminated or truncated
+            q_values += q
+            returns += list(bootstrapped_returns(np.array(rewards), q[-1], gamma))
+            wins.append(bool(info["success"]))
+        rows[name] = (np.mean(q_values), np.mean(returns), np.mean(wins))
+    env.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="training run folders")
+    parser.add_argument("--config", type=Path, required=True, help="the config they trained with")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--objects", choices=("train", "heldout"), default="train")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    if args.episodes < 1:
+        parser.error("--episodes must be at least 1")
+    for run in args.runs:
+        if not (run / "checkpoint" / "model.zip").is_file():
+            parser.error(f"{run}: not a training run (no checkpoint/model.zip)")
+    lines = [
+        "| run | acting | success | mean Q(s, a) | mean return | Q - return | s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in args.runs:
+        start = time.perf_counter()
+        rows = calibration(run, args.config, args.episodes, args.objects, args.seed)
+        wall = time.perf_counter() - start
+        for name, (q, g, won) in rows.items():
+            lines.append(
+                f"| {run.name} | {name} | {won:.0%} | {q:+.2f} | {g:+.2f} | {q - g:+.2f} "
+                f"| {wall:.0f} |"
+            )
+            print(lines[-1], flush=True)
+    try:  # a config in the repository by its path there, any other by its name only
+        config_shown = args.config.resolve().relative_to(ROOT)
+    except ValueError:
+        config_shown = Path(args.config.name)
+    command = "python benchmarks/residual_value_calibration.py " + " ".join(
+        [*(f"RUN/{r.name}" for r in args.runs), f"--config {config_shown}"]
+    )
+    text = (
+        "# Does the critic know what its actor's corrections earn?\n\n"
+        f"Produced by `{command} --episodes {args.episodes} --objects {args.objects}` "
+        f"(`mixed`, master seed {args.seed}; RUN is the folder the run was trained into, at its "
+        "last checkpoint). Per step, the critic's Q(s, a) of the action taken against the "
+        "discounted return the episode then paid in the run's training reward, bootstrapped "
+        "with the critic's value at the episode's end; means over every step of every "
+        "episode.\n\n" + "\n".join(lines) + "\n"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
