@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.episodes import run_episode
-from residual_bench.residual.agents import load_agent
+from residual_bench.residual.agents import load_agent, pessimistic_critic_value
 from residual_bench.residual.checkpoint import run_agent_settings
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.oracle import OracleResidual
@@ -39,17 +38,6 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 DEFAULT_OUT = RESULTS / "residual" / "critic-probe.md"
 CORRECTING = 0.3
 """An oracle step corrects the base where some |r| exceeds this."""
-
-
-def critic_value(model, observation: np.ndarray, residual: np.ndarray) -> float:
-    """The minimum over the critic's Q-networks of Q(observation, residual): SAC's and TD3's
-    critics give one value per network, TQC's quantiles per network (their mean is its Q)."""
-    obs = torch.as_tensor(observation[None], dtype=torch.float32)
-    action = torch.as_tensor(residual[None], dtype=torch.float32)
-    with torch.no_grad():
-        values = model.critic(obs, action)
-    per_network = torch.cat(values, dim=1) if isinstance(values, tuple) else values.mean(dim=-1)
-    return float(per_network.min())
 
 
 def run_settings(run: Path, config: Path | None) -> dict:
@@ -86,11 +74,11 @@ def probe_run(
         def score(obs: np.ndarray, info: dict) -> np.ndarray:
             oracle = oracle_residual()
             actor, _ = model.predict(obs, deterministic=True)
-            zero = critic_value(model, obs, np.zeros(7))
+            zero = pessimistic_critic_value(model, obs, np.zeros(7))
             steps.append(
                 (
-                    critic_value(model, obs, oracle) - zero,
-                    critic_value(model, obs, actor) - zero,
+                    pessimistic_critic_value(model, obs, oracle) - zero,
+                    pessimistic_critic_value(model, obs, actor) - zero,
                     float(np.abs(oracle).max() > CORRECTING),
                     float(len(wins)),
                 )

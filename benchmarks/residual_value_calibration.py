@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
-from residual_bench.residual.agents import load_agent
+from residual_bench.residual.agents import load_agent, pessimistic_critic_value
 from residual_bench.residual.config import load_config
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.seeding import episode_seed
@@ -36,16 +35,6 @@ from residual_bench.seeding import episode_seed
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 DEFAULT_OUT = RESULTS / "residual" / "value-calibration.md"
-
-
-def critic_value(model, observation: np.ndarray, action: np.ndarray) -> float:
-    """The minimum over the critic's Q-networks of Q(observation, action)."""
-    obs = torch.as_tensor(observation[None], dtype=torch.float32)
-    act = torch.as_tensor(action[None], dtype=torch.float32)
-    with torch.no_grad():
-        values = model.critic(obs, act)
-    per_network = torch.cat(values, dim=1) if isinstance(values, tuple) else values.mean(dim=-1)
-    return float(per_network.min())
 
 
 def bootstrapped_returns(rewards: np.ndarray, last_value: float, gamma: float) -> np.ndarray:
@@ -93,7 +82,7 @@ def calibration(run: Path, config_path: Path, episodes: int, objects: str, seed:
                 action = np.zeros(7)
                 if name == "residual":
                     action = model.predict(obs, deterministic=True)[0]
-                q.append(critic_value(model, obs, action))
+                q.append(pessimistic_critic_value(model, obs, action))
                 obs, reward, terminated, truncated, info = env.step(action)
                 rewards.append(float(reward))
                 done = terminated or truncated

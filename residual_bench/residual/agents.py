@@ -251,6 +251,18 @@ def first_critic_value(critic: Any, observations: Any, actions: torch.Tensor) ->
     return values[:, 0].mean(dim=-1, keepdim=True)
 
 
+def pessimistic_critic_value(model: Any, observation: np.ndarray, action: np.ndarray) -> float:
+    """The minimum over a model's Q-networks of Q(observation, action), for one observation:
+    SAC's and TD3's critics give one value per network, TQC's quantiles per network (their
+    mean is that network's Q)."""
+    obs = torch.as_tensor(observation[None], dtype=torch.float32)
+    act = torch.as_tensor(action[None], dtype=torch.float32)
+    with torch.no_grad():
+        values = model.critic(obs, act)
+    per_network = torch.cat(values, dim=1) if isinstance(values, tuple) else values.mean(dim=-1)
+    return float(per_network.min())
+
+
 def actor_output_layers(model: Any) -> list:
     """The layers whose weights make the residual's mean action (zeroed, decayed)."""
     if has_gaussian_actor(model):
