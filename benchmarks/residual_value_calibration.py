@@ -30,6 +30,7 @@ import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.residual.agents import load_agent, pessimistic_critic_value
 from residual_bench.residual.config import load_config
 from residual_bench.residual.factory import make_residual_env
+from residual_bench.residual.train import residual_env_options
 from residual_bench.seeding import episode_seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,20 +54,11 @@ def calibration(run: Path, config_path: Path, episodes: int, objects: str, seed:
     if config.algo not in ("sac", "td3", "tqc"):
         raise SystemExit(f"{config_path}: {config.algo} has no Q-critic to calibrate")
     model = load_agent(config.algo, str(run / "checkpoint" / "model.zip"))
-    safeguards = config.safeguards
-    options = {
-        "magnitude_penalty": safeguards.magnitude_penalty,
-        "rate_penalty": safeguards.rate_penalty,
-        "success_bonus": safeguards.success_bonus,
-        "time_penalty": safeguards.time_penalty,
-        "gripper_deadband": config.gripper_deadband,
-        "base_plan_steps": config.base_plan_steps,
-    }
     env = make_residual_env(
         "scripted",
         config.features,
         tuple(config.alpha),
-        options,
+        residual_env_options(config),
         suite="mixed",
         objects=objects,
         reward_mode=config.train.reward,

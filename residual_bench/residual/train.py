@@ -269,12 +269,7 @@ def train_residual(
         safeguards = config.safeguards
         noise = safeguards.feature_noise
         options = {
-            "magnitude_penalty": safeguards.magnitude_penalty,
-            "rate_penalty": safeguards.rate_penalty,
-            "success_bonus": safeguards.success_bonus,
-            "time_penalty": safeguards.time_penalty,
-            "gripper_deadband": config.gripper_deadband,
-            "base_plan_steps": config.base_plan_steps,
+            **residual_env_options(config),
             "feature_noise": ObjectFeatureNoise(**dataclasses.asdict(noise)) if noise else None,
         }
         alpha = tuple(config.alpha)
@@ -346,6 +341,21 @@ def train_residual(
             "versions": package_versions(),
         }
         return save_residual(model, final, metadata)
+
+
+def residual_env_options(config: ResidualConfig) -> dict[str, Any]:
+    """The :class:`ResidualEnv` arguments of ``config`` that shape its training reward and
+    how its residual acts (feature noise, a training-only corruption, aside): an env built
+    with them pays what the run was trained on."""
+    safeguards = config.safeguards
+    return {
+        "magnitude_penalty": safeguards.magnitude_penalty,
+        "rate_penalty": safeguards.rate_penalty,
+        "success_bonus": safeguards.success_bonus,
+        "time_penalty": safeguards.time_penalty,
+        "gripper_deadband": config.gripper_deadband,
+        "base_plan_steps": config.base_plan_steps,
+    }
 
 
 def _train_env(
