@@ -27,11 +27,11 @@ from residual_bench.residual.agents import ResidualSAC, build_agent
 from residual_bench.residual.checkpoint import read_metadata
 from residual_bench.residual.config import ResidualConfig, load_config
 from residual_bench.residual.env import alpha_vector
-from residual_bench.residual.train import (
+from residual_bench.residual.train import train_residual
+from residual_bench.residual.training_envs import (
     START_METHOD,
     ScheduleAndProgress,
     train_env_seed,
-    train_residual,
     training_envs,
 )
 
