@@ -28,8 +28,9 @@ import numpy as np
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.episodes import run_episode
-from residual_bench.residual.agents import load_agent, pessimistic_critic_value
+from residual_bench.residual.agents import load_agent
 from residual_bench.residual.checkpoint import run_agent_settings
+from residual_bench.residual.critic_values import pessimistic_critic_value
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.oracle import OracleResidual
 from residual_bench.seeding import episode_seed

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
-from residual_bench.residual.agents import load_agent, pessimistic_critic_value
+from residual_bench.residual.agents import load_agent
 from residual_bench.residual.config import load_config
+from residual_bench.residual.critic_values import pessimistic_critic_value
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.train import residual_env_options
 from residual_bench.seeding import episode_seed

@@ -341,6 +341,7 @@ ADDED_SAFEGUARDS = {
     "time_penalty": 0.0,
     "oracle_bc_weight": 0.0,
     "exploration_std": None,
+    "critic_continuation": "residual",
 }
 ADDED_RESIDUAL_TRAIN = {"n_envs": 1, "oracle_episodes": 0, "reward": "dense"}
 ADDED_RESIDUAL_TOP = {"gripper_deadband": 0.0, "base_plan_steps": 0}

@@ -13,7 +13,9 @@ residual back to zero.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -27,6 +29,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 
 from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.config import GatedConfig, ResidualConfig
+from residual_bench.residual.critic_values import critic_gate, first_critic_value, gate_action
 from residual_bench.residual.env import alpha_vector
 from residual_bench.training.safeguards import (
     CriticWarmupMixin,
@@ -44,6 +47,7 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
     output_decay: float = 0.0
     actor_penalty: float = 0.0
     oracle_bc_weight: float = 0.0
+    critic_continuation: str = "residual"
     oracle_demonstrations: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1):
@@ -103,6 +107,41 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
             q_values = first_critic_value(self.critic, observations, residual)
         return critic_scaled_penalty(weight, q_values, residual, reference)
 
+    @contextlib.contextmanager
+    def _continuation_in_targets(self) -> Iterator[None]:
+        """With ``critic_continuation`` ``base``, the TD target of the updates run inside
+        values the next state with r = 0 and no entropy term: Q becomes the value of acting
+        once and then leaving the base alone, a fixed policy, so the critic cannot learn the
+        values of a residual that has gone wrong and the actor is a one-step improvement on
+        the base.
+
+        SAC and TQC draw the target's next action from ``actor.action_log_prob`` with
+        gradients off, and the actor's own action for its loss with gradients on; only the
+        former is replaced, for the duration of the update.
+        """
+        if self.critic_continuation != "base":
+            yield
+            return
+        actor = self.actor
+        own = actor.action_log_prob
+
+        def continuation(observations: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            if torch.is_grad_enabled():
+                return own(observations)
+            batch = len(
+                next(iter(observations.values()))
+                if isinstance(observations, dict)
+                else observations
+            )
+            zeros = torch.zeros(batch, *self.action_space.shape, device=self.device)
+            return zeros, torch.zeros(batch, device=self.device)
+
+        actor.action_log_prob = continuation
+        try:
+            yield
+        finally:
+            del actor.action_log_prob  # the class's own method again
+
     def _excluded_save_params(self) -> list[str]:
         # Collected again on resume (train_residual): kept out of the checkpoint's pickle.
         return [*super()._excluded_save_params(), "oracle_demonstrations"]
@@ -128,7 +167,8 @@ class ResidualOffPolicyMixin(CriticWarmupMixin):
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self._install_actor_penalty(batch_size)
-        super().train(gradient_steps, batch_size)  # critic-only at first (CriticWarmupMixin)
+        with self._continuation_in_targets():
+            super().train(gradient_steps, batch_size)  # critic-only at first (CriticWarmupMixin)
         if self.num_timesteps >= self.critic_only_steps and self.output_decay > 0:
             # Decoupled weight decay on the residual's output layer: a correction survives
             # only where the critic keeps asking for it; elsewhere it fades back to the base.
@@ -208,25 +248,6 @@ class GatedResidualSAC(ResidualSAC):
         return gate_action(self.policy, observation, action, self.gate_temperature), state
 
 
-def critic_gate(
-    policy: Any, observation: Any, action: np.ndarray, temperature: float
-) -> np.ndarray:
-    """``exp(-std_k Q_k(s, r) / temperature)`` of a SAC policy's critic ensemble, per sample."""
-    with torch.no_grad():
-        obs_tensor, _ = policy.obs_to_tensor(observation)
-        act_tensor = torch.as_tensor(action, dtype=torch.float32).reshape(len(obs_tensor), -1)
-        values = torch.cat(policy.critic(obs_tensor, act_tensor), dim=1)
-        spread = values.std(dim=1).numpy()
-    return np.exp(-spread / temperature)
-
-
-def gate_action(policy: Any, observation: Any, action: Any, temperature: float) -> np.ndarray:
-    """``action`` scaled by the :func:`critic_gate` at ``observation`` (any batch shape)."""
-    batched = np.asarray(action).reshape(-1, policy.action_space.shape[0])
-    gated = batched * critic_gate(policy, observation, batched, temperature)[:, None]
-    return gated.reshape(np.shape(action)).astype(np.float32)
-
-
 SAC_INITIAL_LOG_STD = -1.0
 #: Width of the CNN's output for ``global`` features (SB3's default is 256).
 GLOBAL_CNN_FEATURES = 64
@@ -237,30 +258,6 @@ def has_gaussian_actor(model: Any) -> bool:
     ``log_std`` layer its exploration noise (without gSDE)."""
     actor = getattr(model, "actor", None)
     return isinstance(getattr(actor, "action_dist", None), SquashedDiagGaussianDistribution)
-
-
-def first_critic_value(critic: Any, observations: Any, actions: torch.Tensor) -> torch.Tensor:
-    """One critic's value of ``actions``, per sample: the first critic of SAC, TD3 and
-    CrossQ (a tuple, one tensor per critic); the first critic's mean quantile for TQC (one
-    tensor of shape batch x critic x quantile)."""
-    if hasattr(critic, "q1_forward"):  # SB3's critics: only the first network runs
-        return critic.q1_forward(observations, actions)
-    values = critic(observations, actions)
-    if isinstance(values, tuple):
-        return values[0]
-    return values[:, 0].mean(dim=-1, keepdim=True)
-
-
-def pessimistic_critic_value(model: Any, observation: np.ndarray, action: np.ndarray) -> float:
-    """The minimum over a model's Q-networks of Q(observation, action), for one observation:
-    SAC's and TD3's critics give one value per network, TQC's quantiles per network (their
-    mean is that network's Q)."""
-    obs = torch.as_tensor(observation[None], dtype=torch.float32)
-    act = torch.as_tensor(action[None], dtype=torch.float32)
-    with torch.no_grad():
-        values = model.critic(obs, act)
-    per_network = torch.cat(values, dim=1) if isinstance(values, tuple) else values.mean(dim=-1)
-    return float(per_network.min())
 
 
 def actor_output_layers(model: Any) -> list:
@@ -353,6 +350,7 @@ def build_agent(config: ResidualConfig, env: Any, seed: int, tensorboard_log: st
         model.output_decay = float(safeguards.output_decay)
         model.actor_penalty = float(safeguards.actor_penalty)
         model.oracle_bc_weight = float(safeguards.oracle_bc_weight)
+        model.critic_continuation = safeguards.critic_continuation
         model.actor_learning_rate = configured_actor_learning_rate(config)
         if config.gated is not None:
             model.gate_temperature = float(config.gated.temperature)

@@ -26,9 +26,10 @@ import gymnasium as gym
 import numpy as np
 
 from residual_bench.registration import ENV_ID, same_task
-from residual_bench.residual.agents import GLOBAL_CNN_FEATURES, gate_action
+from residual_bench.residual.agents import GLOBAL_CNN_FEATURES
 from residual_bench.residual.algorithms import ALGORITHMS
 from residual_bench.residual.config import load_config
+from residual_bench.residual.critic_values import gate_action
 from residual_bench.residual.env import ResidualEnv, check_base_plan_steps, observation_layout
 from residual_bench.residual.factory import make_residual_env, residual_env_kwargs
 from residual_bench.residual.features import FEATURE_MODES

@@ -49,6 +49,15 @@ from residual_bench.task_env import REWARD_MODES
 LAYER_NORM_ALGORITHMS = tuple(POLICIES)
 """The algorithms whose critics take ``policy_kwargs.critic_layer_norm``."""
 
+CRITIC_CONTINUATIONS = ("residual", "base")
+"""What a critic's TD target may assume acts after the next step
+(``safeguards.critic_continuation``)."""
+
+BASE_CONTINUATION_ALGORITHMS = ("sac", "tqc")
+"""The algorithms whose TD target can be the base's continuation: those whose target action
+comes from the actor's ``action_log_prob`` (TD3's comes from its target actor, CrossQ's from
+a joint pass with the current batch)."""
+
 
 @dataclass
 class FeatureNoiseConfig(Section):
@@ -105,6 +114,12 @@ class SafeguardsConfig(Section):
     and CrossQ also target the entropy of that noise, so it stays about this small, and TD3
     draws its noise with it. null: the residual's log-std starts at -1 in every dimension
     (std 0.37 of r, whatever alpha: 0.74 of the gripper's range at alpha 2)."""
+    critic_continuation: str = "residual"
+    """What the critic's TD target assumes acts after the next step: ``residual`` (the base
+    plus the residual being trained, as SAC and TQC do) or ``base`` (the base alone, r = 0,
+    with no entropy term): the critic then values the base's own continuation, a fixed
+    policy, and the actor is a one-step improvement on the base instead of chasing the
+    values of its own, changing policy (SAC and TQC only)."""
 
 
 @dataclass
@@ -282,6 +297,16 @@ def load_config(name_or_path: str | Path) -> ResidualConfig:
     std = safeguards.exploration_std
     if std is not None and not 0 < std <= 1:
         raise SpecError(f"{where}: safeguards.exploration_std must be in (0, 1], got {std!r}")
+    if safeguards.critic_continuation not in CRITIC_CONTINUATIONS:
+        raise SpecError(
+            f"{where}: safeguards.critic_continuation must be one of "
+            f"{', '.join(CRITIC_CONTINUATIONS)}, got {str(safeguards.critic_continuation)[:40]!r}"
+        )
+    if safeguards.critic_continuation == "base" and algo not in BASE_CONTINUATION_ALGORITHMS:
+        raise SpecError(
+            f"{where}: safeguards.critic_continuation: base applies to "
+            f"{', '.join(BASE_CONTINUATION_ALGORITHMS)} only, not {algo}"
+        )
     if noise is not None and noise.dropout > 1:
         raise SpecError(f"{where}: safeguards.feature_noise.dropout must be in [0, 1]")
     if not ALGORITHMS[algo].off_policy:

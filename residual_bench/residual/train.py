@@ -301,6 +301,8 @@ def _agent(
     for key in ("output_decay", "actor_penalty", "oracle_bc_weight"):
         if hasattr(model, key):
             setattr(model, key, float(getattr(safeguards, key)))
+    if hasattr(model, "critic_continuation"):
+        model.critic_continuation = safeguards.critic_continuation
     if hasattr(model, "actor_learning_rate"):
         model.actor_learning_rate = configured_actor_learning_rate(config)
     if isinstance(envs, VecEnv):  # the workers' next episodes, from the seed and the step
