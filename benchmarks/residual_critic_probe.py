@@ -28,6 +28,7 @@ import numpy as np
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.episodes import run_episode
+from residual_bench.provenance import shown_path
 from residual_bench.residual.agents import load_agent
 from residual_bench.residual.checkpoint import run_agent_settings
 from residual_bench.residual.critic_values import pessimistic_critic_value
@@ -145,7 +146,7 @@ def main() -> None:
         [*(f"RUN/{r.name}" for r in args.runs), f"--episodes {args.episodes}"]
     )
     if args.config is not None:
-        command += f" --config {args.config.name}"
+        command += f" --config {shown_path(args.config)}"
     text = (
         "# Does the critic prefer the oracle's correction to the base alone?\n\n"
         f"Produced by `{command}` ({args.suite}, {args.objects} objects, master seed "

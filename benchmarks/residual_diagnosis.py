@@ -32,6 +32,7 @@ import numpy as np
 import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.episodes import run_episode
 from residual_bench.episodes.statistics import mcnemar_exact
+from residual_bench.provenance import shown_path
 from residual_bench.residual.agents import load_agent
 from residual_bench.residual.checkpoint import run_agent_settings
 from residual_bench.residual.factory import make_residual_env
@@ -164,7 +165,7 @@ def main() -> None:
         [*(f"RUN/{r.name}" for r in args.runs), f"--episodes {args.episodes}"]
     )
     if args.config is not None:
-        command += f" --config {args.config.name}"
+        command += f" --config {shown_path(args.config)}"
     text = (
         "# Where a learned residual loses the base's episodes\n\n"
         f"Produced by `{command}` (held-out `mixed`, master seed {args.seed}; RUN is the "

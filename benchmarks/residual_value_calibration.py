@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
+from residual_bench.provenance import shown_path
 from residual_bench.residual.agents import load_agent
 from residual_bench.residual.config import load_config
 from residual_bench.residual.critic_values import pessimistic_critic_value
@@ -115,12 +116,8 @@ def main() -> None:
                 f"| {wall:.0f} |"
             )
             print(lines[-1], flush=True)
-    try:  # a config in the repository by its path there, any other by its name only
-        config_shown = args.config.resolve().relative_to(ROOT)
-    except ValueError:
-        config_shown = Path(args.config.name)
     command = "python benchmarks/residual_value_calibration.py " + " ".join(
-        [*(f"RUN/{r.name}" for r in args.runs), f"--config {config_shown}"]
+        [*(f"RUN/{r.name}" for r in args.runs), f"--config {shown_path(args.config)}"]
     )
     text = (
         "# Does the critic know what its actor's corrections earn?\n\n"

@@ -54,6 +54,21 @@ def git_commit() -> str | None:
     return commit.stdout.strip() + dirty
 
 
+REPOSITORY = Path(__file__).resolve().parent.parent
+"""The checkout the package runs from (when it runs from one)."""
+
+
+def shown_path(path: str | Path) -> str:
+    """How a result's command names a file: by its path inside the repository, so that the
+    command re-runs from a checkout, else by its name alone (a path of this machine says
+    nothing to a reader elsewhere)."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(REPOSITORY).as_posix()
+    except ValueError:
+        return path.name
+
+
 @functools.cache
 def run_provenance() -> dict[str, Any]:
     """``{"versions": ..., "git_commit": ...}``, computed once per process."""
