@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.provenance import shown_path
@@ -50,8 +51,20 @@ def bootstrapped_returns(rewards: np.ndarray, last_value: float, gamma: float) -
     return returns
 
 
+def success_auc(q_values: np.ndarray, solved: np.ndarray) -> float:
+    """The probability that a step of a solved episode has a higher Q than a step of a
+    failed one (ties count half): 0.5 when Q says nothing of the outcome, NaN when every
+    episode had the same outcome."""
+    if solved.all() or not solved.any():
+        return float("nan")
+    ranks = rankdata(q_values)
+    wins, losses = int(solved.sum()), int((~solved).sum())
+    return float((ranks[solved].sum() - wins * (wins + 1) / 2) / (wins * losses))
+
+
 def calibration(run: Path, config_path: Path, episodes: int, objects: str, seed: int) -> dict:
-    """Mean Q(s, a), mean bootstrapped return and success, for the base alone and the actor."""
+    """Per acting policy (the base alone, the actor): mean Q(s, a), mean bootstrapped return,
+    success, the correlation of Q with the return over steps, and :func:`success_auc`."""
     config = load_config(config_path)
     if config.algo not in ("sac", "td3", "tqc"):
         raise SystemExit(f"{config_path}: {config.algo} has no Q-critic to calibrate")
@@ -68,7 +81,7 @@ def calibration(run: Path, config_path: Path, episodes: int, objects: str, seed:
     gamma = float(config.hyperparams.get("gamma", 0.99))
     rows = {}
     for name in ("base alone", "residual"):
-        q_values, returns, wins = [], [], []
+        q_values, returns, wins, step_solved = [], [], [], []
         for i in range(episodes):
             obs, info = env.reset(seed=episode_seed(seed, "mixed", objects, i))
             q, rewards, done = [], [], False
@@ -83,7 +96,11 @@ def calibration(run: Path, config_path: Path, episodes: int, objects: str, seed:
             q_values += q
             returns += list(bootstrapped_returns(np.array(rewards), q[-1], gamma))
             wins.append(bool(info["success"]))
-        rows[name] = (np.mean(q_values), np.mean(returns), np.mean(wins))
+            step_solved += [wins[-1]] * len(q)
+        q_array, g_array = np.array(q_values), np.array(returns)
+        tracking = np.corrcoef(q_array, g_array)[0, 1] if np.ptp(q_array) > 0 else float("nan")
+        auc = success_auc(q_array, np.array(step_solved))
+        rows[name] = (q_array.mean(), g_array.mean(), np.mean(wins), tracking, auc)
     env.close()
     return rows
 
@@ -103,17 +120,18 @@ def main() -> None:
         if not (run / "checkpoint" / "model.zip").is_file():
             parser.error(f"{run}: not a training run (no checkpoint/model.zip)")
     lines = [
-        "| run | acting | success | mean Q(s, a) | mean return | Q - return | s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| run | acting | success | mean Q(s, a) | mean return | Q - return "
+        "| corr(Q, return) | Q ranks the solved episodes' steps (AUC) | s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in args.runs:
         start = time.perf_counter()
         rows = calibration(run, args.config, args.episodes, args.objects, args.seed)
         wall = time.perf_counter() - start
-        for name, (q, g, won) in rows.items():
+        for name, (q, g, won, tracking, auc) in rows.items():
             lines.append(
                 f"| {run.name} | {name} | {won:.0%} | {q:+.2f} | {g:+.2f} | {q - g:+.2f} "
-                f"| {wall:.0f} |"
+                f"| {tracking:+.2f} | {auc:.2f} | {wall:.0f} |".replace("nan", "-")
             )
             print(lines[-1], flush=True)
     command = "python benchmarks/residual_value_calibration.py " + " ".join(
@@ -126,7 +144,11 @@ def main() -> None:
         "last checkpoint). Per step, the critic's Q(s, a) of the action taken against the "
         "discounted return the episode then paid in the run's training reward, bootstrapped "
         "with the critic's value at the episode's end; means over every step of every "
-        "episode.\n\n" + "\n".join(lines) + "\n"
+        "episode. corr(Q, return): their correlation over those steps. AUC: the chance that "
+        "a step of an episode that was solved has a higher Q than a step of one that failed "
+        "(0.5: Q says nothing of the outcome; '-' when every episode had the same one).\n\n"
+        + "\n".join(lines)
+        + "\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
