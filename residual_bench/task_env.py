@@ -39,10 +39,15 @@ REACH_M = 0.9
 Panda's reach (0.855 m): the env ends the episode there, as a failure (unless built with
 ``terminate_out_of_reach=False``, as ``ResidualPickPlace-v0`` is)."""
 
+INSTRUCTION_SPLITS = ("train", "heldout")
+"""The instruction wordings an env may draw from: the training ones, or those no training
+episode uses."""
+
 ENV_KWARGS = (
     "obs_mode",
     "control_hz",
     "objects",
+    "instructions",
     "image_size",
     "render_mode",
     "reward_mode",
@@ -75,6 +80,9 @@ class ResidualTaskEnv(gym.Env):
             limit (the benchmark's metrics use the state at the time limit, so default off).
         suite: perturbation suite: a shipped name (``bench list``), a YAML path or a dict;
             ``None`` is ``nominal`` (no perturbations). See :mod:`residual_bench.perturb`.
+        terminate_out_of_reach: end the episode once the target has left the arm's reach.
+        instructions: the instruction's wordings, ``"train"`` or ``"heldout"`` (wordings no
+            training episode uses; the same scenes, seed for seed).
 
     Observation (a ``Dict``; all arrays float32 unless noted):
         ``proprio`` (20,): 7 arm joints, 2 finger joints, grasp-point position (3),
@@ -106,6 +114,7 @@ class ResidualTaskEnv(gym.Env):
         terminate_on_success: bool = False,
         suite: str | dict | Suite | None = None,
         terminate_out_of_reach: bool = True,
+        instructions: str = "train",
         **unknown: Any,
     ) -> None:
         self.task_class = task_entry(task).task if isinstance(task, str) else task
@@ -116,6 +125,12 @@ class ResidualTaskEnv(gym.Env):
             )
         _check_choice("obs_mode", obs_mode, OBS_MODES)
         _check_choice("objects", objects, OBJECT_SPLITS)
+        _check_choice("instructions", instructions, INSTRUCTION_SPLITS)
+        if instructions == "heldout" and not self.task_class.heldout_templates:
+            raise ValueError(
+                f"{self.task_class.env_id} has no held-out instruction wordings "
+                "(its task's heldout_templates); use instructions='train'"
+            )
         _check_choice("reward_mode", reward_mode, REWARD_MODES)
         _check_choice("render_mode", render_mode, (None, "rgb_array"))
         if isinstance(control_hz, numbers.Integral) and not isinstance(control_hz, bool):
@@ -152,6 +167,8 @@ class ResidualTaskEnv(gym.Env):
                 "scene": self.scene_spec,
                 "suite": dataclasses.asdict(self.suite),
                 "control_hz": control_hz,
+                # Only when held out: the training wordings keep every record's hash.
+                **({"instructions": instructions} if instructions != "train" else {}),
             }
         )
         self.max_steps = int(round(self.scene_spec["task"]["episode_seconds"] * control_hz))
@@ -159,6 +176,7 @@ class ResidualTaskEnv(gym.Env):
         self.world = PyBulletWorld()
         self.robot = Panda(self.world)
         self.task = self.task_class(self.world, self.robot, self.scene_spec, objects)
+        self.task.instructions = instructions
         self.camera = Camera(self.world, image_size, image_size)
         self._render_camera = Camera(self.world, 256, 256)
         self._clean_state = self.world.save_state()

@@ -149,3 +149,8 @@ def test_the_one_episode_loop_records_a_new_tasks_episode(toy_task):
     env.close()
     assert episode.record.env_id == toy_task and episode.steps == 40  # 2 s at 20 Hz
     assert episode.record.success is False and episode.record.final_state_hash
+
+
+def test_a_new_task_without_held_out_wordings_refuses_them_by_name(toy_task):
+    with pytest.raises(ValueError, match=f"{toy_task} has no held-out instruction wordings"):
+        gym.make(toy_task, instructions="heldout")

@@ -16,7 +16,8 @@ generator):
 - peg colour (``train``: red, green, blue, yellow; ``heldout``: orange, purple, pink, cyan),
   with per-channel jitter
 - light direction, camera eye and target jitter, RGB pixel noise
-- the instruction's wording (one of several templates)
+- the instruction's wording (one of several templates; ``instructions="heldout"``
+  draws from wordings that no training episode uses)
 
 **Success Conditions:**
 
@@ -50,6 +51,14 @@ TEMPLATES = (
     "push the {object} into the hole in the grey block",
     "pick up the {object} and insert it into the hole",
 )
+HELDOUT_TEMPLATES = (
+    "fit the {object} into the hole",
+    "the {object} goes in the hole",
+    "could you plug the {object} into the hole",
+    "slot the {object} into the hole in the block",
+)
+"""Wordings no training episode uses (``instructions="heldout"``): whether a policy follows
+the instruction or only its familiar phrasing."""
 SPLIT_COLORS = {
     "train": ("red", "green", "blue", "yellow"),
     "heldout": ("orange", "purple", "pink", "cyan"),
@@ -67,6 +76,8 @@ class InsertTask(Task):
     """Scene construction, instruction, reward and success for peg insertion."""
 
     scene = "insert"
+    templates = TEMPLATES
+    heldout_templates = HELDOUT_TEMPLATES
     phases = ("approach", "grasp", "transport", "insert", "done")
     perturbation_kinds = ("poke", "slide", "drop", "latency")
     # The pick-and-place suites trigger in approach, grasp and transport, which an insertion
@@ -152,7 +163,7 @@ class InsertTask(Task):
         )
         self.world.allow_sleeping("peg")
         self.objects = [peg]
-        template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+        template = self.instruction_template(rng)
         self.instruction = template.format(object=peg.description)
 
     def _walls(self, depth: float, wall: float) -> list:

@@ -12,7 +12,8 @@ generator):
 - object positions (pairwise separated, and away from the plate); plate position
 - object colours: distinct named colours, with per-channel jitter
 - light direction, camera eye and target jitter, RGB pixel noise
-- the instruction's wording (one of several templates)
+- the instruction's wording (one of several templates; ``instructions="heldout"``
+  draws from wordings that no training episode uses)
 
 **Success Conditions:**
 
@@ -46,6 +47,14 @@ TEMPLATES = (
     "move the {object} onto the plate",
     "pick up the {object} and put it on the plate",
 )
+HELDOUT_TEMPLATES = (
+    "set the {object} down on the plate",
+    "the {object} goes onto the plate",
+    "could you bring the {object} over to the plate",
+    "transfer the {object} to the plate",
+)
+"""Wordings no training episode uses (``instructions="heldout"``): whether a policy follows
+the instruction or only its familiar phrasing."""
 PLATE_COLOR = (0.93, 0.93, 0.90, 1.0)
 PLATE_HEIGHT = 0.01
 SUCCESS_REST_TOL = 0.02
@@ -72,6 +81,8 @@ class PickPlaceTask(Task):
     """Scene construction, instruction, reward and success for pick-and-place."""
 
     scene = "pick_place"
+    templates = TEMPLATES
+    heldout_templates = HELDOUT_TEMPLATES
     phases = ("approach", "grasp", "transport", "done")
     suites = ("nominal", "poke", "slide", "drop", "latency", "mixed")
     segmentation_classes = SEGMENTATION_CLASSES
@@ -112,7 +123,7 @@ class PickPlaceTask(Task):
                 self.world, rng, model, color_name, index, xy, sizes, masses, rand
             )
             self.objects.append(obj)
-        template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+        template = self.instruction_template(rng)
         self.instruction = template.format(object=self.target.description)
 
     def settle(self) -> None:

@@ -15,7 +15,8 @@ generator):
   chosen split: ``train`` has the primitives and meshes 000-899, ``heldout`` meshes 900-999)
 - their size, yaw, mass and friction; distinct named colours with per-channel jitter
 - light direction, camera eye and target jitter, RGB pixel noise
-- the instruction's wording (one of several templates)
+- the instruction's wording (one of several templates; ``instructions="heldout"``
+  draws from wordings that no training episode uses)
 
 **Success Conditions:**
 
@@ -52,6 +53,14 @@ TEMPLATES = (
     "slide the {object} into the circle without lifting it",
     "nudge the {object} into the marked circle",
 )
+HELDOUT_TEMPLATES = (
+    "shove the {object} into the circle",
+    "the {object} goes into the circle, kept on the table",
+    "could you drive the {object} into the circle",
+    "move the {object} along the table into the circle",
+)
+"""Wordings no training episode uses (``instructions="heldout"``): whether a policy follows
+the instruction or only its familiar phrasing."""
 GOAL_COLOR = (0.95, 0.95, 0.95, 1.0)
 GOAL_THICKNESS = 0.002
 CORRIDOR_BEHIND = 0.10
@@ -69,6 +78,8 @@ class PushTask(Task):
     """Scene construction, instruction, reward and success for pushing."""
 
     scene = "push"
+    templates = TEMPLATES
+    heldout_templates = HELDOUT_TEMPLATES
     phases = ("approach", "push", "done")
     perturbation_kinds = ("poke", "slide", "latency")
     # Nothing is held, and no pick-and-place suite fits its phases: suites of its own.
@@ -119,7 +130,7 @@ class PushTask(Task):
                 self.world, rng, model, color_name, index, xy, sizes, masses, rand
             )
             self.objects.append(obj)
-        template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+        template = self.instruction_template(rng)
         self.instruction = template.format(object=self.target.description)
 
     def settle(self) -> None:

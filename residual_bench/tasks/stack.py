@@ -17,7 +17,8 @@ generator):
 - object positions (pairwise separated)
 - object colours: distinct named colours, with per-channel jitter
 - light direction, camera eye and target jitter, RGB pixel noise
-- the instruction's wording (one of several templates)
+- the instruction's wording (one of several templates; ``instructions="heldout"``
+  draws from wordings that no training episode uses)
 
 **Success Conditions:**
 
@@ -56,6 +57,14 @@ TEMPLATES = (
     "place the {object} on the {support}",
     "pick up the {object} and stack it on the {support}",
 )
+HELDOUT_TEMPLATES = (
+    "set the {object} down on the {support}",
+    "the {object} goes on the {support}",
+    "could you pile the {object} onto the {support}",
+    "transfer the {object} to the top of the {support}",
+)
+"""Wordings no training episode uses (``instructions="heldout"``): whether a policy follows
+the instruction or only its familiar phrasing."""
 # Flat-topped supports, half as tall as they are wide (scaled to ``task.support_size``).
 SUPPORTS = (
     ObjectModel("support_block", "block", "box", (1.0, 1.0, 0.5), 0.0),
@@ -84,6 +93,8 @@ class StackTask(PickPlaceTask):
     """
 
     scene = "stack"
+    templates = TEMPLATES
+    heldout_templates = HELDOUT_TEMPLATES
     phases = ("approach", "grasp", "transport", "done")
     # A block's top is a smaller target than a plate: with pick-and-place's full errors the
     # scripted base succeeds in about a third of the episodes, with half of them in about
@@ -125,7 +136,7 @@ class StackTask(PickPlaceTask):
                 self.world, rng, model, color_name, index, xy, size_range, mass_range, rand
             )
             self.objects.append(obj)
-        template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+        template = self.instruction_template(rng)
         self.instruction = template.format(
             object=self.target.description, support=self.support.description
         )

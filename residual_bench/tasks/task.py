@@ -96,6 +96,12 @@ class Task(ABC):
     it, so that the base fails some episodes there, not all (a residual needs a base that is
     nearly right)."""
 
+    templates: ClassVar[tuple[str, ...]] = ()
+    """The instruction's training wordings, for :meth:`instruction_template`."""
+    heldout_templates: ClassVar[tuple[str, ...]] = ()
+    """Wordings no training episode uses (the env's ``instructions="heldout"``); a task
+    without them cannot be evaluated on held-out wordings."""
+
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:
         self.world = world
         self.robot = robot
@@ -103,6 +109,8 @@ class Task(ABC):
         self.objects: list[SceneObject] = []
         self.goal = np.zeros(3)
         self.instruction = ""
+        self.instructions = "train"
+        """The split of wordings :meth:`instruction_template` draws from (set by the env)."""
         self.now = 0.0
         """Simulated seconds since the episode started, set by the env before each
         :meth:`progress`: for a task whose condition must hold for a while."""
@@ -121,6 +129,17 @@ class Task(ABC):
     @abstractmethod
     def build(self, rng: np.random.Generator) -> None:
         """Sample and create a new scene and its instruction from ``rng`` alone."""
+
+    def instruction_template(self, rng: np.random.Generator) -> str:
+        """This episode's wording, from :attr:`instructions`' split.
+
+        One draw over the training wordings whichever the split, so that a seed gives the same
+        scene with either: the held-out split only changes the words.
+        """
+        index = int(rng.integers(len(self.templates)))
+        if self.instructions == "heldout":
+            return self.heldout_templates[index % len(self.heldout_templates)]
+        return self.templates[index]
 
     def settle(self) -> None:  # noqa: B027  (an optional hook; most tasks need nothing)
         """Called once the new scene has come to rest, before the first observation."""
