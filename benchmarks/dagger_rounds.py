@@ -47,10 +47,11 @@ import numpy as np
 
 from residual_bench.episodes.metrics import wilson_interval
 from residual_bench.episodes.records import EpisodeRecord, read_jsonl
+from residual_bench.eval.episode_tasks import make_tasks
 from residual_bench.eval.executors import init_worker
 from residual_bench.eval.report import mcnemar_by_seed
 from residual_bench.eval.report_render import format_p_value
-from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.eval.runner import evaluate
 from residual_bench.policies.bc.model import load_checkpoint
 
 matplotlib.use("Agg")  # headless machines: never try to open a window

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from residual_bench.eval.runner import make_tasks, play
+from residual_bench.eval.episode_tasks import make_tasks
+from residual_bench.eval.runner import play
 from residual_bench.protocol import STANDARD_SUITES
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"

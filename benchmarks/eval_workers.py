@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from residual_bench.episodes.records import read_jsonl
-from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.eval.episode_tasks import make_tasks
+from residual_bench.eval.runner import evaluate
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 

@@ -39,10 +39,11 @@ import pandas as pd
 
 from residual_bench.episodes.metrics import summarize, wilson_interval
 from residual_bench.episodes.records import read_jsonl
+from residual_bench.eval.episode_tasks import make_tasks
 from residual_bench.eval.plots import plot_success
 from residual_bench.eval.report import mcnemar_by_seed
 from residual_bench.eval.report_render import format_p_value
-from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.eval.runner import evaluate
 from residual_bench.residual.checkpoint import residual_location
 
 ROOT = Path(__file__).resolve().parent.parent

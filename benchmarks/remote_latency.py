@@ -23,7 +23,8 @@ import shutil
 from pathlib import Path
 
 from residual_bench.episodes.records import read_jsonl
-from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.eval.episode_tasks import make_tasks
+from residual_bench.eval.runner import evaluate
 from residual_bench.policies.remote.server import serve_base
 from residual_bench.rollout import format_rate
 

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from residual_bench.episodes.records import read_jsonl
-from residual_bench.eval.runner import play, task_of
+from residual_bench.eval.episode_tasks import task_of
+from residual_bench.eval.runner import play
 from residual_bench.rollout import replay_record
 
 

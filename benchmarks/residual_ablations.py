@@ -46,10 +46,11 @@ import numpy as np  # noqa: E402
 
 from residual_bench.episodes.metrics import summarize, wilson_interval  # noqa: E402
 from residual_bench.episodes.records import EpisodeRecord, read_jsonl  # noqa: E402
+from residual_bench.eval.episode_tasks import make_tasks  # noqa: E402
 from residual_bench.eval.plots import plot_learning_curves  # noqa: E402
 from residual_bench.eval.report import mcnemar_by_seed  # noqa: E402
 from residual_bench.eval.report_render import format_p_value  # noqa: E402
-from residual_bench.eval.runner import evaluate, make_tasks  # noqa: E402
+from residual_bench.eval.runner import evaluate  # noqa: E402
 from residual_bench.sweep.collect import training_runs  # noqa: E402
 from residual_bench.training.learning_curve import read_progress  # noqa: E402
 

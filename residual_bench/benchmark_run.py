@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from residual_bench.eval.episode_tasks import make_tasks
 from residual_bench.eval.report import load_results
 from residual_bench.eval.report_tasks import build_task_report, task_suite_table, task_suite_text
-from residual_bench.eval.runner import make_tasks
 from residual_bench.perturb.suite import load_suite, suite_applies, suite_names
 from residual_bench.protocol import (
     Protocol,

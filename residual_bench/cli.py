@@ -130,7 +130,8 @@ def _print_cells(summary: dict) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from residual_bench.eval.runner import evaluate, make_tasks
+    from residual_bench.eval.episode_tasks import make_tasks
+    from residual_bench.eval.runner import evaluate
 
     tasks = make_tasks(
         args.base,
@@ -140,6 +141,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         args.episodes,
         args.seed,
         env_id=args.env,
+        instructions=args.instructions,
     )
     summary = evaluate(
         tasks,
@@ -276,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["none"],
         help="trained residual directories, or none for the base alone (none)",
+    )
+    p_eval.add_argument(
+        "--instructions",
+        default="train",
+        choices=["train", "heldout"],
+        help="the instructions' wordings: those of training, or the same scenes in wordings "
+        "no training used (train)",
     )
     p_eval.set_defaults(func=_cmd_eval)
 

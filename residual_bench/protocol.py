@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from residual_bench.eval.episode_tasks import make_tasks
 from residual_bench.eval.filmstrip import save_comparison_filmstrip
 from residual_bench.eval.report import build_report
-from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.eval.runner import evaluate
 from residual_bench.perturb.suite import load_suite, suite_applies, suite_names
 from residual_bench.policies.registry import get_base
 from residual_bench.registration import ENV_ID

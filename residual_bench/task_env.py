@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import numbers
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from residual_bench.env_arguments import check_env_arguments
 from residual_bench.env_spec import load_env_spec, spec_hash
 from residual_bench.language import instruction_features
 from residual_bench.perturb import PerturbationScheduler, Suite, check_suite_applies, load_suite
 from residual_bench.sim.camera import Camera, jitter_cameras
-from residual_bench.sim.objects import OBJECT_SPLITS
 from residual_bench.sim.panda import Panda
 from residual_bench.sim.pybullet_world import PHYSICS_HZ, PyBulletWorld
-from residual_bench.spaces import OBJECT_FEATURES, OBS_MODES, observation_space, validate_action
+from residual_bench.spaces import OBJECT_FEATURES, observation_space, validate_action
 from residual_bench.tasks.registry import task_entry
 from residual_bench.tasks.task import Task
 
-REWARD_MODES = ("dense", "sparse")
 SETTLE_SECONDS = 0.5
 """Simulated time objects get to come to rest before an episode starts (blobs rock)."""
 
@@ -38,26 +36,6 @@ REACH_M = 0.9
 """Horizontal distance (m) from the robot's base beyond which the target object is out of the
 Panda's reach (0.855 m): the env ends the episode there, as a failure (unless built with
 ``terminate_out_of_reach=False``, as ``ResidualPickPlace-v0`` is)."""
-
-INSTRUCTION_SPLITS = ("train", "heldout")
-"""The instruction wordings an env may draw from: the training ones, or those no training
-episode uses."""
-
-ENV_KWARGS = (
-    "obs_mode",
-    "control_hz",
-    "objects",
-    "instructions",
-    "image_size",
-    "render_mode",
-    "reward_mode",
-    "scene_spec",
-    "scene_overrides",
-    "terminate_on_success",
-    "terminate_out_of_reach",
-    "suite",
-)
-"""The keyword arguments of the env (``gym.make`` passes them through)."""
 
 
 class ResidualTaskEnv(gym.Env):
@@ -118,31 +96,17 @@ class ResidualTaskEnv(gym.Env):
         **unknown: Any,
     ) -> None:
         self.task_class = task_entry(task).task if isinstance(task, str) else task
-        if unknown:
-            raise TypeError(
-                f"{self.task_class.env_id} got unknown keyword argument(s) {sorted(unknown)}; "
-                f"valid ones are: {', '.join(ENV_KWARGS)}"
-            )
-        _check_choice("obs_mode", obs_mode, OBS_MODES)
-        _check_choice("objects", objects, OBJECT_SPLITS)
-        _check_choice("instructions", instructions, INSTRUCTION_SPLITS)
-        if instructions == "heldout" and not self.task_class.heldout_templates:
-            raise ValueError(
-                f"{self.task_class.env_id} has no held-out instruction wordings "
-                "(its task's heldout_templates); use instructions='train'"
-            )
-        _check_choice("reward_mode", reward_mode, REWARD_MODES)
-        _check_choice("render_mode", render_mode, (None, "rgb_array"))
-        if isinstance(control_hz, numbers.Integral) and not isinstance(control_hz, bool):
-            control_hz = int(control_hz)
-        if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
-            image_size = int(image_size)
-        if not isinstance(control_hz, int) or control_hz <= 0 or PHYSICS_HZ % control_hz:
-            raise ValueError(
-                f"control_hz must be a positive divisor of {PHYSICS_HZ}, got {control_hz!r}"
-            )
-        if not isinstance(image_size, int) or not 32 <= image_size <= 256:
-            raise ValueError(f"image_size must be an integer in [32, 256], got {image_size!r}")
+        control_hz, image_size = check_env_arguments(
+            self.task_class,
+            unknown,
+            obs_mode=obs_mode,
+            control_hz=control_hz,
+            objects=objects,
+            instructions=instructions,
+            image_size=image_size,
+            render_mode=render_mode,
+            reward_mode=reward_mode,
+        )
         self.obs_mode = obs_mode
         self.control_hz = control_hz
         # Per instance: recorded videos must play at this env's own control rate.
@@ -409,8 +373,3 @@ class ResidualTaskEnv(gym.Env):
             for arr in (s.position, s.orientation, s.linear_velocity, s.angular_velocity):
                 h.update(np.asarray(arr, dtype=np.float64).tobytes())
         return h.hexdigest()
-
-
-def _check_choice(name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

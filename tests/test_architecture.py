@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("spaces", "config_fields"),
     ("sim",),
     ("tasks", "perturb"),
+    ("env_arguments",),
     ("task_env", "registration", "viz"),
     ("episodes",),
     ("policies",),

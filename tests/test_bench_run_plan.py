@@ -9,7 +9,7 @@ much). The run ends with a table of the base alone against base + residual per c
 import pytest
 
 from residual_bench.env_spec import SpecError
-from residual_bench.eval.runner import make_tasks
+from residual_bench.eval.episode_tasks import make_tasks
 from residual_bench.perturb.suite import suite_names
 from residual_bench.protocol import (
     EPISODES_PER_SECOND,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_cli_eval import assert_one_line_error, run_main
 
-from residual_bench.eval.runner import make_tasks
+from residual_bench.eval.episode_tasks import make_tasks
 from residual_bench.leaderboard.validate import validate_submission
 from residual_bench.protocol import Protocol, plan_benchmark
 from residual_bench.registration import ENV_ID

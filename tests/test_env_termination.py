@@ -12,7 +12,7 @@ import pytest
 
 from residual_bench.episodes.recorder import EpisodeRecorder
 from residual_bench.episodes.records import read_jsonl
-from residual_bench.eval.runner import task_of
+from residual_bench.eval.episode_tasks import task_of
 from residual_bench.registration import ENV_ID
 from residual_bench.task_env import REACH_M
 

@@ -22,15 +22,8 @@ import pytest
 from stable_baselines3 import SAC
 
 from residual_bench.episodes.records import EpisodeRecord, read_jsonl
-from residual_bench.eval.runner import (
-    evaluate,
-    execute,
-    make_tasks,
-    record_key,
-    run_task,
-    task_key,
-    task_of,
-)
+from residual_bench.eval.episode_tasks import make_tasks, record_key, task_key, task_of
+from residual_bench.eval.runner import evaluate, execute, run_task
 from residual_bench.perturb import suite_names
 from residual_bench.policies.registry import base_names
 from residual_bench.protocol import parse_seeds

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import residual_bench.registration  # noqa: F401
-from residual_bench.task_env import ENV_KWARGS
+from residual_bench.env_arguments import ENV_KWARGS
+from residual_bench.eval.episode_tasks import make_tasks, record_key, task_key, task_of
+from residual_bench.eval.runner import play
 from residual_bench.tasks import task_entry
 
 TASKS = ["ResidualPickPlace-v1", "ResidualStack-v0", "ResidualPush-v0", "ResidualInsert-v0"]
@@ -62,3 +64,28 @@ def test_an_unknown_split_of_wordings_is_refused_naming_the_valid_ones():
     assert "instructions" in ENV_KWARGS
     with pytest.raises(ValueError, match="instructions.*train.*heldout"):
         gym.make("ResidualPickPlace-v1", instructions="paraphrased")
+
+
+def test_an_evaluation_in_held_out_words_records_them_and_re_runs_in_them():
+    (task,) = make_tasks("scripted", [None], ["nominal"], ["heldout"], 1, instructions="heldout")
+    record = play(task)
+    held_out = task_entry("ResidualPickPlace-v1").task.heldout_templates
+    prefixes = [t.split("{")[0] for t in held_out]
+    assert any(record.instruction.startswith(p) for p in prefixes if p)
+    assert record.extra["instructions"] == "heldout"
+    assert task_of(record) == task
+    (same_scene,) = make_tasks("scripted", [None], ["nominal"], ["heldout"], 1)
+    assert record_key(record) != task_key(
+        same_scene.base, None, same_scene.suite_name, same_scene.objects, same_scene.seed
+    )
+
+
+def test_an_evaluation_in_the_training_words_records_nothing_new():
+    (task,) = make_tasks("scripted", [None], ["nominal"], ["heldout"], 1)
+    assert task.instructions == "train"
+    assert "instructions" not in play(task).extra
+
+
+def test_an_evaluation_in_unknown_words_is_refused_before_anything_runs():
+    with pytest.raises(ValueError, match="instructions must be one of train, heldout"):
+        make_tasks("scripted", [None], ["nominal"], ["heldout"], 1, instructions="any")

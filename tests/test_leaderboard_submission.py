@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from residual_bench.episodes.records import read_jsonl
-from residual_bench.eval.runner import cell_summaries, evaluate, make_tasks
+from residual_bench.eval.episode_tasks import make_tasks
+from residual_bench.eval.runner import cell_summaries, evaluate
 from residual_bench.leaderboard.cli import add_leaderboard_parsers
 from residual_bench.leaderboard.layout import MAX_BYTES
 from residual_bench.leaderboard.submission import (

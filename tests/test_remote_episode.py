@@ -11,7 +11,8 @@ import socket
 
 import pytest
 
-from residual_bench.eval.runner import EpisodeTask, play
+from residual_bench.eval.episode_tasks import EpisodeTask
+from residual_bench.eval.runner import play
 from residual_bench.policies.registry import get_base
 from residual_bench.policies.remote.cli import add_serve_parser
 from residual_bench.policies.remote.server import serve_base

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from residual_bench.eval.runner import make_tasks, run_task
+from residual_bench.eval.episode_tasks import make_tasks
+from residual_bench.eval.runner import run_task
 from residual_bench.protocol import Protocol, resolve_residuals
 from residual_bench.residual import make_residual_env
 from residual_bench.residual.checkpoint import (

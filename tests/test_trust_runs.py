@@ -22,7 +22,8 @@ from residual_bench import run_directory
 from residual_bench.cli import main
 from residual_bench.episodes.records import MAX_RECORDS_BYTES, read_jsonl
 from residual_bench.eval import runner
-from residual_bench.eval.runner import evaluate, make_tasks, record_key, task_key
+from residual_bench.eval.episode_tasks import make_tasks, record_key, task_key
+from residual_bench.eval.runner import evaluate
 from residual_bench.run_directory import (
     RunInUseError,
     finish_interrupted_write,

@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from residual_bench.episodes.records import EpisodeRecord, read_jsonl  # noqa: E402
-from residual_bench.eval.runner import play, task_of  # noqa: E402
+from residual_bench.eval.episode_tasks import task_of  # noqa: E402
+from residual_bench.eval.runner import play  # noqa: E402
 
 PANELS = 7
 LEAD_S = 0.25  # the first panel shows the scene this long before the perturbation

@@ -13,16 +13,14 @@ directory's :func:`~residual_bench.run_directory.run_lock` (two evaluations into
 would each run the episodes the other has not written yet) and writes ``summary.json``
 atomically.
 
-Episode ``i`` of suite ``s`` on split ``o`` uses ``episode_seed(master_seed, s, o, i)`` - the
-seeds of :func:`residual_bench.rollout.run_episodes` - whatever the base, residual or training
-seed, so every comparison between methods is paired on identical scenes and perturbations.
+The tasks, their seeds and the key that matches a record to its task are
+:mod:`residual_bench.eval.episode_tasks`'s.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,126 +31,13 @@ from tqdm import tqdm
 from residual_bench.episodes.loop import run_episode
 from residual_bench.episodes.metrics import summarize
 from residual_bench.episodes.records import EpisodeRecord, append_jsonl, read_jsonl
+from residual_bench.eval.episode_tasks import EpisodeTask, record_key, task_key
 from residual_bench.eval.executors import run_on_executor
-from residual_bench.perturb import check_suite_applies, load_suite
 from residual_bench.policies.registry import get_base, make_controller
 from residual_bench.policies.wrapper import BasePolicyWrapper
 from residual_bench.provenance import run_provenance
-from residual_bench.registration import ENV_ID
-from residual_bench.residual.checkpoint import check_residual_task, load_residual, read_metadata
+from residual_bench.residual.checkpoint import load_residual
 from residual_bench.run_directory import check_run_file, run_lock, write_file_atomically
-from residual_bench.seeding import episode_seed
-from residual_bench.tasks import task_entry, task_ids
-
-
-@dataclass(frozen=True)
-class EpisodeTask:
-    """One episode to evaluate; everything needed to re-run it anywhere.
-
-    Attributes:
-        base: registered base policy name.
-        residual: path of a trained residual checkpoint, or None for the base alone.
-        suite: suite name (``bench list``) or YAML path.
-        suite_name: the suite's own name (keys the episode seed).
-        objects: object split, ``train`` or ``heldout``.
-        index: episode index within the (suite, objects) cell.
-        master_seed: master seed of the evaluation.
-        env_id: the environment's registered id (and so its version).
-    """
-
-    base: str
-    residual: str | None
-    suite: str
-    suite_name: str
-    objects: str
-    index: int
-    master_seed: int = 0
-    env_id: str = ENV_ID
-
-    @property
-    def seed(self) -> int:
-        """The episode's reset seed."""
-        return episode_seed(self.master_seed, self.suite_name, self.objects, self.index)
-
-
-def make_tasks(
-    base: str,
-    residuals: Sequence[str | None],
-    suites: Sequence[str],
-    objects: Sequence[str],
-    episodes: int,
-    master_seed: int = 0,
-    env_id: str = ENV_ID,
-) -> list[EpisodeTask]:
-    """The task grid: every method (base alone = ``None``) x suite x split x episode, on the
-    task ``env_id``.
-
-    Raises:
-        ValueError: an unknown task, base or suite (naming the valid choices), a suite
-            that does not apply to the task (a ``SpecError`` naming its kind or phase),
-            ``episodes < 1``, or a residual trained on another base or another task.
-        FileNotFoundError: a residual path that does not exist.
-    """
-    if episodes < 1:
-        raise ValueError(f"episodes must be at least 1, got {episodes}")
-    task = task_entry(env_id).task  # an unknown id is refused here, naming the registered ones
-    get_base(base)
-    repeated = sorted({str(r) for r in residuals if list(residuals).count(r) > 1})
-    if repeated:
-        raise ValueError(f"method(s) listed more than once: {', '.join(repeated)}")
-    for residual in residuals:
-        if residual is not None:
-            meta = read_metadata(residual)
-            if meta["base"] != base:
-                raise ValueError(
-                    f"residual {residual} was trained on base {meta['base']!r}, not {base!r}"
-                )
-            check_residual_task(residual, meta, env_id)
-    names = {}
-    for suite in suites:
-        loaded = load_suite(suite)
-        # Every cell's suite must fit the task before any episode (or training) runs.
-        check_suite_applies(loaded, env_id, task.phases, task.perturbation_kinds, str(suite))
-        names[suite] = loaded.name
-    return [
-        EpisodeTask(base, residual, suite, names[suite], split, index, master_seed, env_id)
-        for residual in residuals
-        for suite in suites
-        for split in objects
-        for index in range(episodes)
-    ]
-
-
-def task_key(base: str, residual: str | None, suite: str, objects: str, seed: int) -> tuple:
-    """What identifies an episode in a results file (a record or a task)."""
-    return (base, residual, suite, objects, int(seed))
-
-
-def task_of(record: EpisodeRecord) -> EpisodeTask:
-    """The task that re-runs a record written by :func:`evaluate` (same seed, same method)."""
-    extra = record.extra
-    missing = [k for k in ("master_seed", "episode_index") if k not in extra]
-    if missing:
-        raise ValueError(f"record of seed {record.seed} lacks {missing}: not from `bench eval`")
-    if record.env_id not in task_ids():
-        raise ValueError(f"record of seed {record.seed}: unknown env_id {record.env_id!r}")
-    return EpisodeTask(
-        record.base,
-        extra.get("residual_path"),
-        extra.get("suite_source", record.suite),
-        record.suite,
-        record.objects,
-        int(extra["episode_index"]),
-        int(extra["master_seed"]),
-        record.env_id,  # an episode of an earlier version re-runs in that version
-    )
-
-
-def record_key(record: EpisodeRecord) -> tuple:
-    """:func:`task_key` of a record (its residual is the checkpoint path it was run with)."""
-    residual_path = record.extra.get("residual_path")
-    return task_key(record.base, residual_path, record.suite, record.objects, record.seed)
-
 
 # -- the work unit -----------------------------------------------------------------------------
 
@@ -162,7 +47,7 @@ _ZERO = np.zeros(7)
 
 def _episode_runner(task: EpisodeTask) -> Any:
     """The env, base controller and residual agent for a task, built once per worker."""
-    key = (task.base, task.residual, task.suite, task.objects, task.env_id)
+    key = (task.base, task.residual, task.suite, task.objects, task.env_id, task.instructions)
     if key not in _WORKER_CACHE:
         entry = get_base(task.base)
         env_kwargs = dict(entry.env_kwargs)
@@ -170,7 +55,13 @@ def _episode_runner(task: EpisodeTask) -> Any:
         if task.residual is not None:
             agent = load_residual(task.residual)
             env_kwargs.update(agent.env_kwargs())
-        env = gym.make(task.env_id, objects=task.objects, suite=task.suite, **env_kwargs)
+        env = gym.make(
+            task.env_id,
+            objects=task.objects,
+            suite=task.suite,
+            instructions=task.instructions,
+            **env_kwargs,
+        )
         controller = make_controller(task.base, env)
         wrapped = (
             agent.wrap(env, controller) if agent is not None else BasePolicyWrapper(env, controller)
@@ -197,6 +88,8 @@ def play(task: EpisodeTask, on_step: Any = None) -> EpisodeRecord:
         }
         if agent is not None:
             out.update(residual_path=task.residual, train_seed=agent.train_seed)
+        if task.instructions != "train":  # records in the training wordings stay as they were
+            out["instructions"] = task.instructions
         return out
 
     identity = {
@@ -259,7 +152,7 @@ def pending_tasks(tasks: Iterable[EpisodeTask], records_path: Path, resume: bool
     return [
         t
         for t in tasks
-        if task_key(t.base, t.residual, t.suite_name, t.objects, t.seed) not in done
+        if task_key(t.base, t.residual, t.suite_name, t.objects, t.seed, t.instructions) not in done
     ]
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from residual_bench.episodes.metrics import wilson_interval
 from residual_bench.episodes.records import EpisodeRecord, read_jsonl
-from residual_bench.eval.runner import EpisodeTask, play
+from residual_bench.eval.episode_tasks import EpisodeTask
+from residual_bench.eval.runner import play
 from residual_bench.leaderboard.draw import audit_draw, draw_record, new_nonce
 from residual_bench.leaderboard.files import read_bounded
 from residual_bench.leaderboard.layout import (

@@ -38,13 +38,13 @@ from residual_bench.config_fields import (
     non_negative,
     positive,
 )
+from residual_bench.env_arguments import REWARD_MODES
 from residual_bench.env_spec import SpecError, is_number, read_yaml, spec_dir
 from residual_bench.residual.algorithms import ALGORITHM_NAMES, ALGORITHMS, OFF_POLICY_NAMES
 from residual_bench.residual.critics import POLICIES
 from residual_bench.residual.env import check_base_plan_steps
 from residual_bench.residual.features import FEATURE_MODES, ObjectFeatureNoise
 from residual_bench.spaces import MAX_ALPHA
-from residual_bench.task_env import REWARD_MODES
 
 LAYER_NORM_ALGORITHMS = tuple(POLICIES)
 """The algorithms whose critics take ``policy_kwargs.critic_layer_norm``."""

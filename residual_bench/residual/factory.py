@@ -6,11 +6,12 @@ from typing import Any
 
 import gymnasium as gym
 
+from residual_bench.env_arguments import ENV_KWARGS
 from residual_bench.policies.registry import get_base
 from residual_bench.registration import ENV_ID
 from residual_bench.residual.env import DEFAULT_ALPHA, ResidualEnv
 from residual_bench.residual.features import OBS_MODE_FOR, check_features
-from residual_bench.task_env import ENV_KWARGS, ResidualTaskEnv
+from residual_bench.task_env import ResidualTaskEnv
 
 
 def residual_env_kwargs(base: str, features: str) -> dict[str, Any]:

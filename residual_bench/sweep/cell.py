@@ -20,7 +20,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from residual_bench.eval.runner import evaluate, make_tasks
+from residual_bench.eval.episode_tasks import make_tasks
+from residual_bench.eval.runner import evaluate
 from residual_bench.finetune.train import train_finetune
 from residual_bench.residual.train import train_residual
 from residual_bench.run_directory import write_file_atomically
