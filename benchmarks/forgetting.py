@@ -4,10 +4,13 @@
     python benchmarks/forgetting.py --episodes 20    # a quick look
 
 Every method trained on the ``mixed`` suite with training objects. This script measures what
-that did elsewhere: on the ``nominal`` suite (no perturbations) with the training objects
-and with the held-out objects, which no training run saw. "Before" is the ``bc`` base alone
-(its episodes in ``results/bases/bc``, written by ``benchmarks/base_policies.py``); "after"
-is, on the same episodes (master seed 0, paired by episode):
+that did elsewhere: on the ``nominal`` suite (no perturbations) with the training objects,
+with the held-out objects, which no training run saw, and with the held-out objects told in
+held-out wordings (``instructions="heldout"``: the same scenes in words no training used, so
+"forgets how to read" is tested on language too). "Before" is the ``bc`` base alone (its
+episodes in ``results/bases/bc``, written by ``benchmarks/base_policies.py``; in held-out
+wordings evaluated here, into ``forgetting/bc-alone/``); "after" is, on the same episodes
+(master seed 0, paired by episode):
 
 - residual: ``bc`` + each shipped ``bc-sac-seed*`` residual (the base's weights are untouched
   by construction; the residual still acts everywhere);
@@ -20,8 +23,8 @@ Beside success, each row gives the median action jerk of the executed actions be
 (and ``forgetting.json`` the action rate too): a network that lost the smooth chunks it
 learnt from demonstrations shows it there, whether or not it still succeeds.
 
-Writes ``results/finetune/forgetting/<method>-seed<S>/<suite>-<objects>/`` (episodes and
-summary), ``results/finetune/forgetting.{md,json,png}``. Evaluations resume episode by
+Writes ``results/finetune/forgetting/<method>-seed<S>/<suite>-<objects>[-heldout-words]/``
+(episodes and summary), ``results/finetune/forgetting.{md,json,png}``. Evaluations resume episode by
 episode, so re-running the same command continues where it stopped; a method or seed whose
 training has not produced its final policy yet is skipped and listed.
 """
@@ -48,7 +51,9 @@ from residual_bench.residual.checkpoint import residual_location
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-CONDITIONS = (("nominal", "train"), ("nominal", "heldout"))
+CONDITIONS = (("nominal", "train", "train"), ("nominal", "heldout", "train"),
+              ("nominal", "heldout", "heldout"))  # fmt: skip
+"""(suite, objects, instruction wordings) of each measurement."""
 METHODS = (
     "residual",
     "finetune-rl",
@@ -73,7 +78,20 @@ def policy_of(method: str, seed: int) -> tuple[str, str | None] | None:
     return (f"bc:{os.path.relpath(network, ROOT)}", None) if network.is_file() else None
 
 
-def before_records(suite: str, objects: str, episodes: int) -> list:
+def condition_folder(suite: str, objects: str, instructions: str) -> str:
+    """The folder of a condition's episodes under a method's seed (the training wordings'
+    folders keep their names from before held-out wordings existed)."""
+    folder = f"{suite}-{objects}"
+    return folder if instructions == "train" else f"{folder}-{instructions}-words"
+
+
+def before_records(suite: str, objects: str, instructions: str, episodes: int, out: Path,
+                   workers: int) -> list:  # fmt: skip
+    """The ``bc`` base alone's episodes: ``results/bases/bc``'s in the training wordings,
+    evaluated into ``out/forgetting/bc-alone/`` in held-out ones."""
+    if instructions != "train":
+        folder = out / "forgetting" / "bc-alone" / condition_folder(suite, objects, instructions)
+        return after_records(("bc", None), folder, suite, objects, instructions, episodes, workers)
     path = RESULTS / "bases" / "bc" / suite / objects / "episodes.jsonl"
     records = read_jsonl(path) if path.is_file() else []
     if len(records) < episodes:
@@ -85,9 +103,11 @@ def before_records(suite: str, objects: str, episodes: int) -> list:
 
 
 def after_records(policy: tuple[str, str | None], out: Path, suite: str, objects: str,
-                  episodes: int, workers: int) -> list:  # fmt: skip
+                  instructions: str, episodes: int, workers: int) -> list:  # fmt: skip
     base, residual = policy
-    tasks = make_tasks(base, [residual], [suite], [objects], episodes, master_seed=0)
+    tasks = make_tasks(
+        base, [residual], [suite], [objects], episodes, master_seed=0, instructions=instructions
+    )
     evaluate(tasks, out, workers=workers, resume=True, progress=True)
     records = sorted(read_jsonl(out / "episodes.jsonl"), key=lambda r: r.extra["episode_index"])
     return records[:episodes]
@@ -120,16 +140,17 @@ def _rate_cell(r: dict[str, Any] | None) -> str:
 
 def table_markdown(rows: list[dict[str, Any]], missing: list[str]) -> str:
     lines = [
-        "| method | training seed | suite | objects | before (bc alone) | after | change "
-        "| action jerk, median (before -> after) |",
-        "|---|---:|---|---|---:|---:|---:|---:|",
+        "| method | training seed | suite | objects | wordings | before (bc alone) | after "
+        "| change | action jerk, median (before -> after) |",
+        "|---|---:|---|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         change = "-"
         if r["change_pp"] is not None:
             change = f"{r['change_pp']:+.0f} pp ({format_p_value(r['p_value'])})"
         lines.append(
-            f"| {r['method']} | {r['seed']} | {r['suite']} | {r['objects']} | "
+            f"| {r['method']} | {r['seed']} | {r['suite']} | {r['objects']} "
+            f"| {r.get('instructions', 'train')} | "
             f"{_rate_cell(r['before'])} | {_rate_cell(r['after'])} | {change} | {_jerk_cell(r)} |"
         )
     if missing:
@@ -140,22 +161,26 @@ def table_markdown(rows: list[dict[str, Any]], missing: list[str]) -> str:
 def success_table(rows: list[dict[str, Any]], before: dict) -> pd.DataFrame:
     """Per condition, bc alone and each method's after pooled over its seeds, for
     :func:`~residual_bench.eval.plots.plot_success`."""
-    entries = [((suite, objects), "bc alone", [r]) for (suite, objects), r in before.items()]
+    entries = [(condition, "bc alone", [r]) for condition, r in before.items()]
     for method in METHODS:
-        for suite, objects in CONDITIONS:
+        for condition in CONDITIONS:
             mine = [
-                r["after"] for r in rows
-                if r["method"] == method and (r["suite"], r["objects"]) == (suite, objects)
-            ]  # fmt: skip
+                r["after"] for r in rows if r["method"] == method and _condition(r) == condition
+            ]
             if mine:
-                entries.append(((suite, objects), f"{method} ({len(mine)} seeds)", mine))
+                entries.append((condition, f"{method} ({len(mine)} seeds)", mine))
     table = []
-    for (suite, objects), method, rates in entries:
+    for (suite, objects, instructions), method, rates in entries:
         k, n = sum(r["k"] for r in rates), sum(r["n"] for r in rates)
         lo, hi = wilson_interval(k, n)
-        table.append({"objects": objects, "suite": suite, "method": method,
+        shown = objects if instructions == "train" else f"{objects}, {instructions} words"
+        table.append({"objects": shown, "suite": suite, "method": method,
                       "success": k / n, "success_lo": lo, "success_hi": hi})  # fmt: skip
     return pd.DataFrame(table)
+
+
+def _condition(row: dict[str, Any]) -> tuple[str, str, str]:
+    return row["suite"], row["objects"], row.get("instructions", "train")
 
 
 def main() -> None:
@@ -165,7 +190,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "finetune")
     args = parser.parse_args()
 
-    before = {c: before_records(*c, args.episodes) for c in CONDITIONS}
+    before = {c: before_records(*c, args.episodes, args.out, args.workers) for c in CONDITIONS}
     rows, missing = [], []
     for method in METHODS:
         for seed in SEEDS:
@@ -173,14 +198,18 @@ def main() -> None:
             if policy is None:
                 missing.append(f"{method} seed {seed}")
                 continue
-            for suite, objects in CONDITIONS:
-                print(f"{method} seed {seed}: {suite}, {objects} objects")
-                out = args.out / "forgetting" / f"{method}-seed{seed}" / f"{suite}-{objects}"
-                after = after_records(policy, out, suite, objects, args.episodes, args.workers)
-                pre = None if method == "scratch" else before[(suite, objects)]
+            for suite, objects, instructions in CONDITIONS:
+                print(f"{method} seed {seed}: {suite}, {objects} objects, {instructions} words")
+                folder = condition_folder(suite, objects, instructions)
+                out = args.out / "forgetting" / f"{method}-seed{seed}" / folder
+                after = after_records(
+                    policy, out, suite, objects, instructions, args.episodes, args.workers
+                )
+                pre = None if method == "scratch" else before[(suite, objects, instructions)]
                 test = None if pre is None else mcnemar_by_seed(pre, after)
                 rows.append({
                     "method": method, "seed": seed, "suite": suite, "objects": objects,
+                    "instructions": instructions,
                     "policy": list(policy),
                     "before": None if pre is None else rate(pre),
                     "after": rate(after),

@@ -48,3 +48,19 @@ def test_a_row_shows_the_jerk_before_and_after_and_none_before_for_scratch(forge
     assert "action jerk" in lines[0]
     assert lines[2].endswith("| -40 pp (p<0.001) | 106 -> 239 |")
     assert lines[3].endswith("| - | - -> 239 |")
+
+
+def test_held_out_wordings_have_their_own_folder_and_column(forgetting):
+    assert forgetting.condition_folder("nominal", "heldout", "train") == "nominal-heldout"
+    assert forgetting.condition_folder("nominal", "heldout", "heldout") == (
+        "nominal-heldout-heldout-words"
+    )
+    rate = {"rate": 0.4, "k": 40, "n": 100, "ci": (0.31, 0.5)}
+    row = {
+        "method": "residual", "seed": 1, "suite": "nominal", "objects": "heldout",
+        "instructions": "heldout", "before": rate, "after": rate, "change_pp": 0.0,
+        "p_value": 1.0, "actions_before": None, "actions_after": {"action_jerk": None},
+    }  # fmt: skip
+    header, _, line = forgetting.table_markdown([row], []).splitlines()[:3]
+    assert "| wordings |" in header
+    assert line.startswith("| residual | 1 | nominal | heldout | heldout |")
