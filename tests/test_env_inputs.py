@@ -12,12 +12,14 @@ VALID_KWARGS = (
     "obs_mode",
     "control_hz",
     "objects",
+    "instructions",
     "image_size",
     "render_mode",
     "reward_mode",
     "scene_spec",
     "scene_overrides",
     "terminate_on_success",
+    "terminate_out_of_reach",
     "suite",
 )
 
