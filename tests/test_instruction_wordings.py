@@ -89,3 +89,13 @@ def test_an_evaluation_in_the_training_words_records_nothing_new():
 def test_an_evaluation_in_unknown_words_is_refused_before_anything_runs():
     with pytest.raises(ValueError, match="instructions must be one of train, heldout"):
         make_tasks("scripted", [None], ["nominal"], ["heldout"], 1, instructions="any")
+
+
+def test_a_task_without_wordings_cannot_draw_one():
+    class Wordless(task_entry("ResidualPickPlace-v1").task):
+        templates = ()
+
+    task = Wordless.__new__(Wordless)
+    task.instructions = "train"
+    with pytest.raises(ValueError, match="Wordless sets no instruction templates"):
+        task.instruction_template(np.random.default_rng(0))

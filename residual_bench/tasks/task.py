@@ -136,6 +136,8 @@ class Task(ABC):
         One draw over the training wordings whichever the split, so that a seed gives the same
         scene with either: the held-out split only changes the words.
         """
+        if not self.templates:
+            raise ValueError(f"{type(self).__name__} sets no instruction templates (templates)")
         index = int(rng.integers(len(self.templates)))
         if self.instructions == "heldout":
             return self.heldout_templates[index % len(self.heldout_templates)]
