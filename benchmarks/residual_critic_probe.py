@@ -34,6 +34,7 @@ from residual_bench.residual.checkpoint import run_agent_settings
 from residual_bench.residual.critic_values import pessimistic_critic_value
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.oracle import OracleResidual
+from residual_bench.run_directory import own_checkpoint_model, training_run_argument
 from residual_bench.seeding import episode_seed
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -58,7 +59,7 @@ def probe_run(
 ) -> dict:
     """Per-step Q(s, 0), Q(s, r_oracle), Q(s, r_actor) along base-alone episodes."""
     meta = settings
-    model = load_agent(meta["algo"], str(run / "checkpoint" / "model.zip"))
+    model = load_agent(meta["algo"], str(own_checkpoint_model(run)))
     if not hasattr(model, "critic"):
         raise SystemExit(f"{run}: {meta['algo']} has no Q-critic to probe")
     env = make_residual_env(
@@ -117,7 +118,9 @@ def summary_row(result: dict, wall_s: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="training run folders")
+    parser.add_argument(
+        "runs", nargs="+", type=training_run_argument, help="training run folders (your own)"
+    )
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--suite", default="mixed")
     parser.add_argument("--objects", choices=("train", "heldout"), default="heldout")
@@ -127,9 +130,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
-    for run in args.runs:
-        if not (run / "checkpoint" / "model.zip").is_file():
-            parser.error(f"{run}: not a training run (no checkpoint/model.zip)")
     header = (
         "| run | base alone | steps | oracle corrects | A oracle | A oracle > 0 "
         "| A oracle, lost episodes | A actor | A actor > 0 | s |\n"

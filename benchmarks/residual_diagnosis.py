@@ -36,6 +36,7 @@ from residual_bench.provenance import shown_path
 from residual_bench.residual.agents import load_agent
 from residual_bench.residual.checkpoint import run_agent_settings
 from residual_bench.residual.factory import make_residual_env
+from residual_bench.run_directory import own_checkpoint_model, training_run_argument
 from residual_bench.seeding import episode_seed
 from residual_bench.tasks.pick_place import PickPlaceTask
 
@@ -69,7 +70,7 @@ def diagnose(run: Path, config: Path | None, episodes: int, seed: int) -> dict:
     settings = run_agent_settings(run, config)
     if settings["base"] not in (None, "scripted"):
         raise SystemExit(f"{run}: the diagnosis runs the scripted base, not {settings['base']!r}")
-    model = load_agent(settings["algo"], str(run / "checkpoint" / "model.zip"))
+    model = load_agent(settings["algo"], str(own_checkpoint_model(run)))
     env = make_residual_env(
         "scripted",
         settings["features"],
@@ -141,7 +142,9 @@ def report(run: Path, result: dict, wall_s: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="training run folders")
+    parser.add_argument(
+        "runs", nargs="+", type=training_run_argument, help="training run folders (your own)"
+    )
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", type=Path, help="the config of runs stopped before the end")
@@ -149,9 +152,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
-    for run in args.runs:
-        if not (run / "checkpoint" / "model.zip").is_file():
-            parser.error(f"{run}: not a training run (no checkpoint/model.zip)")
     sections = []
     for run in args.runs:
         start = time.perf_counter()

@@ -34,6 +34,7 @@ from residual_bench.residual.config import load_config
 from residual_bench.residual.critic_values import pessimistic_critic_value
 from residual_bench.residual.factory import make_residual_env
 from residual_bench.residual.train import residual_env_options
+from residual_bench.run_directory import own_checkpoint_model, training_run_argument
 from residual_bench.seeding import episode_seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ def calibration(run: Path, config_path: Path, episodes: int, objects: str, seed:
     config = load_config(config_path)
     if config.algo not in ("sac", "td3", "tqc"):
         raise SystemExit(f"{config_path}: {config.algo} has no Q-critic to calibrate")
-    model = load_agent(config.algo, str(run / "checkpoint" / "model.zip"))
+    model = load_agent(config.algo, str(own_checkpoint_model(run)))
     env = make_residual_env(
         "scripted",
         config.features,
@@ -107,7 +108,9 @@ def calibration(run: Path, config_path: Path, episodes: int, objects: str, seed:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="training run folders")
+    parser.add_argument(
+        "runs", nargs="+", type=training_run_argument, help="training run folders (your own)"
+    )
     parser.add_argument("--config", type=Path, required=True, help="the config they trained with")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--objects", choices=("train", "heldout"), default="train")
@@ -116,9 +119,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
-    for run in args.runs:
-        if not (run / "checkpoint" / "model.zip").is_file():
-            parser.error(f"{run}: not a training run (no checkpoint/model.zip)")
     lines = [
         "| run | acting | success | mean Q(s, a) | mean return | Q - return "
         "| corr(Q, return) | Q ranks the solved episodes' steps (AUC) | s |",

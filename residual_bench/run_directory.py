@@ -13,6 +13,7 @@ opened again only by :func:`checkpoint_to_resume`'s rules.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -239,3 +240,28 @@ def checkpoint_to_resume(directory: Path, resume: bool) -> bool:
         if path != directory and path.name not in CHECKPOINT_FILES:
             raise PermissionError(f"{path}: not a file of a training checkpoint")
     return True
+
+
+def own_checkpoint_model(run: str | Path) -> Path:
+    """The pickled SB3 model of a ``bench train`` run folder that this user made:
+    ``run/checkpoint/model.zip``, checked as a resume checks it (:func:`checkpoint_to_resume`),
+    since loading it runs code. For tools that read a run's critic or actor.
+
+    Raises:
+        FileNotFoundError: ``run`` has no checkpoint.
+        PermissionError: a file of the checkpoint is not this user's own plain file.
+    """
+    checkpoint = Path(run) / "checkpoint"
+    if not checkpoint_to_resume(checkpoint, resume=True):
+        raise FileNotFoundError(f"{run}: not a training run (no checkpoint/model.zip)")
+    return checkpoint / "model.zip"
+
+
+def training_run_argument(value: str) -> Path:
+    """An argparse ``type`` for a run folder whose checkpoint :func:`own_checkpoint_model`
+    accepts: a bad one is a usage error naming the folder, before anything runs."""
+    try:
+        own_checkpoint_model(value)
+    except (FileNotFoundError, PermissionError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return Path(value)
