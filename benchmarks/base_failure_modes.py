@@ -18,12 +18,18 @@ objects, i)``, the seeds of ``bench eval``), so every row is paired with the bas
 - ``centring in descent``: the base plus a hand-made correction with the shipped ``sac``'s
   authority (translation 0.3): while the open hand descends over the target (within 4 cm of
   it horizontally and 5 cm above its centre) it moves towards the target's true centre at
-  half the remaining way per step. It reads the simulator's state: a correction a residual
-  could learn, not one it sees as such.
+  half the remaining way per step. It reads the simulator's state.
+- ``centring from the features``: the same rule on what a residual sees, the target's
+  centroid relative to the gripper in its ``objects`` features (segmentation and depth):
+  a correction a residual could learn.
+- ``translation x1.5``: the base plus a correction that adds half of the base's own
+  translation command (as far as the authority allows): a residual that only hurries the
+  base along its own path.
 
 The table gives success, its Wilson interval, the gain over the base alone with the exact
 McNemar p, the harm rate (base alone succeeded, this condition failed) and the median time of
-first success. The env runs in ``state`` observation mode (nothing here needs a camera).
+first success. The env runs in ``state`` observation mode except where the features need
+the camera.
 Writes ``results/residual/base-failure-modes.md``.
 """
 
@@ -43,10 +49,12 @@ import numpy as np
 import residual_bench.registration  # noqa: F401  (registers every task id)
 from residual_bench.episodes import run_episode, wilson_interval
 from residual_bench.episodes.statistics import mcnemar_exact
-from residual_bench.policies.registry import get_base, make_controller
+from residual_bench.policies.registry import make_controller
 from residual_bench.policies.scripted_vla import VLAErrorModel
 from residual_bench.provenance import shown_path
-from residual_bench.residual.env import ResidualEnv
+from residual_bench.residual.env import ResidualEnv, observation_layout
+from residual_bench.residual.factory import residual_env_kwargs
+from residual_bench.residual.features import POSITION_UNIT_M
 from residual_bench.seeding import episode_seed
 from residual_bench.sim.panda import POSITION_SCALE
 
@@ -69,6 +77,8 @@ CONDITIONS = (
     "control rate",
     "twice the time",
     "centring in descent",
+    "centring from the features",
+    "translation x1.5",
 )
 CENTRING_REACH_M = 0.04
 """The centring acts within this horizontal distance of the target's centre ..."""
@@ -79,24 +89,48 @@ CENTRING_GAIN = 0.5
 
 
 class CentringInDescent:
-    """The hand-made correction of ``centring in descent`` (see the module docstring)."""
+    """The hand-made correction of ``centring in descent`` and ``centring from the
+    features`` (see the module docstring): ``features`` True reads the target's position
+    from the residual's ``objects`` features, else from the simulator."""
 
-    def __init__(self, env: ResidualEnv) -> None:
+    def __init__(self, env: ResidualEnv, features: bool = False) -> None:
         self.env = env
+        self.features = features
+        self.layout = observation_layout("objects")
         self.limit = SHIPPED_ALPHA[0] * POSITION_SCALE  # metres per step at r = 1
+
+    def target_from_hand(self, obs: Any) -> np.ndarray | None:
+        """The target's centre relative to the gripper (m), or None where it is not seen."""
+        if self.features:
+            if obs[self.layout["target_seen"]][0] < 0.5:
+                return None
+            return np.asarray(obs[self.layout["target_from_gripper"]]) * POSITION_UNIT_M
+        sim = self.env.unwrapped
+        return sim.task.object_states()[0].center - sim.robot.tcp_pose()[0]
 
     def __call__(self, obs: Any, info: dict) -> np.ndarray:
         r = np.zeros(7)
-        sim = self.env.unwrapped
-        target = sim.task.object_states()[0].center
-        hand = sim.robot.tcp_pose()[0]
-        offset = target[:2] - hand[:2]
+        offset = self.target_from_hand(obs)
         if (
-            not info.get("is_grasped", False)
-            and np.linalg.norm(offset) < CENTRING_REACH_M
-            and hand[2] - target[2] < CENTRING_HEIGHT_M
+            offset is not None
+            and not info.get("is_grasped", False)
+            and np.linalg.norm(offset[:2]) < CENTRING_REACH_M
+            and -offset[2] < CENTRING_HEIGHT_M
         ):
-            r[:2] = np.clip(CENTRING_GAIN * offset / self.limit, -1.0, 1.0)
+            r[:2] = np.clip(CENTRING_GAIN * offset[:2] / self.limit, -1.0, 1.0)
+        return r
+
+
+class FasterTranslation:
+    """The hand-made correction of ``translation x1.5``: half the base's last translation
+    command again, in units of the authority (clipped to it)."""
+
+    def __init__(self, env: ResidualEnv) -> None:
+        self.env = env
+
+    def __call__(self, obs: Any, info: dict) -> np.ndarray:
+        r = np.zeros(7)
+        r[:3] = np.clip(0.5 * self.env.base_action[:3] / SHIPPED_ALPHA[0], -1.0, 1.0)
         return r
 
 
@@ -110,16 +144,22 @@ def make_condition_env(condition: str, suite: str, objects: str) -> tuple[Residu
     overrides = None
     if condition == "twice the time":
         overrides = {"task": {"episode_seconds": 2 * episode_seconds(objects)}}
-    env_kwargs = dict(get_base(base).env_kwargs, obs_mode="state")
+    features = "objects" if condition == "centring from the features" else "proprio"
+    env_kwargs = residual_env_kwargs(base, features)
+    env_kwargs.setdefault("obs_mode", "state")
     env = gym.make(ENV_ID, objects=objects, suite=suite, scene_overrides=overrides, **env_kwargs)
     controller = make_controller(base, env)
     if condition in ERRORS_REMOVED:
         controller.policy.error_model = dataclasses.replace(
             VLAErrorModel(), **ERRORS_REMOVED[condition]
         )
-    wrapped = ResidualEnv(env, controller, "proprio", SHIPPED_ALPHA)
-    act = CentringInDescent(wrapped) if condition == "centring in descent" else _no_correction
-    return wrapped, act
+    wrapped = ResidualEnv(env, controller, features, SHIPPED_ALPHA)
+    corrections = {
+        "centring in descent": lambda: CentringInDescent(wrapped),
+        "centring from the features": lambda: CentringInDescent(wrapped, features=True),
+        "translation x1.5": lambda: FasterTranslation(wrapped),
+    }
+    return wrapped, corrections.get(condition, lambda: _no_correction)()
 
 
 def episode_seconds(objects: str) -> float:

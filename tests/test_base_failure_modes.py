@@ -95,3 +95,24 @@ def test_a_row_is_paired_with_the_base_alone(failure_modes):
     assert columns[4] == "+25"  # 75% against 50%
     assert columns[6] == "1/4"  # the base solved episode 1, firm grip did not
     assert columns[7] == "9.00"
+
+
+def test_centring_from_the_features_reads_the_target_centroid_the_residual_sees(failure_modes):
+    layout = failure_modes.observation_layout("objects")
+    obs = np.zeros(max(part.stop for part in layout.values()))
+    obs[layout["target_from_gripper"]] = (
+        np.array([0.01, 0.0, -0.03]) / failure_modes.POSITION_UNIT_M
+    )
+    obs[layout["target_seen"]] = 1.0
+    # The simulator would say "far away": the features alone decide.
+    centring = failure_modes.CentringInDescent(fake_env((0.9, 0.0, 0.0), (0.0, 0.0, 0.5)), True)
+    np.testing.assert_allclose(centring(obs, {"is_grasped": False})[:2], [0.005 / 0.006, 0.0])
+    obs[layout["target_seen"]] = 0.0
+    assert not centring(obs, {"is_grasped": False}).any()
+
+
+def test_faster_translation_adds_half_the_base_translation_within_the_authority(failure_modes):
+    env = SimpleNamespace(base_action=np.array([0.1, -0.2, 1.0, 0.3, 0.0, 0.0, -1.0]))
+    r = failure_modes.FasterTranslation(env)(None, {})
+    np.testing.assert_allclose(r[:3], [0.05 / 0.3, -0.1 / 0.3, 1.0])
+    assert not r[3:].any()
