@@ -3,11 +3,15 @@
     python benchmarks/learning_curves.py
     python benchmarks/learning_curves.py --results RUNS --out curves.png \
         --curve "old default=objects-sac-300k-seed*" --curve "new default=sac-seed*"
+    python benchmarks/learning_curves.py --out results/residual/recipe-pilots/p30/curves.png \
+        --curve "shipped sac=objects-sac-300k-seed*" \
+        --curve "quiet exploration (p30)=recipe-pilots/p30/progress-seed*.csv"
 
 Plots the ``progress.csv`` that ``bench train`` writes in each run folder (success of the
 deterministic residual on 20 fixed held-out ``mixed`` episodes every ``eval_every`` steps):
 per curve, the mean over the folders its pattern matches under ``--results`` (one per
-training seed), with a band from the lowest to the highest seed. Without ``--curve``, the
+training seed; a pattern may also match the ``progress`` CSV files themselves), with a band
+from the lowest to the highest seed. Without ``--curve``, the
 committed curves of the shipped residuals into ``results/residual/learning_curves.png``.
 """
 
@@ -34,22 +38,30 @@ def parse_curve(text: str) -> tuple[str, str]:
     return label, pattern
 
 
+def progress_file(path: Path) -> Path | None:
+    """A run folder's ``progress.csv``, or ``path`` itself when it is a CSV file."""
+    if path.is_file():
+        return path if path.suffix == ".csv" else None
+    return path / "progress.csv" if (path / "progress.csv").is_file() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "residual")
     parser.add_argument("--out", type=Path, help="image (default: RESULTS/learning_curves.png)")
     parser.add_argument(
         "--curve", type=parse_curve, action="append", metavar="LABEL=GLOB",
-        help="a curve: run folders under --results matching GLOB, one per seed (repeatable)",
+        help="a curve: run folders (or their progress CSV files) under --results matching "
+        "GLOB, one per seed (repeatable)",
     )  # fmt: skip
     args = parser.parse_args()
     patterns = dict(args.curve) if args.curve else CURVES
     curves = {}
     for label, pattern in patterns.items():
-        folders = sorted(d for d in args.results.glob(pattern) if (d / "progress.csv").is_file())
-        if not folders:
+        files = sorted(progress_file(p) for p in args.results.glob(pattern) if progress_file(p))
+        if not files:
             parser.error(f"{label}: no run folder with a progress.csv matches {pattern!r}")
-        curves[label] = [read_progress(d / "progress.csv") for d in folders]
+        curves[label] = [read_progress(f) for f in files]
     for label, frames in curves.items():
         print(f"{label}: {len(frames)} seeds, up to {max(f['timesteps'].max() for f in frames)}")
     path = plot_learning_curves(curves, args.out or args.results / "learning_curves.png")
