@@ -11,8 +11,8 @@ Plots the ``progress.csv`` that ``bench train`` writes in each run folder (succe
 deterministic residual on 20 fixed held-out ``mixed`` episodes every ``eval_every`` steps):
 per curve, the mean over the folders its pattern matches under ``--results`` (one per
 training seed; a pattern may also match the ``progress`` CSV files themselves), with a band
-from the lowest to the highest seed. Without ``--curve``, the
-committed curves of the shipped residuals into ``results/residual/learning_curves.png``.
+from the lowest to the highest seed. Without ``--curve``, the committed curves of the
+shipped residuals into ``results/residual/learning_curves.png``.
 """
 
 from __future__ import annotations
