@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -47,6 +48,7 @@ import gymnasium as gym
 import numpy as np
 
 import residual_bench.registration  # noqa: F401  (registers every task id)
+from residual_bench.env_spec import load_env_spec
 from residual_bench.episodes import run_episode, wilson_interval
 from residual_bench.episodes.statistics import mcnemar_exact
 from residual_bench.policies.registry import make_controller
@@ -57,6 +59,7 @@ from residual_bench.residual.factory import residual_env_kwargs
 from residual_bench.residual.features import POSITION_UNIT_M
 from residual_bench.seeding import episode_seed
 from residual_bench.sim.panda import POSITION_SCALE
+from residual_bench.tasks import task_entry
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 DEFAULT_OUT = RESULTS / "residual" / "base-failure-modes.md"
@@ -143,7 +146,7 @@ def make_condition_env(condition: str, suite: str, objects: str) -> tuple[Residu
     base = "scripted-fast" if condition == "control rate" else "scripted"
     overrides = None
     if condition == "twice the time":
-        overrides = {"task": {"episode_seconds": 2 * episode_seconds(objects)}}
+        overrides = {"task": {"episode_seconds": 2 * episode_seconds()}}
     features = "objects" if condition == "centring from the features" else "proprio"
     env_kwargs = residual_env_kwargs(base, features)
     env_kwargs.setdefault("obs_mode", "state")
@@ -162,12 +165,11 @@ def make_condition_env(condition: str, suite: str, objects: str) -> tuple[Residu
     return wrapped, corrections.get(condition, lambda: _no_correction)()
 
 
-def episode_seconds(objects: str) -> float:
-    """The shipped episode length of the task, in simulated seconds."""
-    env = gym.make(ENV_ID, objects=objects, obs_mode="state")
-    seconds = float(env.unwrapped.scene_spec["task"]["episode_seconds"])
-    env.close()
-    return seconds
+@functools.cache
+def episode_seconds() -> float:
+    """The shipped episode length of the task, in simulated seconds (its scene spec's)."""
+    spec = load_env_spec(default_name=task_entry(ENV_ID).task.scene)
+    return float(spec["task"]["episode_seconds"])
 
 
 @dataclasses.dataclass
@@ -186,19 +188,17 @@ def run_cell(condition: str, suite: str, objects: str, episodes: int, seed: int)
     """Run ``condition`` on ``episodes`` episodes of ``suite``."""
     start = time.perf_counter()
     env, act = make_condition_env(condition, suite, objects)
-    limit_s = episode_seconds(objects) if condition == "twice the time" else None
+    limit_s = episode_seconds() if condition == "twice the time" else None
     success, first, at_limit = [], [], []
+
+    def watch(env_: Any, info: dict) -> None:
+        if limit_s is not None and abs(info["time"] - limit_s) < 1e-6:
+            at_limit.append(bool(info["success"]))
+
     for i in range(episodes):
-        solved_by_limit = []
-
-        def watch(env_: Any, info: dict, solved=solved_by_limit) -> None:
-            if limit_s is not None and abs(info["time"] - limit_s) < 1e-6:
-                solved.append(bool(info["success"]))
-
         episode = run_episode(env, act, episode_seed(seed, suite, objects, i), on_step=watch)
         success.append(episode.success)
         first.append(episode.info.get("first_success_time"))
-        at_limit.extend(solved_by_limit[:1])
     env.close()
     return Cell(
         condition,
