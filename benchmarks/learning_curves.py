@@ -58,7 +58,7 @@ def main() -> None:
     patterns = dict(args.curve) if args.curve else CURVES
     curves = {}
     for label, pattern in patterns.items():
-        files = sorted(progress_file(p) for p in args.results.glob(pattern) if progress_file(p))
+        files = sorted(f for f in map(progress_file, args.results.glob(pattern)) if f)
         if not files:
             parser.error(f"{label}: no run folder with a progress.csv matches {pattern!r}")
         curves[label] = [read_progress(f) for f in files]
