@@ -5,7 +5,7 @@
         --curve "old default=objects-sac-300k-seed*" --curve "new default=sac-seed*"
     python benchmarks/learning_curves.py --out results/residual/recipe-pilots/p30/curves.png \
         --curve "shipped sac=objects-sac-300k-seed*" \
-        --curve "quiet exploration (p30)=recipe-pilots/p30/progress-seed*.csv"
+        --curve "quiet exploration (p30)=shipped/scripted-sac-seed*"
 
 Plots the ``progress.csv`` that ``bench train`` writes in each run folder (success of the
 deterministic residual on 20 fixed held-out ``mixed`` episodes every ``eval_every`` steps):
@@ -25,8 +25,8 @@ from residual_bench.training.learning_curve import read_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = {
-    "scripted + sac": "objects-sac-300k-seed*",
-    "bc + sac": "bc-objects-sac-seed*",
+    "scripted + sac": "shipped/scripted-sac-seed*",
+    "bc + sac": "shipped/bc-sac-seed*",
 }
 
 

@@ -6,7 +6,8 @@ Reads the committed learning curves (``progress.csv``: success on the 20 fixed h
 ``mixed`` curve episodes, every 10k environment steps) of the methods compared on the ``bc``
 base, one directory per training seed:
 
-- residual: ``results/residual/bc-objects-sac-seed*`` (``bench train --base bc --residual sac``)
+- residual: ``results/residual/shipped/bc-sac-seed*``, the shipped residuals' curves (``bench
+  train --base bc --residual sac``)
 - finetune-rl: ``results/finetune/finetune-rl-seed*`` (``--residual finetune-rl``), its
   PPO variant ``finetune-rl-ppo-seed*`` (``--residual finetune-rl-ppo``) and its regularised
   variant ``finetune-rl-bc-seed*`` (``--residual finetune-rl-bc``)
@@ -48,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 REFERENCE = "residual (bc + sac)"
 METHODS = {
-    REFERENCE: "residual/bc-objects-sac-seed*",
+    REFERENCE: "residual/shipped/bc-sac-seed*",
     "finetune-rl": "finetune/finetune-rl-seed*",
     "finetune-rl-ppo": "finetune/finetune-rl-ppo-seed*",
     "finetune-rl-bc": "finetune/finetune-rl-bc-seed*",
