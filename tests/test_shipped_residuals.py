@@ -4,6 +4,7 @@ Each one says what it was trained on (base, features, alpha, seed), loads throug
 loader, and corrects its base within alpha; ``bench run`` picks them up instead of training.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,8 @@ def test_a_shipped_residual_says_what_it_was_trained_on(path):
     config = load_config(algo)
     assert residual.features == config.features == "objects"
     assert residual.alpha == config.alpha, "shipped residual and shipped config disagree"
+    trained_with = json.loads(json.dumps(config.to_dict()))
+    assert residual.metadata["config"] == trained_with, f"{path.name} was not trained with {algo}.yaml"
     assert residual.metadata["train_steps"] <= 300_000
     assert (path / "policy.safetensors").stat().st_size < 1_000_000
 
