@@ -4,8 +4,11 @@
     python benchmarks/learning_curves.py --results RUNS --out curves.png \
         --curve "old default=objects-sac-300k-seed*" --curve "new default=sac-seed*"
     python benchmarks/learning_curves.py --out results/residual/recipe-pilots/p30/curves.png \
-        --curve "shipped sac=objects-sac-300k-seed*" \
+        --curve "previous sac=objects-sac-300k-seed*" \
         --curve "quiet exploration (p30)=shipped/scripted-sac-seed*"
+    python benchmarks/learning_curves.py --out results/residual/recipe-pilots/p30/curves-bc.png \
+        --curve "previous sac (bc)=bc-objects-sac-seed*" \
+        --curve "quiet exploration (bc)=shipped/bc-sac-seed*"
 
 Plots the ``progress.csv`` that ``bench train`` writes in each run folder (success of the
 deterministic residual on 20 fixed held-out ``mixed`` episodes every ``eval_every`` steps):
