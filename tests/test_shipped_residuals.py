@@ -46,8 +46,8 @@ def test_a_shipped_residual_says_what_it_was_trained_on(path):
     config = load_config(algo)
     assert residual.features == config.features == "objects"
     assert residual.alpha == config.alpha, "shipped residual and shipped config disagree"
-    trained_with = json.loads(json.dumps(config.to_dict()))
-    assert residual.metadata["config"] == trained_with, f"{path.name} was not trained with {algo}.yaml"
+    shipped_config = json.loads(json.dumps(config.to_dict()))  # as residual.json holds it
+    assert residual.metadata["config"] == shipped_config, f"{path.name} is not {algo}.yaml's"
     assert residual.metadata["train_steps"] <= 300_000
     assert (path / "policy.safetensors").stat().st_size < 1_000_000
 
