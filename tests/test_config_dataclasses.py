@@ -82,7 +82,8 @@ OLD_RESIDUAL = {
     "sac": {
         "name": "sac",
         "algo": "sac",
-        "description": "SAC residual, zero-initialised, base-only warm-up, progressive exploration",
+        "description": "SAC residual, zero-initialised, base-only warm-up, progressive and quiet "
+        "exploration",
         "features": "objects",
         "alpha": [0.3, 0.1, 0.3],
         "hyperparams": {
@@ -108,6 +109,7 @@ OLD_RESIDUAL = {
             "magnitude_penalty": 0.1,
             "rate_penalty": 0.0,
             "feature_noise": None,
+            "exploration_std": 0.05,
         },
         "train": {
             "steps": 300000,
@@ -377,7 +379,7 @@ def in_field_order(cls: type, values: dict) -> dict:
 
 def with_added_fields(old: dict) -> dict:
     """A residual config's dict from the old loader, with the fields added since."""
-    safeguards = in_field_order(SafeguardsConfig, {**old["safeguards"], **ADDED_SAFEGUARDS})
+    safeguards = in_field_order(SafeguardsConfig, {**ADDED_SAFEGUARDS, **old["safeguards"]})
     train = in_field_order(ResidualTrainingConfig, {**old["train"], **ADDED_RESIDUAL_TRAIN})
     return {**old, "safeguards": safeguards, "train": train, **ADDED_RESIDUAL_TOP}
 

@@ -75,13 +75,13 @@ def test_the_residual_env_of_v1_ends_too():
 
 
 def test_a_committed_v0_record_re_runs_in_v0():
-    (record, *_) = read_jsonl("results/scripted-sac/episodes.jsonl")
+    (record, *_) = read_jsonl("results/residual/nominal-plain/episodes.jsonl")
     assert record.env_id == "ResidualPickPlace-v0"
     assert task_of(record).env_id == "ResidualPickPlace-v0"
 
 
 def test_a_record_of_an_unknown_env_is_not_re_run():
-    (record, *_) = read_jsonl("results/scripted-sac/episodes.jsonl")
+    (record, *_) = read_jsonl("results/residual/nominal-plain/episodes.jsonl")
     record.env_id = "some_module:Evil-v0"
     with pytest.raises(ValueError, match="unknown env_id"):
         task_of(record)
