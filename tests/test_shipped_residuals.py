@@ -5,6 +5,7 @@ loader, and corrects its base within alpha; ``bench run`` picks them up instead 
 """
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ from residual_bench.residual.checkpoint import (
     SHIPPED_PREFIX,
     load_residual,
     residual_location,
+    shipped_name,
     shipped_residual,
+    trained_env_id,
 )
 from residual_bench.residual.config import load_config
 
@@ -40,9 +43,9 @@ def test_the_sac_residual_is_shipped_for_three_training_seeds(base):
 @pytest.mark.parametrize("path", shipped_dirs(), ids=lambda p: p.name)
 def test_a_shipped_residual_says_what_it_was_trained_on(path):
     residual = load_residual(path)
-    base, algo, seed = path.name.rsplit("-", 2)
-    assert (residual.base, residual.metadata["algo"]) == (base, algo)
-    assert f"seed{residual.train_seed}" == seed
+    algo = residual.metadata["algo"]
+    task = trained_env_id(residual.metadata)
+    assert path.name == shipped_name(residual.base, algo, residual.train_seed, task)
     config = load_config(algo)
     assert residual.features == config.features == "objects"
     assert residual.alpha == config.alpha, "shipped residual and shipped config disagree"
@@ -81,7 +84,14 @@ def test_records_name_a_shipped_residual_the_same_on_every_machine():
     assert record["residual"] == load_residual(ref).name
 
 
+def test_a_residual_of_another_task_is_shipped_under_the_task_s_scene_name():
+    assert shipped_name("scripted", "sac", 0, "ResidualPickPlace-v0") == "scripted-sac-seed0"
+    assert shipped_name("scripted", "sac", 0, "ResidualPickPlace-v1") == "scripted-sac-seed0"
+    assert shipped_name("scripted", "sac", 1, "ResidualStack-v0") == "stack-scripted-sac-seed1"
+    assert shipped_name("bc", "tqc", 2, "ResidualPush-v0") == "push-bc-tqc-seed2"
+
+
 @pytest.mark.parametrize("ref", ["shipped:", "shipped:../bc_base.pt", "shipped:a/b"])
 def test_a_malformed_shipped_reference_is_refused(ref):
-    with pytest.raises(ValueError, match="shipped:<base>-<algo>-seed<S>"):
+    with pytest.raises(ValueError, match=re.escape("shipped:[<scene>-]<base>-<algo>-seed<S>")):
         residual_location(ref)

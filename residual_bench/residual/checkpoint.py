@@ -45,6 +45,7 @@ from residual_bench.residual.weights import (
 )
 from residual_bench.run_directory import write_directory_atomically
 from residual_bench.spaces import MAX_ALPHA
+from residual_bench.tasks import task_entry
 
 FORMAT = "residual-bench-residual"
 SHIPPED_DIR = "data/residuals"
@@ -73,7 +74,7 @@ def save_residual(model: Any, out: str | Path, metadata: dict[str, Any]) -> Path
 
 
 SHIPPED_PREFIX = "shipped:"
-"""``shipped:<base>-<algo>-seed<S>`` names a residual shipped with the package."""
+"""``shipped:NAME`` names a residual shipped with the package (see :func:`shipped_name`)."""
 
 
 def residual_location(ref: str | Path) -> Path:
@@ -84,14 +85,22 @@ def residual_location(ref: str | Path) -> Path:
         name = text[len(SHIPPED_PREFIX) :]
         root = Path(str(resources.files("residual_bench").joinpath(SHIPPED_DIR)))
         if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise ValueError(f"{text!r}: expected {SHIPPED_PREFIX}<base>-<algo>-seed<S>")
+            raise ValueError(f"{text!r}: expected {SHIPPED_PREFIX}[<scene>-]<base>-<algo>-seed<S>")
         return root / name
     return Path(ref)
 
 
+def shipped_name(base: str, algo: str, seed: int, env_id: str = ENV_ID) -> str:
+    """The name the residual for this base, algorithm, seed and task is shipped under:
+    ``<base>-<algo>-seed<S>`` on pick-and-place, the names its records have always used, and
+    ``<scene>-<base>-<algo>-seed<S>`` on any other task (``stack-scripted-sac-seed0``)."""
+    name = f"{base}-{algo}-seed{seed}"
+    return name if same_task(env_id, ENV_ID) else f"{task_entry(env_id).task.scene}-{name}"
+
+
 def shipped_residual(base: str, algo: str, seed: int, env_id: str = ENV_ID) -> str | None:
     """The reference of the residual shipped for this base, algorithm, seed and task, if any."""
-    ref = f"{SHIPPED_PREFIX}{base}-{algo}-seed{seed}"
+    ref = SHIPPED_PREFIX + shipped_name(base, algo, seed, env_id)
     if not (residual_location(ref) / METADATA_FILE).is_file():
         return None
     return ref if same_task(trained_env_id(read_metadata(ref)), env_id) else None
