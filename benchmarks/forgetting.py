@@ -14,8 +14,9 @@ wordings evaluated here, into ``forgetting/bc-alone/``); "after" is, on the same
 
 - residual: ``bc`` + each shipped ``bc-sac-seed*`` residual (the base's weights are untouched
   by construction; the residual still acts everywhere);
-- finetune-rl / finetune-rl-ppo / finetune-rl-bc / finetune-dagger: the fine-tuned network
-  ``results/finetune/<method>-seed*/final.pt`` deployed as the base is (``--base bc:PATH``);
+- finetune-rl / finetune-rl-ppo / finetune-rl-bc / finetune-rl-bc-head / finetune-dagger: the
+  fine-tuned network ``results/finetune/<method>-seed*/final.pt`` deployed as the base is
+  (``--base bc:PATH``);
 - scratch: the from-scratch policy ``results/finetune/scratch-seed*/residual`` on the ``zero``
   base (it had no "before": its starting point does nothing).
 
@@ -59,6 +60,7 @@ METHODS = (
     "finetune-rl",
     "finetune-rl-ppo",
     "finetune-rl-bc",
+    "finetune-rl-bc-head",
     "finetune-dagger",
     "scratch",
 )

@@ -10,7 +10,8 @@ base, one directory per training seed:
   train --base bc --residual sac``)
 - finetune-rl: ``results/finetune/finetune-rl-seed*`` (``--residual finetune-rl``), its
   PPO variant ``finetune-rl-ppo-seed*`` (``--residual finetune-rl-ppo``) and its regularised
-  variant ``finetune-rl-bc-seed*`` (``--residual finetune-rl-bc``)
+  variant ``finetune-rl-bc-seed*`` (``--residual finetune-rl-bc``), the same on the frozen
+  encoder ``finetune-rl-bc-head-seed*`` (``--residual finetune-rl-bc-head``)
 - finetune-dagger: ``results/finetune/finetune-dagger-seed*`` (``--residual finetune-dagger``)
 - scratch: ``results/finetune/scratch-seed*`` (``--base zero --residual scratch``)
 
@@ -53,6 +54,7 @@ METHODS = {
     "finetune-rl": "finetune/finetune-rl-seed*",
     "finetune-rl-ppo": "finetune/finetune-rl-ppo-seed*",
     "finetune-rl-bc": "finetune/finetune-rl-bc-seed*",
+    "finetune-rl-bc-head": "finetune/finetune-rl-bc-head-seed*",
     "finetune-dagger": "finetune/finetune-dagger-seed*",
     "scratch": "finetune/scratch-seed*",
 }

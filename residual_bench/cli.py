@@ -64,7 +64,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<16} {load_config(name).description}")
     print("fine-tuning configs (baselines/, bench train --base bc --residual):")
     for name in finetune_names():
-        print(f"  {name:<16} {load_finetune_config(name).description}")
+        print(f"  {name:<19} {load_finetune_config(name).description}")
     print(f"residual feature modes (--features): {', '.join(FEATURE_MODES)}")
     return 0
 

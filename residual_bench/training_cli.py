@@ -164,7 +164,8 @@ def add_training_parsers(sub: Any) -> None:
         "--residual",
         default="sac",
         help="a residual config (sac, sac-gated, td3, ppo, tqc, crossq, scratch), a fine-tuning "
-        "config (finetune-dagger, finetune-rl, finetune-rl-bc, finetune-rl-ppo; --base bc), "
+        "config (finetune-dagger, finetune-rl, finetune-rl-bc, finetune-rl-bc-head, "
+        "finetune-rl-ppo; --base bc), "
         "or a YAML path; "
         "default sac (`bench list` describes each)",
     )

@@ -98,6 +98,10 @@ class FinetuneRLConfig(Section):
     """SAC's actor's own learning rate, or null for the hyperparams' one (sac only)."""
     freeze_encoder: bool = False
     """Train the actor's action head only, keeping the bc image encoder."""
+    frozen_features: bool = False
+    """Actor and critic read the bc encoder's output, frozen and computed once per decision:
+    the action head alone is fine-tuned, the critic is fresh heads on the same features, and
+    an update costs an MLP's pass instead of the image encoder's (sac only)."""
     bc_weight: float = non_negative(0.0)
     """TD3+BC's pull towards the base (sac only): every actor update adds
     ``bc_weight * mean|Q| * mean((mu(s) - a_base(s))^2)``, mu the actor's executed chunk and

@@ -50,6 +50,7 @@ from residual_bench.config_fields import TrainingConfig
 from residual_bench.finetune.chunked_env import ChunkedBCEnv
 from residual_bench.finetune.config import FinetuneRLConfig
 from residual_bench.finetune.dagger import evaluate_bc
+from residual_bench.finetune.frozen_features import FrozenEncoderFeatures
 from residual_bench.policies.bc.model import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -94,15 +95,24 @@ class BCEncoder(BaseFeaturesExtractor):
         return fused
 
 
-def policy_kwargs(checkpoint: str | Path, head_width: int) -> dict[str, Any]:
-    """SB3 ``policy_kwargs`` giving actor and critic the bc encoder and the head's layout."""
+def policy_kwargs(
+    checkpoint: str | Path, head_width: int, frozen_features: bool = False
+) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` giving actor and critic the bc encoder and the head's layout;
+    with ``frozen_features`` the observations are already the encoder's output
+    (:class:`~residual_bench.finetune.frozen_features.FrozenEncoderFeatures`)."""
+    layout = {
+        "net_arch": {"pi": [head_width, head_width], "qf": [256, 256], "vf": [256, 256]},
+        "activation_fn": nn.ReLU,
+    }
+    if frozen_features:
+        return layout
     return {
         "features_extractor_class": BCEncoder,
         "features_extractor_kwargs": {"checkpoint": str(checkpoint)},
         "normalize_images": False,  # BCEncoder scales the uint8 image itself
         "share_features_extractor": False,
-        "net_arch": {"pi": [head_width, head_width], "qf": [256, 256], "vf": [256, 256]},
-        "activation_fn": nn.ReLU,
+        **layout,
     }
 
 
@@ -181,7 +191,7 @@ class FinetuneSAC(CriticWarmupMixin, SAC):
 
 def build_finetune_agent(
     algo: str,
-    env: ChunkedBCEnv,
+    env: gym.Env,
     checkpoint: str | Path,
     hyperparams: dict[str, Any],
     initial_log_std: float,
@@ -191,6 +201,7 @@ def build_finetune_agent(
     actor_learning_rate: float | None = None,
     freeze_encoder: bool = False,
     bc_weight: float = 0.0,
+    frozen_features: bool = False,
 ) -> Any:
     """A SAC or PPO model whose actor is the bc network of ``checkpoint``.
 
@@ -199,19 +210,28 @@ def build_finetune_agent(
     actor's own; ``bc_weight`` (SAC only) pulls the actor towards its initial self (see
     :meth:`FinetuneSAC.bc_penalty`). With ``freeze_encoder`` the actor's copy of the bc
     encoder keeps its weights and RL trains the action head (and the exploration noise) alone.
+    With ``frozen_features`` (SAC only) ``env`` gives the frozen encoder's output
+    (:class:`~residual_bench.finetune.frozen_features.FrozenEncoderFeatures`): actor and
+    critic are heads on it and the encoder is the checkpoint's, unchanged.
     """
     head = build_model(load_bc_checkpoint(checkpoint)).head
     width = head[0].out_features
     common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
-    kwargs = {"policy_kwargs": policy_kwargs(checkpoint, width), **hyperparams, **common}
+    layout = policy_kwargs(checkpoint, width, frozen_features)
+    kwargs = {"policy_kwargs": layout, **hyperparams, **common}
     if critic_only_steps and algo != "sac":
         raise ValueError("critic_only_steps applies to SAC fine-tuning only, not to PPO")
     if actor_learning_rate is not None and algo != "sac":
         raise ValueError("actor_learning_rate applies to SAC fine-tuning only, not to PPO")
     if bc_weight and algo != "sac":
         raise ValueError("bc_weight applies to SAC fine-tuning only, not to PPO")
+    if frozen_features and algo != "sac":
+        raise ValueError("frozen_features applies to SAC fine-tuning only, not to PPO")
+    if frozen_features and freeze_encoder:
+        raise ValueError("frozen_features already keeps the encoder: drop freeze_encoder")
     if algo == "sac":
-        model = FinetuneSAC("MultiInputPolicy", env, **kwargs)
+        policy = "MlpPolicy" if frozen_features else "MultiInputPolicy"
+        model = FinetuneSAC(policy, env, **kwargs)
         model.critic_only_steps = int(critic_only_steps)
         model.actor_learning_rate = actor_learning_rate
         model.bc_weight = float(bc_weight)
@@ -241,7 +261,10 @@ def export_checkpoint(model: Any, init: str | Path, path: str | Path) -> Path:
     """Write the actor's weights as a bc checkpoint (the init's config and statistics)."""
     ckpt = load_bc_checkpoint(init)
     encoder, hidden, output = actor_layers(model)
-    state = {k: v.detach().clone() for k, v in encoder.net.state_dict().items()}
+    if isinstance(encoder, BCEncoder):
+        state = {k: v.detach().clone() for k, v in encoder.net.state_dict().items()}
+    else:  # frozen features: the encoder is the checkpoint's
+        state = {k: v.clone() for k, v in ckpt["model"].items() if not k.startswith("head.")}
     for index, layer in ((0, hidden[0]), (2, hidden[2]), (4, output)):
         state[f"head.{index}.weight"] = layer.weight.detach().clone()
         state[f"head.{index}.bias"] = layer.bias.detach().clone()
@@ -304,13 +327,16 @@ def finetune_rl(
         raise FileExistsError(f"{final} already exists: that fine-tuning run is finished")
     out.mkdir(parents=True, exist_ok=True)
     env = _make_env(init, suite, "train")
+    # The model sees the encoder's output with frozen_features; env counts the control steps.
+    seen = FrozenEncoderFeatures(env, load_bc_checkpoint(init)) if rl.frozen_features else env
     model = build_finetune_agent(
-        algo, Monitor(env), init, dict(rl.hyperparams), float(rl.initial_log_std), seed,
+        algo, Monitor(seen), init, dict(rl.hyperparams), float(rl.initial_log_std), seed,
         tensorboard_log=str(out / "tensorboard"),
         critic_only_steps=-(-critic_only_steps // env.chunk_len),  # decisions
         actor_learning_rate=rl.actor_learning_rate,
         freeze_encoder=rl.freeze_encoder,
         bc_weight=rl.bc_weight,
+        frozen_features=rl.frozen_features,
     )  # fmt: skip
     saved = out / "checkpoint"
     finish_interrupted_write(saved)
@@ -344,5 +370,5 @@ def finetune_rl(
                 bar.set_postfix(success=f"{rate:.0%}")
     finally:
         bar.close()
-        env.close()
+        seen.close()
     return export_checkpoint(model, init, final)
