@@ -54,6 +54,7 @@ from residual_bench.residual.features import (
     global_image,
     object_features,
     privileged_features,
+    segment_ids,
 )
 from residual_bench.spaces import MAX_ALPHA, PROPRIO_DIM
 
@@ -224,6 +225,8 @@ class ResidualEnv(BasePolicyWrapper):
         else:
             self.observation_space = vector
         self._sim = env.unwrapped
+        task = self._sim.task_class
+        self._segment_ids = segment_ids(task.segmentation_classes, task.goal_class)
         self._last_executed: np.ndarray | None = None
         self._succeeded = False
 
@@ -266,7 +269,8 @@ class ResidualEnv(BasePolicyWrapper):
         if self.features in MASK_FEATURE_MODES:
             oriented = self.features == "oriented-objects"
             pose = self._sim.camera.pose
-            parts.append(object_features(obs, pose, self.feature_noise, self._rng, oriented))
+            noise, ids = self.feature_noise, self._segment_ids
+            parts.append(object_features(obs, pose, noise, self._rng, oriented, ids))
         elif self.features == "privileged":
             parts.append(privileged_features(self._sim))
         if self.base_plan_steps:

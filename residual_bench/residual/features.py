@@ -1,7 +1,8 @@
 """What a residual sees besides proprioception and the base's action (``--features``).
 
-- ``objects`` (default): the instructed object and the plate, found in the camera's
-  segmentation mask and lifted to 3D with the depth image and the camera's calibration:
+- ``objects`` (default): the instructed object and where it must go (the plate; on other
+  tasks the support, the fixture or the goal circle: the task's ``goal_class``), found in the
+  camera's segmentation mask and lifted to 3D with the depth image and the camera's calibration:
   centroid relative to the gripper, extent, how much of it is visible, and the object's
   offset from the plate. This is what a real robot has (a segmenter and a depth camera); it
   never reads simulator state. Training adds pose noise and drops the detection now and then,
@@ -32,7 +33,7 @@ from residual_bench.sim.camera import CameraPose, pixel_rays
 FEATURE_MODES = ("objects", "oriented-objects", "privileged", "global", "proprio")
 #: The modes that read the segmentation mask and the depth image.
 MASK_FEATURE_MODES = ("objects", "oriented-objects")
-TARGET_ID, PLATE_ID = 4, 3  # segmentation ids (pick_place.SEGMENTATION_CLASSES)
+TARGET_ID, PLATE_ID = 4, 3  # pick-and-place's segmentation ids (segment_ids gives any task's)
 FEATURE_DIMS = {"objects": 15, "oriented-objects": 18, "privileged": 12, "global": 0, "proprio": 0}
 #: Feature units. Positions come in units of 5 cm and velocities of 0.5 m/s, so the inputs
 #: the residual's networks see are of order one: in metres, the centimetre offsets a grasp
@@ -164,12 +165,29 @@ def _principal_axes(xy: np.ndarray) -> tuple[float, float, np.ndarray]:
     return float(variances[0]), float(variances[1]), axes[:, 0]
 
 
+def segment_ids(classes: tuple[str, ...], goal_class: str | None) -> tuple[int, int | None]:
+    """The segmentation ids of the target and of the goal body (``None`` for a task without
+    one) among a task's ``classes``.
+
+    Raises:
+        ValueError: ``classes`` lacks ``"target"`` or ``goal_class``.
+    """
+    missing = [name for name in ("target", goal_class) if name is not None and name not in classes]
+    if missing:
+        raise ValueError(
+            f"segmentation classes {classes} have no {missing}: the objects features need "
+            "the target and the goal body"
+        )
+    return classes.index("target"), None if goal_class is None else classes.index(goal_class)
+
+
 def object_features(
     obs: dict[str, np.ndarray],
     pose: CameraPose,
     noise: ObjectFeatureNoise | None = None,
     rng: np.random.Generator | None = None,
     oriented: bool = False,
+    ids: tuple[int, int | None] = (TARGET_ID, PLATE_ID),
 ) -> np.ndarray:
     """The 15-D ``objects`` features from an ``rgbd+seg`` observation, or with ``oriented``
     the 18-D ``oriented-objects`` ones.
@@ -177,14 +195,17 @@ def object_features(
     Layout: target centroid - gripper (3), target extent (3), target visible fraction x 100
     (1), target seen (1), plate centroid - gripper (3), plate seen (1), target - plate (3);
     positions and extents in units of ``POSITION_UNIT_M``. ``oriented`` appends
-    :func:`target_axis_features` (3), zero while the detection is dropped.
+    :func:`target_axis_features` (3), zero while the detection is dropped. ``ids`` are the
+    target's and the goal body's segmentation ids (:func:`segment_ids`; pick-and-place's by
+    default), "plate" above meaning the goal body.
     """
     seg = obs["segmentation"][..., 0]
     points = _scene_points(obs, pose)
     tcp = np.asarray(obs["proprio"][9:12], dtype=float)
-    target_mask = seg == TARGET_ID
+    target_mask = seg == ids[0]
     target, extent, fraction = _mask_points(points, target_mask)
-    plate, _, plate_fraction = _mask_points(points, seg == PLATE_ID)
+    goal_mask = seg == ids[1] if ids[1] is not None else np.zeros_like(target_mask)
+    plate, _, plate_fraction = _mask_points(points, goal_mask)
     seen, plate_seen = float(fraction > 0), float(plate_fraction > 0)
     if noise is not None and rng is not None:
         target = target + rng.normal(0.0, noise.position_std_m, 3) * seen

@@ -88,6 +88,7 @@ class InsertTask(Task):
     # (results/expert/tasks.md).
     base_error_scale = 0.1
     segmentation_classes = SEGMENTATION_CLASSES
+    goal_class = "fixture"
     scene_bounds = {
         "task.peg_side": (0.01, 0.05),  # m: held across by an 8 cm gripper, by its faces
         "task.peg_height": (0.06, 0.12),  # m: taller than the hole is deep plus the fingers

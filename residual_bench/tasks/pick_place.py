@@ -86,6 +86,7 @@ class PickPlaceTask(Task):
     phases = ("approach", "grasp", "transport", "done")
     suites = ("nominal", "poke", "slide", "drop", "latency", "mixed")
     segmentation_classes = SEGMENTATION_CLASSES
+    goal_class = "plate"
 
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:
         super().__init__(world, robot, spec, objects)

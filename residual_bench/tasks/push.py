@@ -85,6 +85,7 @@ class PushTask(Task):
     # Nothing is held, and no pick-and-place suite fits its phases: suites of its own.
     suites = ("nominal", "push-poke", "push-slide", "push-latency", "push-mixed")
     segmentation_classes = SEGMENTATION_CLASSES
+    goal_class = "goal"
     scene_bounds = {
         "task.goal_distance": (0.02, 0.4),  # m: within the table's useful part
         "task.max_speed": (0.001, 0.5),  # m/s

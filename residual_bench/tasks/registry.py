@@ -44,6 +44,11 @@ def register_task(
             raise ValueError(
                 f"{task.__name__}.base_error_scale must be a number in (0, 10), got {scale!r}"
             )
+        if task.goal_class is not None and task.goal_class not in task.segmentation_classes:
+            raise ValueError(
+                f"{task.__name__}.goal_class {task.goal_class!r} is none of its "
+                f"segmentation_classes {task.segmentation_classes}"
+            )
         for name, kwargs in ((env_id, {}), *(previous or {}).items()):
             if name in _TASKS:
                 raise ValueError(f"task id {name!r} is already registered")

@@ -101,6 +101,7 @@ class StackTask(PickPlaceTask):
     # two thirds (results/expert/tasks.md).
     base_error_scale = 0.5
     segmentation_classes = SEGMENTATION_CLASSES
+    goal_class = "support"
 
     def __init__(self, world: PyBulletWorld, robot: Panda, spec: dict, objects: str) -> None:
         # Not pick-and-place's scene (no plate): the table only.

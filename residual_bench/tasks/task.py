@@ -78,6 +78,10 @@ class Task(ABC):
     segmentation_classes: ClassVar[tuple[str, ...]]
     """Segmentation id -> what it marks; the layout of the ``objects`` observation follows
     the object ids (target first)."""
+    goal_class: ClassVar[str | None] = None
+    """The segmentation class of where the target must go (the plate, the support, the
+    fixture, the goal circle): the second body of the residual's ``objects`` features.
+    ``None``: the task has no goal body, and those features always read it as unseen."""
     max_objects: ClassVar[int] = 3
     """Rows of the ``objects`` observation."""
     suites: ClassVar[tuple[str, ...]] = ("nominal",)
