@@ -13,6 +13,7 @@ from residual_bench.env_spec import SpecError
 from residual_bench.perturb import load_suite, suite_names
 from residual_bench.perturb.suite import check_suite_applies, suite_applies
 from residual_bench.protocol import STANDARD_SUITES
+from residual_bench.residual.train import task_training_suite
 from residual_bench.sim.objects import objects_in_split
 from residual_bench.tasks import SceneObject, Task, task_entry, task_ids
 from residual_bench.tasks.pick_place import PickPlaceTask
@@ -161,3 +162,12 @@ def test_a_push_suite_draws_the_pick_and_place_magnitudes_while_reaching_or_push
 def test_a_task_that_leaves_its_kinds_out_takes_every_kind():
     assert Task.perturbation_kinds is None
     check_suite_applies(load_suite("mixed-hard"), "any", ("approach", "grasp", "transport", "done"))
+
+
+def test_a_residual_config_trains_on_the_tasks_own_mixed_suite_where_mixed_does_not_fit():
+    assert task_training_suite("mixed", "ResidualPickPlace-v1") == "mixed"
+    assert task_training_suite("mixed", "ResidualStack-v0") == "mixed"
+    assert task_training_suite("mixed", "ResidualPush-v0") == "push-mixed"
+    assert task_training_suite("push-slide", "ResidualPush-v0") == "push-slide"
+    with pytest.raises(ValueError, match="'drop' does not fit ResidualPush-v0; give one of"):
+        task_training_suite("drop", "ResidualPush-v0")

@@ -34,7 +34,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
-from residual_bench.perturb.suite import load_suite, suite_names
+from residual_bench.perturb.suite import load_suite, suite_applies, suite_names
 from residual_bench.policies.registry import get_base
 from residual_bench.provenance import package_versions
 from residual_bench.registration import ENV_ID, same_task
@@ -100,6 +100,26 @@ def _check_resumable(checkpoint: Path, n_envs: int, task: str) -> None:
         )
 
 
+def task_training_suite(configured: str, env_id: str) -> str:
+    """The suite a config's ``train.suite`` means on task ``env_id``: itself where it fits the
+    task; where the shipped ``mixed`` does not (push takes no drop and has no grasp phase),
+    the task's own mixed suite, the last of its ``Task.suites`` (``push-mixed``).
+
+    Raises:
+        ValueError: any other configured suite that does not fit the task, naming the ones
+            that do.
+    """
+    task = task_entry(env_id).task
+    if suite_applies(load_suite(configured), task.phases, task.perturbation_kinds):
+        return configured
+    if configured == "mixed":
+        return task.suites[-1]
+    raise ValueError(
+        f"the config's training suite {configured!r} does not fit {env_id}; give one of "
+        f"{', '.join(task.suites)} with --suite"
+    )
+
+
 def train_residual(
     base: str,
     residual: str | ResidualConfig = "sac",
@@ -155,7 +175,7 @@ def train_residual(
     if n_envs < 1:
         raise ValueError(f"n_envs must be at least 1, got {n_envs}")
     steps = int(steps if steps is not None else train.steps)
-    suite = suite or train.suite
+    suite = suite or task_training_suite(train.suite, task)
     eval_every = int(eval_every if eval_every is not None else train.eval_every)
     eval_episodes = int(eval_episodes if eval_episodes is not None else train.eval_episodes)
     chunk = max(1, min(int(train.checkpoint_every), eval_every or steps))
