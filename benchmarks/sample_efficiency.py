@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from residual_bench.eval.plots import plot_learning_curves
-from residual_bench.eval.sample_efficiency import compare_to_reference
+from residual_bench.eval.sample_efficiency import compare_to_reference, steps_to_reach
 from residual_bench.sweep.collect import training_runs
 from residual_bench.training.learning_curve import read_progress
 
@@ -58,6 +58,9 @@ METHODS = {
     "finetune-dagger": "finetune/finetune-dagger-seed*",
     "scratch": "finetune/scratch-seed*",
 }
+SHORT_RUNS = {"finetune-dagger, 60k runs": "finetune/dagger-60k-seed*"}
+"""Runs stopped short of the budget on purpose: no final success to compare, but the steps at
+which they reach the target are exact where they do."""
 
 
 def collect(runs: dict[str, Path], results: Path, budget: int) -> None:
@@ -99,6 +102,29 @@ def _saving(entry: dict, method: str) -> str:
 
 def _training(runs: dict[str, int]) -> str:
     return ", ".join(f"{name}: {steps / 1000:.0f}k so far" for name, steps in runs.items())
+
+
+def short_runs(target: float, window: int) -> dict[str, dict]:
+    """Steps to ``target`` of each of :data:`SHORT_RUNS`' seeds (None: not within its run)."""
+    out = {}
+    for method, pattern in SHORT_RUNS.items():
+        frames = [read_progress(run / "progress.csv") for run in sorted(RESULTS.glob(pattern))]
+        if frames:
+            reach = steps_to_reach(frames, target, window)
+            out[method] = {"per_seed": list(reach.per_seed), "covered": list(reach.covered)}
+    return out
+
+
+def short_runs_markdown(short: dict[str, dict]) -> str:
+    """The lines for :func:`short_runs`' results, after the main table."""
+    lines = ["", "Runs stopped short of the budget on purpose (steps to the same target):", ""]
+    for method, entry in short.items():
+        per_seed = ", ".join(
+            f"{s / 1000:.0f}k" if s is not None else f"not within {c / 1000:.0f}k"
+            for s, c in zip(entry["per_seed"], entry["covered"], strict=True)
+        )
+        lines.append(f"- {method}: {per_seed}")
+    return "\n".join(lines) + "\n" if short else ""
 
 
 def table_markdown(
@@ -182,11 +208,11 @@ def main() -> None:
         dashed=[label for label, _ in still],
     )
     settings = {"fraction": args.fraction, "window": args.window, "budget": args.budget}
-    (args.out / "sample_efficiency.json").write_text(
-        json.dumps({"settings": settings, "methods": results, "training": training}, indent=2)
-        + "\n"
-    )
+    short = short_runs(target, args.window)
+    record = {"settings": settings, "methods": results, "training": training, "short": short}
+    (args.out / "sample_efficiency.json").write_text(json.dumps(record, indent=2) + "\n")
     table = table_markdown(results, training, args.fraction, args.budget)
+    table += short_runs_markdown(short)
     (args.out / "sample_efficiency.md").write_text(table)
     print(table)
 
