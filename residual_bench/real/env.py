@@ -43,7 +43,7 @@ from residual_bench.real.safety import SafetyLayer, SafetyLimits, check_reset_jo
 from residual_bench.real.twin import TwinCamera, TwinDriver
 from residual_bench.sim.panda import HOME_JOINTS
 from residual_bench.spaces import PROPRIO_DIM, camera_spaces, validate_action
-from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES
+from residual_bench.tasks.pick_place import SEGMENTATION_CLASSES, PickPlaceTask
 
 REAL_OBS_MODES = ("rgb", "rgbd", "rgb+seg", "rgbd+seg")
 DRIVERS = ("twin", "franky", "panda-py")
@@ -90,6 +90,9 @@ class PandaRealEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    task_class = PickPlaceTask
+    """The task the real robot runs: its segmentation classes (the segmenter's ids) and goal
+    body are what a residual's ``objects`` features read, as in simulation."""
 
     def __init__(
         self,
