@@ -276,6 +276,7 @@ OLD_FINETUNE = {
             "critic_only_steps": 20000,
             "actor_learning_rate": None,
             "freeze_encoder": False,
+            "frozen_features": False,
             "bc_weight": 0.0,
             "hyperparams": {
                 "learning_rate": 0.0001,
@@ -309,6 +310,7 @@ OLD_FINETUNE = {
             "critic_only_steps": 0,
             "actor_learning_rate": None,
             "freeze_encoder": False,
+            "frozen_features": False,
             "bc_weight": 0.0,
             "hyperparams": {
                 "learning_rate": 0.0001,
@@ -362,7 +364,9 @@ OLD_DAGGER_DEFAULTS = {
 OLD_DAGGER_TRAIN_DEFAULTS = {"steps": None, "eval_suite": "mixed", "eval_episodes": 20}
 OLD_RL_DEFAULTS = {
     "algo": "sac", "initial_log_std": -2.0, "critic_only_steps": 0,
-    "actor_learning_rate": None, "freeze_encoder": False, "bc_weight": 0.0, "hyperparams": {},
+    "actor_learning_rate": None, "freeze_encoder": False, "frozen_features": False,
+    "bc_weight": 0.0,
+    "hyperparams": {},
 }  # fmt: skip
 
 
